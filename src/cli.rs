@@ -1,0 +1,339 @@
+//! Command-line parsing (clap stays in this module) and wiring to the library.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use flagramp::engine::ManualOp;
+use flagramp::exit;
+use flagramp::record::DecisionRecord;
+use flagramp::runner::{Mode, Runner};
+use flagramp::schema::{self, SchemaKind};
+use flagramp::secrets::Secrets;
+use flagramp::spec::{self, RolloutSpec, SpecErrors, DEFAULT_SPEC_DIR};
+use flagramp::state::{LocalStateStore, StateStore};
+use flagramp::render;
+
+/// Roll a feature flag out in stages (10% → 50% → 100%), only while its metrics stay healthy.
+///
+/// Specs are YAML files (default: every *.yml/*.yaml under .github/rollouts). Exit codes: 0 every
+/// rollout decided (hold, drift and rollback included); 1 an invalid spec or a rollout that ended
+/// in error; 2 a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "flagramp", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Directory of local state files (one JSON file per rollout).
+    #[arg(long, global = true, env = "FLAGRAMP_STATE_DIR", default_value = ".flagramp/state", value_name = "DIR")]
+    state_dir: PathBuf,
+    /// Evaluate as if it were this time (RFC 3339, e.g. 2026-11-24T10:00:00Z) instead of now.
+    #[arg(long, global = true, value_name = "RFC3339")]
+    now: Option<String>,
+    /// Output format: text or json (for `schema`: spec, decision or status).
+    #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
+    output: String,
+    /// Who is acting, recorded with manual commands [default: $GITHUB_ACTOR, $USER].
+    #[arg(long, global = true, env = "FLAGRAMP_ACTOR", value_name = "NAME")]
+    actor: Option<String>,
+}
+
+/// `[NAME] [PATH]…`: NAME picks one rollout; PATHs are spec files or directories.
+#[derive(Debug, Args)]
+struct Targets {
+    /// A rollout name, then spec files or directories (default: .github/rollouts).
+    #[arg(value_name = "NAME|PATH")]
+    args: Vec<String>,
+}
+
+/// `NAME [PATH]…` for commands that act on one rollout.
+#[derive(Debug, Args)]
+struct Named {
+    /// The rollout to act on.
+    name: String,
+    /// Spec files or directories (default: .github/rollouts).
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Why, recorded in the rollout's history.
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Decide and print, but change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check specs and report every problem as file:line:col.
+    Validate(Targets),
+    /// Decide what the next run would do; change nothing.
+    Plan(Targets),
+    /// Decide and act: start, advance, hold, roll back or complete each rollout.
+    Run(Targets),
+    /// Show each rollout's stages, position and recent history.
+    Status(Targets),
+    /// Move one stage up now, ignoring bake and window; checks must pass unless --force.
+    Advance {
+        #[command(flatten)]
+        named: Named,
+        /// Advance even when a check does not pass.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move one stage down now (from the first stage: off) and lock against advancing.
+    Rollback(Named),
+    /// Stop advancing (rollbacks stay armed).
+    Pause(Named),
+    /// Restart advancing; adopts a value a person set on the flag.
+    Resume(Named),
+    /// Print a JSON Schema: --output spec, decision or status.
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// A usage error (exit 2), as opposed to a failure of the work itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::DECIDED });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FLAGRAMP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flagramp: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            if let Some(spec_errors) = err.downcast_ref::<SpecErrors>() {
+                eprintln!("{spec_errors}");
+                return ExitCode::from(exit::INVALID);
+            }
+            eprintln!("flagramp: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::INVALID)
+            }
+        }
+    }
+}
+
+fn parse_now(now: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
+    match now {
+        None => Ok(Utc::now()),
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| usage(format!("--now `{text}` is not an RFC 3339 time ({e}); write e.g. 2026-11-24T10:00:00Z"))),
+    }
+}
+
+fn looks_like_path(arg: &str) -> bool {
+    arg.contains('/') || arg.ends_with(".yml") || arg.ends_with(".yaml") || Path::new(arg).exists()
+}
+
+/// Splits `[NAME] [PATH]…`.
+fn split_targets(args: &[String]) -> (Option<String>, Vec<PathBuf>) {
+    match args.split_first() {
+        Some((first, rest)) if !looks_like_path(first) => (Some(first.clone()), rest.iter().map(PathBuf::from).collect()),
+        _ => (None, args.iter().map(PathBuf::from).collect()),
+    }
+}
+
+fn load_specs(paths: Vec<PathBuf>) -> anyhow::Result<Vec<RolloutSpec>> {
+    let paths = if paths.is_empty() { vec![PathBuf::from(DEFAULT_SPEC_DIR)] } else { paths };
+    for p in &paths {
+        if !p.exists() {
+            return Err(usage(format!(
+                "spec path {} does not exist: pass spec files or directories (the default is {DEFAULT_SPEC_DIR})",
+                p.display()
+            )));
+        }
+    }
+    let files = spec::discover(&paths)?;
+    if files.is_empty() {
+        return Err(usage(format!(
+            "no rollout specs (*.yml, *.yaml) found in {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(spec::load_all(&files)?)
+}
+
+fn select(specs: Vec<RolloutSpec>, name: Option<&str>) -> anyhow::Result<Vec<RolloutSpec>> {
+    let Some(name) = name else { return Ok(specs) };
+    if specs.iter().any(|s| s.name == name) {
+        return Ok(specs.into_iter().filter(|s| s.name == name).collect());
+    }
+    let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    Err(usage(format!("unknown rollout `{name}`; rollouts in these specs: {}", known.join(", "))))
+}
+
+fn format_of(output: &str) -> anyhow::Result<Format> {
+    match output {
+        "text" => Ok(Format::Text),
+        "json" => Ok(Format::Json),
+        other => Err(usage(format!("--output `{other}` is not a format: use text or json"))),
+    }
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        // A closed pipe (`flagramp status | head`) is not a failure of the work.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+fn print_decisions(records: &[DecisionRecord], format: Format) -> anyhow::Result<ExitCode> {
+    match format {
+        Format::Json => print(&(serde_json::to_string_pretty(records)? + "\n"))?,
+        Format::Text => print(&render::decisions(records))?,
+    }
+    Ok(exit::for_decisions(records))
+}
+
+fn default_actor() -> String {
+    ["GITHUB_ACTOR", "USER"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    let now = parse_now(global.now.as_deref())?;
+    let repo_root = std::env::current_dir().context("cannot read the current directory")?;
+    let runner = |store: Box<dyn StateStore>, actor: String| Runner { store, repo_root: repo_root.clone(), now, actor, secrets: Secrets::new() };
+
+    match cli.command {
+        Command::Schema => {
+            let kind = match global.output.as_str() {
+                "spec" | "text" => SchemaKind::Spec,
+                "decision" => SchemaKind::Decision,
+                "status" => SchemaKind::Status,
+                other => return Err(usage(format!("schema --output `{other}`: use spec, decision or status"))),
+            };
+            print(&(schema::render(kind) + "\n"))?;
+            Ok(ExitCode::from(exit::DECIDED))
+        }
+        Command::Validate(targets) => {
+            let format = format_of(&global.output)?;
+            let (name, paths) = split_targets(&targets.args);
+            match load_specs(paths).and_then(|s| select(s, name.as_deref())) {
+                Ok(specs) => {
+                    match format {
+                        Format::Json => {
+                            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                            print(&(serde_json::to_string_pretty(&serde_json::json!({ "valid": true, "rollouts": names, "problems": [] }))? + "\n"))?
+                        }
+                        Format::Text => {
+                            let mut out = String::new();
+                            for s in &specs {
+                                let stages: Vec<String> = s.stages.iter().map(|st| format!("{} ({})", st.percent, st.bake)).collect();
+                                out += &format!("ok {} ({}): flag {} via {}, stages {}, {} check{}\n", s.name, s.file.display(), s.flag.key, s.flag.provider.name(), stages.join(" → "), s.checks.len(), if s.checks.len() == 1 { "" } else { "s" });
+                            }
+                            print(&out)?
+                        }
+                    }
+                    Ok(ExitCode::from(exit::DECIDED))
+                }
+                Err(err) => match (format, err.downcast_ref::<SpecErrors>()) {
+                    (Format::Json, Some(spec_errors)) => {
+                        print(&(serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "rollouts": [], "problems": spec_errors.diagnostics }))? + "\n"))?;
+                        eprintln!("{spec_errors}");
+                        Ok(ExitCode::from(exit::INVALID))
+                    }
+                    _ => Err(err),
+                },
+            }
+        }
+        Command::Plan(targets) => {
+            let format = format_of(&global.output)?;
+            let (name, paths) = split_targets(&targets.args);
+            let specs = select(load_specs(paths)?, name.as_deref())?;
+            let r = runner(Box::new(LocalStateStore::read_only(&global.state_dir)), "flagramp".into());
+            print_decisions(&r.decide_all(&specs, &Mode::Plan).await, format)
+        }
+        Command::Run(targets) => {
+            let format = format_of(&global.output)?;
+            let (name, paths) = split_targets(&targets.args);
+            let specs = select(load_specs(paths)?, name.as_deref())?;
+            let store = LocalStateStore::for_writing(&global.state_dir)?;
+            let r = runner(Box::new(store), "flagramp".into());
+            print_decisions(&r.decide_all(&specs, &Mode::Run).await, format)
+        }
+        Command::Status(targets) => {
+            let format = format_of(&global.output)?;
+            let (name, paths) = split_targets(&targets.args);
+            let specs = select(load_specs(paths)?, name.as_deref())?;
+            let r = runner(Box::new(LocalStateStore::read_only(&global.state_dir)), "flagramp".into());
+            let statuses = r.status(&specs, name.is_none()).await?;
+            match format {
+                Format::Json => print(&(serde_json::to_string_pretty(&statuses)? + "\n"))?,
+                Format::Text => print(&render::statuses(&statuses))?,
+            }
+            Ok(ExitCode::from(exit::DECIDED))
+        }
+        Command::Advance { named, force } => manual(&global, named, ManualOp::Advance { force }, &runner).await,
+        Command::Rollback(named) => manual(&global, named, ManualOp::Rollback, &runner).await,
+        Command::Pause(named) => manual(&global, named, ManualOp::Pause, &runner).await,
+        Command::Resume(named) => manual(&global, named, ManualOp::Resume, &runner).await,
+    }
+}
+
+async fn manual(
+    global: &Global,
+    named: Named,
+    op: ManualOp,
+    runner: &impl Fn(Box<dyn StateStore>, String) -> Runner,
+) -> anyhow::Result<ExitCode> {
+    let format = format_of(&global.output)?;
+    let specs = select(load_specs(named.paths)?, Some(&named.name))?;
+    if named.name.trim().is_empty() {
+        bail!(usage("a rollout name is required"));
+    }
+    let actor = global.actor.clone().unwrap_or_else(default_actor);
+    let store: Box<dyn StateStore> = if named.dry_run {
+        Box::new(LocalStateStore::read_only(&global.state_dir))
+    } else {
+        Box::new(LocalStateStore::for_writing(&global.state_dir)?)
+    };
+    let r = runner(store, actor);
+    let mode = Mode::Manual { op, reason: named.reason, dry_run: named.dry_run };
+    print_decisions(&r.decide_all(&specs, &mode).await, format)
+}

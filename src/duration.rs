@@ -1,0 +1,120 @@
+//! Spec durations such as `0s`, `90s`, `1h30m` and `2d`.
+
+use std::fmt;
+
+/// A whole number of seconds, parsed from one or more `<number><unit>` parts (`s m h d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct SpecDuration {
+    seconds: u64,
+}
+
+impl SpecDuration {
+    /// A duration of `seconds`.
+    pub const fn from_secs(seconds: u64) -> Self {
+        SpecDuration { seconds }
+    }
+
+    /// Whole seconds.
+    pub fn as_secs(self) -> u64 {
+        self.seconds
+    }
+
+    /// As a chrono duration, for arithmetic on timestamps.
+    pub fn to_chrono(self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX / 1000))
+    }
+
+    /// As a std duration, for timeouts.
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds)
+    }
+
+    /// Parses `1h30m`-style text; the message says what is wrong and shows valid forms.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty duration: write it as <number><unit>, e.g. 90s, 10m, 1h30m, 2d".into());
+        }
+        let mut seconds: u64 = 0;
+        let mut digits = String::new();
+        for ch in text.chars() {
+            if ch.is_ascii_digit() {
+                digits.push(ch);
+                continue;
+            }
+            let unit = match ch {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86_400,
+                _ => {
+                    return Err(format!(
+                        "`{text}` is not a duration: unknown unit `{ch}` (use s, m, h or d, e.g. 90s, 1h30m)"
+                    ))
+                }
+            };
+            if digits.is_empty() {
+                return Err(format!(
+                    "`{text}` is not a duration: a number must come before `{ch}` (e.g. 90s, 1h30m)"
+                ));
+            }
+            let n: u64 = digits
+                .parse()
+                .map_err(|_| format!("`{text}` is too large a duration"))?;
+            seconds = n
+                .checked_mul(unit)
+                .and_then(|part| seconds.checked_add(part))
+                .ok_or_else(|| format!("`{text}` is too large a duration"))?;
+            digits.clear();
+        }
+        if !digits.is_empty() {
+            return Err(format!(
+                "`{text}` is not a duration: `{digits}` has no unit (write {digits}s, {digits}m, {digits}h or {digits}d)"
+            ));
+        }
+        Ok(SpecDuration { seconds })
+    }
+}
+
+impl fmt::Display for SpecDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.seconds == 0 {
+            return write!(f, "0s");
+        }
+        let mut rest = self.seconds;
+        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+            if rest >= size {
+                write!(f, "{}{unit}", rest / size)?;
+                rest %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_compound_durations() {
+        assert_eq!(SpecDuration::parse("0s").unwrap().as_secs(), 0);
+        assert_eq!(SpecDuration::parse("90s").unwrap().as_secs(), 90);
+        assert_eq!(SpecDuration::parse("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(SpecDuration::parse("2d").unwrap().as_secs(), 172_800);
+    }
+
+    #[test]
+    fn rejects_malformed_durations() {
+        for bad in ["", "10", "h", "1x", "1.5h", "-1h", "99999999999999999999d"] {
+            assert!(SpecDuration::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn displays_compactly() {
+        assert_eq!(SpecDuration::from_secs(5400).to_string(), "1h30m");
+        assert_eq!(SpecDuration::from_secs(90).to_string(), "1m30s");
+        assert_eq!(SpecDuration::from_secs(0).to_string(), "0s");
+    }
+}

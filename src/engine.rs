@@ -1,0 +1,568 @@
+//! The decision engine (DESIGN.md §3): a pure function of spec, state, flag reading, check
+//! results and `now`. No I/O, no clock: the runner gathers the inputs and carries out the result.
+//!
+//! Position is derived from the flag's real percentage, not from a stored stage index, so a
+//! spec whose stages change mid-rollout, or a value adopted from a person, needs no migration:
+//! the current stage is the highest stage at or below the current percentage.
+
+use chrono::{DateTime, Utc};
+
+use crate::check::{sig4, Measurement, Verdict};
+use crate::percent::Percent;
+use crate::record::{CheckRecord, DecisionKind, DecisionRecord};
+use crate::spec::{CheckSpec, NoDataPolicy, RollbackPolicy, RolloutSpec};
+use crate::state::{DriftNote, FlagValue, RolloutState};
+
+/// Everything one evaluation of one rollout depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The validated spec.
+    pub spec: &'a RolloutSpec,
+    /// Stored state; `None` when the rollout has none yet.
+    pub state: Option<&'a RolloutState>,
+    /// The flag as the provider reports it, or why it could not be read.
+    pub flag: Result<FlagValue, &'a str>,
+    /// The evaluation time.
+    pub now: DateTime<Utc>,
+    /// Who is deciding: `flagramp` for scheduled runs, a person for manual commands.
+    pub actor: &'a str,
+}
+
+/// A manual command (DESIGN.md §3, "Manual commands").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManualOp {
+    /// One stage up now, ignoring bake and window; checks must pass unless `force`.
+    Advance {
+        /// Advance even when a check does not pass.
+        force: bool,
+    },
+    /// One stage down (from the first stage: off), and lock.
+    Rollback,
+    /// Stop advancing.
+    Pause,
+    /// Restart advancing; adopts a value a person set.
+    Resume,
+}
+
+/// The outcome of one call to [`evaluate`] or [`evaluate_manual`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The decision depends on the checks: query them and call again with their results.
+    NeedsChecks,
+    /// The decision.
+    Decided(Evaluation),
+}
+
+/// A decision and what carrying it out means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The decision record, with its evidence.
+    pub record: DecisionRecord,
+    /// The state to save; `None` when nothing changed.
+    pub state: Option<RolloutState>,
+    /// The value to set the flag to; `None` leaves the flag alone.
+    pub flag_change: Option<FlagValue>,
+}
+
+/// Applies each check's condition to what its source measured.
+pub fn check_records(checks: &[CheckSpec], measurements: &[Measurement]) -> Vec<CheckRecord> {
+    checks
+        .iter()
+        .zip(measurements)
+        .map(|(check, measurement)| {
+            let (value, verdict, detail) = match measurement {
+                Measurement::Value(v) => (Some(*v), if check.pass.holds(*v) { Verdict::Pass } else { Verdict::Fail }, None),
+                Measurement::NoData(why) => (None, Verdict::NoData, Some(why.clone())),
+                Measurement::Error(why) => (None, Verdict::Error, Some(why.clone())),
+            };
+            CheckRecord {
+                name: check.name.clone(),
+                query: check.probe.describe(),
+                value,
+                condition: check.pass.to_string(),
+                verdict,
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// Finishes or abandons a change claimed by a run that stopped before recording it (rule 1).
+///
+/// Returns the state to save, or `None` when there was no pending transition.
+pub fn resolve_pending(state: &RolloutState, found: FlagValue) -> Option<RolloutState> {
+    let pending = state.pending.as_ref()?;
+    if found == pending.to {
+        let mut finished = (*pending.then).clone();
+        finished.pending = None;
+        return Some(finished);
+    }
+    // At the origin the change never happened; anywhere else a person moved the flag, which
+    // the drift rule reports against the value flagramp really set.
+    let mut abandoned = state.clone();
+    abandoned.pending = None;
+    Some(abandoned)
+}
+
+/// Index of the highest stage at or below `percent`.
+pub fn stage_at(spec: &RolloutSpec, percent: Percent) -> Option<usize> {
+    spec.stages.iter().rposition(|s| s.percent <= percent)
+}
+
+fn next_stage_above(spec: &RolloutSpec, percent: Percent) -> Option<usize> {
+    spec.stages.iter().position(|s| s.percent > percent)
+}
+
+fn highest_stage_below(spec: &RolloutSpec, percent: Percent) -> Option<usize> {
+    spec.stages.iter().rposition(|s| s.percent < percent)
+}
+
+fn stage_label(spec: &RolloutSpec, index: usize) -> String {
+    format!("stage {} of {} ({})", index + 1, spec.stages.len(), spec.stages[index].percent)
+}
+
+fn check_phrase(check: &CheckSpec, record: &CheckRecord) -> String {
+    match (record.verdict, record.value) {
+        (Verdict::Fail, Some(v)) => format!("{} {} (needs {})", record.name, check.pass.describe_actual(v), record.condition),
+        (Verdict::NoData, _) => format!("{} has no data ({})", record.name, record.detail.as_deref().unwrap_or("empty result")),
+        (Verdict::Error, _) => format!("{} could not be measured: {}", record.name, record.detail.as_deref().unwrap_or("source error")),
+        (_, Some(v)) => format!("{} {} (needs {})", record.name, sig4(v), record.condition),
+        (_, None) => format!("{} {}", record.name, record.verdict.as_str()),
+    }
+}
+
+/// How the checks came out, sorted into what each rule needs.
+struct Verdicts<'c> {
+    failing: Vec<String>,
+    waiting: Vec<String>,
+    passing: usize,
+    records: &'c [CheckRecord],
+}
+
+impl<'c> Verdicts<'c> {
+    fn sort(spec: &RolloutSpec, records: &'c [CheckRecord]) -> Verdicts<'c> {
+        let mut v = Verdicts { failing: Vec::new(), waiting: Vec::new(), passing: 0, records };
+        for (check, record) in spec.checks.iter().zip(records) {
+            match record.verdict {
+                Verdict::Pass => v.passing += 1,
+                Verdict::Fail => v.failing.push(check_phrase(check, record)),
+                Verdict::NoData if check.on_no_data == NoDataPolicy::Fail => {
+                    v.failing.push(format!("{} (on_no_data: fail)", check_phrase(check, record)))
+                }
+                Verdict::NoData | Verdict::Error => v.waiting.push(check_phrase(check, record)),
+            }
+        }
+        v
+    }
+
+    fn all_pass(&self) -> bool {
+        self.failing.is_empty() && self.waiting.is_empty()
+    }
+
+    fn summary(&self) -> String {
+        match self.passing {
+            1 => "the check passes".to_string(),
+            n => format!("all {n} checks pass"),
+        }
+    }
+}
+
+struct Decider<'a> {
+    input: Input<'a>,
+    state: RolloutState,
+    changed: bool,
+    notes: Vec<String>,
+}
+
+impl<'a> Decider<'a> {
+    fn new(input: Input<'a>) -> Decider<'a> {
+        let spec = input.spec;
+        let (state, changed) = match input.state {
+            Some(s) => (s.clone(), false),
+            None => (RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()), true),
+        };
+        let mut decider = Decider { input, state, changed, notes: Vec::new() };
+        let stages = spec.stage_percents();
+        if decider.state.stages != stages {
+            let show = |p: &[Percent]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+            decider.notes.push(format!("stages changed from [{}] to [{}]", show(&decider.state.stages), show(&stages)));
+            decider.state.stages = stages;
+            decider.changed = true;
+        }
+        decider
+    }
+
+    fn spec(&self) -> &'a RolloutSpec {
+        self.input.spec
+    }
+
+    fn name(&self) -> &'a str {
+        &self.input.spec.name
+    }
+
+    fn expected(&self) -> FlagValue {
+        self.state.last_set.unwrap_or(FlagValue::OFF)
+    }
+
+    fn record(&self, kind: DecisionKind, from: FlagValue, to: FlagValue, reason: String, eligible_at: Option<DateTime<Utc>>, checks: &[CheckRecord]) -> DecisionRecord {
+        let mut reason = reason;
+        if !self.notes.is_empty() {
+            reason = format!("{}; {reason}", self.notes.join("; "));
+        }
+        DecisionRecord {
+            rollout: self.spec().name.clone(),
+            flag: self.spec().flag.key.clone(),
+            decision: kind,
+            at: self.input.now,
+            actor: self.input.actor.to_string(),
+            from_percent: from.effective(),
+            to_percent: to.effective(),
+            stage: if to.enabled { stage_at(self.spec(), to.percent) } else { None },
+            reason,
+            eligible_at,
+            checks: checks.to_vec(),
+        }
+    }
+
+    /// Finishes with a decision; records it in history unless it repeats the last one verbatim.
+    fn finish(mut self, record: DecisionRecord, flag_change: Option<FlagValue>) -> Step {
+        let repeat = self.state.history.last().is_some_and(|last| {
+            matches!(record.decision, DecisionKind::Hold | DecisionKind::Paused | DecisionKind::Drift | DecisionKind::Complete)
+                && last.decision == record.decision
+                && last.reason == record.reason
+                && last.from_percent == record.from_percent
+                && last.to_percent == record.to_percent
+        });
+        if !repeat {
+            self.state.push_history(record.clone());
+            self.changed = true;
+        }
+        Step::Decided(Evaluation { record, state: self.changed.then_some(self.state), flag_change })
+    }
+
+    /// Moves the flag, updating everything a stage change resets.
+    fn move_to(&mut self, to: FlagValue) {
+        let now = self.input.now;
+        let from = self.expected();
+        self.state.last_set = Some(to);
+        self.state.stage_entered_at = Some(now);
+        self.state.consecutive_failures = 0;
+        self.state.drift = None;
+        self.changed = true;
+        if to.enabled {
+            self.state.started_at.get_or_insert(now);
+            if to.effective() > from.effective() {
+                self.state.last_advanced_at = Some(now);
+            }
+        }
+    }
+
+    fn error(self, message: &str) -> Step {
+        let last = self.expected();
+        let record = self.record(DecisionKind::Error, last, last, message.to_string(), None, &[]);
+        // An error changes nothing and is not history: the next run decides afresh.
+        Step::Decided(Evaluation { record, state: None, flag_change: None })
+    }
+
+    /// Rule 3: the flag is not what flagramp last set. Returns the decision, or `None` when the
+    /// flag matches (clearing an earlier drift the person has since undone).
+    fn drift(&mut self, found: FlagValue) -> Option<DecisionRecord> {
+        let expected = self.expected();
+        if found == expected {
+            if self.state.drift.take().is_some() {
+                self.notes.push(format!("the flag is back at {}, drift cleared", expected.describe()));
+                self.changed = true;
+            }
+            return None;
+        }
+        let same_as_before = self.state.drift.is_some_and(|d| d.expected == expected && d.found == found);
+        if !same_as_before {
+            self.state.drift = Some(DriftNote { expected, found, since: self.input.now });
+            self.changed = true;
+        }
+        let what = if self.state.last_set.is_none() {
+            format!("the flag is {} but this rollout has not started (no state)", found.describe())
+        } else {
+            format!("the flag is {} but flagramp last set it {}", found.describe(), expected.describe())
+        };
+        let reason = format!(
+            "{what}: a person changed it, so flagramp holds and changes nothing. Restore {} or run `flagramp resume {}` to continue from {}",
+            expected.describe(),
+            self.name(),
+            found.describe()
+        );
+        Some(self.record(DecisionKind::Drift, found, found, reason, None, &[]))
+    }
+
+    fn rollback_target(&self, current: Percent, policy: RollbackPolicy) -> FlagValue {
+        match (policy, highest_stage_below(self.spec(), current)) {
+            (RollbackPolicy::Previous, Some(i)) => FlagValue::on(self.spec().stages[i].percent),
+            _ => FlagValue::OFF,
+        }
+    }
+
+    fn rollback_reason(&self, to: FlagValue) -> String {
+        match to.enabled {
+            true => format!("rolled back to {}", stage_label(self.spec(), stage_at(self.spec(), to.percent).unwrap_or(0))),
+            false => "turned the flag off".to_string(),
+        }
+    }
+}
+
+/// Decides what a scheduled run does (DESIGN.md §3, rules 2–9; run [`resolve_pending`] first).
+pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
+    let mut d = Decider::new(input);
+    let spec = input.spec;
+    let now = input.now;
+    let name = &spec.name;
+
+    // Rule 2: a provider that cannot be read is an error; metric sources are handled in 5.
+    let found = match input.flag {
+        Ok(found) => found,
+        Err(message) => return d.error(&format!("flag provider: {message}")),
+    };
+
+    // Rule 3.
+    if let Some(record) = d.drift(found) {
+        return d.finish(record, None);
+    }
+
+    // Rule 4.
+    if let Some(done) = d.state.completed_at {
+        let reason = format!("complete since {}: the flag serves everyone; nothing to do", done.to_rfc3339());
+        let record = d.record(DecisionKind::Complete, found, found, reason, None, &[]);
+        return d.finish(record, None);
+    }
+    if !found.enabled {
+        if d.state.locked {
+            let reason = format!("rolled back to off: run `flagramp advance {name}` to start again");
+            let record = d.record(DecisionKind::Hold, found, found, reason, None, &[]);
+            return d.finish(record, None);
+        }
+        if d.state.paused {
+            let reason = format!("paused before starting: run `flagramp resume {name}` to continue");
+            let record = d.record(DecisionKind::Paused, found, found, reason, None, &[]);
+            return d.finish(record, None);
+        }
+        let first = FlagValue::on(spec.stages[0].percent);
+        if let Some(window) = &spec.policy.window {
+            if !window.contains(now) {
+                let opens = window.next_open_at_or_after(now);
+                let reason = format!("ready to start, but outside the window ({}); it opens {}", window.describe(), opens.to_rfc3339());
+                let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), &[]);
+                return d.finish(record, None);
+            }
+        }
+        d.move_to(first);
+        let reason = format!("started at {}", stage_label(spec, 0));
+        let record = d.record(DecisionKind::Start, found, first, reason, None, &[]);
+        return d.finish(record, Some(first));
+    }
+
+    // Rule 5: query every check.
+    let Some(checks) = checks else { return Step::NeedsChecks };
+    let verdicts = Verdicts::sort(spec, checks);
+    let current = found.percent;
+    let stage = stage_at(spec, current);
+
+    // Rule 6 comes before 5's hold: a failure counts even when another check errored.
+    if !verdicts.failing.is_empty() {
+        d.state.consecutive_failures += 1;
+        d.changed = true;
+        let failures = d.state.consecutive_failures;
+        let limit = spec.policy.failures_to_rollback;
+        let what = verdicts.failing.join("; ");
+        if failures >= limit {
+            let to = d.rollback_target(current, spec.policy.rollback);
+            let kind = if to.enabled { DecisionKind::Rollback } else { DecisionKind::Disable };
+            d.move_to(to);
+            d.state.locked = true;
+            let reason = format!(
+                "{what}: {} from {current} (failure {failures} of {limit}); locked until someone runs `flagramp advance {name}`",
+                d.rollback_reason(to)
+            );
+            let record = d.record(kind, found, to, reason, None, verdicts.records);
+            return d.finish(record, Some(to));
+        }
+        let reason = format!("{what}: failure {failures} of {limit} before rollback, holding at {current}");
+        let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
+        return d.finish(record, None);
+    }
+    if !verdicts.waiting.is_empty() {
+        let reason = format!(
+            "holding at {current}: {} (source trouble and missing data are never a pass, nor a failure)",
+            verdicts.waiting.join("; ")
+        );
+        let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
+        return d.finish(record, None);
+    }
+
+    // Every check passes from here on.
+    if d.state.consecutive_failures != 0 {
+        d.state.consecutive_failures = 0;
+        d.changed = true;
+    }
+    // Rule 7.
+    if d.state.paused {
+        let reason = format!("{}, but the rollout is paused at {current}: run `flagramp resume {name}` to continue", verdicts.summary());
+        let record = d.record(DecisionKind::Paused, found, found, reason, None, verdicts.records);
+        return d.finish(record, None);
+    }
+    // Rule 8.
+    if d.state.locked {
+        let reason = format!("{}; rolled back earlier, so holding at {current}: run `flagramp advance {name}` to continue", verdicts.summary());
+        let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
+        return d.finish(record, None);
+    }
+
+    // Rule 9. Below the first stage (a person set less, then resumed) there is nothing to bake.
+    let bake = stage.map(|i| spec.stages[i].bake).unwrap_or_default();
+    let entered = d.state.stage_entered_at.unwrap_or(now);
+    let bake_end = entered + bake.to_chrono();
+    let at_last_stage = current == Percent::FULL;
+    let here = stage.map(|i| stage_label(spec, i)).unwrap_or_else(|| current.to_string());
+    if now < bake_end {
+        let eligible = match (&spec.policy.window, at_last_stage) {
+            (Some(w), false) => w.next_open_at_or_after(bake_end),
+            _ => bake_end,
+        };
+        let what = if at_last_stage { "the final bake" } else { "the bake" };
+        let reason = format!("{}; {here} entered {}, {what} of {bake} ends {}", verdicts.summary(), entered.to_rfc3339(), bake_end.to_rfc3339());
+        let record = d.record(DecisionKind::Hold, found, found, reason, Some(eligible), verdicts.records);
+        return d.finish(record, None);
+    }
+    if at_last_stage {
+        d.state.completed_at = Some(now);
+        d.changed = true;
+        let reason = format!("{} and the final bake of {bake} at 100% has elapsed: rollout complete", verdicts.summary());
+        let record = d.record(DecisionKind::Complete, found, found, reason, None, verdicts.records);
+        return d.finish(record, None);
+    }
+    if let Some(window) = &spec.policy.window {
+        if !window.contains(now) {
+            let opens = window.next_open_at_or_after(now);
+            let reason = format!("{} and the bake of {here} has elapsed, but outside the window ({}); it opens {}", verdicts.summary(), window.describe(), opens.to_rfc3339());
+            let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), verdicts.records);
+            return d.finish(record, None);
+        }
+    }
+    let next = next_stage_above(spec, current).expect("below 100% there is a higher stage, as the last is 100");
+    let to = FlagValue::on(spec.stages[next].percent);
+    d.move_to(to);
+    let reason = format!("{} and {here} baked {bake}: advanced to {}", verdicts.summary(), stage_label(spec, next));
+    let record = d.record(DecisionKind::Advance, found, to, reason, None, verdicts.records);
+    d.finish(record, Some(to))
+}
+
+/// Decides what a manual command does. `reason` is the person's words, recorded with the actor.
+pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Option<&[CheckRecord]>) -> Step {
+    let mut d = Decider::new(input);
+    let spec = input.spec;
+    let name = &spec.name;
+    let actor = input.actor;
+    let found = match input.flag {
+        Ok(found) => found,
+        Err(message) => return d.error(&format!("flag provider: {message}")),
+    };
+    let because = if reason.trim().is_empty() { String::new() } else { format!(" ({})", reason.trim()) };
+
+    // A person acting on the rollout takes responsibility for the flag as it is now.
+    let adopting = op != ManualOp::Pause && found != d.expected() && (found.enabled || d.state.last_set.is_some());
+    if adopting {
+        d.notes.push(format!("adopted {} (was {} as flagramp last set it)", found.describe(), d.expected().describe()));
+        d.state.last_set = Some(found);
+        d.state.drift = None;
+        d.state.stage_entered_at = Some(input.now);
+        if found.enabled {
+            d.state.started_at.get_or_insert(input.now);
+        }
+        d.changed = true;
+    }
+
+    match op {
+        ManualOp::Pause => {
+            d.state.paused = true;
+            d.changed = true;
+            let text = format!("paused by {actor}{because} at {found_desc}: run `flagramp resume {name}` to continue", found_desc = found.describe());
+            let record = d.record(DecisionKind::Paused, found, found, text, None, &[]);
+            d.finish(record, None)
+        }
+        ManualOp::Resume => {
+            d.state.paused = false;
+            d.state.drift = None;
+            d.changed = true;
+            let text = format!("resumed by {actor}{because} at {}; the next run continues from there", found.describe());
+            let record = d.record(DecisionKind::Hold, found, found, text, None, &[]);
+            d.finish(record, None)
+        }
+        ManualOp::Rollback => {
+            if !found.enabled {
+                let text = format!("rollback by {actor}{because}: nothing to roll back, the flag is off");
+                let record = d.record(DecisionKind::Hold, found, found, text, None, &[]);
+                return d.finish(record, None);
+            }
+            let to = d.rollback_target(found.percent, RollbackPolicy::Previous);
+            let kind = if to.enabled { DecisionKind::Rollback } else { DecisionKind::Disable };
+            d.move_to(to);
+            d.state.locked = true;
+            d.state.completed_at = None;
+            let text = format!(
+                "manual rollback by {actor}{because}: {} from {}; locked until someone runs `flagramp advance {name}`",
+                d.rollback_reason(to),
+                found.percent
+            );
+            let record = d.record(kind, found, to, text, None, &[]);
+            d.finish(record, Some(to))
+        }
+        ManualOp::Advance { force } => {
+            if let Some(done) = d.state.completed_at {
+                let text = format!("advance by {actor}: already complete since {}", done.to_rfc3339());
+                let record = d.record(DecisionKind::Complete, found, found, text, None, &[]);
+                return d.finish(record, None);
+            }
+            if !found.enabled {
+                let first = FlagValue::on(spec.stages[0].percent);
+                d.move_to(first);
+                d.state.locked = false;
+                let text = format!("manual advance by {actor}{because}: started at {}", stage_label(spec, 0));
+                let record = d.record(DecisionKind::Start, found, first, text, None, &[]);
+                return d.finish(record, Some(first));
+            }
+            let records: Vec<CheckRecord> = match (checks, force) {
+                (Some(c), _) => c.to_vec(),
+                (None, true) => Vec::new(),
+                (None, false) => return Step::NeedsChecks,
+            };
+            let verdicts = Verdicts::sort(spec, &records);
+            let mut problems = verdicts.failing.clone();
+            problems.extend(verdicts.waiting.iter().cloned());
+            if !force && !verdicts.all_pass() {
+                let text = format!(
+                    "advance by {actor} refused: {}; fix the checks or rerun with --force to advance anyway",
+                    problems.join("; ")
+                );
+                let record = d.record(DecisionKind::Hold, found, found, text, None, &records);
+                return d.finish(record, None);
+            }
+            let forced = if force && !problems.is_empty() { format!(" (forced past: {})", problems.join("; ")) } else { String::new() };
+            d.state.locked = false;
+            match next_stage_above(spec, found.percent) {
+                Some(next) => {
+                    let to = FlagValue::on(spec.stages[next].percent);
+                    d.move_to(to);
+                    let text = format!("manual advance by {actor}{because}: advanced to {}{forced}", stage_label(spec, next));
+                    let record = d.record(DecisionKind::Advance, found, to, text, None, &records);
+                    d.finish(record, Some(to))
+                }
+                None => {
+                    d.state.completed_at = Some(input.now);
+                    d.state.consecutive_failures = 0;
+                    d.changed = true;
+                    let text = format!("manual advance by {actor}{because}: marked complete at 100%{forced}");
+                    let record = d.record(DecisionKind::Complete, found, found, text, None, &records);
+                    d.finish(record, None)
+                }
+            }
+        }
+    }
+}

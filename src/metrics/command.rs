@@ -1,0 +1,95 @@
+//! Command checks: a program run without a shell, whose stdout is one number.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use super::{MeasureRequest, MetricSource};
+use crate::check::Measurement;
+use crate::secrets::Secrets;
+use crate::spec::Probe;
+
+/// Runs command checks with the repository root as working directory.
+#[derive(Debug, Clone)]
+pub struct CommandSource {
+    root: PathBuf,
+    secrets: Secrets,
+}
+
+impl CommandSource {
+    /// Commands run in `root`; their output is scrubbed of `secrets` before it is reported.
+    pub fn new(root: &Path, secrets: Secrets) -> CommandSource {
+        CommandSource { root: root.to_path_buf(), secrets }
+    }
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    line.chars().take(200).collect()
+}
+
+#[async_trait::async_trait]
+impl MetricSource for CommandSource {
+    async fn measure(&self, request: &MeasureRequest<'_>) -> Measurement {
+        let Probe::Command { argv } = request.probe else {
+            return Measurement::Error("internal: a query was sent to the command runner".into());
+        };
+        let program = &argv[0];
+        // A relative path with a slash is relative to the repository root, whatever our own cwd.
+        let resolved = if program.contains('/') && Path::new(program).is_relative() {
+            self.root.join(program)
+        } else {
+            PathBuf::from(program)
+        };
+        let mut command = tokio::process::Command::new(&resolved);
+        command
+            .args(&argv[1..])
+            .current_dir(&self.root)
+            .env("FLAGRAMP_ROLLOUT", request.rollout)
+            .env("FLAGRAMP_PERCENT", request.percent.as_f64().to_string())
+            .env("FLAGRAMP_NOW", request.at.to_rfc3339())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Measurement::Error(format!(
+                    "`{program}` was not found: paths are relative to the repository root ({}); check the path, or that the program is on PATH",
+                    self.root.display()
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Measurement::Error(format!("`{program}` is not executable: run `chmod +x {program}` and commit it"))
+            }
+            Err(e) => return Measurement::Error(format!("`{program}` could not start: {e}")),
+        };
+        let output = match tokio::time::timeout(request.timeout, child.wait_with_output()).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => return Measurement::Error(format!("`{program}` failed: {e}")),
+            Err(_) => {
+                return Measurement::Error(format!("`{program}` timed out after {}s and was stopped", request.timeout.as_secs()))
+            }
+        };
+        if !output.status.success() {
+            let status = output.status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+            let stderr = self.secrets.redact(&last_line(&output.stderr));
+            let tail = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
+            return Measurement::Error(format!("`{program}` exited with {status}{tail}"));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let words: Vec<&str> = stdout.split_whitespace().collect();
+        match words.as_slice() {
+            [] => Measurement::Error(format!("`{program}` printed no number on stdout")),
+            [one] => match Measurement::from_number_text(one) {
+                Measurement::Error(_) => Measurement::Error(format!(
+                    "`{program}` printed `{}` instead of a number",
+                    self.secrets.redact(&one.chars().take(80).collect::<String>())
+                )),
+                m => m,
+            },
+            many => Measurement::Error(format!("`{program}` printed {} words; a check command prints exactly one number", many.len())),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Metric sources: where check values come from. One module per source behind [`MetricSource`].
+//!
+//! A source never fails an evaluation: whatever goes wrong becomes [`Measurement::Error`], which
+//! the engine treats as a reason to hold, never as a metric failure.
+
+mod command;
+mod prometheus;
+
+use chrono::{DateTime, Utc};
+
+pub use command::CommandSource;
+pub use prometheus::PrometheusSource;
+
+use crate::check::Measurement;
+use crate::percent::Percent;
+use crate::spec::Probe;
+
+/// One measurement to take.
+#[derive(Debug, Clone, Copy)]
+pub struct MeasureRequest<'a> {
+    /// The query or command.
+    pub probe: &'a Probe,
+    /// The evaluation time: queries are evaluated at it, commands get it as `FLAGRAMP_NOW`.
+    pub at: DateTime<Utc>,
+    /// How long the measurement may take in all.
+    pub timeout: std::time::Duration,
+    /// The rollout, for `FLAGRAMP_ROLLOUT`.
+    pub rollout: &'a str,
+    /// The flag's current percentage, for `FLAGRAMP_PERCENT`.
+    pub percent: Percent,
+}
+
+/// Produces a check's value.
+#[async_trait::async_trait]
+pub trait MetricSource: std::fmt::Debug + Send + Sync {
+    /// Measures; every failure is a [`Measurement::Error`] with a readable message.
+    async fn measure(&self, request: &MeasureRequest<'_>) -> Measurement;
+}

@@ -1,0 +1,174 @@
+//! A flagd flag-definition file in the repository (the built-in default provider).
+//!
+//! flagramp owns one flag's `state` and a `fractional` targeting rule with the `on` variant
+//! first and weights in thousandths of a percent, so a raise adds users without reshuffling
+//! anyone already on. Every other flag and field is kept as it was.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Map, Value};
+
+use super::{FlagProvider, FlagReading, ProviderError};
+use crate::fsutil::{fingerprint, write_atomically};
+use crate::percent::Percent;
+use crate::state::FlagValue;
+
+/// One flag in one flagd JSON file.
+#[derive(Debug, Clone)]
+pub struct FlagdFile {
+    path: PathBuf,
+    shown_path: PathBuf,
+    key: String,
+}
+
+/// What flagramp understood of the flag's targeting, so a write can keep the bucketing input.
+struct Owned {
+    value: FlagValue,
+    bucket_by: Option<Value>,
+}
+
+impl FlagdFile {
+    /// The flag `key` in the file at `path` (`shown_path` is how reports name it).
+    pub fn new(path: PathBuf, shown_path: PathBuf, key: String) -> FlagdFile {
+        FlagdFile { path, shown_path, key }
+    }
+
+    fn load(&self) -> Result<(Vec<u8>, Value), ProviderError> {
+        let bytes = std::fs::read(&self.path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ProviderError::NotFound(format!(
+                "flagd file {} does not exist: create it or fix `flag.flagd.path`",
+                self.shown_path.display()
+            )),
+            _ => ProviderError::Io(format!("cannot read flagd file {}: {e}", self.shown_path.display())),
+        })?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ProviderError::CannotOwn(format!("flagd file {} is not valid JSON: {e}", self.shown_path.display()))
+        })?;
+        Ok((bytes, doc))
+    }
+
+    fn flag<'d>(&self, doc: &'d Value) -> Result<&'d Map<String, Value>, ProviderError> {
+        let flags = doc.get("flags").and_then(Value::as_object).ok_or_else(|| {
+            ProviderError::CannotOwn(format!("flagd file {} has no `flags` object", self.shown_path.display()))
+        })?;
+        flags.get(&self.key).and_then(Value::as_object).ok_or_else(|| {
+            ProviderError::NotFound(format!(
+                "flag `{}` is not in {}: add it with variants {{\"on\": true, \"off\": false}} and \"state\": \"DISABLED\"",
+                self.key,
+                self.shown_path.display()
+            ))
+        })
+    }
+
+    fn cannot_own(&self, why: &str) -> ProviderError {
+        ProviderError::CannotOwn(format!(
+            "flag `{}` in {} {why}; flagramp only changes a flag whose targeting is empty or a fractional split of `on` then `off`, so it changed nothing",
+            self.key,
+            self.shown_path.display()
+        ))
+    }
+
+    fn understand(&self, flag: &Map<String, Value>) -> Result<Owned, ProviderError> {
+        let variants = flag.get("variants").and_then(Value::as_object);
+        if !variants.is_some_and(|v| v.contains_key("on") && v.contains_key("off")) {
+            return Err(self.cannot_own("has no `on` and `off` variants"));
+        }
+        let enabled = match flag.get("state").and_then(Value::as_str) {
+            Some("ENABLED") => true,
+            Some("DISABLED") => false,
+            _ => return Err(self.cannot_own("has a `state` other than ENABLED or DISABLED")),
+        };
+        let targeting = flag.get("targeting").filter(|t| !t.is_null() && t.as_object().is_none_or(|o| !o.is_empty()));
+        let Some(targeting) = targeting else {
+            // No rule: everyone gets the default variant.
+            let percent = match flag.get("defaultVariant").and_then(Value::as_str) {
+                Some("on") => Percent::FULL,
+                _ => Percent::ZERO,
+            };
+            let value = if enabled { FlagValue::on(percent) } else { FlagValue::OFF };
+            return Ok(Owned { value, bucket_by: None });
+        };
+        let rule = targeting
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.get("fractional"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.cannot_own("has targeting other than a single `fractional` rule"))?;
+        let (bucket_by, buckets) = match rule.first() {
+            Some(first) if !first.is_array() => (Some(first.clone()), &rule[1..]),
+            _ => (None, &rule[..]),
+        };
+        let weight = |bucket: &Value, name: &str| -> Option<u64> {
+            let pair = bucket.as_array()?;
+            (pair.len() == 2 && pair[0].as_str() == Some(name)).then(|| pair[1].as_u64())?
+        };
+        let (on, off) = match buckets {
+            [on, off] => (weight(on, "on"), weight(off, "off")),
+            _ => (None, None),
+        };
+        let (Some(on), Some(off)) = (on, off) else {
+            return Err(self.cannot_own("has a fractional rule that is not [\"on\", weight], [\"off\", weight]"));
+        };
+        if on + off == 0 {
+            return Err(self.cannot_own("has a fractional rule whose weights add up to 0"));
+        }
+        let millis = ((u128::from(on) * 100_000 + u128::from(on + off) / 2) / u128::from(on + off)) as u32;
+        let percent = Percent::from_millis(millis).expect("a share of the total is at most 100%");
+        let value = if enabled { FlagValue::on(percent) } else { FlagValue::OFF };
+        Ok(Owned { value, bucket_by })
+    }
+}
+
+#[async_trait::async_trait]
+impl FlagProvider for FlagdFile {
+    fn describe(&self) -> String {
+        format!("flagd file {}", self.shown_path.display())
+    }
+
+    async fn read(&self) -> Result<FlagReading, ProviderError> {
+        let (bytes, doc) = self.load()?;
+        let owned = self.understand(self.flag(&doc)?)?;
+        Ok(FlagReading { value: owned.value, version: fingerprint(&bytes) })
+    }
+
+    async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
+        let (bytes, mut doc) = self.load()?;
+        if fingerprint(&bytes) != seen.version {
+            return Err(ProviderError::Conflict(format!(
+                "{} changed since it was read: another process wrote it; nothing was written",
+                self.shown_path.display()
+            )));
+        }
+        let owned = self.understand(self.flag(&doc)?)?;
+        let flag = doc
+            .get_mut("flags")
+            .and_then(|f| f.get_mut(&self.key))
+            .and_then(Value::as_object_mut)
+            .expect("checked by understand");
+        if to.enabled {
+            let on = to.percent.millis();
+            let mut rule = Vec::new();
+            rule.extend(owned.bucket_by);
+            rule.push(json!(["on", on]));
+            rule.push(json!(["off", Percent::FULL.millis() - on]));
+            flag.insert("state".into(), json!("ENABLED"));
+            flag.insert("targeting".into(), json!({ "fractional": rule }));
+        } else {
+            flag.insert("state".into(), json!("DISABLED"));
+        }
+        let mut out = serde_json::to_vec_pretty(&doc).map_err(|e| ProviderError::Io(e.to_string()))?;
+        out.push(b'\n');
+        write_atomically(&self.path, &out)
+            .map_err(|e| ProviderError::Io(format!("cannot write {}: {e}", self.shown_path.display())))?;
+        let back = self.read().await?;
+        if back.value != to {
+            return Err(ProviderError::Io(format!(
+                "{} reads back {} after setting {}",
+                self.shown_path.display(),
+                back.value.describe(),
+                to.describe()
+            )));
+        }
+        Ok(back)
+    }
+}

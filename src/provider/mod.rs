@@ -1,0 +1,66 @@
+//! Flag providers: where the percentage really lives. One module per provider behind
+//! [`FlagProvider`]; the flag system is the source of truth, state never overrides it.
+
+mod flagd;
+
+use std::path::Path;
+
+pub use flagd::FlagdFile;
+
+use crate::spec::{FlagSpec, ProviderSpec};
+use crate::state::FlagValue;
+
+/// A flag as read, with the version a write must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagReading {
+    /// On/off and percentage.
+    pub value: FlagValue,
+    /// Opaque compare-and-swap token.
+    pub version: String,
+}
+
+/// Why a provider could not read or set a flag. None of these is a metric failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The flag, or where it should be, does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The flag exists in a shape flagramp will not take over.
+    #[error("{0}")]
+    CannotOwn(String),
+    /// The flag changed between reading and writing.
+    #[error("{0}")]
+    Conflict(String),
+    /// The provider is not available in this build.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Reads and sets one flag.
+#[async_trait::async_trait]
+pub trait FlagProvider: std::fmt::Debug + Send + Sync {
+    /// Where the flag lives, for reports: `flagd file flags/flags.flagd.json`.
+    fn describe(&self) -> String;
+
+    /// Reads the flag's current value.
+    async fn read(&self) -> Result<FlagReading, ProviderError>;
+
+    /// Sets the flag, failing with [`ProviderError::Conflict`] if it changed since `seen` was
+    /// read; returns the value read back after the write.
+    async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError>;
+}
+
+/// The provider a spec names, with paths resolved against the repository root.
+pub fn for_flag(flag: &FlagSpec, repo_root: &Path) -> Result<Box<dyn FlagProvider>, ProviderError> {
+    match &flag.provider {
+        ProviderSpec::Flagd { path, .. } => Ok(Box::new(FlagdFile::new(repo_root.join(path), path.clone(), flag.key.clone()))),
+        other => Err(ProviderError::Unsupported(format!(
+            "the {} provider is not available in this version of flagramp; use a flagd file for now",
+            other.name()
+        ))),
+    }
+}

@@ -1,0 +1,135 @@
+//! Decision records and rollout status: the JSON shapes of DESIGN.md §4.
+//!
+//! Reports are rendered from these records and never recomputed.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::check::Verdict;
+use crate::percent::Percent;
+
+/// What one evaluation of one rollout decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// The rollout began at its first stage.
+    Start,
+    /// The flag moved up one stage.
+    Advance,
+    /// Nothing changed; the reason says why.
+    Hold,
+    /// The flag moved down one stage.
+    Rollback,
+    /// The flag was turned off.
+    Disable,
+    /// The final bake at 100% has elapsed; nothing more to do.
+    Complete,
+    /// Advancing is paused by a person.
+    Paused,
+    /// The flag is not what flagramp last set: a person changed it; flagramp holds.
+    Drift,
+    /// The spec, the state or the flag provider could not be used.
+    Error,
+}
+
+impl DecisionKind {
+    /// The word used in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Start => "start",
+            DecisionKind::Advance => "advance",
+            DecisionKind::Hold => "hold",
+            DecisionKind::Rollback => "rollback",
+            DecisionKind::Disable => "disable",
+            DecisionKind::Complete => "complete",
+            DecisionKind::Paused => "paused",
+            DecisionKind::Drift => "drift",
+            DecisionKind::Error => "error",
+        }
+    }
+
+    /// Whether the decision changes the flag.
+    pub fn changes_flag(self) -> bool {
+        matches!(self, DecisionKind::Start | DecisionKind::Advance | DecisionKind::Rollback | DecisionKind::Disable)
+    }
+}
+
+/// One check's evidence in a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckRecord {
+    /// The check's name.
+    pub name: String,
+    /// The query, or the command line.
+    pub query: String,
+    /// The measured value; `null` when there was none.
+    pub value: Option<f64>,
+    /// The pass condition, e.g. `>= 0.95`.
+    pub condition: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why there is no value, or what failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One decision with its evidence. `plan` and `run` print an array of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DecisionRecord {
+    /// The rollout's name.
+    pub rollout: String,
+    /// The flag's key.
+    pub flag: String,
+    /// What was decided.
+    pub decision: DecisionKind,
+    /// When (the evaluation time).
+    pub at: DateTime<Utc>,
+    /// Who: `flagramp` for scheduled runs, a person for manual commands.
+    pub actor: String,
+    /// The flag's percentage before the decision (0 when off).
+    pub from_percent: Percent,
+    /// The flag's percentage after the decision (0 when off).
+    pub to_percent: Percent,
+    /// The 0-based stage after the decision; `null` when not started or off.
+    pub stage: Option<usize>,
+    /// The decision in one readable sentence, with the numbers behind it.
+    pub reason: String,
+    /// When the rollout may next move forward, if that is known.
+    pub eligible_at: Option<DateTime<Utc>>,
+    /// The checks queried for this decision (empty when none were needed).
+    pub checks: Vec<CheckRecord>,
+}
+
+/// One rollout's status. `status` prints an array of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Status {
+    /// The rollout's name.
+    pub rollout: String,
+    /// The flag's key.
+    pub flag: String,
+    /// The stage percentages.
+    pub stages: Vec<Percent>,
+    /// 0-based index of the current stage; `null` when not started or off.
+    pub current_stage: Option<usize>,
+    /// The flag's current percentage (0 when off).
+    pub current_percent: Percent,
+    /// Whether the flag is on.
+    pub enabled: bool,
+    /// When the rollout started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it last moved up a stage.
+    pub last_advanced_at: Option<DateTime<Utc>>,
+    /// When it completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Whether advancing is paused.
+    pub paused: bool,
+    /// Whether a rollback locked it against advancing.
+    pub locked: bool,
+    /// Whether the spec file still exists (state whose spec is gone is reported too).
+    pub spec_found: bool,
+    /// Why the flag reading is missing, when the provider could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag_error: Option<String>,
+    /// Decisions, newest last (the state file keeps the last 100).
+    pub history: Vec<DecisionRecord>,
+}

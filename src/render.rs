@@ -1,0 +1,87 @@
+//! Short, readable text for people; JSON output is the records themselves.
+
+use std::fmt::Write;
+
+use crate::check::{sig4, Verdict};
+use crate::record::{DecisionRecord, Status};
+
+fn transition(record: &DecisionRecord) -> String {
+    if record.from_percent == record.to_percent {
+        format!("at {}", record.to_percent)
+    } else {
+        format!("{} → {}", record.from_percent, record.to_percent)
+    }
+}
+
+/// One block per decision: headline, reason, then one line per check.
+pub fn decisions(records: &[DecisionRecord]) -> String {
+    let mut out = String::new();
+    for record in records {
+        let _ = writeln!(out, "{} ({}): {} {}", record.rollout, record.flag, record.decision.as_str().to_uppercase(), transition(record));
+        let _ = writeln!(out, "  {}", record.reason);
+        for check in &record.checks {
+            let mark = match check.verdict {
+                Verdict::Pass => "ok  ",
+                Verdict::Fail => "FAIL",
+                Verdict::NoData => "none",
+                Verdict::Error => "ERR ",
+            };
+            let value = check.value.map(sig4).unwrap_or_else(|| "-".into());
+            let detail = check.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            let _ = writeln!(out, "  [{mark}] {} = {value}, needs {}{detail}", check.name, check.condition);
+        }
+        if let Some(at) = record.eligible_at {
+            let _ = writeln!(out, "  eligible at {}", at.to_rfc3339());
+        }
+    }
+    out
+}
+
+/// One block per rollout: where it is, its stages, and its latest decisions.
+pub fn statuses(statuses: &[Status]) -> String {
+    let mut out = String::new();
+    for s in statuses {
+        let stages: Vec<String> = s
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| if Some(i) == s.current_stage { format!("[{p}]") } else { p.to_string() })
+            .collect();
+        let position = if s.completed_at.is_some() {
+            "complete".to_string()
+        } else if s.enabled {
+            format!("on at {}", s.current_percent)
+        } else if s.started_at.is_some() {
+            "off".to_string()
+        } else {
+            "not started".to_string()
+        };
+        let mut flags = Vec::new();
+        if s.paused {
+            flags.push("paused");
+        }
+        if s.locked {
+            flags.push("locked after rollback");
+        }
+        if !s.spec_found {
+            flags.push("spec gone");
+        }
+        let extra = if flags.is_empty() { String::new() } else { format!(" ({})", flags.join(", ")) };
+        let _ = writeln!(out, "{} ({}): {position}{extra}", s.rollout, s.flag);
+        let _ = writeln!(out, "  stages: {}", stages.join(" → "));
+        if let Some(t) = s.started_at {
+            let _ = write!(out, "  started {}", t.to_rfc3339());
+            if let Some(a) = s.last_advanced_at {
+                let _ = write!(out, ", last advanced {}", a.to_rfc3339());
+            }
+            let _ = writeln!(out);
+        }
+        if let Some(e) = &s.flag_error {
+            let _ = writeln!(out, "  flag: {e}");
+        }
+        for record in s.history.iter().rev().take(5) {
+            let _ = writeln!(out, "  {} {} {}: {}", record.at.to_rfc3339(), record.decision.as_str(), transition(record), record.reason);
+        }
+    }
+    out
+}

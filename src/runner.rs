@@ -1,0 +1,323 @@
+//! The shell around the engine: reads state and flags, queries checks, carries out decisions in
+//! the order of DESIGN.md rule 1 (claim, change the flag, record) and builds status.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::check::Measurement;
+use crate::engine::{self, Input, ManualOp, Step};
+use crate::http::Credentials;
+use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSource};
+use crate::percent::Percent;
+use crate::provider::{self, FlagProvider, FlagReading};
+use crate::record::{CheckRecord, DecisionKind, DecisionRecord, Status};
+use crate::secrets::Secrets;
+use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceSpec};
+use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
+
+/// What to do with each rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Decide and carry out (`run`).
+    Run,
+    /// Decide, change nothing (`plan`).
+    Plan,
+    /// A person's command.
+    Manual {
+        /// Which command.
+        op: ManualOp,
+        /// The person's reason.
+        reason: String,
+        /// Decide only, change nothing.
+        dry_run: bool,
+    },
+}
+
+impl Mode {
+    fn changes_nothing(&self) -> bool {
+        matches!(self, Mode::Plan | Mode::Manual { dry_run: true, .. })
+    }
+}
+
+/// Runs evaluations against one state store and one repository checkout.
+#[derive(Debug)]
+pub struct Runner {
+    /// Where state lives.
+    pub store: Box<dyn StateStore>,
+    /// The repository root: flag files and command checks are relative to it.
+    pub repo_root: PathBuf,
+    /// The evaluation time.
+    pub now: DateTime<Utc>,
+    /// Who acts.
+    pub actor: String,
+    /// Secrets read so far, for redaction.
+    pub secrets: Secrets,
+}
+
+impl Runner {
+    /// Decides every rollout in turn.
+    pub async fn decide_all(&self, specs: &[RolloutSpec], mode: &Mode) -> Vec<DecisionRecord> {
+        let mut records = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let mut record = self.decide(spec, mode).await;
+            record.reason = self.secrets.redact(&record.reason);
+            for check in &mut record.checks {
+                check.detail = check.detail.as_deref().map(|d| self.secrets.redact(d));
+            }
+            records.push(record);
+        }
+        records
+    }
+
+    fn error_record(&self, spec: &RolloutSpec, message: String) -> DecisionRecord {
+        DecisionRecord {
+            rollout: spec.name.clone(),
+            flag: spec.flag.key.clone(),
+            decision: DecisionKind::Error,
+            at: self.now,
+            actor: self.actor.clone(),
+            from_percent: Percent::ZERO,
+            to_percent: Percent::ZERO,
+            stage: None,
+            reason: message,
+            eligible_at: None,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Decides one rollout and, unless the mode changes nothing, carries the decision out.
+    pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> DecisionRecord {
+        let flags = match provider::for_flag(&spec.flag, &self.repo_root) {
+            Ok(p) => p,
+            Err(e) => return self.error_record(spec, format!("flag provider: {e}")),
+        };
+        let stored = match self.store.load(&spec.name).await {
+            Ok(s) => s,
+            Err(e) => return self.error_record(spec, e.to_string()),
+        };
+        let reading = flags.read().await;
+        let (mut state, mut version) = match stored {
+            Some(s) => (Some(s.state), Some(s.version)),
+            None => (None, None),
+        };
+
+        // Rule 1: finish or abandon a change a crashed run claimed.
+        if let (Some(current), Ok(read)) = (&state, &reading) {
+            if let Some(resolved) = engine::resolve_pending(current, read.value) {
+                if !mode.changes_nothing() {
+                    match self.store.save(&resolved, version.as_ref()).await {
+                        Ok(v) => version = Some(v),
+                        Err(e) => return self.error_record(spec, e.to_string()),
+                    }
+                }
+                state = Some(resolved);
+            }
+        }
+
+        let flag_error = reading.as_ref().err().map(|e| e.to_string());
+        let input = Input {
+            spec,
+            state: state.as_ref(),
+            flag: match (&reading, &flag_error) {
+                (Ok(r), _) => Ok(r.value),
+                (Err(_), Some(msg)) => Err(msg.as_str()),
+                (Err(_), None) => unreachable!("an error always has a message"),
+            },
+            now: self.now,
+            actor: &self.actor,
+        };
+        let decide = |checks: Option<&[CheckRecord]>| match mode {
+            Mode::Run | Mode::Plan => engine::evaluate(input, checks),
+            Mode::Manual { op, reason, .. } => engine::evaluate_manual(input, *op, reason, checks),
+        };
+        let mut step = decide(None);
+        if step == Step::NeedsChecks {
+            let percent = reading.as_ref().map(|r| r.value.effective()).unwrap_or_default();
+            let checks = self.measure(spec, percent).await;
+            step = decide(Some(&checks));
+        }
+        let Step::Decided(evaluation) = step else {
+            return self.error_record(spec, "internal: the engine asked for checks twice".into());
+        };
+        if mode.changes_nothing() {
+            return evaluation.record;
+        }
+        let Ok(read) = reading else { return evaluation.record };
+        let result = match (evaluation.flag_change, evaluation.state) {
+            (Some(to), Some(next)) => self.carry_out(flags.as_ref(), &read, state, version, to, next, spec).await,
+            (None, Some(next)) => self.store.save(&next, version.as_ref()).await.map(|_| ()).map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => evaluation.record,
+            Err(message) => self.error_record(spec, format!("{} was decided but not carried out: {message}", evaluation.record.decision.as_str())),
+        }
+    }
+
+    /// Claim (pending transition, compare-and-swap) → change the flag → record.
+    #[allow(clippy::too_many_arguments)]
+    async fn carry_out(
+        &self,
+        flags: &dyn FlagProvider,
+        read: &FlagReading,
+        state: Option<RolloutState>,
+        version: Option<StateVersion>,
+        to: crate::state::FlagValue,
+        next: RolloutState,
+        spec: &RolloutSpec,
+    ) -> Result<(), String> {
+        let mut claim = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
+        claim.pending = Some(PendingTransition { from: read.value, to, then: Box::new(next.clone()) });
+        let claimed = self.store.save(&claim, version.as_ref()).await.map_err(|e| match e {
+            StateError::Conflict { .. } => format!("{e}; nothing was changed, the next run decides again"),
+            other => other.to_string(),
+        })?;
+        // If setting fails, the claim stays: the next run reads the flag and finishes or drops it.
+        flags
+            .set(to, read)
+            .await
+            .map_err(|e| format!("setting the flag failed: {e} (the claim is resolved on the next run by reading the flag)"))?;
+        self.store
+            .save(&next, Some(&claimed))
+            .await
+            .map_err(|e| format!("the flag is set but recording failed: {e} (the next run finishes it from the claim)"))?;
+        Ok(())
+    }
+
+    /// Queries every check, concurrently, each within its own timeout.
+    pub async fn measure(&self, spec: &RolloutSpec, percent: Percent) -> Vec<CheckRecord> {
+        let sources = self.sources(spec);
+        let commands = CommandSource::new(&self.repo_root, self.secrets.clone());
+        let measurements = futures::future::join_all(spec.checks.iter().map(|check| {
+            let sources = &sources;
+            let commands = &commands;
+            async move {
+                let request = MeasureRequest {
+                    probe: &check.probe,
+                    at: self.now,
+                    timeout: check.timeout.to_std(),
+                    rollout: &spec.name,
+                    percent,
+                };
+                match &check.probe {
+                    Probe::Command { .. } => commands.measure(&request).await,
+                    Probe::Query { source, .. } => match sources.get(source) {
+                        Some(Ok(s)) => s.measure(&request).await,
+                        Some(Err(why)) => Measurement::Error(format!("source `{source}`: {why}")),
+                        None => Measurement::Error(format!("source `{source}` is not declared")),
+                    },
+                }
+            }
+        }))
+        .await;
+        engine::check_records(&spec.checks, &measurements)
+    }
+
+    fn sources(&self, spec: &RolloutSpec) -> BTreeMap<String, Result<Arc<dyn MetricSource>, String>> {
+        spec.sources
+            .iter()
+            .map(|(name, source)| {
+                let built = match source {
+                    SourceSpec::Prometheus(http) => self.credentials(&http.auth, &http.headers).map(|credentials| {
+                        Arc::new(PrometheusSource::new(name, &http.url, credentials, http.timeout.map(|t| t.to_std())))
+                            as Arc<dyn MetricSource>
+                    }),
+                };
+                (name.clone(), built)
+            })
+            .collect()
+    }
+
+    fn credentials(&self, auth: &Auth, headers: &[(String, HeaderValue)]) -> Result<Credentials, String> {
+        let mut credentials = Credentials::default();
+        match auth {
+            Auth::None => {}
+            Auth::Bearer { token_env } => credentials.bearer = Some(self.secrets.read(token_env)?),
+            Auth::Basic { username_env, password_env } => {
+                credentials.basic = Some((self.secrets.read(username_env)?, self.secrets.read(password_env)?))
+            }
+        }
+        for (name, value) in headers {
+            let value = match value {
+                HeaderValue::Literal(v) => v.clone(),
+                HeaderValue::Env(var) => self.secrets.read(var)?,
+            };
+            credentials.headers.push((name.clone(), value));
+        }
+        Ok(credentials)
+    }
+
+    /// The status of each rollout, then of each state document whose spec is gone.
+    pub async fn status(&self, specs: &[RolloutSpec], include_orphans: bool) -> Result<Vec<Status>, StateError> {
+        let mut out = Vec::new();
+        for spec in specs {
+            let state = self.store.load(&spec.name).await?.map(|s| s.state);
+            let reading = match provider::for_flag(&spec.flag, &self.repo_root) {
+                Ok(p) => p.read().await.map(|r| r.value).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            out.push(build_status(spec.name.clone(), spec.flag.key.clone(), spec, state, reading));
+        }
+        if include_orphans {
+            for name in self.store.list().await? {
+                if specs.iter().any(|s| s.name == name) {
+                    continue;
+                }
+                if let Some(stored) = self.store.load(&name).await? {
+                    let s = stored.state;
+                    let last = s.last_set.unwrap_or(crate::state::FlagValue::OFF);
+                    out.push(Status {
+                        rollout: s.rollout.clone(),
+                        flag: s.flag.clone(),
+                        stages: s.stages.clone(),
+                        current_stage: if last.enabled { s.stages.iter().rposition(|p| *p <= last.percent) } else { None },
+                        current_percent: last.effective(),
+                        enabled: last.enabled,
+                        started_at: s.started_at,
+                        last_advanced_at: s.last_advanced_at,
+                        completed_at: s.completed_at,
+                        paused: s.paused,
+                        locked: s.locked,
+                        spec_found: false,
+                        flag_error: Some("the spec for this state is gone: values are what flagramp last set".into()),
+                        history: s.history,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn build_status(
+    rollout: String,
+    flag: String,
+    spec: &RolloutSpec,
+    state: Option<RolloutState>,
+    reading: Result<crate::state::FlagValue, String>,
+) -> Status {
+    let state = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
+    let (value, flag_error) = match reading {
+        Ok(v) => (v, None),
+        Err(e) => (state.last_set.unwrap_or(crate::state::FlagValue::OFF), Some(e)),
+    };
+    Status {
+        rollout,
+        flag,
+        stages: spec.stage_percents(),
+        current_stage: if value.enabled { engine::stage_at(spec, value.percent) } else { None },
+        current_percent: value.effective(),
+        enabled: value.enabled,
+        started_at: state.started_at,
+        last_advanced_at: state.last_advanced_at,
+        completed_at: state.completed_at,
+        paused: state.paused,
+        locked: state.locked,
+        spec_found: true,
+        flag_error,
+        history: state.history,
+    }
+}

@@ -1,0 +1,336 @@
+//! Rollout specs, version 1 (DESIGN.md §2): the typed form and how files are found and read.
+
+mod diag;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diagnostic, SpecErrors};
+pub use parse::{parse_spec, KNOWN_FIELDS};
+
+use crate::check::Condition;
+use crate::duration::SpecDuration;
+use crate::percent::Percent;
+use crate::window::Window;
+
+/// Where specs live when no path is given.
+pub const DEFAULT_SPEC_DIR: &str = ".github/rollouts";
+
+/// The bake of a bare-number stage and of the default stages.
+pub const DEFAULT_BAKE: SpecDuration = SpecDuration::from_secs(3600);
+
+/// How long a check may take when its spec does not say.
+pub const DEFAULT_CHECK_TIMEOUT: SpecDuration = SpecDuration::from_secs(30);
+
+/// One validated rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutSpec {
+    /// Unique across specs; names the state file.
+    pub name: String,
+    /// Free text for reports.
+    pub description: Option<String>,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The flag being ramped.
+    pub flag: FlagSpec,
+    /// Strictly increasing, ending at 100%.
+    pub stages: Vec<Stage>,
+    /// Named metric sources that checks refer to.
+    pub sources: BTreeMap<String, SourceSpec>,
+    /// All must pass to advance.
+    pub checks: Vec<CheckSpec>,
+    /// Failure counting, rollback mode and window.
+    pub policy: Policy,
+    /// Where reports go.
+    pub report: ReportSpec,
+}
+
+/// The flag and where it lives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagSpec {
+    /// The key, exactly as the provider names it.
+    pub key: String,
+    /// The flag system.
+    pub provider: ProviderSpec,
+}
+
+/// A flag system and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderSpec {
+    /// A flagd JSON file in the repository.
+    Flagd {
+        /// Relative to the repository root.
+        path: PathBuf,
+        /// The branch holding the file (used by the Action); `None` is the default branch.
+        branch: Option<String>,
+    },
+    /// An Unleash server.
+    Unleash {
+        /// Base URL of the server.
+        url: String,
+        /// Project id.
+        project: String,
+        /// Environment name.
+        environment: String,
+        /// Environment variable holding an admin token.
+        token_env: String,
+    },
+    /// LaunchDarkly.
+    LaunchDarkly {
+        /// Project key.
+        project: String,
+        /// Environment key.
+        environment: String,
+        /// Environment variable holding an API access token.
+        token_env: String,
+        /// API base URL; the public one when absent.
+        base_url: Option<String>,
+    },
+}
+
+impl ProviderSpec {
+    /// The provider's name as the spec writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderSpec::Flagd { .. } => "flagd",
+            ProviderSpec::Unleash { .. } => "unleash",
+            ProviderSpec::LaunchDarkly { .. } => "launchdarkly",
+        }
+    }
+}
+
+/// A percentage of users and how long it must stay healthy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    /// Share of users.
+    pub percent: Percent,
+    /// Minimum healthy time at this stage before advancing (at 100%: before completing).
+    pub bake: SpecDuration,
+}
+
+/// A named metric source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSpec {
+    /// A Prometheus-compatible HTTP API.
+    Prometheus(HttpSourceSpec),
+}
+
+/// Connection settings shared by HTTP metric sources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSourceSpec {
+    /// Base URL.
+    pub url: String,
+    /// How to authenticate.
+    pub auth: Auth,
+    /// Extra request headers.
+    pub headers: Vec<(String, HeaderValue)>,
+    /// Per-request timeout.
+    pub timeout: Option<SpecDuration>,
+}
+
+/// Authentication for an HTTP source; secrets are named by environment variable only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// No credentials.
+    None,
+    /// `Authorization: Bearer $token_env`.
+    Bearer {
+        /// Variable holding the token.
+        token_env: String,
+    },
+    /// HTTP basic auth.
+    Basic {
+        /// Variable holding the user name.
+        username_env: String,
+        /// Variable holding the password.
+        password_env: String,
+    },
+}
+
+/// A header value: literal text, or read from the environment (and then treated as a secret).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderValue {
+    /// Written in the spec.
+    Literal(String),
+    /// Read from this environment variable.
+    Env(String),
+}
+
+/// One check: a value, and the condition it must meet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    /// Unique within the rollout.
+    pub name: String,
+    /// Where the value comes from.
+    pub probe: Probe,
+    /// The condition.
+    pub pass: Condition,
+    /// What an empty answer means.
+    pub on_no_data: NoDataPolicy,
+    /// How long the query or command may take.
+    pub timeout: SpecDuration,
+}
+
+/// How a check gets its value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// A query against a named source.
+    Query {
+        /// Name in `sources`.
+        source: String,
+        /// The query text.
+        query: String,
+    },
+    /// A program run without a shell; stdout is one number.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
+}
+
+impl Probe {
+    /// The query, or the command line, as reports show it.
+    pub fn describe(&self) -> String {
+        match self {
+            Probe::Query { query, .. } => query.clone(),
+            Probe::Command { argv } => argv.join(" "),
+        }
+    }
+}
+
+/// What a check with no data means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDataPolicy {
+    /// Hold (the default): no data is never a pass.
+    Hold,
+    /// Count as a failure.
+    Fail,
+}
+
+/// How a rollout reacts to failures, and when it may move forward.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Consecutive failing evaluations before a rollback.
+    pub failures_to_rollback: u32,
+    /// Where a rollback goes.
+    pub rollback: RollbackPolicy,
+    /// When starting and advancing are allowed; always when absent.
+    pub window: Option<Window>,
+}
+
+/// Where a rollback goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackPolicy {
+    /// One stage back; from the first stage, off.
+    Previous,
+    /// Straight to off.
+    Off,
+}
+
+/// Where reports go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSpec {
+    /// Which pull request gets the status comment.
+    pub pull_request: PullRequestRef,
+}
+
+/// Which pull request gets a rollout's status comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullRequestRef {
+    /// The pull request that last changed the spec file.
+    Auto,
+    /// This pull request.
+    Number(u64),
+    /// No comment.
+    None,
+}
+
+impl RolloutSpec {
+    /// The stage percentages, as state stores them.
+    pub fn stage_percents(&self) -> Vec<Percent> {
+        self.stages.iter().map(|s| s.percent).collect()
+    }
+}
+
+/// Finds spec files: each path is a file, or a directory searched recursively for `*.yml`/`*.yaml`.
+///
+/// Files come back sorted so that runs and reports are in a stable order.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot read spec path {}: {e}", path.display()))
+        })?;
+        if meta.is_dir() {
+            walk(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads and validates every spec in `files`, including checks across files (unique names).
+///
+/// Returns every problem at once; a broken spec never means "no rollout".
+pub fn load_all(files: &[PathBuf]) -> Result<Vec<RolloutSpec>, SpecErrors> {
+    let mut diagnostics = Vec::new();
+    let mut specs = Vec::new();
+    let mut names: BTreeMap<String, (PathBuf, usize, usize)> = BTreeMap::new();
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                diagnostics.push(Diagnostic {
+                    file: file.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("cannot read the spec: {e}"),
+                    hint: Some("check the path and the file's permissions".into()),
+                });
+                continue;
+            }
+        };
+        let (spec, name_at, mut diags) = parse_spec(file, &text);
+        if let Some((name, line, column)) = name_at {
+            if let Some((other, oline, ocol)) = names.get(&name) {
+                diags.push(Diagnostic {
+                    file: file.clone(),
+                    line,
+                    column,
+                    message: format!(
+                        "rollout name `{name}` is already used by {}:{oline}:{ocol}",
+                        other.display()
+                    ),
+                    hint: Some("give each rollout its own `name:` (state is kept per name)".into()),
+                });
+            } else {
+                names.insert(name, (file.clone(), line, column));
+            }
+        }
+        if diags.is_empty() {
+            specs.extend(spec);
+        }
+        diagnostics.extend(diags);
+    }
+    if diagnostics.is_empty() {
+        Ok(specs)
+    } else {
+        Err(SpecErrors { diagnostics })
+    }
+}

@@ -1,0 +1,821 @@
+//! Reads one spec file into a [`RolloutSpec`], collecting every problem with its position.
+//!
+//! The YAML is first loaded into a tree that keeps line and column on every node (marked-yaml),
+//! then walked by hand: a serde derive stops at the first error, and users fixing a spec in CI
+//! want the whole list at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{LoadError, Node, Span};
+
+use super::{
+    Auth, CheckSpec, Diagnostic, FlagSpec, HeaderValue, HttpSourceSpec, NoDataPolicy, Policy, Probe,
+    ProviderSpec, PullRequestRef, ReportSpec, RollbackPolicy, RolloutSpec, SourceSpec, Stage,
+    DEFAULT_BAKE, DEFAULT_CHECK_TIMEOUT,
+};
+use crate::check::Condition;
+use crate::duration::SpecDuration;
+use crate::percent::Percent;
+use crate::window::{self, Window};
+
+/// The fields each part of a spec accepts; the JSON Schema is tested against this list.
+pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
+    ("spec", &["version", "name", "description", "flag", "stages", "sources", "checks", "policy", "report"]),
+    ("flag", &["provider", "key", "flagd", "unleash", "launchdarkly"]),
+    ("flagd", &["path", "branch"]),
+    ("unleash", &["url", "project", "environment", "token_env"]),
+    ("launchdarkly", &["project", "environment", "token_env", "base_url"]),
+    ("stage", &["percent", "bake"]),
+    ("source", &["provider", "url", "token_env", "basic_auth", "headers", "timeout"]),
+    ("basic_auth", &["username_env", "password_env"]),
+    ("header", &["env"]),
+    ("check", &["name", "source", "query", "command", "pass", "on_no_data", "timeout"]),
+    ("policy", &["failures_to_rollback", "rollback", "window"]),
+    ("window", &["days", "hours", "timezone"]),
+    ("report", &["pull_request"]),
+];
+
+fn fields(part: &str) -> &'static [&'static str] {
+    KNOWN_FIELDS
+        .iter()
+        .find(|(name, _)| *name == part)
+        .map(|(_, f)| *f)
+        .unwrap_or(&[])
+}
+
+/// Parses and validates one spec file's text.
+///
+/// Returns the spec when it has no problem, the rollout name with where it is set (for the
+/// cross-file uniqueness check), and every problem found.
+pub fn parse_spec(
+    file: &Path,
+    text: &str,
+) -> (Option<RolloutSpec>, Option<(String, usize, usize)>, Vec<Diagnostic>) {
+    let mut walker = Walker { file, diags: Vec::new() };
+    let root = match marked_yaml::parse_yaml_with_options(
+        0,
+        text,
+        marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
+    ) {
+        Ok(root) => root,
+        Err(err) => {
+            walker.load_error(&err, text);
+            return (None, None, walker.diags);
+        }
+    };
+    let (spec, name_at) = walker.spec(&root);
+    let spec = if walker.diags.is_empty() { spec } else { None };
+    (spec, name_at, walker.diags)
+}
+
+struct Walker<'a> {
+    file: &'a Path,
+    diags: Vec<Diagnostic>,
+}
+
+fn position(span: &Span) -> (usize, usize) {
+    span.start().map(|m| (m.line().max(1), m.column().max(1))).unwrap_or((1, 1))
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Closest known word, for "did you mean" hints.
+fn closest<'f>(word: &str, candidates: &[&'f str]) -> Option<&'f str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    candidates
+        .iter()
+        .map(|c| (distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn is_null(node: &Node) -> bool {
+    node.as_scalar()
+        .is_some_and(|s| s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+}
+
+impl Walker<'_> {
+    fn report(&mut self, span: &Span, message: impl Into<String>, hint: impl Into<String>) {
+        let (line, column) = position(span);
+        let hint: String = hint.into();
+        self.diags.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            hint: (!hint.is_empty()).then_some(hint),
+        });
+    }
+
+    fn load_error(&mut self, err: &LoadError, text: &str) {
+        let (marker, message, hint) = match err {
+            LoadError::TopLevelMustBeMapping(m) => (
+                Some(*m),
+                "a rollout spec must be a YAML mapping".to_string(),
+                "start from `version: 1` and `flag:` (see `flagramp schema --output spec`)",
+            ),
+            LoadError::DuplicateKey(inner) => (
+                inner.key.span().start().copied(),
+                format!(
+                    "duplicate key `{}` (first set at line {})",
+                    inner.key.as_str(),
+                    inner.prev_key.span().start().map(|m| m.line()).unwrap_or(0)
+                ),
+                "keep one of them",
+            ),
+            LoadError::ScanError(m, e) => {
+                let text_msg = e.to_string();
+                let hint = if text_msg.contains("block") || text_msg.contains("indicator") {
+                    "quote conditions such as pass: \">= 0.95\" (a bare > starts a YAML block)"
+                } else {
+                    "check indentation and quoting near this position"
+                };
+                (Some(*m), format!("YAML syntax error: {text_msg}"), hint)
+            }
+            LoadError::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported in specs".into(), "write the value out"),
+            LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain words".into(), "write the key as text"),
+            LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags (`!name`) are not supported in specs".into(), "remove the tag"),
+            other => (None, format!("cannot read YAML: {other}"), "check the file's syntax"),
+        };
+        let (line, column) = match marker {
+            Some(m) => (m.line().max(1), m.column().max(1)),
+            // An empty file has no node to point at.
+            None => (1, 1),
+        };
+        let message = if text.trim().is_empty() { "the spec file is empty".to_string() } else { message };
+        self.diags.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message,
+            hint: Some(hint.to_string()),
+        });
+    }
+
+    /// The node as a mapping, with unknown keys reported.
+    fn mapping<'n>(&mut self, node: &'n Node, path: &str, part: &str) -> Option<&'n MarkedMappingNode> {
+        let Some(map) = node.as_mapping() else {
+            self.report(node.span(), format!("`{path}` must be a mapping"), format!("write it as `key: value` lines under `{path}`"));
+            return None;
+        };
+        let known = fields(part);
+        for (key, _) in map.iter() {
+            if !known.contains(&key.as_str()) {
+                let hint = match closest(key.as_str(), known) {
+                    Some(near) => format!("did you mean `{near}`? {} accepts: {}", path, known.join(", ")),
+                    None => format!("{} accepts: {}", path, known.join(", ")),
+                };
+                self.report(key.span(), format!("unknown field `{}` in `{path}`", key.as_str()), hint);
+            }
+        }
+        Some(map)
+    }
+
+    fn get<'n>(&self, map: &'n MarkedMappingNode, key: &str) -> Option<&'n Node> {
+        map.get_node(key).filter(|n| !is_null(n))
+    }
+
+    fn scalar<'n>(&mut self, node: &'n Node, path: &str, example: &str) -> Option<&'n MarkedScalarNode> {
+        match node.as_scalar() {
+            Some(s) if !s.as_str().trim().is_empty() => Some(s),
+            Some(_) => {
+                self.report(node.span(), format!("`{path}` is empty"), format!("set it, e.g. `{example}`"));
+                None
+            }
+            None => {
+                self.report(node.span(), format!("`{path}` must be a single value"), format!("write it as e.g. `{example}`"));
+                None
+            }
+        }
+    }
+
+    fn required<'n>(&mut self, map: &'n MarkedMappingNode, key: &str, path: &str, example: &str) -> Option<&'n Node> {
+        let node = self.get(map, key);
+        if node.is_none() {
+            let full = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+            self.report(map.span(), format!("`{full}` is missing"), format!("add `{example}`"));
+        }
+        node
+    }
+
+    fn required_str(&mut self, map: &MarkedMappingNode, key: &str, path: &str, example: &str) -> Option<String> {
+        let node = self.required(map, key, path, example)?;
+        self.scalar(node, &join(path, key), example).map(|s| s.as_str().to_string())
+    }
+
+    fn optional_str(&mut self, map: &MarkedMappingNode, key: &str, path: &str, example: &str) -> Option<String> {
+        let node = self.get(map, key)?;
+        self.scalar(node, &join(path, key), example).map(|s| s.as_str().to_string())
+    }
+
+    fn env_name(&mut self, map: &MarkedMappingNode, key: &str, path: &str, required: bool) -> Option<String> {
+        let example = format!("{key}: MY_SECRET_VAR");
+        let name = if required {
+            self.required_str(map, key, path, &example)?
+        } else {
+            self.optional_str(map, key, path, &example)?
+        };
+        if !is_env_name(&name) {
+            let node = self.get(map, key).expect("just read");
+            self.report(
+                node.span(),
+                format!("`{}` must name an environment variable, not `{name}`", join(path, key)),
+                "secrets are read from the environment only: put the value in a variable (e.g. a GitHub secret) and name it here",
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    fn duration(&mut self, node: &Node, path: &str) -> Option<SpecDuration> {
+        let text = self.scalar(node, path, "1h30m")?.as_str().to_string();
+        match SpecDuration::parse(&text) {
+            Ok(d) => Some(d),
+            Err(msg) => {
+                self.report(node.span(), format!("`{path}`: {msg}"), "durations are <number><unit> parts with units s, m, h, d: 0s, 90s, 10m, 1h30m, 2d");
+                None
+            }
+        }
+    }
+
+    fn one_of<'v>(&mut self, node: &Node, path: &str, values: &[&'v str]) -> Option<&'v str> {
+        let text = self.scalar(node, path, values[0])?.as_str().to_string();
+        match values.iter().find(|v| **v == text) {
+            Some(v) => Some(v),
+            None => {
+                let hint = match closest(&text, values) {
+                    Some(near) => format!("did you mean `{near}`? use one of: {}", values.join(", ")),
+                    None => format!("use one of: {}", values.join(", ")),
+                };
+                self.report(node.span(), format!("`{path}` cannot be `{text}`"), hint);
+                None
+            }
+        }
+    }
+
+    fn spec(&mut self, root: &Node) -> (Option<RolloutSpec>, Option<(String, usize, usize)>) {
+        let Some(top) = self.mapping(root, "spec", "spec") else { return (None, None) };
+
+        match self.get(top, "version") {
+            None => self.report(top.span(), "`version` is missing", "add `version: 1` at the top of the spec"),
+            Some(node) => {
+                if let Some(v) = self.scalar(node, "version", "version: 1") {
+                    if v.as_str().trim() != "1" {
+                        let msg = format!("unsupported spec version `{}`", v.as_str());
+                        self.report(node.span(), msg, "this flagramp reads `version: 1`");
+                    }
+                }
+            }
+        }
+
+        let stem = self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("rollout").to_string();
+        let name_at = match self.get(top, "name") {
+            Some(node) => self
+                .scalar(node, "name", "name: new-checkout")
+                .map(|s| (s.as_str().trim().to_string(), position(node.span()))),
+            None => Some((stem, (1, 1))),
+        };
+        if let Some((name, _)) = &name_at {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !valid {
+                let span = self.get(top, "name").map(|n| n.span().clone()).unwrap_or_else(|| top.span().clone());
+                self.report(
+                    &span,
+                    format!("rollout name `{name}` has characters a state file name cannot carry"),
+                    "use letters, digits, `-`, `_` and `.`, starting with a letter or digit (set `name:` or rename the file)",
+                );
+            }
+        }
+        let description = self.optional_str(top, "description", "", "description: New checkout flow");
+
+        let flag = self.required(top, "flag", "", "flag: { provider: flagd, key: my_flag, flagd: { path: flags.flagd.json } }")
+            .and_then(|node| self.flag(node));
+        let stages = self.stages(top.get_node("stages"), flag.as_ref());
+        let sources = self.sources(self.get(top, "sources"));
+        let checks = self.checks(top, &sources);
+        let policy = self.policy(self.get(top, "policy"));
+        let report = self.report_spec(self.get(top, "report"));
+
+        let name_out = name_at.as_ref().map(|(n, (l, c))| (n.clone(), *l, *c));
+        let spec = (|| {
+            Some(RolloutSpec {
+                name: name_at?.0,
+                description,
+                file: self.file.to_path_buf(),
+                flag: flag?,
+                stages: stages?,
+                sources: sources?,
+                checks: checks?,
+                policy: policy?,
+                report: report?,
+            })
+        })();
+        (spec, name_out)
+    }
+
+    fn flag(&mut self, node: &Node) -> Option<FlagSpec> {
+        let map = self.mapping(node, "flag", "flag")?;
+        let key = self.required_str(map, "key", "flag", "key: new_checkout");
+        let provider_node = self.required(map, "provider", "flag", "provider: flagd")?;
+        let provider = self.one_of(provider_node, "flag.provider", &["flagd", "unleash", "launchdarkly"])?;
+        for other in ["flagd", "unleash", "launchdarkly"] {
+            if other != provider {
+                if let Some(n) = self.get(map, other) {
+                    self.report(n.span(), format!("`flag.{other}` is set but `flag.provider` is `{provider}`"), format!("remove `flag.{other}`, or set `provider: {other}`"));
+                }
+            }
+        }
+        let block_example = match provider {
+            "flagd" => "flagd: { path: flags/flags.flagd.json }",
+            "unleash" => "unleash: { url: https://unleash.example.com, project: default, environment: production, token_env: UNLEASH_TOKEN }",
+            _ => "launchdarkly: { project: default, environment: production, token_env: LD_TOKEN }",
+        };
+        let block_node = self.required(map, provider, "flag", block_example)?;
+        let path = format!("flag.{provider}");
+        let block = self.mapping(block_node, &path, provider)?;
+        let provider = match provider {
+            "flagd" => {
+                let file = self.required_str(block, "path", &path, "path: flags/flags.flagd.json");
+                let branch = self.optional_str(block, "branch", &path, "branch: main");
+                if let Some(f) = &file {
+                    if Path::new(f).is_absolute() || f.split(['/', '\\']).any(|part| part == "..") {
+                        let n = self.get(block, "path").expect("just read");
+                        self.report(n.span(), format!("`{path}.path` must stay inside the repository, not `{f}`"), "write it relative to the repository root, e.g. flags/flags.flagd.json");
+                    }
+                }
+                ProviderSpec::Flagd { path: PathBuf::from(file?), branch }
+            }
+            "unleash" => {
+                let url = self.url(block, &path);
+                let project = self.required_str(block, "project", &path, "project: default");
+                let environment = self.required_str(block, "environment", &path, "environment: production");
+                let token_env = self.env_name(block, "token_env", &path, true);
+                ProviderSpec::Unleash { url: url?, project: project?, environment: environment?, token_env: token_env? }
+            }
+            _ => {
+                let project = self.required_str(block, "project", &path, "project: default");
+                let environment = self.required_str(block, "environment", &path, "environment: production");
+                let token_env = self.env_name(block, "token_env", &path, true);
+                let base_url = match self.get(block, "base_url") {
+                    Some(_) => Some(self.url_at(block, "base_url", &path)?),
+                    None => None,
+                };
+                ProviderSpec::LaunchDarkly { project: project?, environment: environment?, token_env: token_env?, base_url }
+            }
+        };
+        Some(FlagSpec { key: key?, provider })
+    }
+
+    fn url(&mut self, map: &MarkedMappingNode, path: &str) -> Option<String> {
+        self.required(map, "url", path, "url: https://example.com")?;
+        self.url_at(map, "url", path)
+    }
+
+    fn url_at(&mut self, map: &MarkedMappingNode, key: &str, path: &str) -> Option<String> {
+        let node = self.get(map, key)?;
+        let text = self.scalar(node, &join(path, key), "https://example.com")?.as_str().trim().to_string();
+        if !(text.starts_with("http://") || text.starts_with("https://")) || text.len() <= "https://".len() {
+            self.report(node.span(), format!("`{}` is not an http(s) URL: `{text}`", join(path, key)), "write the full base URL, e.g. https://prometheus.example.com");
+            return None;
+        }
+        Some(text.trim_end_matches('/').to_string())
+    }
+
+    fn stages(&mut self, node: Option<&Node>, flag: Option<&FlagSpec>) -> Option<Vec<Stage>> {
+        let Some(node) = node.filter(|n| !is_null(n)) else {
+            return Some([10, 50, 100].map(|p| Stage { percent: Percent::from_millis(p * 1000).expect("in range"), bake: DEFAULT_BAKE }).to_vec());
+        };
+        let Some(seq) = node.as_sequence() else {
+            self.report(node.span(), "`stages` must be a list", "write e.g. `stages: [10, 50, 100]` or a list of `{ percent: 10, bake: 1h }`");
+            return None;
+        };
+        if seq.is_empty() {
+            self.report(node.span(), "`stages` is empty", "list at least one stage ending at 100, or leave `stages` out for 10, 50, 100");
+            return None;
+        }
+        let whole_only = matches!(flag.map(|f| &f.provider), Some(ProviderSpec::Unleash { .. }));
+        let mut stages: Vec<(Stage, Span)> = Vec::new();
+        let mut ok = true;
+        for (i, item) in seq.iter().enumerate() {
+            let path = format!("stages[{i}]");
+            let (percent_node, bake) = match item {
+                Node::Scalar(_) => (Some(item), Some(DEFAULT_BAKE)),
+                Node::Mapping(_) => {
+                    let Some(map) = self.mapping(item, &path, "stage") else { ok = false; continue };
+                    let percent = self.required(map, "percent", &path, "percent: 10");
+                    let bake = match self.get(map, "bake") {
+                        Some(b) => self.duration(b, &format!("{path}.bake")),
+                        None => Some(DEFAULT_BAKE),
+                    };
+                    (percent, bake)
+                }
+                Node::Sequence(_) => {
+                    self.report(item.span(), format!("`{path}` must be a number or a mapping"), "write `- 10` or `- { percent: 10, bake: 1h }`");
+                    (None, None)
+                }
+            };
+            let percent = percent_node.and_then(|pn| {
+                let text = self.scalar(pn, &format!("{path}.percent"), "percent: 10")?.as_str().to_string();
+                match Percent::parse_stage(&text) {
+                    Ok(p) if whole_only && !p.is_whole() => {
+                        self.report(pn.span(), format!("`{path}`: Unleash stores whole percents, not {p}"), "use a whole number for Unleash flags, e.g. 10");
+                        None
+                    }
+                    Ok(p) => Some(p),
+                    Err(msg) => {
+                        self.report(pn.span(), format!("`{path}`: {msg}"), "stage percents are numbers in (0, 100] with at most 3 decimals, e.g. 0.5, 10, 100");
+                        None
+                    }
+                }
+            });
+            match (percent, bake) {
+                (Some(percent), Some(bake)) => stages.push((Stage { percent, bake }, percent_node.expect("percent came from a node").span().clone())),
+                _ => ok = false,
+            }
+        }
+        for pair in stages.windows(2) {
+            let ((prev, _), (cur, span)) = (&pair[0], &pair[1]);
+            if cur.percent <= prev.percent {
+                self.report(span, format!("stages must strictly increase: {} comes after {}", cur.percent, prev.percent), "list each percentage once, lowest first, ending at 100");
+                ok = false;
+            }
+        }
+        if let Some((last, span)) = stages.last() {
+            if ok && last.percent != Percent::FULL {
+                self.report(span, format!("the last stage must be 100, not {}", last.percent.as_f64()), "end the list with `100` so the rollout can complete");
+                ok = false;
+            }
+        }
+        ok.then(|| stages.into_iter().map(|(s, _)| s).collect())
+    }
+
+    fn sources(&mut self, node: Option<&Node>) -> Option<BTreeMap<String, SourceSpec>> {
+        let mut sources = BTreeMap::new();
+        let Some(node) = node else { return Some(sources) };
+        let Some(map) = node.as_mapping() else {
+            self.report(node.span(), "`sources` must be a mapping of source names", "write e.g. `sources: { prom: { provider: prometheus, url: https://prometheus.example.com } }`");
+            return None;
+        };
+        let mut ok = true;
+        for (key, value) in map.iter() {
+            let path = format!("sources.{}", key.as_str());
+            match self.source(value, &path) {
+                Some(src) => {
+                    sources.insert(key.as_str().to_string(), src);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(sources)
+    }
+
+    fn source(&mut self, node: &Node, path: &str) -> Option<SourceSpec> {
+        let map = self.mapping(node, path, "source")?;
+        let provider_node = self.required(map, "provider", path, "provider: prometheus");
+        let provider = provider_node.and_then(|n| {
+            let text = self.scalar(n, &join(path, "provider"), "provider: prometheus")?.as_str().to_string();
+            if text == "prometheus" {
+                return Some(());
+            }
+            let hint = match text.as_str() {
+                "datadog" | "http" => format!("the `{text}` source is not available in this version; use prometheus, or a `command:` check"),
+                "command" => "command checks need no source: write `command: [\"./check.sh\"]` on the check itself".to_string(),
+                _ => "use `provider: prometheus`, or a `command:` check".to_string(),
+            };
+            self.report(n.span(), format!("`{path}.provider` cannot be `{text}`"), hint);
+            None
+        });
+        let url = self.url(map, path);
+        let token_env = self.env_name(map, "token_env", path, false);
+        let basic = match self.get(map, "basic_auth") {
+            None => None,
+            Some(n) => {
+                let bpath = join(path, "basic_auth");
+                let b = self.mapping(n, &bpath, "basic_auth")?;
+                let user = self.env_name(b, "username_env", &bpath, true);
+                let pass = self.env_name(b, "password_env", &bpath, true);
+                Some((user?, pass?))
+            }
+        };
+        let auth = match (token_env, basic) {
+            (Some(_), Some(_)) => {
+                let n = self.get(map, "basic_auth").expect("present");
+                self.report(n.span(), format!("`{path}` sets both `token_env` and `basic_auth`"), "choose one way to authenticate");
+                return None;
+            }
+            (Some(token_env), None) => Auth::Bearer { token_env },
+            (None, Some((username_env, password_env))) => Auth::Basic { username_env, password_env },
+            (None, None) => Auth::None,
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = self.get(map, "headers") {
+            let hpath = join(path, "headers");
+            let hmap = h.as_mapping();
+            if hmap.is_none() {
+                self.report(h.span(), format!("`{hpath}` must be a mapping of header names"), "write e.g. `headers: { X-Scope-OrgID: { env: PROM_TENANT } }`");
+                return None;
+            }
+            for (name, value) in hmap.expect("checked").iter() {
+                let vpath = join(&hpath, name.as_str());
+                let value = match value {
+                    Node::Scalar(s) => HeaderValue::Literal(s.as_str().to_string()),
+                    _ => {
+                        let m = self.mapping(value, &vpath, "header")?;
+                        HeaderValue::Env(self.env_name(m, "env", &vpath, true)?)
+                    }
+                };
+                headers.push((name.as_str().to_string(), value));
+            }
+        }
+        let timeout = match self.get(map, "timeout") {
+            Some(n) => Some(self.duration(n, &join(path, "timeout"))?),
+            None => None,
+        };
+        provider?;
+        Some(SourceSpec::Prometheus(HttpSourceSpec { url: url?, auth, headers, timeout }))
+    }
+
+    fn checks(&mut self, top: &MarkedMappingNode, sources: &Option<BTreeMap<String, SourceSpec>>) -> Option<Vec<CheckSpec>> {
+        let Some(node) = self.get(top, "checks") else {
+            self.report(top.span(), "`checks` is missing: a rollout needs at least one check", "add a check, e.g. `checks: [{ name: smoke, command: [\"./smoke.sh\"], pass: \"== 1\" }]`");
+            return None;
+        };
+        let Some(seq) = node.as_sequence() else {
+            self.report(node.span(), "`checks` must be a list", "write each check as a `- name: …` item");
+            return None;
+        };
+        if seq.is_empty() {
+            self.report(node.span(), "`checks` is empty: a rollout needs at least one check", "add a check; flagramp never advances without evidence");
+            return None;
+        }
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        let mut checks = Vec::new();
+        let mut ok = true;
+        for (i, item) in seq.iter().enumerate() {
+            match self.check(item, &format!("checks[{i}]"), sources, &mut names) {
+                Some(c) => checks.push(c),
+                None => ok = false,
+            }
+        }
+        ok.then_some(checks)
+    }
+
+    fn check(
+        &mut self,
+        node: &Node,
+        path: &str,
+        sources: &Option<BTreeMap<String, SourceSpec>>,
+        names: &mut BTreeSet<String>,
+    ) -> Option<CheckSpec> {
+        let map = self.mapping(node, path, "check")?;
+        let name = self.required_str(map, "name", path, "name: success-rate");
+        if let Some(n) = &name {
+            if !names.insert(n.clone()) {
+                let span = self.get(map, "name").expect("present").span().clone();
+                self.report(&span, format!("check name `{n}` is used twice"), "give each check its own name");
+            }
+        }
+        let pass = match self.get(map, "pass") {
+            None => {
+                self.report(map.span(), format!("`{path}.pass` is missing"), "add the condition the value must meet, quoted: pass: \">= 0.95\"");
+                None
+            }
+            Some(n) => self.scalar(n, &join(path, "pass"), "pass: \">= 0.95\"").and_then(|s| {
+                match Condition::parse(s.as_str()) {
+                    Ok(c) => Some(c),
+                    Err(msg) => {
+                        let span = n.span().clone();
+                        self.report(&span, format!("`{path}.pass`: {msg}"), "write (<|<=|>|>=|==|!=) and a number, quoted: pass: \">= 0.95\"");
+                        None
+                    }
+                }
+            }),
+        };
+        let on_no_data = match self.get(map, "on_no_data") {
+            Some(n) => match self.one_of(n, &join(path, "on_no_data"), &["hold", "fail"])? {
+                "fail" => NoDataPolicy::Fail,
+                _ => NoDataPolicy::Hold,
+            },
+            None => NoDataPolicy::Hold,
+        };
+        let timeout = match self.get(map, "timeout") {
+            Some(n) => {
+                let d = self.duration(n, &join(path, "timeout"))?;
+                if d.as_secs() == 0 {
+                    self.report(n.span(), format!("`{path}.timeout` must be longer than 0s"), "e.g. timeout: 30s");
+                    return None;
+                }
+                d
+            }
+            None => DEFAULT_CHECK_TIMEOUT,
+        };
+        let probe = match (self.get(map, "query"), self.get(map, "command")) {
+            (Some(q), None) => {
+                let query = self.scalar(q, &join(path, "query"), "query: up").map(|s| s.as_str().to_string());
+                let source = match self.get(map, "source") {
+                    None => {
+                        self.report(map.span(), format!("`{path}` has a query but no `source`"), "name the source to query, e.g. `source: prom` (declared under `sources:`)");
+                        None
+                    }
+                    Some(sn) => {
+                        let s = self.scalar(sn, &join(path, "source"), "source: prom").map(|s| s.as_str().to_string());
+                        if let (Some(s), Some(declared)) = (&s, sources) {
+                            if !declared.contains_key(s) {
+                                let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+                                let hint = if names.is_empty() {
+                                    format!("declare it under `sources:`, e.g. `sources: {{ {s}: {{ provider: prometheus, url: https://prometheus.example.com }} }}`")
+                                } else {
+                                    format!("declared sources: {}", names.join(", "))
+                                };
+                                self.report(sn.span(), format!("unknown source `{s}` in `{path}.source`"), hint);
+                            }
+                        }
+                        s
+                    }
+                };
+                Some(Probe::Query { source: source?, query: query? })
+            }
+            (None, Some(c)) => {
+                if let Some(sn) = self.get(map, "source") {
+                    self.report(sn.span(), format!("`{path}` is a command check and cannot have a `source`"), "remove `source`, or use `query:` instead of `command:`");
+                }
+                match c.as_sequence() {
+                    Some(seq) if !seq.is_empty() => {
+                        let mut argv = Vec::new();
+                        for (j, arg) in seq.iter().enumerate() {
+                            argv.push(self.scalar(arg, &format!("{path}.command[{j}]"), "\"--fast\"")?.as_str().to_string());
+                        }
+                        Some(Probe::Command { argv })
+                    }
+                    Some(_) => {
+                        self.report(c.span(), format!("`{path}.command` is empty"), "name the program to run, e.g. command: [\"./scripts/smoke.sh\"]");
+                        None
+                    }
+                    None => {
+                        self.report(c.span(), format!("`{path}.command` must be a list (it runs without a shell)"), "write the program and its arguments as a list, e.g. command: [\"./scripts/smoke.sh\", \"--fast\"]");
+                        None
+                    }
+                }
+            }
+            (Some(_), Some(c)) => {
+                self.report(c.span(), format!("`{path}` has both `query` and `command`"), "a check gets its value one way: keep `query` (with `source`) or `command`");
+                None
+            }
+            (None, None) => {
+                self.report(map.span(), format!("`{path}` has neither `query` nor `command`"), "add `query:` with `source:`, or `command: [\"./check.sh\"]`");
+                None
+            }
+        };
+        Some(CheckSpec { name: name?, probe: probe?, pass: pass?, on_no_data, timeout })
+    }
+
+    fn policy(&mut self, node: Option<&Node>) -> Option<Policy> {
+        let default = Policy { failures_to_rollback: 1, rollback: RollbackPolicy::Previous, window: None };
+        let Some(node) = node else { return Some(default) };
+        let map = self.mapping(node, "policy", "policy")?;
+        let failures = match self.get(map, "failures_to_rollback") {
+            None => Some(1),
+            Some(n) => {
+                let text = self.scalar(n, "policy.failures_to_rollback", "failures_to_rollback: 1").map(|s| s.as_str().to_string());
+                match text.as_deref().map(str::parse::<u32>) {
+                    Some(Ok(v)) if v >= 1 => Some(v),
+                    Some(_) => {
+                        self.report(n.span(), format!("`policy.failures_to_rollback` must be a whole number of at least 1, not `{}`", text.unwrap_or_default()), "e.g. failures_to_rollback: 2 rolls back after two failing runs in a row");
+                        None
+                    }
+                    None => None,
+                }
+            }
+        };
+        let rollback = match self.get(map, "rollback") {
+            None => Some(RollbackPolicy::Previous),
+            Some(n) => self.one_of(n, "policy.rollback", &["previous", "off"]).map(|v| if v == "off" { RollbackPolicy::Off } else { RollbackPolicy::Previous }),
+        };
+        let window = match self.get(map, "window") {
+            None => Some(None),
+            Some(n) => self.window(n).map(Some),
+        };
+        Some(Policy { failures_to_rollback: failures?, rollback: rollback?, window: window? })
+    }
+
+    fn window(&mut self, node: &Node) -> Option<Window> {
+        let map = self.mapping(node, "policy.window", "window")?;
+        let days = match self.get(map, "days") {
+            None => Some([true; 7]),
+            Some(n) => match n {
+                Node::Scalar(s) => match window::parse_day_range(s.as_str()) {
+                    Ok(d) => Some(d),
+                    Err(msg) => {
+                        self.report(n.span(), format!("`policy.window.days`: {msg}"), "write a range such as Mon-Fri, or a list such as [Mon, Wed]");
+                        None
+                    }
+                },
+                Node::Sequence(seq) => {
+                    let mut days = [false; 7];
+                    let mut ok = !seq.is_empty();
+                    if seq.is_empty() {
+                        self.report(n.span(), "`policy.window.days` is empty: the window would never open", "list at least one day, e.g. [Mon, Wed]");
+                    }
+                    for (i, d) in seq.iter().enumerate() {
+                        let parsed = d.as_scalar().ok_or_else(|| "a day must be a name".to_string()).and_then(|s| window::parse_day(s.as_str()));
+                        match parsed {
+                            Ok(idx) => days[idx] = true,
+                            Err(msg) => {
+                                self.report(d.span(), format!("`policy.window.days[{i}]`: {msg}"), "use Mon, Tue, Wed, Thu, Fri, Sat or Sun");
+                                ok = false;
+                            }
+                        }
+                    }
+                    ok.then_some(days)
+                }
+                Node::Mapping(_) => {
+                    self.report(n.span(), "`policy.window.days` must be a range or a list", "write Mon-Fri or [Mon, Wed]");
+                    None
+                }
+            },
+        };
+        let hours = match self.get(map, "hours") {
+            None => Some((0, 0)),
+            Some(n) => {
+                let text = self.scalar(n, "policy.window.hours", "hours: \"09:00-17:00\"")?.as_str().to_string();
+                match window::parse_hours(&text) {
+                    Ok(h) => Some(h),
+                    Err(msg) => {
+                        self.report(n.span(), format!("`policy.window.hours`: {msg}"), "hours are a half-open local range HH:MM-HH:MM; overnight ranges such as 22:00-06:00 are allowed");
+                        None
+                    }
+                }
+            }
+        };
+        let timezone = match self.get(map, "timezone") {
+            None => {
+                self.report(map.span(), "`policy.window.timezone` is missing", "name the IANA timezone the hours are in, e.g. timezone: Europe/Berlin (or UTC)");
+                None
+            }
+            Some(n) => {
+                let text = self.scalar(n, "policy.window.timezone", "timezone: Europe/Berlin")?.as_str().to_string();
+                match window::parse_timezone(&text) {
+                    Ok(tz) => Some(tz),
+                    Err(msg) => {
+                        self.report(n.span(), format!("`policy.window.timezone`: {msg}"), "see the tz database names, e.g. Europe/Berlin, America/New_York, Asia/Tokyo, UTC");
+                        None
+                    }
+                }
+            }
+        };
+        let (open_minute, close_minute) = hours?;
+        Some(Window { days: days?, open_minute, close_minute, timezone: timezone? })
+    }
+
+    fn report_spec(&mut self, node: Option<&Node>) -> Option<ReportSpec> {
+        let Some(node) = node else { return Some(ReportSpec { pull_request: PullRequestRef::Auto }) };
+        let map = self.mapping(node, "report", "report")?;
+        let pull_request = match self.get(map, "pull_request") {
+            None => PullRequestRef::Auto,
+            Some(n) => {
+                let text = self.scalar(n, "report.pull_request", "pull_request: auto")?.as_str().trim().to_string();
+                match text.as_str() {
+                    "auto" => PullRequestRef::Auto,
+                    "none" => PullRequestRef::None,
+                    number => match number.parse::<u64>() {
+                        Ok(n) if n > 0 => PullRequestRef::Number(n),
+                        _ => {
+                            self.report(n.span(), format!("`report.pull_request` cannot be `{text}`"), "use auto, none, or a pull request number such as 42");
+                            return None;
+                        }
+                    },
+                }
+            }
+        };
+        Some(ReportSpec { pull_request })
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}

@@ -1,0 +1,117 @@
+//! State in a local directory: one `<rollout>.json` per rollout, written atomically, with a lock
+//! file so two local runs cannot both act.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::{RolloutState, StateError, StateStore, StateVersion, StoredState, STATE_FORMAT};
+use crate::fsutil::{fingerprint, write_atomically};
+
+/// A directory of state documents.
+#[derive(Debug)]
+pub struct LocalStateStore {
+    dir: PathBuf,
+    // Held for the store's life; the OS releases it if the process dies.
+    _lock: Option<File>,
+}
+
+impl LocalStateStore {
+    /// Opens the directory for reading only (`plan`, `status`): no lock, nothing created.
+    pub fn read_only(dir: &Path) -> LocalStateStore {
+        LocalStateStore { dir: dir.to_path_buf(), _lock: None }
+    }
+
+    /// Opens the directory for a run that may write, creating it and taking its lock.
+    ///
+    /// Fails at once, without waiting, when another run holds the lock.
+    pub fn for_writing(dir: &Path) -> Result<LocalStateStore, StateError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StateError::Io(format!("cannot create state directory {}: {e}", dir.display())))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => Ok(LocalStateStore { dir: dir.to_path_buf(), _lock: Some(lock) }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked(format!(
+                "another flagramp run holds {}: wait for it to finish (the lock is released when that process exits)",
+                lock_path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(StateError::Io(format!("cannot lock {}: {e}", lock_path.display())))
+            }
+        }
+    }
+
+    fn path_of(&self, rollout: &str) -> PathBuf {
+        self.dir.join(format!("{rollout}.json"))
+    }
+
+    fn read_raw(&self, rollout: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.path_of(rollout);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError::Unreadable {
+                rollout: rollout.into(),
+                location: path.display().to_string(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for LocalStateStore {
+    async fn load(&self, rollout: &str) -> Result<Option<StoredState>, StateError> {
+        let Some(bytes) = self.read_raw(rollout)? else { return Ok(None) };
+        let location = self.path_of(rollout).display().to_string();
+        let state: RolloutState = serde_json::from_slice(&bytes).map_err(|e| StateError::Unreadable {
+            rollout: rollout.into(),
+            location: location.clone(),
+            detail: format!("{e}; fix or move the file aside (flagramp will then treat the flag's current value as drift)"),
+        })?;
+        if state.format != STATE_FORMAT || state.rollout != rollout {
+            return Err(StateError::Unreadable {
+                rollout: rollout.into(),
+                location,
+                detail: format!(
+                    "it is format {} for rollout `{}`, expected format {STATE_FORMAT} for `{rollout}`",
+                    state.format, state.rollout
+                ),
+            });
+        }
+        Ok(Some(StoredState { state, version: StateVersion(fingerprint(&bytes)) }))
+    }
+
+    async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError> {
+        let current = self.read_raw(&state.rollout)?.map(|b| StateVersion(fingerprint(&b)));
+        if current.as_ref() != expected {
+            return Err(StateError::Conflict { rollout: state.rollout.clone() });
+        }
+        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io(e.to_string()))?;
+        bytes.push(b'\n');
+        let path = self.path_of(&state.rollout);
+        write_atomically(&path, &bytes)
+            .map_err(|e| StateError::Io(format!("cannot write {}: {e}", path.display())))?;
+        Ok(StateVersion(fingerprint(&bytes)))
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StateError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StateError::Io(format!("cannot list {}: {e}", self.dir.display()))),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}

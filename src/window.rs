@@ -1,0 +1,188 @@
+//! The `policy.window`: when a rollout may start or advance (rollbacks ignore it).
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+
+const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// Days of the week and a half-open time range in an IANA timezone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Indexed Monday first: the days on which the window opens.
+    pub days: [bool; 7],
+    /// Minutes after local midnight when the window opens.
+    pub open_minute: u32,
+    /// Minutes after local midnight when it closes; at or before `open_minute` it closes next day.
+    pub close_minute: u32,
+    /// The timezone the days and hours are read in.
+    pub timezone: Tz,
+}
+
+/// Parses one day name: `Mon` or `Monday`, in any case.
+pub fn parse_day(text: &str) -> Result<usize, String> {
+    const FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let lower = text.trim().to_ascii_lowercase();
+    FULL.iter()
+        .position(|full| lower == *full || lower == full[..3])
+        .ok_or_else(|| format!("`{}` is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun", text.trim()))
+}
+
+/// Parses `Mon-Fri` (wrapping ranges such as `Fri-Mon` allowed) or a single day.
+pub fn parse_day_range(text: &str) -> Result<[bool; 7], String> {
+    let mut days = [false; 7];
+    match text.split_once('-') {
+        Some((from, to)) => {
+            let (from, to) = (parse_day(from)?, parse_day(to)?);
+            let mut d = from;
+            loop {
+                days[d] = true;
+                if d == to {
+                    break;
+                }
+                d = (d + 1) % 7;
+            }
+        }
+        None => days[parse_day(text)?] = true,
+    }
+    Ok(days)
+}
+
+fn parse_clock(text: &str) -> Option<u32> {
+    let (h, m) = text.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    ((h < 24 && m < 60) || (h == 24 && m == 0)).then_some(h * 60 + m)
+}
+
+/// Parses `HH:MM-HH:MM` into (open, close) minutes; `24:00` may close a range.
+pub fn parse_hours(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{text}` is not an hour range: write HH:MM-HH:MM in 24-hour time, e.g. \"09:00-17:00\" or \"22:00-06:00\"");
+    let (open, close) = text.split_once('-').ok_or_else(bad)?;
+    let (open, close) = (parse_clock(open).ok_or_else(bad)?, parse_clock(close).ok_or_else(bad)?);
+    if open == 24 * 60 {
+        return Err(bad());
+    }
+    if open == close {
+        return Err(format!("`{text}` is an empty range: the window would never open"));
+    }
+    Ok((open, if close == 24 * 60 { 0 } else { close }))
+}
+
+/// Parses an IANA timezone name.
+pub fn parse_timezone(text: &str) -> Result<Tz, String> {
+    text.trim().parse::<Tz>().map_err(|_| {
+        format!("`{text}` is not an IANA timezone: use a name such as Europe/Berlin, America/New_York or UTC")
+    })
+}
+
+impl Window {
+    fn overnight(&self) -> bool {
+        self.close_minute <= self.open_minute
+    }
+
+    /// Whether `at` falls inside the window.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&self.timezone);
+        let minute = local.hour() * 60 + local.minute();
+        let today = local.weekday().num_days_from_monday() as usize;
+        let yesterday = (today + 6) % 7;
+        if self.overnight() {
+            (self.days[today] && minute >= self.open_minute)
+                || (self.days[yesterday] && minute < self.close_minute)
+        } else {
+            self.days[today] && minute >= self.open_minute && minute < self.close_minute
+        }
+    }
+
+    /// `at` itself when inside the window, else the next moment the window opens.
+    pub fn next_open_at_or_after(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        if self.contains(at) {
+            return at;
+        }
+        let local_date = at.with_timezone(&self.timezone).date_naive();
+        (-1..=8)
+            .filter_map(|offset| {
+                let date = local_date.checked_add_signed(Duration::days(offset))?;
+                let weekday = date.weekday().num_days_from_monday() as usize;
+                self.days[weekday].then(|| self.opening_on(date)).flatten()
+            })
+            .filter(|open| *open > at)
+            .min()
+            // Unreachable with at least one day set; a week later is a safe answer all the same.
+            .unwrap_or(at + Duration::days(7))
+    }
+
+    fn opening_on(&self, date: NaiveDate) -> Option<DateTime<Utc>> {
+        let time = NaiveTime::from_hms_opt(self.open_minute / 60, self.open_minute % 60, 0)?;
+        let mut local = date.and_time(time);
+        // A spring-forward gap has no such local time; the window opens when clocks resume.
+        for _ in 0..4 {
+            if let Some(t) = self.timezone.from_local_datetime(&local).earliest() {
+                return Some(t.with_timezone(&Utc));
+            }
+            local += Duration::minutes(30);
+        }
+        None
+    }
+
+    /// The window as the spec would write it: `Mon-Fri 09:00-17:00 Europe/Berlin`.
+    pub fn describe(&self) -> String {
+        let days: Vec<&str> = (0..7).filter(|d| self.days[*d]).map(|d| DAY_NAMES[d]).collect();
+        let days = if days.len() == 7 { "every day".to_string() } else { days.join(",") };
+        let clock = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+        let close = if self.close_minute == 0 { "24:00".into() } else { clock(self.close_minute) };
+        format!("{days} {}-{close} {}", clock(self.open_minute), self.timezone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn berlin_office() -> Window {
+        let (open, close) = parse_hours("09:00-17:00").unwrap();
+        Window { days: parse_day_range("Mon-Fri").unwrap(), open_minute: open, close_minute: close, timezone: parse_timezone("Europe/Berlin").unwrap() }
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn office_hours_in_berlin() {
+        let w = berlin_office();
+        // 2026-11-24 is a Tuesday; Berlin is UTC+1 in November.
+        assert!(w.contains(utc("2026-11-24T08:00:00Z")));
+        assert!(!w.contains(utc("2026-11-24T16:00:00Z")), "17:00 local is closed (half-open)");
+        assert!(!w.contains(utc("2026-11-28T10:00:00Z")), "Saturday");
+        assert_eq!(w.next_open_at_or_after(utc("2026-11-27T17:00:00Z")), utc("2026-11-30T08:00:00Z"));
+    }
+
+    #[test]
+    fn overnight_range_belongs_to_the_day_it_opens() {
+        let (open, close) = parse_hours("22:00-06:00").unwrap();
+        let w = Window { days: parse_day_range("Fri").unwrap(), open_minute: open, close_minute: close, timezone: Tz::UTC };
+        assert!(w.contains(utc("2026-11-27T23:00:00Z")));
+        assert!(w.contains(utc("2026-11-28T05:59:00Z")), "Saturday morning is Friday's night");
+        assert!(!w.contains(utc("2026-11-28T23:00:00Z")));
+    }
+
+    #[test]
+    fn daylight_saving_uses_the_tz_database() {
+        let w = berlin_office();
+        // 2026-03-30 is the Monday after Berlin moves to UTC+2.
+        assert_eq!(w.next_open_at_or_after(utc("2026-03-28T12:00:00Z")), utc("2026-03-30T07:00:00Z"));
+    }
+
+    #[test]
+    fn rejects_bad_parts() {
+        assert!(parse_day("Funday").is_err());
+        assert!(parse_hours("9-17").is_err());
+        assert!(parse_hours("09:00-09:00").is_err());
+        assert!(parse_hours("25:00-26:00").is_err());
+        assert!(parse_timezone("Mars/Olympus").is_err());
+        assert_eq!(parse_day_range("Fri-Mon").unwrap(), [true, false, false, false, true, true, true]);
+    }
+}
