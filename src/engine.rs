@@ -257,6 +257,11 @@ impl<'a> Decider<'a> {
         }
     }
 
+    /// Finishes with a decision that only reports: nothing new for the history.
+    fn report_only(self, record: DecisionRecord) -> Step {
+        Step::Decided(Evaluation { record, state: self.changed.then_some(self.state), flag_change: None })
+    }
+
     fn error(self, message: &str) -> Step {
         let last = self.expected();
         let record = self.record(DecisionKind::Error, last, last, message.to_string(), None, &[]);
@@ -331,7 +336,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     if let Some(done) = d.state.completed_at {
         let reason = format!("complete since {}: the flag serves everyone; nothing to do", done.to_rfc3339());
         let record = d.record(DecisionKind::Complete, found, found, reason, None, &[]);
-        return d.finish(record, None);
+        return d.report_only(record);
     }
     if !found.enabled {
         if d.state.locked {

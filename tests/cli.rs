@@ -1,0 +1,298 @@
+//! The real binary against a temporary repository: locking, command checks, Prometheus requests
+//! (against a local mock), secrets, and recovery of a crashed run's claim.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const NOW: &str = "2026-11-24T09:00:00Z";
+const NOW_EPOCH: &str = "1795510800.000";
+
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new(spec: &str) -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo { dir };
+        repo.write(".github/rollouts/demo.yml", spec);
+        repo.write(
+            "flags/flags.flagd.json",
+            r#"{"flags":{"demo":{"state":"DISABLED","variants":{"on":true,"off":false},"defaultVariant":"off"}}}"#,
+        );
+        repo
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.root().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn script(&self, rel: &str, body: &str) {
+        let path = self.write(rel, &format!("#!/bin/sh\n{body}\n"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"));
+        cmd.current_dir(self.root()).args(args).env_remove("FLAGRAMP_STATE_DIR").env_remove("FLAGRAMP_ACTOR");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs `flagramp` on a blocking thread, so a mock server in this test keeps answering.
+    async fn run_async(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.root().join(".flagramp/state/demo.json")).unwrap()).unwrap()
+    }
+
+    fn flag(&self) -> Value {
+        let doc: Value = serde_json::from_slice(&std::fs::read(self.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
+        doc["flags"]["demo"].clone()
+    }
+}
+
+fn decisions(out: &Output) -> Vec<Value> {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+fn command_spec(argv: &str, extra: &str) -> String {
+    format!(
+        "version: 1\nname: demo\nflag: {{ provider: flagd, key: demo, flagd: {{ path: flags/flags.flagd.json }} }}\nstages: [{{ percent: 10, bake: 0s }}, 50, 100]\nchecks:\n  - {{ name: probe, command: {argv}, pass: \">= 1\", timeout: 2s }}\n{extra}"
+    )
+}
+
+#[test]
+fn two_local_runs_cannot_both_act() {
+    let repo = Repo::new(&command_spec(r#"["./ok.sh"]"#, ""));
+    repo.script("ok.sh", "echo 1");
+    std::fs::create_dir_all(repo.root().join(".flagramp/state")).unwrap();
+    let lock = std::fs::File::create(repo.root().join(".flagramp/state/.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = repo.run(&["run", "--now", NOW]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another flagramp run holds"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(repo.flag()["state"], "DISABLED", "the flag was not touched");
+    drop(lock);
+    let out = repo.run(&["run", "--now", NOW]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(repo.flag()["state"], "ENABLED");
+}
+
+#[test]
+fn command_checks_run_in_the_repository_root_with_rollout_percent_and_now() {
+    let repo = Repo::new(&command_spec(r#"["./env.sh", "--fast"]"#, ""));
+    repo.script("env.sh", "printf '%s|%s|%s|%s|%s' \"$FLAGRAMP_ROLLOUT\" \"$FLAGRAMP_PERCENT\" \"$FLAGRAMP_NOW\" \"$PWD\" \"$1\" > seen.txt; echo 1");
+    let sub = repo.root().join("flags");
+    // Start, then evaluate from a subdirectory's point of view: paths stay relative to the root.
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let out = repo.run(&["run", "--now", "2026-11-24T09:05:00Z", "--output", "json"]);
+    let d = decisions(&out);
+    assert_eq!(d[0]["decision"], "advance", "{d:?}");
+    let seen = std::fs::read_to_string(repo.root().join("seen.txt")).unwrap();
+    let root = repo.root().canonicalize().unwrap();
+    assert_eq!(seen, format!("demo|10|2026-11-24T09:05:00+00:00|{}|--fast", root.display()));
+    assert!(sub.exists());
+}
+
+#[test]
+fn command_check_failures_are_errors_that_hold_never_failures() {
+    for (name, body, words) in [
+        ("exit", "echo boom >&2; exit 3", "exited with 3: boom"),
+        ("words", "echo not a number", "printed 3 words"),
+        ("text", "echo high", "printed `high` instead of a number"),
+        ("empty", "true", "printed no number"),
+        ("slow", "sleep 5; echo 1", "timed out after 2s"),
+    ] {
+        let repo = Repo::new(&command_spec(&format!("[\"./{name}.sh\"]"), ""));
+        repo.script(&format!("{name}.sh"), "echo 1");
+        assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+        repo.script(&format!("{name}.sh"), body);
+        let out = repo.run(&["run", "--now", "2026-11-24T10:00:00Z", "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{name}: source trouble is still a decision");
+        let d = decisions(&out);
+        assert_eq!(d[0]["decision"], "hold", "{name}: {d:?}");
+        assert_eq!(d[0]["checks"][0]["verdict"], "error", "{name}");
+        let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
+        assert!(detail.contains(words), "{name}: `{detail}` should contain `{words}`");
+        assert_eq!(repo.state()["consecutive_failures"], 0, "{name}");
+        assert_eq!(repo.flag()["targeting"]["fractional"][0][1], 10000, "{name}: flag unchanged");
+    }
+}
+
+#[test]
+fn a_missing_check_program_is_an_error_with_a_hint() {
+    let repo = Repo::new(&command_spec(r#"["./scripts/missing.sh"]"#, ""));
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let d = decisions(&repo.run(&["plan", "--now", "2026-11-24T10:00:00Z", "--output", "json"]));
+    let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("was not found") && detail.contains("relative to the repository root"), "{detail}");
+}
+
+#[test]
+fn a_crashed_runs_claim_is_finished_from_the_flag_and_never_reported_as_drift() {
+    let repo = Repo::new(&command_spec(r#"["./ok.sh"]"#, ""));
+    repo.script("ok.sh", "echo 1");
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let before = repo.state();
+    // Simulate a run that claimed 10% -> 50%, set the flag, and died before recording.
+    let mut then = before.clone();
+    then["last_set"] = serde_json::json!({ "enabled": true, "percent": 50.0 });
+    then["stage_entered_at"] = Value::String("2026-11-24T09:30:00Z".into());
+    let mut claimed = before.clone();
+    claimed["pending"] = serde_json::json!({ "from": { "enabled": true, "percent": 10.0 }, "to": { "enabled": true, "percent": 50.0 }, "then": then });
+    repo.write(".flagramp/state/demo.json", &serde_json::to_string_pretty(&claimed).unwrap());
+    let mut flags: Value = serde_json::from_slice(&std::fs::read(repo.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
+    flags["flags"]["demo"]["targeting"] = serde_json::json!({ "fractional": [["on", 50000], ["off", 50000]] });
+    repo.write("flags/flags.flagd.json", &flags.to_string());
+    let d = decisions(&repo.run(&["run", "--now", "2026-11-24T09:35:00Z", "--output", "json"]));
+    assert_eq!(d[0]["decision"], "hold", "{d:?}");
+    assert_eq!(d[0]["from_percent"], 50.0);
+    let state = repo.state();
+    assert!(state["pending"].is_null());
+    assert_eq!(state["last_set"]["percent"], 50.0);
+}
+
+fn prom_spec(url: &str, auth: &str) -> String {
+    format!(
+        "version: 1\nname: demo\nflag: {{ provider: flagd, key: demo, flagd: {{ path: flags/flags.flagd.json }} }}\nstages: [{{ percent: 10, bake: 0s }}, 50, 100]\nsources:\n  prom:\n    provider: prometheus\n    url: {url}\n{auth}\nchecks:\n  - name: success-rate\n    source: prom\n    query: sum(rate(ok[5m])) / sum(rate(all[5m]))\n    pass: \">= 0.95\"\n    timeout: 3s\n"
+    )
+}
+
+fn vector(value: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_string(format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1795510800,"{value}"]}}]}}}}"#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_queries_at_the_decision_time_with_bearer_auth_and_never_prints_the_token() {
+    let server = MockServer::start().await;
+    let token = "s3cret-token-value";
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .and(query_param("query", "sum(rate(ok[5m])) / sum(rate(all[5m]))"))
+        .and(query_param("time", NOW_EPOCH))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(vector("0.99"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let repo = Repo::new(&prom_spec(&server.uri(), "    token_env: PROM_TOKEN"));
+    // An already-started rollout, so that the run queries the check.
+    repo.write("flags/flags.flagd.json", r#"{"flags":{"demo":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off","targeting":{"fractional":[["on",10000],["off",90000]]}}}}"#);
+    let out = repo.run_async(&["advance", "demo", "--now", NOW, "--output", "json", "--actor", "alice"], &[("PROM_TOKEN", token)]).await;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The flag was on with no state: advance adopts it, checks pass, then it moves up.
+    let d = decisions(&out);
+    assert_eq!(d[0]["decision"], "advance", "{text}");
+    assert_eq!(d[0]["checks"][0]["value"], 0.99);
+    assert!(!text.contains(token));
+    assert!(!std::fs::read_to_string(repo.root().join(".flagramp/state/demo.json")).unwrap().contains(token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_basic_auth_and_headers_from_env() {
+    let server = MockServer::start().await;
+    // "user:pa55word" in base64.
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .and(header("authorization", "Basic dXNlcjpwYTU1d29yZA=="))
+        .and(header("x-scope-orgid", "tenant-42"))
+        .and(header("x-static", "plain"))
+        .respond_with(vector("0.97"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let auth = "    basic_auth: { username_env: PROM_USER, password_env: PROM_PASS }\n    headers: { X-Scope-OrgID: { env: PROM_TENANT }, X-Static: plain }";
+    let repo = Repo::new(&prom_spec(&server.uri(), auth));
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let envs = [("PROM_USER", "user"), ("PROM_PASS", "pa55word"), ("PROM_TENANT", "tenant-42")];
+    let out = repo.run_async(&["run", "--now", NOW, "--output", "json"], &envs).await;
+    let d = decisions(&out);
+    assert_eq!(d[0]["decision"], "advance", "{d:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("pa55word"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_variable_holds_with_a_hint_and_no_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(vector("1")).expect(0).mount(&server).await;
+    let repo = Repo::new(&prom_spec(&server.uri(), "    token_env: PROM_TOKEN_NOT_SET"));
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    assert_eq!(d[0]["decision"], "hold");
+    let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("PROM_TOKEN_NOT_SET is not set"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_server_errors_are_retried_a_bounded_number_of_times() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).and(path("/api/v1/query")).respond_with(ResponseTemplate::new(503)).up_to_n_times(1).expect(1).mount(&server).await;
+    Mock::given(method("GET")).and(path("/api/v1/query")).respond_with(vector("0.99")).expect(1).mount(&server).await;
+    let repo = Repo::new(&prom_spec(&server.uri(), ""));
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    assert_eq!(d[0]["decision"], "advance", "{d:?}");
+
+    let always_down = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).expect(3).mount(&always_down).await;
+    let repo = Repo::new(&prom_spec(&always_down.uri(), ""));
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    assert_eq!(d[0]["decision"], "hold");
+    assert_eq!(d[0]["checks"][0]["verdict"], "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_query_is_an_error_with_prometheus_own_message() {
+    let server = MockServer::start().await;
+    // Recorded from Prometheus 2.42 (shared/fixtures/prometheus-live/prom-query-error.json).
+    let body = r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:16: parse error: unclosed left parenthesis"}"#;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_string(body)).expect(1).mount(&server).await;
+    let repo = Repo::new(&prom_spec(&server.uri(), ""));
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    assert_eq!(d[0]["decision"], "hold");
+    let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("bad_data") && detail.contains("unclosed left parenthesis"), "{detail}");
+}
+
+#[test]
+fn a_command_that_prints_a_secret_is_redacted() {
+    let spec = prom_spec("http://127.0.0.1:9", "    token_env: PROM_TOKEN").replace(
+        "checks:\n",
+        "checks:\n  - { name: leaky, command: [\"./leak.sh\"], pass: \">= 1\" }\n",
+    );
+    let repo = Repo::new(&spec);
+    repo.script("leak.sh", "echo \"token is $PROM_TOKEN\" >&2; exit 1");
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    let out = repo.command(&["run", "--now", NOW, "--output", "json"]).env("PROM_TOKEN", "very-secret-123").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("very-secret-123"), "{text}");
+    assert!(text.contains("token is ***"), "{text}");
+}

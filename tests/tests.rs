@@ -1,0 +1,12 @@
+//! One integration-test binary (one link instead of many), with a module per topic.
+//!
+//! Tests that need real services are `#[ignore = "needs services: run scripts/test"]`; the test
+//! script starts the services and runs them with `--include-ignored`.
+
+mod cli;
+mod engine_rules;
+mod flagd_core;
+mod flagd_file;
+mod outputs;
+mod prometheus_live;
+mod spec_errors;
