@@ -65,6 +65,9 @@ impl PrometheusSource {
                 let series = data.result.as_array().map(Vec::as_slice).unwrap_or_default();
                 match series {
                     [] => Measurement::NoData("the query matched no series".into()),
+                    [one] if one.get("histogram").is_some() => Measurement::Error(
+                        "the query returned a native histogram: reduce it to a number, e.g. with histogram_quantile(0.99, ...)".into(),
+                    ),
                     [one] => match one.get("value").and_then(|v| v.get(1)) {
                         Some(Value::String(text)) => Measurement::from_number_text(text),
                         Some(Value::Null) | None => Measurement::NoData("the series has no value".into()),
