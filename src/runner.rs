@@ -107,6 +107,7 @@ impl Runner {
         // Rule 1: finish or abandon a change a crashed run claimed.
         if let (Some(current), Ok(read)) = (&state, &reading) {
             if let Some(resolved) = engine::resolve_pending(current, read.value) {
+                tracing::info!(rollout = %spec.name, finished = resolved.last_set == Some(read.value), "resolved a pending transition");
                 if !mode.changes_nothing() {
                     match self.store.save(&resolved, version.as_ref()).await {
                         Ok(v) => version = Some(v),
@@ -142,6 +143,7 @@ impl Runner {
         let Step::Decided(evaluation) = step else {
             return self.error_record(spec, "internal: the engine asked for checks twice".into());
         };
+        tracing::info!(rollout = %spec.name, decision = evaluation.record.decision.as_str(), "decided");
         if mode.changes_nothing() {
             return evaluation.record;
         }
@@ -175,6 +177,7 @@ impl Runner {
             StateError::Conflict { .. } => format!("{e}; nothing was changed, the next run decides again"),
             other => other.to_string(),
         })?;
+        tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
         // If setting fails, the claim stays: the next run reads the flag and finishes or drops it.
         flags
             .set(to, read)

@@ -109,6 +109,22 @@ async fn reads_relative_weights_and_rule_free_flags() {
     assert_eq!(provider(&path, "myBoolFlag").read().await.unwrap().value, FlagValue::on(Percent::FULL));
 }
 
+#[tokio::test]
+async fn an_enabled_flag_serving_on_to_nobody_reads_as_off_so_it_can_be_started() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in [
+        json!({ "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" }),
+        json!({ "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off",
+                "targeting": { "fractional": [["on", 0], ["off", 100000]] } }),
+    ] {
+        let path = write(dir.path(), &sample_with(flag));
+        let p = provider(&path, "new-checkout");
+        let seen = p.read().await.unwrap();
+        assert_eq!(seen.value, FlagValue::OFF);
+        assert_eq!(p.set(FlagValue::on(pct(10_000)), &seen).await.unwrap().value, FlagValue::on(pct(10_000)));
+    }
+}
+
 async fn assert_refused_and_untouched(path: &Path, key: &str, expect: fn(&ProviderError) -> bool, words: &str) {
     let before = std::fs::read(path).ok();
     let p = provider(path, key);

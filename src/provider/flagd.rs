@@ -68,6 +68,16 @@ impl FlagdFile {
         ))
     }
 
+    /// An enabled flag that serves `on` to nobody is off in every way that matters, so a
+    /// flag created enabled-but-off can be started rather than reported as drift.
+    fn value(enabled: bool, percent: Percent) -> FlagValue {
+        if enabled && percent > Percent::ZERO {
+            FlagValue::on(percent)
+        } else {
+            FlagValue::OFF
+        }
+    }
+
     fn understand(&self, flag: &Map<String, Value>) -> Result<Owned, ProviderError> {
         let variants = flag.get("variants").and_then(Value::as_object);
         if !variants.is_some_and(|v| v.contains_key("on") && v.contains_key("off")) {
@@ -85,8 +95,7 @@ impl FlagdFile {
                 Some("on") => Percent::FULL,
                 _ => Percent::ZERO,
             };
-            let value = if enabled { FlagValue::on(percent) } else { FlagValue::OFF };
-            return Ok(Owned { value, bucket_by: None });
+            return Ok(Owned { value: Self::value(enabled, percent), bucket_by: None });
         };
         let rule = targeting
             .as_object()
@@ -114,8 +123,7 @@ impl FlagdFile {
         }
         let millis = ((u128::from(on) * 100_000 + u128::from(on + off) / 2) / u128::from(on + off)) as u32;
         let percent = Percent::from_millis(millis).expect("a share of the total is at most 100%");
-        let value = if enabled { FlagValue::on(percent) } else { FlagValue::OFF };
-        Ok(Owned { value, bucket_by })
+        Ok(Owned { value: Self::value(enabled, percent), bucket_by })
     }
 }
 
