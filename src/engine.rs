@@ -45,6 +45,8 @@ pub enum ManualOp {
 }
 
 /// The outcome of one call to [`evaluate`] or [`evaluate_manual`].
+// Built once per evaluation and matched at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// The decision depends on the checks: query them and call again with their results.

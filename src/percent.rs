@@ -67,7 +67,7 @@ impl Percent {
 
     /// True when the share is a whole number of percent.
     pub fn is_whole(self) -> bool {
-        self.0 % 1000 == 0
+        self.0.is_multiple_of(1000)
     }
 }
 
