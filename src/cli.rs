@@ -11,12 +11,12 @@ use clap::{Args, Parser, Subcommand};
 use flagramp::engine::ManualOp;
 use flagramp::exit;
 use flagramp::record::DecisionRecord;
+use flagramp::render;
 use flagramp::runner::{Mode, Runner};
 use flagramp::schema::{self, SchemaKind};
 use flagramp::secrets::Secrets;
 use flagramp::spec::{self, RolloutSpec, SpecErrors, DEFAULT_SPEC_DIR};
 use flagramp::state::{LocalStateStore, StateStore};
-use flagramp::render;
 
 /// Roll a feature flag out in stages (10% → 50% → 100%), only while its metrics stay healthy.
 ///
@@ -35,7 +35,13 @@ struct Cli {
 #[derive(Debug, Args)]
 struct Global {
     /// Directory of local state files (one JSON file per rollout).
-    #[arg(long, global = true, env = "FLAGRAMP_STATE_DIR", default_value = ".flagramp/state", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "FLAGRAMP_STATE_DIR",
+        default_value = ".flagramp/state",
+        value_name = "DIR"
+    )]
     state_dir: PathBuf,
     /// Evaluate as if it were this time (RFC 3339, e.g. 2026-11-24T10:00:00Z) instead of now.
     #[arg(long, global = true, value_name = "RFC3339")]
@@ -157,7 +163,11 @@ fn parse_now(now: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
         None => Ok(Utc::now()),
         Some(text) => DateTime::parse_from_rfc3339(text)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| usage(format!("--now `{text}` is not an RFC 3339 time ({e}); write e.g. 2026-11-24T10:00:00Z"))),
+            .map_err(|e| {
+                usage(format!(
+                    "--now `{text}` is not an RFC 3339 time ({e}); write e.g. 2026-11-24T10:00:00Z"
+                ))
+            }),
     }
 }
 
@@ -168,13 +178,19 @@ fn looks_like_path(arg: &str) -> bool {
 /// Splits `[NAME] [PATH]…`.
 fn split_targets(args: &[String]) -> (Option<String>, Vec<PathBuf>) {
     match args.split_first() {
-        Some((first, rest)) if !looks_like_path(first) => (Some(first.clone()), rest.iter().map(PathBuf::from).collect()),
+        Some((first, rest)) if !looks_like_path(first) => {
+            (Some(first.clone()), rest.iter().map(PathBuf::from).collect())
+        }
         _ => (None, args.iter().map(PathBuf::from).collect()),
     }
 }
 
 fn load_specs(paths: Vec<PathBuf>) -> anyhow::Result<Vec<RolloutSpec>> {
-    let paths = if paths.is_empty() { vec![PathBuf::from(DEFAULT_SPEC_DIR)] } else { paths };
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(DEFAULT_SPEC_DIR)]
+    } else {
+        paths
+    };
     for p in &paths {
         if !p.exists() {
             return Err(usage(format!(
@@ -187,7 +203,11 @@ fn load_specs(paths: Vec<PathBuf>) -> anyhow::Result<Vec<RolloutSpec>> {
     if files.is_empty() {
         return Err(usage(format!(
             "no rollout specs (*.yml, *.yaml) found in {}",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(spec::load_all(&files)?)
@@ -199,7 +219,10 @@ fn select(specs: Vec<RolloutSpec>, name: Option<&str>) -> anyhow::Result<Vec<Rol
         return Ok(specs.into_iter().filter(|s| s.name == name).collect());
     }
     let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    Err(usage(format!("unknown rollout `{name}`; rollouts in these specs: {}", known.join(", "))))
+    Err(usage(format!(
+        "unknown rollout `{name}`; rollouts in these specs: {}",
+        known.join(", ")
+    )))
 }
 
 fn format_of(output: &str) -> anyhow::Result<Format> {
@@ -238,7 +261,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     let now = parse_now(global.now.as_deref())?;
     let repo_root = std::env::current_dir().context("cannot read the current directory")?;
-    let runner = |store: Box<dyn StateStore>, actor: String| Runner { store, repo_root: repo_root.clone(), now, actor, secrets: Secrets::new() };
+    let runner = |store: Box<dyn StateStore>, actor: String| Runner {
+        store,
+        repo_root: repo_root.clone(),
+        now,
+        actor,
+        secrets: Secrets::new(),
+    };
 
     match cli.command {
         Command::Schema => {
@@ -246,7 +275,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "spec" | "text" => SchemaKind::Spec,
                 "decision" => SchemaKind::Decision,
                 "status" => SchemaKind::Status,
-                other => return Err(usage(format!("schema --output `{other}`: use spec, decision or status"))),
+                other => {
+                    return Err(usage(format!(
+                        "schema --output `{other}`: use spec, decision or status"
+                    )))
+                }
             };
             print(&(schema::render(kind) + "\n"))?;
             Ok(ExitCode::from(exit::DECIDED))
@@ -259,13 +292,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     match format {
                         Format::Json => {
                             let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-                            print(&(serde_json::to_string_pretty(&serde_json::json!({ "valid": true, "rollouts": names, "problems": [] }))? + "\n"))?
+                            print(
+                                &(serde_json::to_string_pretty(
+                                    &serde_json::json!({ "valid": true, "rollouts": names, "problems": [] }),
+                                )? + "\n"),
+                            )?
                         }
                         Format::Text => {
                             let mut out = String::new();
                             for s in &specs {
-                                let stages: Vec<String> = s.stages.iter().map(|st| format!("{} ({})", st.percent, st.bake)).collect();
-                                out += &format!("ok {} ({}): flag {} via {}, stages {}, {} check{}\n", s.name, s.file.display(), s.flag.key, s.flag.provider.name(), stages.join(" → "), s.checks.len(), if s.checks.len() == 1 { "" } else { "s" });
+                                let stages: Vec<String> = s
+                                    .stages
+                                    .iter()
+                                    .map(|st| format!("{} ({})", st.percent, st.bake))
+                                    .collect();
+                                out += &format!(
+                                    "ok {} ({}): flag {} via {}, stages {}, {} check{}\n",
+                                    s.name,
+                                    s.file.display(),
+                                    s.flag.key,
+                                    s.flag.provider.name(),
+                                    stages.join(" → "),
+                                    s.checks.len(),
+                                    if s.checks.len() == 1 { "" } else { "s" }
+                                );
                             }
                             print(&out)?
                         }
@@ -274,7 +324,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(err) => match (format, err.downcast_ref::<SpecErrors>()) {
                     (Format::Json, Some(spec_errors)) => {
-                        print(&(serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "rollouts": [], "problems": spec_errors.diagnostics }))? + "\n"))?;
+                        print(
+                            &(serde_json::to_string_pretty(
+                                &serde_json::json!({ "valid": false, "rollouts": [], "problems": spec_errors.diagnostics }),
+                            )? + "\n"),
+                        )?;
                         eprintln!("{spec_errors}");
                         Ok(ExitCode::from(exit::INVALID))
                     }
@@ -286,7 +340,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let format = format_of(&global.output)?;
             let (name, paths) = split_targets(&targets.args);
             let specs = select(load_specs(paths)?, name.as_deref())?;
-            let r = runner(Box::new(LocalStateStore::read_only(&global.state_dir)), "flagramp".into());
+            let r = runner(
+                Box::new(LocalStateStore::read_only(&global.state_dir)),
+                "flagramp".into(),
+            );
             print_decisions(&r.decide_all(&specs, &Mode::Plan).await, format)
         }
         Command::Run(targets) => {
@@ -301,7 +358,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let format = format_of(&global.output)?;
             let (name, paths) = split_targets(&targets.args);
             let specs = select(load_specs(paths)?, name.as_deref())?;
-            let r = runner(Box::new(LocalStateStore::read_only(&global.state_dir)), "flagramp".into());
+            let r = runner(
+                Box::new(LocalStateStore::read_only(&global.state_dir)),
+                "flagramp".into(),
+            );
             let statuses = r.status(&specs, name.is_none()).await?;
             match format {
                 Format::Json => print(&(serde_json::to_string_pretty(&statuses)? + "\n"))?,
@@ -334,6 +394,10 @@ async fn manual(
         Box::new(LocalStateStore::for_writing(&global.state_dir)?)
     };
     let r = runner(store, actor);
-    let mode = Mode::Manual { op, reason: named.reason, dry_run: named.dry_run };
+    let mode = Mode::Manual {
+        op,
+        reason: named.reason,
+        dry_run: named.dry_run,
+    };
     print_decisions(&r.decide_all(&specs, &mode).await, format)
 }

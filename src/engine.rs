@@ -73,7 +73,15 @@ pub fn check_records(checks: &[CheckSpec], measurements: &[Measurement]) -> Vec<
         .zip(measurements)
         .map(|(check, measurement)| {
             let (value, verdict, detail) = match measurement {
-                Measurement::Value(v) => (Some(*v), if check.pass.holds(*v) { Verdict::Pass } else { Verdict::Fail }, None),
+                Measurement::Value(v) => (
+                    Some(*v),
+                    if check.pass.holds(*v) {
+                        Verdict::Pass
+                    } else {
+                        Verdict::Fail
+                    },
+                    None,
+                ),
                 Measurement::NoData(why) => (None, Verdict::NoData, Some(why.clone())),
                 Measurement::Error(why) => (None, Verdict::Error, Some(why.clone())),
             };
@@ -120,14 +128,32 @@ fn highest_stage_below(spec: &RolloutSpec, percent: Percent) -> Option<usize> {
 }
 
 fn stage_label(spec: &RolloutSpec, index: usize) -> String {
-    format!("stage {} of {} ({})", index + 1, spec.stages.len(), spec.stages[index].percent)
+    format!(
+        "stage {} of {} ({})",
+        index + 1,
+        spec.stages.len(),
+        spec.stages[index].percent
+    )
 }
 
 fn check_phrase(check: &CheckSpec, record: &CheckRecord) -> String {
     match (record.verdict, record.value) {
-        (Verdict::Fail, Some(v)) => format!("{} {} (needs {})", record.name, check.pass.describe_actual(v), record.condition),
-        (Verdict::NoData, _) => format!("{} has no data ({})", record.name, record.detail.as_deref().unwrap_or("empty result")),
-        (Verdict::Error, _) => format!("{} could not be measured: {}", record.name, record.detail.as_deref().unwrap_or("source error")),
+        (Verdict::Fail, Some(v)) => format!(
+            "{} {} (needs {})",
+            record.name,
+            check.pass.describe_actual(v),
+            record.condition
+        ),
+        (Verdict::NoData, _) => format!(
+            "{} has no data ({})",
+            record.name,
+            record.detail.as_deref().unwrap_or("empty result")
+        ),
+        (Verdict::Error, _) => format!(
+            "{} could not be measured: {}",
+            record.name,
+            record.detail.as_deref().unwrap_or("source error")
+        ),
         (_, Some(v)) => format!("{} {} (needs {})", record.name, sig4(v), record.condition),
         (_, None) => format!("{} {}", record.name, record.verdict.as_str()),
     }
@@ -143,14 +169,19 @@ struct Verdicts<'c> {
 
 impl<'c> Verdicts<'c> {
     fn sort(spec: &RolloutSpec, records: &'c [CheckRecord]) -> Verdicts<'c> {
-        let mut v = Verdicts { failing: Vec::new(), waiting: Vec::new(), passing: 0, records };
+        let mut v = Verdicts {
+            failing: Vec::new(),
+            waiting: Vec::new(),
+            passing: 0,
+            records,
+        };
         for (check, record) in spec.checks.iter().zip(records) {
             match record.verdict {
                 Verdict::Pass => v.passing += 1,
                 Verdict::Fail => v.failing.push(check_phrase(check, record)),
-                Verdict::NoData if check.on_no_data == NoDataPolicy::Fail => {
-                    v.failing.push(format!("{} (on_no_data: fail)", check_phrase(check, record)))
-                }
+                Verdict::NoData if check.on_no_data == NoDataPolicy::Fail => v
+                    .failing
+                    .push(format!("{} (on_no_data: fail)", check_phrase(check, record))),
                 Verdict::NoData | Verdict::Error => v.waiting.push(check_phrase(check, record)),
             }
         }
@@ -181,13 +212,25 @@ impl<'a> Decider<'a> {
         let spec = input.spec;
         let (state, changed) = match input.state {
             Some(s) => (s.clone(), false),
-            None => (RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()), true),
+            None => (
+                RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()),
+                true,
+            ),
         };
-        let mut decider = Decider { input, state, changed, notes: Vec::new() };
+        let mut decider = Decider {
+            input,
+            state,
+            changed,
+            notes: Vec::new(),
+        };
         let stages = spec.stage_percents();
         if decider.state.stages != stages {
             let show = |p: &[Percent]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
-            decider.notes.push(format!("stages changed from [{}] to [{}]", show(&decider.state.stages), show(&stages)));
+            decider.notes.push(format!(
+                "stages changed from [{}] to [{}]",
+                show(&decider.state.stages),
+                show(&stages)
+            ));
             decider.state.stages = stages;
             decider.changed = true;
         }
@@ -206,7 +249,15 @@ impl<'a> Decider<'a> {
         self.state.last_set.unwrap_or(FlagValue::OFF)
     }
 
-    fn record(&self, kind: DecisionKind, from: FlagValue, to: FlagValue, reason: String, eligible_at: Option<DateTime<Utc>>, checks: &[CheckRecord]) -> DecisionRecord {
+    fn record(
+        &self,
+        kind: DecisionKind,
+        from: FlagValue,
+        to: FlagValue,
+        reason: String,
+        eligible_at: Option<DateTime<Utc>>,
+        checks: &[CheckRecord],
+    ) -> DecisionRecord {
         let mut reason = reason;
         if !self.notes.is_empty() {
             reason = format!("{}; {reason}", self.notes.join("; "));
@@ -219,7 +270,11 @@ impl<'a> Decider<'a> {
             actor: self.input.actor.to_string(),
             from_percent: from.effective(),
             to_percent: to.effective(),
-            stage: if to.enabled { stage_at(self.spec(), to.percent) } else { None },
+            stage: if to.enabled {
+                stage_at(self.spec(), to.percent)
+            } else {
+                None
+            },
             reason,
             eligible_at,
             checks: checks.to_vec(),
@@ -229,8 +284,10 @@ impl<'a> Decider<'a> {
     /// Finishes with a decision; records it in history unless it repeats the last one verbatim.
     fn finish(mut self, record: DecisionRecord, flag_change: Option<FlagValue>) -> Step {
         let repeat = self.state.history.last().is_some_and(|last| {
-            matches!(record.decision, DecisionKind::Hold | DecisionKind::Paused | DecisionKind::Drift | DecisionKind::Complete)
-                && last.decision == record.decision
+            matches!(
+                record.decision,
+                DecisionKind::Hold | DecisionKind::Paused | DecisionKind::Drift | DecisionKind::Complete
+            ) && last.decision == record.decision
                 && last.reason == record.reason
                 && last.from_percent == record.from_percent
                 && last.to_percent == record.to_percent
@@ -239,7 +296,11 @@ impl<'a> Decider<'a> {
             self.state.push_history(record.clone());
             self.changed = true;
         }
-        Step::Decided(Evaluation { record, state: self.changed.then_some(self.state), flag_change })
+        Step::Decided(Evaluation {
+            record,
+            state: self.changed.then_some(self.state),
+            flag_change,
+        })
     }
 
     /// Moves the flag, updating everything a stage change resets.
@@ -261,14 +322,22 @@ impl<'a> Decider<'a> {
 
     /// Finishes with a decision that only reports: nothing new for the history.
     fn report_only(self, record: DecisionRecord) -> Step {
-        Step::Decided(Evaluation { record, state: self.changed.then_some(self.state), flag_change: None })
+        Step::Decided(Evaluation {
+            record,
+            state: self.changed.then_some(self.state),
+            flag_change: None,
+        })
     }
 
     fn error(self, message: &str) -> Step {
         let last = self.expected();
         let record = self.record(DecisionKind::Error, last, last, message.to_string(), None, &[]);
         // An error changes nothing and is not history: the next run decides afresh.
-        Step::Decided(Evaluation { record, state: None, flag_change: None })
+        Step::Decided(Evaluation {
+            record,
+            state: None,
+            flag_change: None,
+        })
     }
 
     /// Rule 3: the flag is not what flagramp last set. Returns the decision, or `None` when the
@@ -277,20 +346,35 @@ impl<'a> Decider<'a> {
         let expected = self.expected();
         if found == expected {
             if self.state.drift.take().is_some() {
-                self.notes.push(format!("the flag is back at {}, drift cleared", expected.describe()));
+                self.notes
+                    .push(format!("the flag is back at {}, drift cleared", expected.describe()));
                 self.changed = true;
             }
             return None;
         }
-        let same_as_before = self.state.drift.is_some_and(|d| d.expected == expected && d.found == found);
+        let same_as_before = self
+            .state
+            .drift
+            .is_some_and(|d| d.expected == expected && d.found == found);
         if !same_as_before {
-            self.state.drift = Some(DriftNote { expected, found, since: self.input.now });
+            self.state.drift = Some(DriftNote {
+                expected,
+                found,
+                since: self.input.now,
+            });
             self.changed = true;
         }
         let what = if self.state.last_set.is_none() {
-            format!("the flag is {} but this rollout has not started (no state)", found.describe())
+            format!(
+                "the flag is {} but this rollout has not started (no state)",
+                found.describe()
+            )
         } else {
-            format!("the flag is {} but flagramp last set it {}", found.describe(), expected.describe())
+            format!(
+                "the flag is {} but flagramp last set it {}",
+                found.describe(),
+                expected.describe()
+            )
         };
         let reason = format!(
             "{what}: a person changed it, so flagramp holds and changes nothing. Restore {} or run `flagramp resume {}` to continue from {}",
@@ -310,7 +394,10 @@ impl<'a> Decider<'a> {
 
     fn rollback_reason(&self, to: FlagValue) -> String {
         match to.enabled {
-            true => format!("rolled back to {}", stage_label(self.spec(), stage_at(self.spec(), to.percent).unwrap_or(0))),
+            true => format!(
+                "rolled back to {}",
+                stage_label(self.spec(), stage_at(self.spec(), to.percent).unwrap_or(0))
+            ),
             false => "turned the flag off".to_string(),
         }
     }
@@ -336,7 +423,10 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
 
     // Rule 4.
     if let Some(done) = d.state.completed_at {
-        let reason = format!("complete since {}: the flag serves everyone; nothing to do", done.to_rfc3339());
+        let reason = format!(
+            "complete since {}: the flag serves everyone; nothing to do",
+            done.to_rfc3339()
+        );
         let record = d.record(DecisionKind::Complete, found, found, reason, None, &[]);
         return d.report_only(record);
     }
@@ -355,7 +445,11 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         if let Some(window) = &spec.policy.window {
             if !window.contains(now) {
                 let opens = window.next_open_at_or_after(now);
-                let reason = format!("ready to start, but outside the window ({}); it opens {}", window.describe(), opens.to_rfc3339());
+                let reason = format!(
+                    "ready to start, but outside the window ({}); it opens {}",
+                    window.describe(),
+                    opens.to_rfc3339()
+                );
                 let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), &[]);
                 return d.finish(record, None);
             }
@@ -381,7 +475,11 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         let what = verdicts.failing.join("; ");
         if failures >= limit {
             let to = d.rollback_target(current, spec.policy.rollback);
-            let kind = if to.enabled { DecisionKind::Rollback } else { DecisionKind::Disable };
+            let kind = if to.enabled {
+                DecisionKind::Rollback
+            } else {
+                DecisionKind::Disable
+            };
             d.move_to(to);
             d.state.locked = true;
             let reason = format!(
@@ -397,7 +495,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     }
     if !verdicts.waiting.is_empty() {
         let reason = format!(
-            "holding at {current}: {} (source trouble and missing data are never a pass, nor a failure)",
+            "holding at {current}: {}; missing data and source trouble are never a pass, nor a failure",
             verdicts.waiting.join("; ")
         );
         let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
@@ -411,13 +509,19 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     }
     // Rule 7.
     if d.state.paused {
-        let reason = format!("{}, but the rollout is paused at {current}: run `flagramp resume {name}` to continue", verdicts.summary());
+        let reason = format!(
+            "{}, but the rollout is paused at {current}: run `flagramp resume {name}` to continue",
+            verdicts.summary()
+        );
         let record = d.record(DecisionKind::Paused, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
     // Rule 8.
     if d.state.locked {
-        let reason = format!("{}; rolled back earlier, so holding at {current}: run `flagramp advance {name}` to continue", verdicts.summary());
+        let reason = format!(
+            "{}; rolled back earlier, so holding at {current}: run `flagramp advance {name}` to continue",
+            verdicts.summary()
+        );
         let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
@@ -427,28 +531,50 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let entered = d.state.stage_entered_at.unwrap_or(now);
     let bake_end = entered + bake.to_chrono();
     let at_last_stage = current == Percent::FULL;
-    let here = stage.map(|i| stage_label(spec, i)).unwrap_or_else(|| current.to_string());
+    let here = stage
+        .map(|i| stage_label(spec, i))
+        .unwrap_or_else(|| current.to_string());
     if now < bake_end {
         let eligible = match (&spec.policy.window, at_last_stage) {
             (Some(w), false) => w.next_open_at_or_after(bake_end),
             _ => bake_end,
         };
         let what = if at_last_stage { "the final bake" } else { "the bake" };
-        let reason = format!("{}; {here} entered {}, {what} of {bake} ends {}", verdicts.summary(), entered.to_rfc3339(), bake_end.to_rfc3339());
-        let record = d.record(DecisionKind::Hold, found, found, reason, Some(eligible), verdicts.records);
+        let reason = format!(
+            "{}; {here} entered {}, {what} of {bake} ends {}",
+            verdicts.summary(),
+            entered.to_rfc3339(),
+            bake_end.to_rfc3339()
+        );
+        let record = d.record(
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            Some(eligible),
+            verdicts.records,
+        );
         return d.finish(record, None);
     }
     if at_last_stage {
         d.state.completed_at = Some(now);
         d.changed = true;
-        let reason = format!("{} and the final bake of {bake} at 100% has elapsed: rollout complete", verdicts.summary());
+        let reason = format!(
+            "{} and the final bake of {bake} at 100% has elapsed: rollout complete",
+            verdicts.summary()
+        );
         let record = d.record(DecisionKind::Complete, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
     if let Some(window) = &spec.policy.window {
         if !window.contains(now) {
             let opens = window.next_open_at_or_after(now);
-            let reason = format!("{} and the bake of {here} has elapsed, but outside the window ({}); it opens {}", verdicts.summary(), window.describe(), opens.to_rfc3339());
+            let reason = format!(
+                "{} and the bake of {here} has elapsed, but outside the window ({}); it opens {}",
+                verdicts.summary(),
+                window.describe(),
+                opens.to_rfc3339()
+            );
             let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), verdicts.records);
             return d.finish(record, None);
         }
@@ -456,7 +582,11 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let next = next_stage_above(spec, current).expect("below 100% there is a higher stage, as the last is 100");
     let to = FlagValue::on(spec.stages[next].percent);
     d.move_to(to);
-    let reason = format!("{} and {here} baked {bake}: advanced to {}", verdicts.summary(), stage_label(spec, next));
+    let reason = format!(
+        "{} and {here} baked {bake}: advanced to {}",
+        verdicts.summary(),
+        stage_label(spec, next)
+    );
     let record = d.record(DecisionKind::Advance, found, to, reason, None, verdicts.records);
     d.finish(record, Some(to))
 }
@@ -471,12 +601,20 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
         Ok(found) => found,
         Err(message) => return d.error(&format!("flag provider: {message}")),
     };
-    let because = if reason.trim().is_empty() { String::new() } else { format!(" ({})", reason.trim()) };
+    let because = if reason.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reason.trim())
+    };
 
     // A person acting on the rollout takes responsibility for the flag as it is now.
     let adopting = op != ManualOp::Pause && found != d.expected() && (found.enabled || d.state.last_set.is_some());
     if adopting {
-        d.notes.push(format!("adopted {} (was {} as flagramp last set it)", found.describe(), d.expected().describe()));
+        d.notes.push(format!(
+            "adopted {} (was {} as flagramp last set it)",
+            found.describe(),
+            d.expected().describe()
+        ));
         d.state.last_set = Some(found);
         d.state.drift = None;
         d.state.stage_entered_at = Some(input.now);
@@ -490,7 +628,10 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
         ManualOp::Pause => {
             d.state.paused = true;
             d.changed = true;
-            let text = format!("paused by {actor}{because} at {found_desc}: run `flagramp resume {name}` to continue", found_desc = found.describe());
+            let text = format!(
+                "paused by {actor}{because} at {found_desc}: run `flagramp resume {name}` to continue",
+                found_desc = found.describe()
+            );
             let record = d.record(DecisionKind::Paused, found, found, text, None, &[]);
             d.finish(record, None)
         }
@@ -498,7 +639,10 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             d.state.paused = false;
             d.state.drift = None;
             d.changed = true;
-            let text = format!("resumed by {actor}{because} at {}; the next run continues from there", found.describe());
+            let text = format!(
+                "resumed by {actor}{because} at {}; the next run continues from there",
+                found.describe()
+            );
             let record = d.record(DecisionKind::Hold, found, found, text, None, &[]);
             d.finish(record, None)
         }
@@ -509,7 +653,11 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 return d.finish(record, None);
             }
             let to = d.rollback_target(found.percent, RollbackPolicy::Previous);
-            let kind = if to.enabled { DecisionKind::Rollback } else { DecisionKind::Disable };
+            let kind = if to.enabled {
+                DecisionKind::Rollback
+            } else {
+                DecisionKind::Disable
+            };
             d.move_to(to);
             d.state.locked = true;
             d.state.completed_at = None;
@@ -531,7 +679,10 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 let first = FlagValue::on(spec.stages[0].percent);
                 d.move_to(first);
                 d.state.locked = false;
-                let text = format!("manual advance by {actor}{because}: started at {}", stage_label(spec, 0));
+                let text = format!(
+                    "manual advance by {actor}{because}: started at {}",
+                    stage_label(spec, 0)
+                );
                 let record = d.record(DecisionKind::Start, found, first, text, None, &[]);
                 return d.finish(record, Some(first));
             }
@@ -551,13 +702,20 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 let record = d.record(DecisionKind::Hold, found, found, text, None, &records);
                 return d.finish(record, None);
             }
-            let forced = if force && !problems.is_empty() { format!(" (forced past: {})", problems.join("; ")) } else { String::new() };
+            let forced = if force && !problems.is_empty() {
+                format!(" (forced past: {})", problems.join("; "))
+            } else {
+                String::new()
+            };
             d.state.locked = false;
             match next_stage_above(spec, found.percent) {
                 Some(next) => {
                     let to = FlagValue::on(spec.stages[next].percent);
                     d.move_to(to);
-                    let text = format!("manual advance by {actor}{because}: advanced to {}{forced}", stage_label(spec, next));
+                    let text = format!(
+                        "manual advance by {actor}{because}: advanced to {}{forced}",
+                        stage_label(spec, next)
+                    );
                     let record = d.record(DecisionKind::Advance, found, to, text, None, &records);
                     d.finish(record, Some(to))
                 }

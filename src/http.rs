@@ -20,7 +20,10 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("bearer", &self.bearer.as_ref().map(|_| "***"))
             .field("basic", &self.basic.as_ref().map(|_| "***"))
-            .field("headers", &self.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -44,7 +47,12 @@ fn client() -> &'static reqwest::Client {
 /// GETs `url` with `query` parameters; returns the status and body of the last attempt.
 ///
 /// `timeout` bounds each attempt. Errors carry no credentials and no query string.
-pub async fn get(url: &str, query: &[(&str, &str)], credentials: &Credentials, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+pub async fn get(
+    url: &str,
+    query: &[(&str, &str)],
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
     let mut last_error = String::new();
     for attempt in 1..=ATTEMPTS {
         let mut request = client().get(url).query(query).timeout(timeout);
@@ -83,7 +91,10 @@ pub async fn get(url: &str, query: &[(&str, &str)], credentials: &Credentials, t
 }
 
 fn describe(error: reqwest::Error, timeout: Duration) -> String {
-    let host = error.url().and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))));
+    let host = error.url().and_then(|u| {
+        u.host_str()
+            .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+    });
     let target = host.unwrap_or_else(|| "the server".into());
     if error.is_timeout() {
         format!("no answer from {target} within {}s", timeout.as_secs_f64())

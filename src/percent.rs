@@ -42,9 +42,8 @@ impl Percent {
             Some((w, f)) => (w, f),
             None => (text, ""),
         };
-        let digits_ok = !whole.is_empty()
-            && whole.bytes().all(|b| b.is_ascii_digit())
-            && frac.bytes().all(|b| b.is_ascii_digit());
+        let digits_ok =
+            !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit());
         if !digits_ok {
             return Err(format!("`{text}` is not a number of percent"));
         }
@@ -54,9 +53,7 @@ impl Percent {
                 "{text}% has more than 3 decimals; flag systems store thousandths of a percent"
             ));
         }
-        let whole: u64 = whole
-            .parse()
-            .map_err(|_| format!("{text}% is outside (0, 100]"))?;
+        let whole: u64 = whole.parse().map_err(|_| format!("{text}% is outside (0, 100]"))?;
         let frac_millis: u64 = format!("{frac:0<3}").parse().unwrap_or(0);
         let millis = whole.saturating_mul(1000).saturating_add(frac_millis);
         if millis == 0 || millis > 100_000 {
@@ -86,7 +83,12 @@ impl fmt::Display for Percent {
 
 impl Serialize for Percent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(self.as_f64())
+        // Whole percents print as integers (`10`, not `10.0`), as people write them in specs.
+        if self.is_whole() {
+            serializer.serialize_u32(self.0 / 1000)
+        } else {
+            serializer.serialize_f64(self.as_f64())
+        }
     }
 }
 
@@ -95,9 +97,7 @@ impl<'de> serde::Deserialize<'de> for Percent {
         let value = f64::deserialize(deserializer)?;
         let millis = (value * 1000.0).round();
         if !(0.0..=100_000.0).contains(&millis) {
-            return Err(serde::de::Error::custom(format!(
-                "percent {value} is outside [0, 100]"
-            )));
+            return Err(serde::de::Error::custom(format!("percent {value} is outside [0, 100]")));
         }
         Ok(Percent(millis as u32))
     }

@@ -51,7 +51,10 @@ impl DecisionKind {
 
     /// Whether the decision changes the flag.
     pub fn changes_flag(self) -> bool {
-        matches!(self, DecisionKind::Start | DecisionKind::Advance | DecisionKind::Rollback | DecisionKind::Disable)
+        matches!(
+            self,
+            DecisionKind::Start | DecisionKind::Advance | DecisionKind::Rollback | DecisionKind::Disable
+        )
     }
 }
 

@@ -17,7 +17,14 @@ fn transition(record: &DecisionRecord) -> String {
 pub fn decisions(records: &[DecisionRecord]) -> String {
     let mut out = String::new();
     for record in records {
-        let _ = writeln!(out, "{} ({}): {} {}", record.rollout, record.flag, record.decision.as_str().to_uppercase(), transition(record));
+        let _ = writeln!(
+            out,
+            "{} ({}): {} {}",
+            record.rollout,
+            record.flag,
+            record.decision.as_str().to_uppercase(),
+            transition(record)
+        );
         let _ = writeln!(out, "  {}", record.reason);
         for check in &record.checks {
             let mark = match check.verdict {
@@ -28,7 +35,11 @@ pub fn decisions(records: &[DecisionRecord]) -> String {
             };
             let value = check.value.map(sig4).unwrap_or_else(|| "-".into());
             let detail = check.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-            let _ = writeln!(out, "  [{mark}] {} = {value}, needs {}{detail}", check.name, check.condition);
+            let _ = writeln!(
+                out,
+                "  [{mark}] {} = {value}, needs {}{detail}",
+                check.name, check.condition
+            );
         }
         if let Some(at) = record.eligible_at {
             let _ = writeln!(out, "  eligible at {}", at.to_rfc3339());
@@ -45,7 +56,13 @@ pub fn statuses(statuses: &[Status]) -> String {
             .stages
             .iter()
             .enumerate()
-            .map(|(i, p)| if Some(i) == s.current_stage { format!("[{p}]") } else { p.to_string() })
+            .map(|(i, p)| {
+                if Some(i) == s.current_stage {
+                    format!("[{p}]")
+                } else {
+                    p.to_string()
+                }
+            })
             .collect();
         let position = if s.completed_at.is_some() {
             "complete".to_string()
@@ -66,7 +83,11 @@ pub fn statuses(statuses: &[Status]) -> String {
         if !s.spec_found {
             flags.push("spec gone");
         }
-        let extra = if flags.is_empty() { String::new() } else { format!(" ({})", flags.join(", ")) };
+        let extra = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", flags.join(", "))
+        };
         let _ = writeln!(out, "{} ({}): {position}{extra}", s.rollout, s.flag);
         let _ = writeln!(out, "  stages: {}", stages.join(" → "));
         if let Some(t) = s.started_at {
@@ -80,7 +101,14 @@ pub fn statuses(statuses: &[Status]) -> String {
             let _ = writeln!(out, "  flag: {e}");
         }
         for record in s.history.iter().rev().take(5) {
-            let _ = writeln!(out, "  {} {} {}: {}", record.at.to_rfc3339(), record.decision.as_str(), transition(record), record.reason);
+            let _ = writeln!(
+                out,
+                "  {} {} {}: {}",
+                record.at.to_rfc3339(),
+                record.decision.as_str(),
+                transition(record),
+                record.reason
+            );
         }
     }
     out

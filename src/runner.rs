@@ -149,13 +149,27 @@ impl Runner {
         }
         let Ok(read) = reading else { return evaluation.record };
         let result = match (evaluation.flag_change, evaluation.state) {
-            (Some(to), Some(next)) => self.carry_out(flags.as_ref(), &read, state, version, to, next, spec).await,
-            (None, Some(next)) => self.store.save(&next, version.as_ref()).await.map(|_| ()).map_err(|e| e.to_string()),
+            (Some(to), Some(next)) => {
+                self.carry_out(flags.as_ref(), &read, state, version, to, next, spec)
+                    .await
+            }
+            (None, Some(next)) => self
+                .store
+                .save(&next, version.as_ref())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             _ => Ok(()),
         };
         match result {
             Ok(()) => evaluation.record,
-            Err(message) => self.error_record(spec, format!("{} was decided but not carried out: {message}", evaluation.record.decision.as_str())),
+            Err(message) => self.error_record(
+                spec,
+                format!(
+                    "{} was decided but not carried out: {message}",
+                    evaluation.record.decision.as_str()
+                ),
+            ),
         }
     }
 
@@ -172,21 +186,23 @@ impl Runner {
         spec: &RolloutSpec,
     ) -> Result<(), String> {
         let mut claim = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
-        claim.pending = Some(PendingTransition { from: read.value, to, then: Box::new(next.clone()) });
+        claim.pending = Some(PendingTransition {
+            from: read.value,
+            to,
+            then: Box::new(next.clone()),
+        });
         let claimed = self.store.save(&claim, version.as_ref()).await.map_err(|e| match e {
             StateError::Conflict { .. } => format!("{e}; nothing was changed, the next run decides again"),
             other => other.to_string(),
         })?;
         tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
         // If setting fails, the claim stays: the next run reads the flag and finishes or drops it.
-        flags
-            .set(to, read)
-            .await
-            .map_err(|e| format!("setting the flag failed: {e} (the claim is resolved on the next run by reading the flag)"))?;
-        self.store
-            .save(&next, Some(&claimed))
-            .await
-            .map_err(|e| format!("the flag is set but recording failed: {e} (the next run finishes it from the claim)"))?;
+        flags.set(to, read).await.map_err(|e| {
+            format!("setting the flag failed: {e} (the claim is resolved on the next run by reading the flag)")
+        })?;
+        self.store.save(&next, Some(&claimed)).await.map_err(|e| {
+            format!("the flag is set but recording failed: {e} (the next run finishes it from the claim)")
+        })?;
         Ok(())
     }
 
@@ -225,8 +241,12 @@ impl Runner {
             .map(|(name, source)| {
                 let built = match source {
                     SourceSpec::Prometheus(http) => self.credentials(&http.auth, &http.headers).map(|credentials| {
-                        Arc::new(PrometheusSource::new(name, &http.url, credentials, http.timeout.map(|t| t.to_std())))
-                            as Arc<dyn MetricSource>
+                        Arc::new(PrometheusSource::new(
+                            name,
+                            &http.url,
+                            credentials,
+                            http.timeout.map(|t| t.to_std()),
+                        )) as Arc<dyn MetricSource>
                     }),
                 };
                 (name.clone(), built)
@@ -239,9 +259,10 @@ impl Runner {
         match auth {
             Auth::None => {}
             Auth::Bearer { token_env } => credentials.bearer = Some(self.secrets.read(token_env)?),
-            Auth::Basic { username_env, password_env } => {
-                credentials.basic = Some((self.secrets.read(username_env)?, self.secrets.read(password_env)?))
-            }
+            Auth::Basic {
+                username_env,
+                password_env,
+            } => credentials.basic = Some((self.secrets.read(username_env)?, self.secrets.read(password_env)?)),
         }
         for (name, value) in headers {
             let value = match value {
@@ -262,7 +283,13 @@ impl Runner {
                 Ok(p) => p.read().await.map(|r| r.value).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            out.push(build_status(spec.name.clone(), spec.flag.key.clone(), spec, state, reading));
+            out.push(build_status(
+                spec.name.clone(),
+                spec.flag.key.clone(),
+                spec,
+                state,
+                reading,
+            ));
         }
         if include_orphans {
             for name in self.store.list().await? {
@@ -276,7 +303,11 @@ impl Runner {
                         rollout: s.rollout.clone(),
                         flag: s.flag.clone(),
                         stages: s.stages.clone(),
-                        current_stage: if last.enabled { s.stages.iter().rposition(|p| *p <= last.percent) } else { None },
+                        current_stage: if last.enabled {
+                            s.stages.iter().rposition(|p| *p <= last.percent)
+                        } else {
+                            None
+                        },
                         current_percent: last.effective(),
                         enabled: last.enabled,
                         started_at: s.started_at,
@@ -311,7 +342,11 @@ fn build_status(
         rollout,
         flag,
         stages: spec.stage_percents(),
-        current_stage: if value.enabled { engine::stage_at(spec, value.percent) } else { None },
+        current_stage: if value.enabled {
+            engine::stage_at(spec, value.percent)
+        } else {
+            None
+        },
         current_percent: value.effective(),
         enabled: value.enabled,
         started_at: state.started_at,

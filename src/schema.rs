@@ -20,7 +20,9 @@ pub enum SchemaKind {
 pub fn render(kind: SchemaKind) -> String {
     let value = match kind {
         SchemaKind::Spec => serde_json::from_str(SPEC_SCHEMA).expect("the spec schema is valid JSON"),
-        SchemaKind::Decision => serde_json::to_value(schemars::schema_for!(Vec<DecisionRecord>)).expect("schema serializes"),
+        SchemaKind::Decision => {
+            serde_json::to_value(schemars::schema_for!(Vec<DecisionRecord>)).expect("schema serializes")
+        }
         SchemaKind::Status => serde_json::to_value(schemars::schema_for!(Vec<Status>)).expect("schema serializes"),
     };
     serde_json::to_string_pretty(&value).expect("JSON serializes")

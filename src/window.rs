@@ -20,11 +20,24 @@ pub struct Window {
 
 /// Parses one day name: `Mon` or `Monday`, in any case.
 pub fn parse_day(text: &str) -> Result<usize, String> {
-    const FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    const FULL: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     let lower = text.trim().to_ascii_lowercase();
     FULL.iter()
         .position(|full| lower == *full || lower == full[..3])
-        .ok_or_else(|| format!("`{}` is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun", text.trim()))
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun",
+                text.trim()
+            )
+        })
 }
 
 /// Parses `Mon-Fri` (wrapping ranges such as `Fri-Mon` allowed) or a single day.
@@ -58,7 +71,11 @@ fn parse_clock(text: &str) -> Option<u32> {
 
 /// Parses `HH:MM-HH:MM` into (open, close) minutes; `24:00` may close a range.
 pub fn parse_hours(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("`{text}` is not an hour range: write HH:MM-HH:MM in 24-hour time, e.g. \"09:00-17:00\" or \"22:00-06:00\"");
+    let bad = || {
+        format!(
+            "`{text}` is not an hour range: write HH:MM-HH:MM in 24-hour time, e.g. \"09:00-17:00\" or \"22:00-06:00\""
+        )
+    };
     let (open, close) = text.split_once('-').ok_or_else(bad)?;
     let (open, close) = (parse_clock(open).ok_or_else(bad)?, parse_clock(close).ok_or_else(bad)?);
     if open == 24 * 60 {
@@ -89,8 +106,7 @@ impl Window {
         let today = local.weekday().num_days_from_monday() as usize;
         let yesterday = (today + 6) % 7;
         if self.overnight() {
-            (self.days[today] && minute >= self.open_minute)
-                || (self.days[yesterday] && minute < self.close_minute)
+            (self.days[today] && minute >= self.open_minute) || (self.days[yesterday] && minute < self.close_minute)
         } else {
             self.days[today] && minute >= self.open_minute && minute < self.close_minute
         }
@@ -130,9 +146,17 @@ impl Window {
     /// The window as the spec would write it: `Mon-Fri 09:00-17:00 Europe/Berlin`.
     pub fn describe(&self) -> String {
         let days: Vec<&str> = (0..7).filter(|d| self.days[*d]).map(|d| DAY_NAMES[d]).collect();
-        let days = if days.len() == 7 { "every day".to_string() } else { days.join(",") };
+        let days = if days.len() == 7 {
+            "every day".to_string()
+        } else {
+            days.join(",")
+        };
         let clock = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
-        let close = if self.close_minute == 0 { "24:00".into() } else { clock(self.close_minute) };
+        let close = if self.close_minute == 0 {
+            "24:00".into()
+        } else {
+            clock(self.close_minute)
+        };
         format!("{days} {}-{close} {}", clock(self.open_minute), self.timezone)
     }
 }
@@ -143,7 +167,12 @@ mod tests {
 
     fn berlin_office() -> Window {
         let (open, close) = parse_hours("09:00-17:00").unwrap();
-        Window { days: parse_day_range("Mon-Fri").unwrap(), open_minute: open, close_minute: close, timezone: parse_timezone("Europe/Berlin").unwrap() }
+        Window {
+            days: parse_day_range("Mon-Fri").unwrap(),
+            open_minute: open,
+            close_minute: close,
+            timezone: parse_timezone("Europe/Berlin").unwrap(),
+        }
     }
 
     fn utc(text: &str) -> DateTime<Utc> {
@@ -155,17 +184,31 @@ mod tests {
         let w = berlin_office();
         // 2026-11-24 is a Tuesday; Berlin is UTC+1 in November.
         assert!(w.contains(utc("2026-11-24T08:00:00Z")));
-        assert!(!w.contains(utc("2026-11-24T16:00:00Z")), "17:00 local is closed (half-open)");
+        assert!(
+            !w.contains(utc("2026-11-24T16:00:00Z")),
+            "17:00 local is closed (half-open)"
+        );
         assert!(!w.contains(utc("2026-11-28T10:00:00Z")), "Saturday");
-        assert_eq!(w.next_open_at_or_after(utc("2026-11-27T17:00:00Z")), utc("2026-11-30T08:00:00Z"));
+        assert_eq!(
+            w.next_open_at_or_after(utc("2026-11-27T17:00:00Z")),
+            utc("2026-11-30T08:00:00Z")
+        );
     }
 
     #[test]
     fn overnight_range_belongs_to_the_day_it_opens() {
         let (open, close) = parse_hours("22:00-06:00").unwrap();
-        let w = Window { days: parse_day_range("Fri").unwrap(), open_minute: open, close_minute: close, timezone: Tz::UTC };
+        let w = Window {
+            days: parse_day_range("Fri").unwrap(),
+            open_minute: open,
+            close_minute: close,
+            timezone: Tz::UTC,
+        };
         assert!(w.contains(utc("2026-11-27T23:00:00Z")));
-        assert!(w.contains(utc("2026-11-28T05:59:00Z")), "Saturday morning is Friday's night");
+        assert!(
+            w.contains(utc("2026-11-28T05:59:00Z")),
+            "Saturday morning is Friday's night"
+        );
         assert!(!w.contains(utc("2026-11-28T23:00:00Z")));
     }
 
@@ -173,7 +216,10 @@ mod tests {
     fn daylight_saving_uses_the_tz_database() {
         let w = berlin_office();
         // 2026-03-30 is the Monday after Berlin moves to UTC+2.
-        assert_eq!(w.next_open_at_or_after(utc("2026-03-28T12:00:00Z")), utc("2026-03-30T07:00:00Z"));
+        assert_eq!(
+            w.next_open_at_or_after(utc("2026-03-28T12:00:00Z")),
+            utc("2026-03-30T07:00:00Z")
+        );
     }
 
     #[test]
@@ -183,6 +229,9 @@ mod tests {
         assert!(parse_hours("09:00-09:00").is_err());
         assert!(parse_hours("25:00-26:00").is_err());
         assert!(parse_timezone("Mars/Olympus").is_err());
-        assert_eq!(parse_day_range("Fri-Mon").unwrap(), [true, false, false, false, true, true, true]);
+        assert_eq!(
+            parse_day_range("Fri-Mon").unwrap(),
+            [true, false, false, false, true, true, true]
+        );
     }
 }

@@ -46,7 +46,10 @@ impl Repo {
 
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"));
-        cmd.current_dir(self.root()).args(args).env_remove("FLAGRAMP_STATE_DIR").env_remove("FLAGRAMP_ACTOR");
+        cmd.current_dir(self.root())
+            .args(args)
+            .env_remove("FLAGRAMP_STATE_DIR")
+            .env_remove("FLAGRAMP_ACTOR");
         cmd
     }
 
@@ -60,7 +63,9 @@ impl Repo {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
     }
 
     fn state(&self) -> Value {
@@ -68,14 +73,19 @@ impl Repo {
     }
 
     fn flag(&self) -> Value {
-        let doc: Value = serde_json::from_slice(&std::fs::read(self.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
+        let doc: Value =
+            serde_json::from_slice(&std::fs::read(self.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
         doc["flags"]["demo"].clone()
     }
 }
 
 fn decisions(out: &Output) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -94,7 +104,11 @@ fn two_local_runs_cannot_both_act() {
     lock.lock().unwrap();
     let out = repo.run(&["run", "--now", NOW]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another flagramp run holds"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another flagramp run holds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(repo.flag()["state"], "DISABLED", "the flag was not touched");
     drop(lock);
     let out = repo.run(&["run", "--now", NOW]);
@@ -114,7 +128,10 @@ fn command_checks_run_in_the_repository_root_with_rollout_percent_and_now() {
     assert_eq!(d[0]["decision"], "advance", "{d:?}");
     let seen = std::fs::read_to_string(repo.root().join("seen.txt")).unwrap();
     let root = repo.root().canonicalize().unwrap();
-    assert_eq!(seen, format!("demo|10|2026-11-24T09:05:00+00:00|{}|--fast", root.display()));
+    assert_eq!(
+        seen,
+        format!("demo|10|2026-11-24T09:05:00+00:00|{}|--fast", root.display())
+    );
     assert!(sub.exists());
 }
 
@@ -139,7 +156,11 @@ fn command_check_failures_are_errors_that_hold_never_failures() {
         let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
         assert!(detail.contains(words), "{name}: `{detail}` should contain `{words}`");
         assert_eq!(repo.state()["consecutive_failures"], 0, "{name}");
-        assert_eq!(repo.flag()["targeting"]["fractional"][0][1], 10000, "{name}: flag unchanged");
+        assert_eq!(
+            repo.flag()["targeting"]["fractional"][0][1],
+            10000,
+            "{name}: flag unchanged"
+        );
     }
 }
 
@@ -149,7 +170,10 @@ fn a_missing_check_program_is_an_error_with_a_hint() {
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
     let d = decisions(&repo.run(&["plan", "--now", "2026-11-24T10:00:00Z", "--output", "json"]));
     let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("was not found") && detail.contains("relative to the repository root"), "{detail}");
+    assert!(
+        detail.contains("was not found") && detail.contains("relative to the repository root"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -164,8 +188,12 @@ fn a_crashed_runs_claim_is_finished_from_the_flag_and_never_reported_as_drift() 
     then["stage_entered_at"] = Value::String("2026-11-24T09:30:00Z".into());
     let mut claimed = before.clone();
     claimed["pending"] = serde_json::json!({ "from": { "enabled": true, "percent": 10.0 }, "to": { "enabled": true, "percent": 50.0 }, "then": then });
-    repo.write(".flagramp/state/demo.json", &serde_json::to_string_pretty(&claimed).unwrap());
-    let mut flags: Value = serde_json::from_slice(&std::fs::read(repo.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
+    repo.write(
+        ".flagramp/state/demo.json",
+        &serde_json::to_string_pretty(&claimed).unwrap(),
+    );
+    let mut flags: Value =
+        serde_json::from_slice(&std::fs::read(repo.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
     flags["flags"]["demo"]["targeting"] = serde_json::json!({ "fractional": [["on", 50000], ["off", 50000]] });
     repo.write("flags/flags.flagd.json", &flags.to_string());
     let d = decisions(&repo.run(&["run", "--now", "2026-11-24T09:35:00Z", "--output", "json"]));
@@ -204,14 +232,25 @@ async fn prometheus_queries_at_the_decision_time_with_bearer_auth_and_never_prin
     let repo = Repo::new(&prom_spec(&server.uri(), "    token_env: PROM_TOKEN"));
     // An already-started rollout, so that the run queries the check.
     repo.write("flags/flags.flagd.json", r#"{"flags":{"demo":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off","targeting":{"fractional":[["on",10000],["off",90000]]}}}}"#);
-    let out = repo.run_async(&["advance", "demo", "--now", NOW, "--output", "json", "--actor", "alice"], &[("PROM_TOKEN", token)]).await;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = repo
+        .run_async(
+            &["advance", "demo", "--now", NOW, "--output", "json", "--actor", "alice"],
+            &[("PROM_TOKEN", token)],
+        )
+        .await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The flag was on with no state: advance adopts it, checks pass, then it moves up.
     let d = decisions(&out);
     assert_eq!(d[0]["decision"], "advance", "{text}");
     assert_eq!(d[0]["checks"][0]["value"], 0.99);
     assert!(!text.contains(token));
-    assert!(!std::fs::read_to_string(repo.root().join(".flagramp/state/demo.json")).unwrap().contains(token));
+    assert!(!std::fs::read_to_string(repo.root().join(".flagramp/state/demo.json"))
+        .unwrap()
+        .contains(token));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +269,11 @@ async fn prometheus_basic_auth_and_headers_from_env() {
     let auth = "    basic_auth: { username_env: PROM_USER, password_env: PROM_PASS }\n    headers: { X-Scope-OrgID: { env: PROM_TENANT }, X-Static: plain }";
     let repo = Repo::new(&prom_spec(&server.uri(), auth));
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
-    let envs = [("PROM_USER", "user"), ("PROM_PASS", "pa55word"), ("PROM_TENANT", "tenant-42")];
+    let envs = [
+        ("PROM_USER", "user"),
+        ("PROM_PASS", "pa55word"),
+        ("PROM_TENANT", "tenant-42"),
+    ];
     let out = repo.run_async(&["run", "--now", NOW, "--output", "json"], &envs).await;
     let d = decisions(&out);
     assert_eq!(d[0]["decision"], "advance", "{d:?}");
@@ -240,7 +283,11 @@ async fn prometheus_basic_auth_and_headers_from_env() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_variable_holds_with_a_hint_and_no_request() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(vector("1")).expect(0).mount(&server).await;
+    Mock::given(method("GET"))
+        .respond_with(vector("1"))
+        .expect(0)
+        .mount(&server)
+        .await;
     let repo = Repo::new(&prom_spec(&server.uri(), "    token_env: PROM_TOKEN_NOT_SET"));
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
     let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
@@ -252,15 +299,30 @@ async fn a_missing_secret_variable_holds_with_a_hint_and_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_server_errors_are_retried_a_bounded_number_of_times() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).and(path("/api/v1/query")).respond_with(ResponseTemplate::new(503)).up_to_n_times(1).expect(1).mount(&server).await;
-    Mock::given(method("GET")).and(path("/api/v1/query")).respond_with(vector("0.99")).expect(1).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .respond_with(vector("0.99"))
+        .expect(1)
+        .mount(&server)
+        .await;
     let repo = Repo::new(&prom_spec(&server.uri(), ""));
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
     let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
     assert_eq!(d[0]["decision"], "advance", "{d:?}");
 
     let always_down = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).expect(3).mount(&always_down).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(3)
+        .mount(&always_down)
+        .await;
     let repo = Repo::new(&prom_spec(&always_down.uri(), ""));
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
     let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
@@ -273,13 +335,20 @@ async fn a_rejected_query_is_an_error_with_prometheus_own_message() {
     let server = MockServer::start().await;
     // Recorded from Prometheus 2.42 (shared/fixtures/prometheus-live/prom-query-error.json).
     let body = r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:16: parse error: unclosed left parenthesis"}"#;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_string(body)).expect(1).mount(&server).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(body))
+        .expect(1)
+        .mount(&server)
+        .await;
     let repo = Repo::new(&prom_spec(&server.uri(), ""));
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
     let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
     assert_eq!(d[0]["decision"], "hold");
     let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("bad_data") && detail.contains("unclosed left parenthesis"), "{detail}");
+    assert!(
+        detail.contains("bad_data") && detail.contains("unclosed left parenthesis"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -291,8 +360,16 @@ fn a_command_that_prints_a_secret_is_redacted() {
     let repo = Repo::new(&spec);
     repo.script("leak.sh", "echo \"token is $PROM_TOKEN\" >&2; exit 1");
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
-    let out = repo.command(&["run", "--now", NOW, "--output", "json"]).env("PROM_TOKEN", "very-secret-123").output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = repo
+        .command(&["run", "--now", NOW, "--output", "json"])
+        .env("PROM_TOKEN", "very-secret-123")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!text.contains("very-secret-123"), "{text}");
     assert!(text.contains("token is ***"), "{text}");
 }

@@ -20,7 +20,10 @@ fn spec_with(extra: &str, stages: &str) -> RolloutSpec {
 }
 
 fn spec() -> RolloutSpec {
-    spec_with("", "[{ percent: 10, bake: 1h }, { percent: 50, bake: 1h }, { percent: 100, bake: 30m }]")
+    spec_with(
+        "",
+        "[{ percent: 10, bake: 1h }, { percent: 50, bake: 1h }, { percent: 100, bake: 30m }]",
+    )
 }
 
 fn t(text: &str) -> DateTime<Utc> {
@@ -50,11 +53,27 @@ fn failing(spec: &RolloutSpec) -> Vec<CheckRecord> {
 }
 
 /// Runs the automatic evaluation, supplying checks when asked; asserts whether they were asked for.
-fn decide(spec: &RolloutSpec, state: Option<&RolloutState>, flag: FlagValue, now: DateTime<Utc>, results: Option<&[CheckRecord]>) -> Evaluation {
-    let input = Input { spec, state, flag: Ok(flag), now, actor: "flagramp" };
+fn decide(
+    spec: &RolloutSpec,
+    state: Option<&RolloutState>,
+    flag: FlagValue,
+    now: DateTime<Utc>,
+    results: Option<&[CheckRecord]>,
+) -> Evaluation {
+    let input = Input {
+        spec,
+        state,
+        flag: Ok(flag),
+        now,
+        actor: "flagramp",
+    };
     match evaluate(input, None) {
         Step::Decided(e) => {
-            assert!(results.is_none(), "checks were supplied but the engine decided without them: {:?}", e.record);
+            assert!(
+                results.is_none(),
+                "checks were supplied but the engine decided without them: {:?}",
+                e.record
+            );
             e
         }
         Step::NeedsChecks => match evaluate(input, Some(results.expect("the engine asked for checks"))) {
@@ -64,11 +83,28 @@ fn decide(spec: &RolloutSpec, state: Option<&RolloutState>, flag: FlagValue, now
     }
 }
 
-fn manual(spec: &RolloutSpec, state: Option<&RolloutState>, flag: FlagValue, op: ManualOp, results: Option<&[CheckRecord]>) -> Evaluation {
-    let input = Input { spec, state, flag: Ok(flag), now: t("2026-11-24T12:00:00Z"), actor: "alice" };
+fn manual(
+    spec: &RolloutSpec,
+    state: Option<&RolloutState>,
+    flag: FlagValue,
+    op: ManualOp,
+    results: Option<&[CheckRecord]>,
+) -> Evaluation {
+    let input = Input {
+        spec,
+        state,
+        flag: Ok(flag),
+        now: t("2026-11-24T12:00:00Z"),
+        actor: "alice",
+    };
     match evaluate_manual(input, op, "because", None) {
         Step::Decided(e) => e,
-        Step::NeedsChecks => match evaluate_manual(input, op, "because", Some(results.expect("the engine asked for checks"))) {
+        Step::NeedsChecks => match evaluate_manual(
+            input,
+            op,
+            "because",
+            Some(results.expect("the engine asked for checks")),
+        ) {
             Step::Decided(e) => e,
             Step::NeedsChecks => panic!("asked for checks twice"),
         },
@@ -102,12 +138,24 @@ fn new_rollout_starts_at_the_first_stage_without_querying_checks() {
 fn bake_counts_from_when_the_stage_was_entered_across_skipped_runs() {
     let spec = spec();
     let state = state_at(&spec, 10, T0);
-    let hold = decide(&spec, Some(&state), on(10), t("2026-11-24T09:59:59Z"), Some(&healthy(&spec)));
+    let hold = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-24T09:59:59Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(hold.record.decision, DecisionKind::Hold);
     assert_eq!(hold.record.eligible_at, Some(t("2026-11-24T10:00:00Z")));
     assert_eq!(hold.flag_change, None);
     // No run for three hours: the bake is long over, one stage only.
-    let adv = decide(&spec, Some(&state), on(10), t("2026-11-24T13:00:00Z"), Some(&healthy(&spec)));
+    let adv = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-24T13:00:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(adv.record.decision, DecisionKind::Advance);
     assert_eq!(adv.flag_change, Some(on(50)));
     assert_eq!(adv.record.stage, Some(1));
@@ -120,9 +168,19 @@ fn bake_counts_from_when_the_stage_was_entered_across_skipped_runs() {
 fn a_failing_check_blocks_advancing_and_names_check_value_and_condition() {
     let spec = spec_with("policy: { failures_to_rollback: 2 }", "[10, 50, 100]");
     let state = state_at(&spec, 10, T0);
-    let e = decide(&spec, Some(&state), on(10), t("2026-11-25T09:00:00Z"), Some(&failing(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-25T09:00:00Z"),
+        Some(&failing(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Hold);
-    assert!(e.record.reason.contains("success-rate 0.8 < 0.95 (needs >= 0.95)"), "{}", e.record.reason);
+    assert!(
+        e.record.reason.contains("success-rate 0.8 < 0.95 (needs >= 0.95)"),
+        "{}",
+        e.record.reason
+    );
     assert!(e.record.reason.contains("failure 1 of 2"), "{}", e.record.reason);
     assert_eq!(e.state.unwrap().consecutive_failures, 1);
 }
@@ -131,7 +189,13 @@ fn a_failing_check_blocks_advancing_and_names_check_value_and_condition() {
 fn rollback_returns_to_the_previous_stage_resets_the_counter_and_locks() {
     let spec = spec();
     let state = state_at(&spec, 50, T0);
-    let e = decide(&spec, Some(&state), on(50), t("2026-11-24T09:10:00Z"), Some(&failing(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(50),
+        t("2026-11-24T09:10:00Z"),
+        Some(&failing(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Rollback);
     assert_eq!(e.flag_change, Some(on(10)));
     let s = e.state.unwrap();
@@ -144,7 +208,13 @@ fn rollback_returns_to_the_previous_stage_resets_the_counter_and_locks() {
 fn rollback_from_the_first_stage_turns_the_flag_off() {
     let spec = spec();
     let state = state_at(&spec, 10, T0);
-    let e = decide(&spec, Some(&state), on(10), t("2026-11-24T09:10:00Z"), Some(&failing(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-24T09:10:00Z"),
+        Some(&failing(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Disable);
     assert_eq!(e.flag_change, Some(FlagValue::OFF));
     assert_eq!(e.record.to_percent, Percent::ZERO);
@@ -155,26 +225,53 @@ fn rollback_from_the_first_stage_turns_the_flag_off() {
 fn rollback_policy_off_goes_straight_to_off() {
     let spec = spec_with("policy: { rollback: \"off\" }", "[10, 50, 100]");
     let state = state_at(&spec, 50, T0);
-    let e = decide(&spec, Some(&state), on(50), t("2026-11-24T09:10:00Z"), Some(&failing(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(50),
+        t("2026-11-24T09:10:00Z"),
+        Some(&failing(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Disable);
     assert_eq!(e.flag_change, Some(FlagValue::OFF));
 }
 
 #[test]
 fn rollback_is_allowed_during_bake_outside_the_window_while_paused_and_again_after_a_rollback() {
-    let spec = spec_with("policy: { window: { days: Mon-Fri, hours: \"09:00-17:00\", timezone: UTC } }", "[10, 50, 100]");
+    let spec = spec_with(
+        "policy: { window: { days: Mon-Fri, hours: \"09:00-17:00\", timezone: UTC } }",
+        "[10, 50, 100]",
+    );
     let mut state = state_at(&spec, 100, "2026-11-28T12:00:00Z");
     state.paused = true;
     state.locked = true;
     // Saturday, mid-bake, paused and already locked.
-    let e = decide(&spec, Some(&state), on(100), t("2026-11-28T12:05:00Z"), Some(&failing(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(100),
+        t("2026-11-28T12:05:00Z"),
+        Some(&failing(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Rollback);
     assert_eq!(e.flag_change, Some(on(50)));
     let s = e.state.unwrap();
-    let e = decide(&spec, Some(&s), on(50), t("2026-11-28T12:10:00Z"), Some(&failing(&spec)));
+    let e = decide(
+        &spec,
+        Some(&s),
+        on(50),
+        t("2026-11-28T12:10:00Z"),
+        Some(&failing(&spec)),
+    );
     assert_eq!(e.flag_change, Some(on(10)));
     let s = e.state.unwrap();
-    let e = decide(&spec, Some(&s), on(10), t("2026-11-28T12:15:00Z"), Some(&failing(&spec)));
+    let e = decide(
+        &spec,
+        Some(&s),
+        on(10),
+        t("2026-11-28T12:15:00Z"),
+        Some(&failing(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Disable);
     let s = e.state.unwrap();
     // Off and locked: nothing further to roll back, and nothing is queried.
@@ -188,10 +285,20 @@ fn no_data_never_passes_and_holds_without_counting() {
     let spec = spec();
     let mut state = state_at(&spec, 10, T0);
     state.consecutive_failures = 0;
-    let results = checks(&spec, &[Measurement::NoData("the query matched no series".into()), Measurement::Value(100.0)]);
+    let results = checks(
+        &spec,
+        &[
+            Measurement::NoData("the query matched no series".into()),
+            Measurement::Value(100.0),
+        ],
+    );
     let e = decide(&spec, Some(&state), on(10), t("2026-11-25T09:00:00Z"), Some(&results));
     assert_eq!(e.record.decision, DecisionKind::Hold);
-    assert!(e.record.reason.contains("success-rate has no data"), "{}", e.record.reason);
+    assert!(
+        e.record.reason.contains("success-rate has no data"),
+        "{}",
+        e.record.reason
+    );
     assert_eq!(e.flag_change, None);
     assert_eq!(e.state.map(|s| s.consecutive_failures).unwrap_or(0), 0);
 }
@@ -211,7 +318,13 @@ fn source_errors_hold_and_are_never_a_failure() {
     let spec = spec();
     let mut state = state_at(&spec, 50, T0);
     state.consecutive_failures = 0;
-    let results = checks(&spec, &[Measurement::Error("cannot connect to 127.0.0.1:9".into()), Measurement::Value(1.0)]);
+    let results = checks(
+        &spec,
+        &[
+            Measurement::Error("cannot connect to 127.0.0.1:9".into()),
+            Measurement::Value(1.0),
+        ],
+    );
     let e = decide(&spec, Some(&state), on(50), t("2026-11-25T09:00:00Z"), Some(&results));
     assert_eq!(e.record.decision, DecisionKind::Hold);
     assert_eq!(e.flag_change, None);
@@ -234,11 +347,31 @@ fn counter_is_kept_through_errors_and_reset_by_all_passing() {
     state.consecutive_failures = 2;
     let err = checks(&spec, &[Measurement::Error("down".into()), Measurement::Value(1.0)]);
     let e = decide(&spec, Some(&state), on(50), t("2026-11-24T09:05:00Z"), Some(&err));
-    assert_eq!(e.state.as_ref().map(|s| s.consecutive_failures).unwrap_or(2), 2, "errors leave the counter");
-    let e = decide(&spec, Some(&state), on(50), t("2026-11-24T09:05:00Z"), Some(&healthy(&spec)));
+    assert_eq!(
+        e.state.as_ref().map(|s| s.consecutive_failures).unwrap_or(2),
+        2,
+        "errors leave the counter"
+    );
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(50),
+        t("2026-11-24T09:05:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.state.unwrap().consecutive_failures, 0, "all passing resets it");
-    let e = decide(&spec, Some(&state), on(50), t("2026-11-24T09:05:00Z"), Some(&failing(&spec)));
-    assert_eq!(e.record.decision, DecisionKind::Rollback, "third consecutive failure rolls back");
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(50),
+        t("2026-11-24T09:05:00Z"),
+        Some(&failing(&spec)),
+    );
+    assert_eq!(
+        e.record.decision,
+        DecisionKind::Rollback,
+        "third consecutive failure rolls back"
+    );
 }
 
 #[test]
@@ -248,7 +381,11 @@ fn drift_holds_reports_expected_and_found_and_never_writes_the_flag() {
     let e = decide(&spec, Some(&state), on(30), t("2026-11-24T11:00:00Z"), None);
     assert_eq!(e.record.decision, DecisionKind::Drift);
     assert_eq!(e.flag_change, None);
-    assert!(e.record.reason.contains("on at 30%") && e.record.reason.contains("on at 10%"), "{}", e.record.reason);
+    assert!(
+        e.record.reason.contains("on at 30%") && e.record.reason.contains("on at 10%"),
+        "{}",
+        e.record.reason
+    );
     let s = e.state.expect("first sighting is recorded");
     assert_eq!(s.history.len(), 1);
     // Seen again: no new history entry.
@@ -256,7 +393,13 @@ fn drift_holds_reports_expected_and_found_and_never_writes_the_flag() {
     assert_eq!(again.record.decision, DecisionKind::Drift);
     assert!(again.state.is_none(), "a repeated drift changes nothing");
     // The person restores 10%: drift clears and evaluation continues.
-    let back = decide(&spec, Some(&s), on(10), t("2026-11-24T11:30:00Z"), Some(&healthy(&spec)));
+    let back = decide(
+        &spec,
+        Some(&s),
+        on(10),
+        t("2026-11-24T11:30:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(back.record.decision, DecisionKind::Advance);
     assert!(back.record.reason.contains("drift cleared"), "{}", back.record.reason);
     assert!(back.state.unwrap().drift.is_none());
@@ -283,14 +426,22 @@ fn a_flag_turned_off_by_a_person_is_drift_not_a_restart() {
 fn resume_adopts_the_found_value_and_continues_from_the_highest_stage_below_it() {
     let spec = spec();
     let state = state_at(&spec, 10, T0);
-    let drifted = decide(&spec, Some(&state), on(30), t("2026-11-24T11:00:00Z"), None).state.unwrap();
+    let drifted = decide(&spec, Some(&state), on(30), t("2026-11-24T11:00:00Z"), None)
+        .state
+        .unwrap();
     let resumed = manual(&spec, Some(&drifted), on(30), ManualOp::Resume, None);
     assert_eq!(resumed.flag_change, None, "resume never writes the flag");
     let s = resumed.state.unwrap();
     assert_eq!(s.last_set, Some(on(30)));
     assert!(s.drift.is_none());
     // The bake restarts at adoption; then the next stage above 30% is 50%.
-    let e = decide(&spec, Some(&s), on(30), t("2026-11-24T13:00:01Z"), Some(&healthy(&spec)));
+    let e = decide(
+        &spec,
+        Some(&s),
+        on(30),
+        t("2026-11-24T13:00:01Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Advance);
     assert_eq!(e.flag_change, Some(on(50)));
 }
@@ -299,14 +450,35 @@ fn resume_adopts_the_found_value_and_continues_from_the_highest_stage_below_it()
 fn pending_transition_is_finished_when_the_flag_reached_the_target() {
     let spec = spec();
     let before = state_at(&spec, 10, T0);
-    let Step::Decided(e) = evaluate(Input { spec: &spec, state: Some(&before), flag: Ok(on(10)), now: t("2026-11-24T10:00:00Z"), actor: "flagramp" }, Some(&healthy(&spec))) else { panic!() };
+    let Step::Decided(e) = evaluate(
+        Input {
+            spec: &spec,
+            state: Some(&before),
+            flag: Ok(on(10)),
+            now: t("2026-11-24T10:00:00Z"),
+            actor: "flagramp",
+        },
+        Some(&healthy(&spec)),
+    ) else {
+        panic!()
+    };
     let mut claimed = before.clone();
-    claimed.pending = Some(PendingTransition { from: on(10), to: on(50), then: Box::new(e.state.clone().unwrap()) });
+    claimed.pending = Some(PendingTransition {
+        from: on(10),
+        to: on(50),
+        then: Box::new(e.state.clone().unwrap()),
+    });
     let finished = engine::resolve_pending(&claimed, on(50)).unwrap();
     assert_eq!(finished, e.state.unwrap());
     assert!(finished.pending.is_none());
     // And the next evaluation is not drift.
-    let next = decide(&spec, Some(&finished), on(50), t("2026-11-24T10:05:00Z"), Some(&healthy(&spec)));
+    let next = decide(
+        &spec,
+        Some(&finished),
+        on(50),
+        t("2026-11-24T10:05:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(next.record.decision, DecisionKind::Hold);
 }
 
@@ -315,19 +487,44 @@ fn pending_transition_is_abandoned_when_the_flag_is_still_at_the_origin() {
     let spec = spec();
     let before = state_at(&spec, 10, T0);
     let mut claimed = before.clone();
-    claimed.pending = Some(PendingTransition { from: on(10), to: on(50), then: Box::new(state_at(&spec, 50, "2026-11-24T10:00:00Z")) });
+    claimed.pending = Some(PendingTransition {
+        from: on(10),
+        to: on(50),
+        then: Box::new(state_at(&spec, 50, "2026-11-24T10:00:00Z")),
+    });
     let abandoned = engine::resolve_pending(&claimed, on(10)).unwrap();
     assert_eq!(abandoned, before);
     assert!(engine::resolve_pending(&before, on(10)).is_none());
-    let next = decide(&spec, Some(&abandoned), on(10), t("2026-11-24T10:05:00Z"), Some(&healthy(&spec)));
-    assert_eq!(next.record.decision, DecisionKind::Advance, "a crash does not cost the advance");
+    let next = decide(
+        &spec,
+        Some(&abandoned),
+        on(10),
+        t("2026-11-24T10:05:00Z"),
+        Some(&healthy(&spec)),
+    );
+    assert_eq!(
+        next.record.decision,
+        DecisionKind::Advance,
+        "a crash does not cost the advance"
+    );
 }
 
 #[test]
 fn provider_errors_are_error_decisions_that_change_nothing() {
     let spec = spec();
     let state = state_at(&spec, 10, T0);
-    let Step::Decided(e) = evaluate(Input { spec: &spec, state: Some(&state), flag: Err("flag `demo` is not in flags.json"), now: t(T0), actor: "flagramp" }, None) else { panic!() };
+    let Step::Decided(e) = evaluate(
+        Input {
+            spec: &spec,
+            state: Some(&state),
+            flag: Err("flag `demo` is not in flags.json"),
+            now: t(T0),
+            actor: "flagramp",
+        },
+        None,
+    ) else {
+        panic!()
+    };
     assert_eq!(e.record.decision, DecisionKind::Error);
     assert!(e.state.is_none() && e.flag_change.is_none());
 }
@@ -336,10 +533,22 @@ fn provider_errors_are_error_decisions_that_change_nothing() {
 fn complete_after_the_final_bake_and_terminal_afterwards() {
     let spec = spec();
     let state = state_at(&spec, 100, "2026-11-24T11:00:00Z");
-    let hold = decide(&spec, Some(&state), on(100), t("2026-11-24T11:29:00Z"), Some(&healthy(&spec)));
+    let hold = decide(
+        &spec,
+        Some(&state),
+        on(100),
+        t("2026-11-24T11:29:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(hold.record.decision, DecisionKind::Hold);
     assert_eq!(hold.record.eligible_at, Some(t("2026-11-24T11:30:00Z")));
-    let done = decide(&spec, Some(&state), on(100), t("2026-11-24T11:30:00Z"), Some(&healthy(&spec)));
+    let done = decide(
+        &spec,
+        Some(&state),
+        on(100),
+        t("2026-11-24T11:30:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(done.record.decision, DecisionKind::Complete);
     assert_eq!(done.flag_change, None);
     let s = done.state.unwrap();
@@ -350,7 +559,10 @@ fn complete_after_the_final_bake_and_terminal_afterwards() {
 }
 
 fn windowed() -> RolloutSpec {
-    spec_with("policy: { window: { days: Mon-Fri, hours: \"09:00-17:00\", timezone: Europe/Berlin } }", "[{ percent: 10, bake: 1h }, 50, 100]")
+    spec_with(
+        "policy: { window: { days: Mon-Fri, hours: \"09:00-17:00\", timezone: Europe/Berlin } }",
+        "[{ percent: 10, bake: 1h }, 50, 100]",
+    )
 }
 
 #[test]
@@ -370,13 +582,31 @@ fn advance_waits_for_the_window_and_eligible_at_is_the_later_of_bake_end_and_ope
     let spec = windowed();
     // Entered Friday 15:30 Berlin; the bake ends 16:30, inside the window.
     let state = state_at(&spec, 10, "2026-11-27T14:30:00Z");
-    let e = decide(&spec, Some(&state), on(10), t("2026-11-27T15:00:00Z"), Some(&healthy(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-27T15:00:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.record.eligible_at, Some(t("2026-11-27T15:30:00Z")));
     // Entered Friday 16:30 Berlin; the bake ends 17:30, after closing: Monday 09:00.
     let state = state_at(&spec, 10, "2026-11-27T15:30:00Z");
-    let e = decide(&spec, Some(&state), on(10), t("2026-11-27T15:45:00Z"), Some(&healthy(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-27T15:45:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.record.eligible_at, Some(t("2026-11-30T08:00:00Z")));
-    let e = decide(&spec, Some(&state), on(10), t("2026-11-28T10:00:00Z"), Some(&healthy(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-28T10:00:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Hold, "baked, but Saturday");
     assert_eq!(e.record.eligible_at, Some(t("2026-11-30T08:00:00Z")));
 }
@@ -386,7 +616,13 @@ fn paused_does_not_advance() {
     let spec = spec();
     let mut state = state_at(&spec, 10, T0);
     state.paused = true;
-    let e = decide(&spec, Some(&state), on(10), t("2026-11-25T09:00:00Z"), Some(&healthy(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-25T09:00:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Paused);
     assert_eq!(e.flag_change, None);
 }
@@ -396,10 +632,26 @@ fn locked_after_rollback_holds_until_a_person_advances() {
     let spec = spec();
     let mut state = state_at(&spec, 10, T0);
     state.locked = true;
-    let e = decide(&spec, Some(&state), on(10), t("2026-11-25T09:00:00Z"), Some(&healthy(&spec)));
+    let e = decide(
+        &spec,
+        Some(&state),
+        on(10),
+        t("2026-11-25T09:00:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Hold);
-    assert!(e.record.reason.contains("run `flagramp advance demo` to continue"), "{}", e.record.reason);
-    let m = manual(&spec, Some(&state), on(10), ManualOp::Advance { force: false }, Some(&healthy(&spec)));
+    assert!(
+        e.record.reason.contains("run `flagramp advance demo` to continue"),
+        "{}",
+        e.record.reason
+    );
+    let m = manual(
+        &spec,
+        Some(&state),
+        on(10),
+        ManualOp::Advance { force: false },
+        Some(&healthy(&spec)),
+    );
     assert_eq!(m.record.decision, DecisionKind::Advance);
     assert!(!m.state.unwrap().locked, "advance clears the lock");
 }
@@ -408,8 +660,17 @@ fn locked_after_rollback_holds_until_a_person_advances() {
 fn stages_edited_mid_rollout_continue_from_the_highest_new_stage_at_or_below() {
     let old = spec();
     let state = state_at(&old, 50, T0);
-    let new = spec_with("", "[{ percent: 5, bake: 1h }, { percent: 25, bake: 1h }, { percent: 75, bake: 1h }, 100]");
-    let e = decide(&new, Some(&state), on(50), t("2026-11-24T09:30:00Z"), Some(&healthy(&new)));
+    let new = spec_with(
+        "",
+        "[{ percent: 5, bake: 1h }, { percent: 25, bake: 1h }, { percent: 75, bake: 1h }, 100]",
+    );
+    let e = decide(
+        &new,
+        Some(&state),
+        on(50),
+        t("2026-11-24T09:30:00Z"),
+        Some(&healthy(&new)),
+    );
     assert_eq!(e.record.stage, Some(1), "50% sits in the new 25% stage");
     assert!(e.record.reason.contains("stages changed"), "{}", e.record.reason);
     let s = e.state.unwrap();
@@ -422,7 +683,13 @@ fn stages_edited_mid_rollout_continue_from_the_highest_new_stage_at_or_below() {
 fn manual_advance_moves_exactly_one_stage_ignoring_bake_and_window() {
     let spec = windowed();
     let state = state_at(&spec, 10, "2026-11-28T12:00:00Z");
-    let m = manual(&spec, Some(&state), on(10), ManualOp::Advance { force: false }, Some(&healthy(&spec)));
+    let m = manual(
+        &spec,
+        Some(&state),
+        on(10),
+        ManualOp::Advance { force: false },
+        Some(&healthy(&spec)),
+    );
     assert_eq!(m.record.decision, DecisionKind::Advance);
     assert_eq!(m.flag_change, Some(on(50)));
     assert_eq!(m.record.actor, "alice");
@@ -433,15 +700,35 @@ fn manual_advance_moves_exactly_one_stage_ignoring_bake_and_window() {
 fn manual_advance_is_refused_when_a_check_does_not_pass_unless_forced() {
     let spec = spec();
     let state = state_at(&spec, 10, T0);
-    let m = manual(&spec, Some(&state), on(10), ManualOp::Advance { force: false }, Some(&failing(&spec)));
+    let m = manual(
+        &spec,
+        Some(&state),
+        on(10),
+        ManualOp::Advance { force: false },
+        Some(&failing(&spec)),
+    );
     assert_eq!(m.record.decision, DecisionKind::Hold);
     assert_eq!(m.flag_change, None);
     assert!(m.record.reason.contains("--force"), "{}", m.record.reason);
     let nodata = checks(&spec, &[Measurement::NoData("empty".into()), Measurement::Value(1.0)]);
-    let m = manual(&spec, Some(&state), on(10), ManualOp::Advance { force: false }, Some(&nodata));
+    let m = manual(
+        &spec,
+        Some(&state),
+        on(10),
+        ManualOp::Advance { force: false },
+        Some(&nodata),
+    );
     assert_eq!(m.flag_change, None, "no data is not a pass for a manual advance either");
-    let input = Input { spec: &spec, state: Some(&state), flag: Ok(on(10)), now: t(T0), actor: "alice" };
-    let Step::Decided(forced) = evaluate_manual(input, ManualOp::Advance { force: true }, "", None) else { panic!("--force needs no checks") };
+    let input = Input {
+        spec: &spec,
+        state: Some(&state),
+        flag: Ok(on(10)),
+        now: t(T0),
+        actor: "alice",
+    };
+    let Step::Decided(forced) = evaluate_manual(input, ManualOp::Advance { force: true }, "", None) else {
+        panic!("--force needs no checks")
+    };
     assert_eq!(forced.flag_change, Some(on(50)));
 }
 
@@ -452,7 +739,13 @@ fn manual_advance_starts_a_rollout_that_has_not_started_and_completes_at_100() {
     assert_eq!(m.record.decision, DecisionKind::Start);
     assert_eq!(m.flag_change, Some(on(10)));
     let state = state_at(&spec, 100, T0);
-    let m = manual(&spec, Some(&state), on(100), ManualOp::Advance { force: false }, Some(&healthy(&spec)));
+    let m = manual(
+        &spec,
+        Some(&state),
+        on(100),
+        ManualOp::Advance { force: false },
+        Some(&healthy(&spec)),
+    );
     assert_eq!(m.record.decision, DecisionKind::Complete);
     assert!(m.state.unwrap().completed_at.is_some());
 }
@@ -487,7 +780,13 @@ fn pause_and_resume_are_recorded_with_the_actor() {
     let r = manual(&spec, Some(&s), on(10), ManualOp::Resume, None);
     let s = r.state.unwrap();
     assert!(!s.paused);
-    let e = decide(&spec, Some(&s), on(10), t("2026-11-25T09:00:00Z"), Some(&healthy(&spec)));
+    let e = decide(
+        &spec,
+        Some(&s),
+        on(10),
+        t("2026-11-25T09:00:00Z"),
+        Some(&healthy(&spec)),
+    );
     assert_eq!(e.record.decision, DecisionKind::Advance);
 }
 
@@ -498,7 +797,13 @@ fn history_keeps_the_last_100_decisions() {
     for minute in 0..150 {
         let now = t(T0) + Duration::minutes(minute);
         // Alternate the reason so identical holds are not folded together.
-        let results = checks(&spec, &[Measurement::Value(0.96 + (minute % 2) as f64 / 100.0), Measurement::Value(1.0)]);
+        let results = checks(
+            &spec,
+            &[
+                Measurement::Value(0.96 + (minute % 2) as f64 / 100.0),
+                Measurement::Value(1.0),
+            ],
+        );
         let mut s = state.clone();
         s.stage_entered_at = Some(now);
         let e = decide(&spec, Some(&s), on(10), now, Some(&results));
@@ -518,17 +823,23 @@ fn arb_measurement() -> impl Strategy<Value = Measurement> {
 
 fn arb_state(spec: &RolloutSpec) -> impl Strategy<Value = (RolloutState, FlagValue)> {
     let spec = spec.clone();
-    (0usize..=3, 0u32..4, any::<bool>(), any::<bool>(), 0i64..200).prop_map(move |(stage, failures, paused, locked, minutes)| {
-        let flag = if stage == 3 { FlagValue::OFF } else { FlagValue::on(spec.stages[stage].percent) };
-        let mut s = RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents());
-        s.last_set = Some(flag);
-        s.started_at = Some(t(T0));
-        s.stage_entered_at = Some(t(T0) - Duration::minutes(minutes));
-        s.consecutive_failures = failures;
-        s.paused = paused;
-        s.locked = locked || stage == 3;
-        (s, flag)
-    })
+    (0usize..=3, 0u32..4, any::<bool>(), any::<bool>(), 0i64..200).prop_map(
+        move |(stage, failures, paused, locked, minutes)| {
+            let flag = if stage == 3 {
+                FlagValue::OFF
+            } else {
+                FlagValue::on(spec.stages[stage].percent)
+            };
+            let mut s = RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents());
+            s.last_set = Some(flag);
+            s.started_at = Some(t(T0));
+            s.stage_entered_at = Some(t(T0) - Duration::minutes(minutes));
+            s.consecutive_failures = failures;
+            s.paused = paused;
+            s.locked = locked || stage == 3;
+            (s, flag)
+        },
+    )
 }
 
 proptest! {

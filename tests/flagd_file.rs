@@ -54,7 +54,10 @@ async fn sets_a_fractional_rule_with_on_first_in_thousandths_and_keeps_every_oth
     let doc = read_json(&path);
     let flag = &doc["flags"]["new-checkout"];
     assert_eq!(flag["state"], "ENABLED");
-    assert_eq!(flag["targeting"], json!({ "fractional": [["on", 12500], ["off", 87500]] }));
+    assert_eq!(
+        flag["targeting"],
+        json!({ "fractional": [["on", 12500], ["off", 87500]] })
+    );
     assert_eq!(flag["variants"], original["flags"]["new-checkout"]["variants"]);
     assert_eq!(flag["defaultVariant"], "off");
     for (key, value) in original["flags"].as_object().unwrap() {
@@ -81,7 +84,10 @@ async fn turning_off_sets_disabled_and_keeps_the_rule_for_later() {
     p.set(FlagValue::OFF, &seen).await.unwrap();
     let doc = read_json(&path);
     assert_eq!(doc["flags"]["new-checkout"]["state"], "DISABLED");
-    assert_eq!(doc["flags"]["new-checkout"]["targeting"]["fractional"][0], json!(["on", 50000]));
+    assert_eq!(
+        doc["flags"]["new-checkout"]["targeting"]["fractional"][0],
+        json!(["on", 50000])
+    );
 }
 
 #[tokio::test]
@@ -95,7 +101,10 @@ async fn keeps_a_custom_bucketing_expression() {
     assert_eq!(seen.value, FlagValue::on(pct(10_000)));
     p.set(FlagValue::on(pct(50_000)), &seen).await.unwrap();
     let doc = read_json(&path);
-    assert_eq!(doc["flags"]["new-checkout"]["targeting"], json!({ "fractional": [{ "var": "email" }, ["on", 50000], ["off", 50000]] }));
+    assert_eq!(
+        doc["flags"]["new-checkout"]["targeting"],
+        json!({ "fractional": [{ "var": "email" }, ["on", 50000], ["off", 50000]] })
+    );
 }
 
 #[tokio::test]
@@ -104,9 +113,15 @@ async fn reads_relative_weights_and_rule_free_flags() {
     let flag = json!({ "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off",
                        "targeting": { "fractional": [["on", 25], ["off", 75]] } });
     let path = write(dir.path(), &sample_with(flag));
-    assert_eq!(provider(&path, "new-checkout").read().await.unwrap().value, FlagValue::on(pct(25_000)));
+    assert_eq!(
+        provider(&path, "new-checkout").read().await.unwrap().value,
+        FlagValue::on(pct(25_000))
+    );
     // The sample's myBoolFlag: enabled, no rule, default `on` serves everyone.
-    assert_eq!(provider(&path, "myBoolFlag").read().await.unwrap().value, FlagValue::on(Percent::FULL));
+    assert_eq!(
+        provider(&path, "myBoolFlag").read().await.unwrap().value,
+        FlagValue::on(Percent::FULL)
+    );
 }
 
 #[tokio::test]
@@ -121,7 +136,10 @@ async fn an_enabled_flag_serving_on_to_nobody_reads_as_off_so_it_can_be_started(
         let p = provider(&path, "new-checkout");
         let seen = p.read().await.unwrap();
         assert_eq!(seen.value, FlagValue::OFF);
-        assert_eq!(p.set(FlagValue::on(pct(10_000)), &seen).await.unwrap().value, FlagValue::on(pct(10_000)));
+        assert_eq!(
+            p.set(FlagValue::on(pct(10_000)), &seen).await.unwrap().value,
+            FlagValue::on(pct(10_000))
+        );
     }
 }
 
@@ -131,7 +149,10 @@ async fn assert_refused_and_untouched(path: &Path, key: &str, expect: fn(&Provid
     let err = p.read().await.unwrap_err();
     assert!(expect(&err), "unexpected error kind: {err:?}");
     assert!(err.to_string().contains(words), "`{err}` should mention `{words}`");
-    let fake_seen = flagramp::provider::FlagReading { value: FlagValue::OFF, version: String::new() };
+    let fake_seen = flagramp::provider::FlagReading {
+        value: FlagValue::OFF,
+        version: String::new(),
+    };
     assert!(p.set(FlagValue::on(pct(10_000)), &fake_seen).await.is_err());
     assert_eq!(std::fs::read(path).ok(), before, "nothing may be written");
 }
@@ -140,10 +161,22 @@ async fn assert_refused_and_untouched(path: &Path, key: &str, expect: fn(&Provid
 async fn a_missing_file_or_flag_is_a_clear_error_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
-    assert_refused_and_untouched(&missing, "new-checkout", |e| matches!(e, ProviderError::NotFound(_)), "does not exist").await;
+    assert_refused_and_untouched(
+        &missing,
+        "new-checkout",
+        |e| matches!(e, ProviderError::NotFound(_)),
+        "does not exist",
+    )
+    .await;
     assert!(!missing.exists());
     let path = write(dir.path(), &serde_json::from_str(SAMPLE).unwrap());
-    assert_refused_and_untouched(&path, "new-checkout", |e| matches!(e, ProviderError::NotFound(_)), "is not in").await;
+    assert_refused_and_untouched(
+        &path,
+        "new-checkout",
+        |e| matches!(e, ProviderError::NotFound(_)),
+        "is not in",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -155,7 +188,10 @@ async fn flags_of_a_shape_it_cannot_own_are_refused() {
     assert_refused_and_untouched(&path, "isColorYellow", cannot, "targeting other than").await;
     assert_refused_and_untouched(&path, "myStringFlag", cannot, "no `on` and `off` variants").await;
     // Upstream schema test: weights computed from the clock.
-    let dynamic: Value = serde_json::from_str(include_str!("fixtures/flagd/targeting--positive--fractional-dynamic-weights.json")).unwrap();
+    let dynamic: Value = serde_json::from_str(include_str!(
+        "fixtures/flagd/targeting--positive--fractional-dynamic-weights.json"
+    ))
+    .unwrap();
     let flag = json!({ "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off", "targeting": dynamic });
     let path = write(dir.path(), &sample_with(flag));
     assert_refused_and_untouched(&path, "new-checkout", cannot, "fractional rule that is not").await;
@@ -191,7 +227,13 @@ async fn writes_leave_no_temporary_files_behind() {
     for percent in [10_000, 50_000, 100_000] {
         seen = p.set(FlagValue::on(pct(percent)), &seen).await.unwrap();
     }
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names, vec!["flags.flagd.json".to_string()]);
-    assert_eq!(read_json(&path)["flags"]["new-checkout"]["targeting"], json!({ "fractional": [["on", 100000], ["off", 0]] }));
+    assert_eq!(
+        read_json(&path)["flags"]["new-checkout"]["targeting"],
+        json!({ "fractional": [["on", 100000], ["off", 0]] })
+    );
 }

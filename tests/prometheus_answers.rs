@@ -23,13 +23,26 @@ async fn measure_answer(status: u16, body: &str) -> Measurement {
         .mount(&server)
         .await;
     let source = PrometheusSource::new("prom", &server.uri(), Credentials::default(), None);
-    let probe = Probe::Query { source: "prom".into(), query: "up".into() };
-    let request = MeasureRequest { probe: &probe, at, timeout: std::time::Duration::from_secs(5), rollout: "demo", percent: Percent::ZERO };
+    let probe = Probe::Query {
+        source: "prom".into(),
+        query: "up".into(),
+    };
+    let request = MeasureRequest {
+        probe: &probe,
+        at,
+        timeout: std::time::Duration::from_secs(5),
+        rollout: "demo",
+        percent: Percent::ZERO,
+    };
     source.measure(&request).await
 }
 
 fn fixture(name: &str) -> String {
-    let text = std::fs::read_to_string(format!("{}/tests/fixtures/prometheus/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/prometheus/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     // The recorded error answer notes its status after the body.
     text.trim_end().trim_end_matches(" HTTP 400").to_string()
 }
@@ -43,30 +56,64 @@ fn assert_error(m: Measurement, words: &str) {
 
 #[tokio::test]
 async fn recorded_values_are_read_exactly() {
-    assert_eq!(measure_answer(200, &fixture("prom-query-ratio.json")).await, Measurement::Value(0.95));
-    assert_eq!(measure_answer(200, &fixture("prom-query-rate-ratio.json")).await, Measurement::Value(0.9));
-    assert_eq!(measure_answer(200, &fixture("openapi-query-scalarResult.json")).await, Measurement::Value(42.0));
+    assert_eq!(
+        measure_answer(200, &fixture("prom-query-ratio.json")).await,
+        Measurement::Value(0.95)
+    );
+    assert_eq!(
+        measure_answer(200, &fixture("prom-query-rate-ratio.json")).await,
+        Measurement::Value(0.9)
+    );
+    assert_eq!(
+        measure_answer(200, &fixture("openapi-query-scalarResult.json")).await,
+        Measurement::Value(42.0)
+    );
 }
 
 #[tokio::test]
 async fn empty_results_and_nan_are_no_data() {
-    for name in ["prom-query-empty.json", "promtool-mock-empty-vector.json", "prom-query-nan.json"] {
-        assert!(matches!(measure_answer(200, &fixture(name)).await, Measurement::NoData(_)), "{name}");
+    for name in [
+        "prom-query-empty.json",
+        "promtool-mock-empty-vector.json",
+        "prom-query-nan.json",
+    ] {
+        assert!(
+            matches!(measure_answer(200, &fixture(name)).await, Measurement::NoData(_)),
+            "{name}"
+        );
     }
 }
 
 #[tokio::test]
 async fn several_series_range_vectors_and_histograms_are_errors_that_say_why() {
-    assert_error(measure_answer(200, &fixture("openapi-query-vectorResult.json")).await, "2 series where one is expected");
-    assert_error(measure_answer(200, &fixture("docs-query-vector.json")).await, "2 series");
-    assert_error(measure_answer(200, &fixture("openapi-query-matrixResult.json")).await, "range vector");
-    assert_error(measure_answer(200, &fixture("openapi-query-histogramResult.json")).await, "native histogram");
+    assert_error(
+        measure_answer(200, &fixture("openapi-query-vectorResult.json")).await,
+        "2 series where one is expected",
+    );
+    assert_error(
+        measure_answer(200, &fixture("docs-query-vector.json")).await,
+        "2 series",
+    );
+    assert_error(
+        measure_answer(200, &fixture("openapi-query-matrixResult.json")).await,
+        "range vector",
+    );
+    assert_error(
+        measure_answer(200, &fixture("openapi-query-histogramResult.json")).await,
+        "native histogram",
+    );
 }
 
 #[tokio::test]
 async fn rejected_queries_carry_prometheus_own_words() {
-    assert_error(measure_answer(400, &fixture("prom-query-error.json")).await, "bad_data, HTTP 400): invalid parameter");
-    assert_error(measure_answer(503, &fixture("openapi-query-error-tsdbNotReady.json")).await, "TSDB not ready");
+    assert_error(
+        measure_answer(400, &fixture("prom-query-error.json")).await,
+        "bad_data, HTTP 400): invalid parameter",
+    );
+    assert_error(
+        measure_answer(503, &fixture("openapi-query-error-tsdbNotReady.json")).await,
+        "TSDB not ready",
+    );
     assert_error(measure_answer(502, "<html>bad gateway</html>").await, "HTTP 502");
     assert_error(measure_answer(200, "{ not json").await, "not Prometheus JSON");
 }

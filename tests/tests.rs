@@ -8,5 +8,6 @@ mod engine_rules;
 mod flagd_core;
 mod flagd_file;
 mod outputs;
+mod prometheus_answers;
 mod prometheus_live;
 mod spec_errors;

@@ -18,7 +18,10 @@ pub struct CommandSource {
 impl CommandSource {
     /// Commands run in `root`; their output is scrubbed of `secrets` before it is reported.
     pub fn new(root: &Path, secrets: Secrets) -> CommandSource {
-        CommandSource { root: root.to_path_buf(), secrets }
+        CommandSource {
+            root: root.to_path_buf(),
+            secrets,
+        }
     }
 }
 
@@ -69,13 +72,24 @@ impl MetricSource for CommandSource {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Measurement::Error(format!("`{program}` failed: {e}")),
             Err(_) => {
-                return Measurement::Error(format!("`{program}` timed out after {}s and was stopped", request.timeout.as_secs()))
+                return Measurement::Error(format!(
+                    "`{program}` timed out after {}s and was stopped",
+                    request.timeout.as_secs()
+                ))
             }
         };
         if !output.status.success() {
-            let status = output.status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+            let status = output
+                .status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "a signal".into());
             let stderr = self.secrets.redact(&last_line(&output.stderr));
-            let tail = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
+            let tail = if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(": {stderr}")
+            };
             return Measurement::Error(format!("`{program}` exited with {status}{tail}"));
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -89,7 +103,10 @@ impl MetricSource for CommandSource {
                 )),
                 m => m,
             },
-            many => Measurement::Error(format!("`{program}` printed {} words; a check command prints exactly one number", many.len())),
+            many => Measurement::Error(format!(
+                "`{program}` printed {} words; a check command prints exactly one number",
+                many.len()
+            )),
         }
     }
 }

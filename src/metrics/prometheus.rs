@@ -40,7 +40,12 @@ struct Data {
 impl PrometheusSource {
     /// A source named `name` (as in the spec) at `base_url`.
     pub fn new(name: &str, base_url: &str, credentials: Credentials, timeout: Option<Duration>) -> PrometheusSource {
-        PrometheusSource { name: name.into(), base_url: base_url.trim_end_matches('/').into(), credentials, timeout }
+        PrometheusSource {
+            name: name.into(),
+            base_url: base_url.trim_end_matches('/').into(),
+            credentials,
+            timeout,
+        }
     }
 
     fn interpret(&self, status: u16, body: &[u8]) -> Measurement {
@@ -48,7 +53,11 @@ impl PrometheusSource {
         let answer: Answer = match serde_json::from_slice(body) {
             Ok(a) => a,
             Err(_) if status >= 400 => return Measurement::Error(format!("source `{name}` answered HTTP {status}")),
-            Err(e) => return Measurement::Error(format!("source `{name}` sent an answer that is not Prometheus JSON: {e}")),
+            Err(e) => {
+                return Measurement::Error(format!(
+                    "source `{name}` sent an answer that is not Prometheus JSON: {e}"
+                ))
+            }
         };
         if answer.status != "success" {
             return Measurement::Error(format!(
@@ -83,7 +92,9 @@ impl PrometheusSource {
                 Some(Value::String(text)) => Measurement::from_number_text(text),
                 _ => Measurement::NoData("the scalar has no value".into()),
             },
-            "matrix" => Measurement::Error("the query returned a range vector: write an instant query (e.g. rate(x[5m]), not x[5m])".into()),
+            "matrix" => Measurement::Error(
+                "the query returned a range vector: write an instant query (e.g. rate(x[5m]), not x[5m])".into(),
+            ),
             other => Measurement::Error(format!("the query returned a {other}, not a number")),
         }
     }
@@ -127,7 +138,10 @@ mod tests {
         assert!(matches!(s.interpret(200, nan), Measurement::NoData(_)));
         let bad = br#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:16: parse error: unclosed left parenthesis"}"#;
         match s.interpret(400, bad) {
-            Measurement::Error(msg) => assert!(msg.contains("bad_data") && msg.contains("unclosed left parenthesis"), "{msg}"),
+            Measurement::Error(msg) => assert!(
+                msg.contains("bad_data") && msg.contains("unclosed left parenthesis"),
+                "{msg}"
+            ),
             other => panic!("{other:?}"),
         }
         let two = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"0"]}]}}"#;

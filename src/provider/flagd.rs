@@ -42,14 +42,20 @@ impl FlagdFile {
             _ => ProviderError::Io(format!("cannot read flagd file {}: {e}", self.shown_path.display())),
         })?;
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::CannotOwn(format!("flagd file {} is not valid JSON: {e}", self.shown_path.display()))
+            ProviderError::CannotOwn(format!(
+                "flagd file {} is not valid JSON: {e}",
+                self.shown_path.display()
+            ))
         })?;
         Ok((bytes, doc))
     }
 
     fn flag<'d>(&self, doc: &'d Value) -> Result<&'d Map<String, Value>, ProviderError> {
         let flags = doc.get("flags").and_then(Value::as_object).ok_or_else(|| {
-            ProviderError::CannotOwn(format!("flagd file {} has no `flags` object", self.shown_path.display()))
+            ProviderError::CannotOwn(format!(
+                "flagd file {} has no `flags` object",
+                self.shown_path.display()
+            ))
         })?;
         flags.get(&self.key).and_then(Value::as_object).ok_or_else(|| {
             ProviderError::NotFound(format!(
@@ -88,14 +94,19 @@ impl FlagdFile {
             Some("DISABLED") => false,
             _ => return Err(self.cannot_own("has a `state` other than ENABLED or DISABLED")),
         };
-        let targeting = flag.get("targeting").filter(|t| !t.is_null() && t.as_object().is_none_or(|o| !o.is_empty()));
+        let targeting = flag
+            .get("targeting")
+            .filter(|t| !t.is_null() && t.as_object().is_none_or(|o| !o.is_empty()));
         let Some(targeting) = targeting else {
             // No rule: everyone gets the default variant.
             let percent = match flag.get("defaultVariant").and_then(Value::as_str) {
                 Some("on") => Percent::FULL,
                 _ => Percent::ZERO,
             };
-            return Ok(Owned { value: Self::value(enabled, percent), bucket_by: None });
+            return Ok(Owned {
+                value: Self::value(enabled, percent),
+                bucket_by: None,
+            });
         };
         let rule = targeting
             .as_object()
@@ -123,7 +134,10 @@ impl FlagdFile {
         }
         let millis = ((u128::from(on) * 100_000 + u128::from(on + off) / 2) / u128::from(on + off)) as u32;
         let percent = Percent::from_millis(millis).expect("a share of the total is at most 100%");
-        Ok(Owned { value: Self::value(enabled, percent), bucket_by })
+        Ok(Owned {
+            value: Self::value(enabled, percent),
+            bucket_by,
+        })
     }
 }
 
@@ -136,7 +150,10 @@ impl FlagProvider for FlagdFile {
     async fn read(&self) -> Result<FlagReading, ProviderError> {
         let (bytes, doc) = self.load()?;
         let owned = self.understand(self.flag(&doc)?)?;
-        Ok(FlagReading { value: owned.value, version: fingerprint(&bytes) })
+        Ok(FlagReading {
+            value: owned.value,
+            version: fingerprint(&bytes),
+        })
     }
 
     async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {

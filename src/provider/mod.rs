@@ -57,7 +57,11 @@ pub trait FlagProvider: std::fmt::Debug + Send + Sync {
 /// The provider a spec names, with paths resolved against the repository root.
 pub fn for_flag(flag: &FlagSpec, repo_root: &Path) -> Result<Box<dyn FlagProvider>, ProviderError> {
     match &flag.provider {
-        ProviderSpec::Flagd { path, .. } => Ok(Box::new(FlagdFile::new(repo_root.join(path), path.clone(), flag.key.clone()))),
+        ProviderSpec::Flagd { path, .. } => Ok(Box::new(FlagdFile::new(
+            repo_root.join(path),
+            path.clone(),
+            flag.key.clone(),
+        ))),
         other => Err(ProviderError::Unsupported(format!(
             "the {} provider is not available in this version of flagramp; use a flagd file for now",
             other.name()

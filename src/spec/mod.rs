@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, SpecErrors};
-pub use parse::{parse_spec, KNOWN_FIELDS};
+pub use parse::{parse_spec, NameAt, KNOWN_FIELDS};
 
 use crate::check::Condition;
 use crate::duration::SpecDuration;
@@ -259,9 +259,8 @@ impl RolloutSpec {
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     let mut files = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot read spec path {}: {e}", path.display()))
-        })?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read spec path {}: {e}", path.display())))?;
         if meta.is_dir() {
             walk(path, &mut files)?;
         } else {

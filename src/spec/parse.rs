@@ -11,9 +11,8 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, Node, Span};
 
 use super::{
-    Auth, CheckSpec, Diagnostic, FlagSpec, HeaderValue, HttpSourceSpec, NoDataPolicy, Policy, Probe,
-    ProviderSpec, PullRequestRef, ReportSpec, RollbackPolicy, RolloutSpec, SourceSpec, Stage,
-    DEFAULT_BAKE, DEFAULT_CHECK_TIMEOUT,
+    Auth, CheckSpec, Diagnostic, FlagSpec, HeaderValue, HttpSourceSpec, NoDataPolicy, Policy, Probe, ProviderSpec,
+    PullRequestRef, ReportSpec, RollbackPolicy, RolloutSpec, SourceSpec, Stage, DEFAULT_BAKE, DEFAULT_CHECK_TIMEOUT,
 };
 use crate::check::Condition;
 use crate::duration::SpecDuration;
@@ -22,20 +21,42 @@ use crate::window::{self, Window};
 
 /// The fields each part of a spec accepts; the JSON Schema is tested against this list.
 pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
-    ("spec", &["version", "name", "description", "flag", "stages", "sources", "checks", "policy", "report"]),
+    (
+        "spec",
+        &[
+            "version",
+            "name",
+            "description",
+            "flag",
+            "stages",
+            "sources",
+            "checks",
+            "policy",
+            "report",
+        ],
+    ),
     ("flag", &["provider", "key", "flagd", "unleash", "launchdarkly"]),
     ("flagd", &["path", "branch"]),
     ("unleash", &["url", "project", "environment", "token_env"]),
     ("launchdarkly", &["project", "environment", "token_env", "base_url"]),
     ("stage", &["percent", "bake"]),
-    ("source", &["provider", "url", "token_env", "basic_auth", "headers", "timeout"]),
+    (
+        "source",
+        &["provider", "url", "token_env", "basic_auth", "headers", "timeout"],
+    ),
     ("basic_auth", &["username_env", "password_env"]),
     ("header", &["env"]),
-    ("check", &["name", "source", "query", "command", "pass", "on_no_data", "timeout"]),
+    (
+        "check",
+        &["name", "source", "query", "command", "pass", "on_no_data", "timeout"],
+    ),
     ("policy", &["failures_to_rollback", "rollback", "window"]),
     ("window", &["days", "hours", "timezone"]),
     ("report", &["pull_request"]),
 ];
+
+/// A rollout name with the line and column where it is set (1:1 when it comes from the file name).
+pub type NameAt = (String, usize, usize);
 
 fn fields(part: &str) -> &'static [&'static str] {
     KNOWN_FIELDS
@@ -49,11 +70,11 @@ fn fields(part: &str) -> &'static [&'static str] {
 ///
 /// Returns the spec when it has no problem, the rollout name with where it is set (for the
 /// cross-file uniqueness check), and every problem found.
-pub fn parse_spec(
-    file: &Path,
-    text: &str,
-) -> (Option<RolloutSpec>, Option<(String, usize, usize)>, Vec<Diagnostic>) {
-    let mut walker = Walker { file, diags: Vec::new() };
+pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameAt>, Vec<Diagnostic>) {
+    let mut walker = Walker {
+        file,
+        diags: Vec::new(),
+    };
     let root = match marked_yaml::parse_yaml_with_options(
         0,
         text,
@@ -65,8 +86,30 @@ pub fn parse_spec(
             return (None, None, walker.diags);
         }
     };
+    if root.as_mapping().is_some_and(|m| m.is_empty()) {
+        // An empty file (or one with only comments) loads as an empty mapping: say so once
+        // rather than listing every required field.
+        let blank = text
+            .lines()
+            .all(|l| matches!(l.trim(), "" | "---") || l.trim_start().starts_with('#'));
+        let ((line, column), message) = if blank {
+            ((1, 1), "the spec file is empty")
+        } else {
+            (position(root.span()), "the spec has no fields")
+        };
+        walker.diags.push(Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            hint: Some("start from `version: 1`, `flag:` and `checks:` (see `flagramp schema --output spec`)".into()),
+        });
+        return (None, None, walker.diags);
+    }
     let (spec, name_at) = walker.spec(&root);
     let spec = if walker.diags.is_empty() { spec } else { None };
+    // Reported in the order they appear in the file (SpecErrors promises file order then position).
+    walker.diags.sort_by_key(|d| (d.line, d.column));
     (spec, name_at, walker.diags)
 }
 
@@ -76,7 +119,15 @@ struct Walker<'a> {
 }
 
 fn position(span: &Span) -> (usize, usize) {
-    span.start().map(|m| (m.line().max(1), m.column().max(1))).unwrap_or((1, 1))
+    span.start()
+        .map(|m| (m.line().max(1), m.column().max(1)))
+        .unwrap_or((1, 1))
+}
+
+/// Where a problem with a mapping as a whole (a missing field) is reported: its first key, since
+/// a block mapping's own span starts at its first `:`; the mapping itself when it is empty.
+fn anchor(map: &MarkedMappingNode) -> Span {
+    map.iter().next().map(|(key, _)| *key.span()).unwrap_or(*map.span())
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -144,25 +195,57 @@ impl Walker<'_> {
                 "keep one of them",
             ),
             LoadError::ScanError(m, e) => {
-                let text_msg = e.to_string();
+                // The position is in the diagnostic already; Display repeats it with a byte offset.
+                let text_msg = e.info().to_string();
                 let hint = if text_msg.contains("block") || text_msg.contains("indicator") {
                     "quote conditions such as pass: \">= 0.95\" (a bare > starts a YAML block)"
+                } else if text_msg.contains("flow") {
+                    "a `[` or `{` before this point is not closed, or its contents are indented less than its key"
                 } else {
                     "check indentation and quoting near this position"
                 };
                 (Some(*m), format!("YAML syntax error: {text_msg}"), hint)
             }
-            LoadError::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported in specs".into(), "write the value out"),
-            LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain words".into(), "write the key as text"),
-            LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags (`!name`) are not supported in specs".into(), "remove the tag"),
+            LoadError::UnexpectedAnchor(m) => (
+                Some(*m),
+                "YAML anchors are not supported in specs".into(),
+                "write the value out",
+            ),
+            LoadError::MappingKeyMustBeScalar(m) => (
+                Some(*m),
+                "mapping keys must be plain words".into(),
+                "write the key as text",
+            ),
+            LoadError::UnexpectedTag(m) => (
+                Some(*m),
+                "YAML tags (`!name`) are not supported in specs".into(),
+                "quote conditions such as pass: \"!= 0\" (a bare ! starts a YAML tag); otherwise remove the tag",
+            ),
             other => (None, format!("cannot read YAML: {other}"), "check the file's syntax"),
         };
-        let (line, column) = match marker {
+        let (line, mut column) = match marker {
             Some(m) => (m.line().max(1), m.column().max(1)),
             // An empty file has no node to point at.
             None => (1, 1),
         };
-        let message = if text.trim().is_empty() { "the spec file is empty".to_string() } else { message };
+        if let LoadError::UnexpectedTag(_) = err {
+            // The marker is on the tagged value; point at the `!` that starts the tag instead.
+            let before: String = text
+                .lines()
+                .nth(line - 1)
+                .unwrap_or("")
+                .chars()
+                .take(column - 1)
+                .collect();
+            if let Some(bang) = before.rfind('!') {
+                column = before[..bang].chars().count() + 1;
+            }
+        }
+        let message = if text.trim().is_empty() {
+            "the spec file is empty".to_string()
+        } else {
+            message
+        };
         self.diags.push(Diagnostic {
             file: self.file.to_path_buf(),
             line,
@@ -175,7 +258,11 @@ impl Walker<'_> {
     /// The node as a mapping, with unknown keys reported.
     fn mapping<'n>(&mut self, node: &'n Node, path: &str, part: &str) -> Option<&'n MarkedMappingNode> {
         let Some(map) = node.as_mapping() else {
-            self.report(node.span(), format!("`{path}` must be a mapping"), format!("write it as `key: value` lines under `{path}`"));
+            self.report(
+                node.span(),
+                format!("`{path}` must be a mapping"),
+                format!("write it as `key: value` lines under `{path}`"),
+            );
             return None;
         };
         let known = fields(part);
@@ -185,7 +272,11 @@ impl Walker<'_> {
                     Some(near) => format!("did you mean `{near}`? {} accepts: {}", path, known.join(", ")),
                     None => format!("{} accepts: {}", path, known.join(", ")),
                 };
-                self.report(key.span(), format!("unknown field `{}` in `{path}`", key.as_str()), hint);
+                self.report(
+                    key.span(),
+                    format!("unknown field `{}` in `{path}`", key.as_str()),
+                    hint,
+                );
             }
         }
         Some(map)
@@ -199,11 +290,19 @@ impl Walker<'_> {
         match node.as_scalar() {
             Some(s) if !s.as_str().trim().is_empty() => Some(s),
             Some(_) => {
-                self.report(node.span(), format!("`{path}` is empty"), format!("set it, e.g. `{example}`"));
+                self.report(
+                    node.span(),
+                    format!("`{path}` is empty"),
+                    format!("set it, e.g. `{example}`"),
+                );
                 None
             }
             None => {
-                self.report(node.span(), format!("`{path}` must be a single value"), format!("write it as e.g. `{example}`"));
+                self.report(
+                    node.span(),
+                    format!("`{path}` must be a single value"),
+                    format!("write it as e.g. `{example}`"),
+                );
                 None
             }
         }
@@ -212,20 +311,26 @@ impl Walker<'_> {
     fn required<'n>(&mut self, map: &'n MarkedMappingNode, key: &str, path: &str, example: &str) -> Option<&'n Node> {
         let node = self.get(map, key);
         if node.is_none() {
-            let full = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
-            self.report(map.span(), format!("`{full}` is missing"), format!("add `{example}`"));
+            let full = if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            self.report(&anchor(map), format!("`{full}` is missing"), format!("add `{example}`"));
         }
         node
     }
 
     fn required_str(&mut self, map: &MarkedMappingNode, key: &str, path: &str, example: &str) -> Option<String> {
         let node = self.required(map, key, path, example)?;
-        self.scalar(node, &join(path, key), example).map(|s| s.as_str().to_string())
+        self.scalar(node, &join(path, key), example)
+            .map(|s| s.as_str().to_string())
     }
 
     fn optional_str(&mut self, map: &MarkedMappingNode, key: &str, path: &str, example: &str) -> Option<String> {
         let node = self.get(map, key)?;
-        self.scalar(node, &join(path, key), example).map(|s| s.as_str().to_string())
+        self.scalar(node, &join(path, key), example)
+            .map(|s| s.as_str().to_string())
     }
 
     fn env_name(&mut self, map: &MarkedMappingNode, key: &str, path: &str, required: bool) -> Option<String> {
@@ -237,11 +342,28 @@ impl Walker<'_> {
         };
         if !is_env_name(&name) {
             let node = self.get(map, key).expect("just read");
-            self.report(
-                node.span(),
-                format!("`{}` must name an environment variable, not `{name}`", join(path, key)),
-                "secrets are read from the environment only: put the value in a variable (e.g. a GitHub secret) and name it here",
-            );
+            let field = join(path, key);
+            // `${{ secrets.X }}`, `$X` and `${X}` are not expanded in spec files: suggest the name.
+            let inner = name
+                .trim()
+                .trim_start_matches('$')
+                .trim_start_matches('{')
+                .trim_end_matches('}')
+                .trim();
+            let referenced = inner.rsplit('.').next().unwrap_or(inner).trim();
+            let (message, hint) = if name.trim_start().starts_with('$') && is_env_name(referenced) {
+                (
+                    format!("`{field}` names an environment variable; `{name}` is not expanded in spec files"),
+                    format!("write `{key}: {referenced}` and set {referenced} in the workflow step's `env:` (e.g. `{referenced}: ${{{{ secrets.{referenced} }}}}`)"),
+                )
+            } else {
+                // The value is not echoed: it may be the secret itself, pasted by mistake.
+                (
+                    format!("`{field}` must name an environment variable (letters, digits and `_`, not starting with a digit)"),
+                    "secrets are read from the environment only: put the value in a variable (e.g. a GitHub secret) and name it here; if this was the secret itself, rotate it".to_string(),
+                )
+            };
+            self.report(node.span(), message, hint);
             return None;
         }
         Some(name)
@@ -252,7 +374,11 @@ impl Walker<'_> {
         match SpecDuration::parse(&text) {
             Ok(d) => Some(d),
             Err(msg) => {
-                self.report(node.span(), format!("`{path}`: {msg}"), "durations are <number><unit> parts with units s, m, h, d: 0s, 90s, 10m, 1h30m, 2d");
+                self.report(
+                    node.span(),
+                    format!("`{path}`: {msg}"),
+                    "durations are <number><unit> parts with units s, m, h, d: 0s, 90s, 10m, 1h30m, 2d",
+                );
                 None
             }
         }
@@ -273,11 +399,17 @@ impl Walker<'_> {
         }
     }
 
-    fn spec(&mut self, root: &Node) -> (Option<RolloutSpec>, Option<(String, usize, usize)>) {
-        let Some(top) = self.mapping(root, "spec", "spec") else { return (None, None) };
+    fn spec(&mut self, root: &Node) -> (Option<RolloutSpec>, Option<NameAt>) {
+        let Some(top) = self.mapping(root, "spec", "spec") else {
+            return (None, None);
+        };
 
         match self.get(top, "version") {
-            None => self.report(top.span(), "`version` is missing", "add `version: 1` at the top of the spec"),
+            None => self.report(
+                &anchor(top),
+                "`version` is missing",
+                "add `version: 1` at the top of the spec",
+            ),
             Some(node) => {
                 if let Some(v) = self.scalar(node, "version", "version: 1") {
                     if v.as_str().trim() != "1" {
@@ -288,7 +420,12 @@ impl Walker<'_> {
             }
         }
 
-        let stem = self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("rollout").to_string();
+        let stem = self
+            .file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("rollout")
+            .to_string();
         let name_at = match self.get(top, "name") {
             Some(node) => self
                 .scalar(node, "name", "name: new-checkout")
@@ -297,9 +434,11 @@ impl Walker<'_> {
         };
         if let Some((name, _)) = &name_at {
             let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !valid {
-                let span = self.get(top, "name").map(|n| n.span().clone()).unwrap_or_else(|| top.span().clone());
+                let span = self.get(top, "name").map(|n| *n.span()).unwrap_or_else(|| anchor(top));
                 self.report(
                     &span,
                     format!("rollout name `{name}` has characters a state file name cannot carry"),
@@ -309,7 +448,13 @@ impl Walker<'_> {
         }
         let description = self.optional_str(top, "description", "", "description: New checkout flow");
 
-        let flag = self.required(top, "flag", "", "flag: { provider: flagd, key: my_flag, flagd: { path: flags.flagd.json } }")
+        let flag = self
+            .required(
+                top,
+                "flag",
+                "",
+                "flag: { provider: flagd, key: my_flag, flagd: { path: flags.flagd.json } }",
+            )
             .and_then(|node| self.flag(node));
         let stages = self.stages(top.get_node("stages"), flag.as_ref());
         let sources = self.sources(self.get(top, "sources"));
@@ -342,7 +487,11 @@ impl Walker<'_> {
         for other in ["flagd", "unleash", "launchdarkly"] {
             if other != provider {
                 if let Some(n) = self.get(map, other) {
-                    self.report(n.span(), format!("`flag.{other}` is set but `flag.provider` is `{provider}`"), format!("remove `flag.{other}`, or set `provider: {other}`"));
+                    self.report(
+                        n.span(),
+                        format!("`flag.{other}` is set but `flag.provider` is `{provider}`"),
+                        format!("remove `flag.{other}`, or set `provider: {other}`"),
+                    );
                 }
             }
         }
@@ -361,17 +510,29 @@ impl Walker<'_> {
                 if let Some(f) = &file {
                     if Path::new(f).is_absolute() || f.split(['/', '\\']).any(|part| part == "..") {
                         let n = self.get(block, "path").expect("just read");
-                        self.report(n.span(), format!("`{path}.path` must stay inside the repository, not `{f}`"), "write it relative to the repository root, e.g. flags/flags.flagd.json");
+                        self.report(
+                            n.span(),
+                            format!("`{path}.path` must stay inside the repository, not `{f}`"),
+                            "write it relative to the repository root, e.g. flags/flags.flagd.json",
+                        );
                     }
                 }
-                ProviderSpec::Flagd { path: PathBuf::from(file?), branch }
+                ProviderSpec::Flagd {
+                    path: PathBuf::from(file?),
+                    branch,
+                }
             }
             "unleash" => {
                 let url = self.url(block, &path);
                 let project = self.required_str(block, "project", &path, "project: default");
                 let environment = self.required_str(block, "environment", &path, "environment: production");
                 let token_env = self.env_name(block, "token_env", &path, true);
-                ProviderSpec::Unleash { url: url?, project: project?, environment: environment?, token_env: token_env? }
+                ProviderSpec::Unleash {
+                    url: url?,
+                    project: project?,
+                    environment: environment?,
+                    token_env: token_env?,
+                }
             }
             _ => {
                 let project = self.required_str(block, "project", &path, "project: default");
@@ -381,7 +542,12 @@ impl Walker<'_> {
                     Some(_) => Some(self.url_at(block, "base_url", &path)?),
                     None => None,
                 };
-                ProviderSpec::LaunchDarkly { project: project?, environment: environment?, token_env: token_env?, base_url }
+                ProviderSpec::LaunchDarkly {
+                    project: project?,
+                    environment: environment?,
+                    token_env: token_env?,
+                    base_url,
+                }
             }
         };
         Some(FlagSpec { key: key?, provider })
@@ -394,9 +560,17 @@ impl Walker<'_> {
 
     fn url_at(&mut self, map: &MarkedMappingNode, key: &str, path: &str) -> Option<String> {
         let node = self.get(map, key)?;
-        let text = self.scalar(node, &join(path, key), "https://example.com")?.as_str().trim().to_string();
+        let text = self
+            .scalar(node, &join(path, key), "https://example.com")?
+            .as_str()
+            .trim()
+            .to_string();
         if !(text.starts_with("http://") || text.starts_with("https://")) || text.len() <= "https://".len() {
-            self.report(node.span(), format!("`{}` is not an http(s) URL: `{text}`", join(path, key)), "write the full base URL, e.g. https://prometheus.example.com");
+            self.report(
+                node.span(),
+                format!("`{}` is not an http(s) URL: `{text}`", join(path, key)),
+                "write the full base URL, e.g. https://prometheus.example.com",
+            );
             return None;
         }
         Some(text.trim_end_matches('/').to_string())
@@ -404,14 +578,29 @@ impl Walker<'_> {
 
     fn stages(&mut self, node: Option<&Node>, flag: Option<&FlagSpec>) -> Option<Vec<Stage>> {
         let Some(node) = node.filter(|n| !is_null(n)) else {
-            return Some([10, 50, 100].map(|p| Stage { percent: Percent::from_millis(p * 1000).expect("in range"), bake: DEFAULT_BAKE }).to_vec());
+            return Some(
+                [10, 50, 100]
+                    .map(|p| Stage {
+                        percent: Percent::from_millis(p * 1000).expect("in range"),
+                        bake: DEFAULT_BAKE,
+                    })
+                    .to_vec(),
+            );
         };
         let Some(seq) = node.as_sequence() else {
-            self.report(node.span(), "`stages` must be a list", "write e.g. `stages: [10, 50, 100]` or a list of `{ percent: 10, bake: 1h }`");
+            self.report(
+                node.span(),
+                "`stages` must be a list",
+                "write e.g. `stages: [10, 50, 100]` or a list of `{ percent: 10, bake: 1h }`",
+            );
             return None;
         };
         if seq.is_empty() {
-            self.report(node.span(), "`stages` is empty", "list at least one stage ending at 100, or leave `stages` out for 10, 50, 100");
+            self.report(
+                node.span(),
+                "`stages` is empty",
+                "list at least one stage ending at 100, or leave `stages` out for 10, 50, 100",
+            );
             return None;
         }
         let whole_only = matches!(flag.map(|f| &f.provider), Some(ProviderSpec::Unleash { .. }));
@@ -422,7 +611,10 @@ impl Walker<'_> {
             let (percent_node, bake) = match item {
                 Node::Scalar(_) => (Some(item), Some(DEFAULT_BAKE)),
                 Node::Mapping(_) => {
-                    let Some(map) = self.mapping(item, &path, "stage") else { ok = false; continue };
+                    let Some(map) = self.mapping(item, &path, "stage") else {
+                        ok = false;
+                        continue;
+                    };
                     let percent = self.required(map, "percent", &path, "percent: 10");
                     let bake = match self.get(map, "bake") {
                         Some(b) => self.duration(b, &format!("{path}.bake")),
@@ -431,39 +623,68 @@ impl Walker<'_> {
                     (percent, bake)
                 }
                 Node::Sequence(_) => {
-                    self.report(item.span(), format!("`{path}` must be a number or a mapping"), "write `- 10` or `- { percent: 10, bake: 1h }`");
+                    self.report(
+                        item.span(),
+                        format!("`{path}` must be a number or a mapping"),
+                        "write `- 10` or `- { percent: 10, bake: 1h }`",
+                    );
                     (None, None)
                 }
             };
             let percent = percent_node.and_then(|pn| {
-                let text = self.scalar(pn, &format!("{path}.percent"), "percent: 10")?.as_str().to_string();
+                let text = self
+                    .scalar(pn, &format!("{path}.percent"), "percent: 10")?
+                    .as_str()
+                    .to_string();
                 match Percent::parse_stage(&text) {
                     Ok(p) if whole_only && !p.is_whole() => {
-                        self.report(pn.span(), format!("`{path}`: Unleash stores whole percents, not {p}"), "use a whole number for Unleash flags, e.g. 10");
+                        self.report(
+                            pn.span(),
+                            format!("`{path}`: Unleash stores whole percents, not {p}"),
+                            "use a whole number for Unleash flags, e.g. 10",
+                        );
                         None
                     }
                     Ok(p) => Some(p),
                     Err(msg) => {
-                        self.report(pn.span(), format!("`{path}`: {msg}"), "stage percents are numbers in (0, 100] with at most 3 decimals, e.g. 0.5, 10, 100");
+                        self.report(
+                            pn.span(),
+                            format!("`{path}`: {msg}"),
+                            "stage percents are numbers in (0, 100] with at most 3 decimals, e.g. 0.5, 10, 100",
+                        );
                         None
                     }
                 }
             });
             match (percent, bake) {
-                (Some(percent), Some(bake)) => stages.push((Stage { percent, bake }, percent_node.expect("percent came from a node").span().clone())),
+                (Some(percent), Some(bake)) => stages.push((
+                    Stage { percent, bake },
+                    *percent_node.expect("percent came from a node").span(),
+                )),
                 _ => ok = false,
             }
         }
         for pair in stages.windows(2) {
             let ((prev, _), (cur, span)) = (&pair[0], &pair[1]);
             if cur.percent <= prev.percent {
-                self.report(span, format!("stages must strictly increase: {} comes after {}", cur.percent, prev.percent), "list each percentage once, lowest first, ending at 100");
+                self.report(
+                    span,
+                    format!(
+                        "stages must strictly increase: {} comes after {}",
+                        cur.percent, prev.percent
+                    ),
+                    "list each percentage once, lowest first, ending at 100",
+                );
                 ok = false;
             }
         }
         if let Some((last, span)) = stages.last() {
             if ok && last.percent != Percent::FULL {
-                self.report(span, format!("the last stage must be 100, not {}", last.percent.as_f64()), "end the list with `100` so the rollout can complete");
+                self.report(
+                    span,
+                    format!("the last stage must be 100, not {}", last.percent.as_f64()),
+                    "end the list with `100` so the rollout can complete",
+                );
                 ok = false;
             }
         }
@@ -474,7 +695,11 @@ impl Walker<'_> {
         let mut sources = BTreeMap::new();
         let Some(node) = node else { return Some(sources) };
         let Some(map) = node.as_mapping() else {
-            self.report(node.span(), "`sources` must be a mapping of source names", "write e.g. `sources: { prom: { provider: prometheus, url: https://prometheus.example.com } }`");
+            self.report(
+                node.span(),
+                "`sources` must be a mapping of source names",
+                "write e.g. `sources: { prom: { provider: prometheus, url: https://prometheus.example.com } }`",
+            );
             return None;
         };
         let mut ok = true;
@@ -494,13 +719,20 @@ impl Walker<'_> {
         let map = self.mapping(node, path, "source")?;
         let provider_node = self.required(map, "provider", path, "provider: prometheus");
         let provider = provider_node.and_then(|n| {
-            let text = self.scalar(n, &join(path, "provider"), "provider: prometheus")?.as_str().to_string();
+            let text = self
+                .scalar(n, &join(path, "provider"), "provider: prometheus")?
+                .as_str()
+                .to_string();
             if text == "prometheus" {
                 return Some(());
             }
             let hint = match text.as_str() {
-                "datadog" | "http" => format!("the `{text}` source is not available in this version; use prometheus, or a `command:` check"),
-                "command" => "command checks need no source: write `command: [\"./check.sh\"]` on the check itself".to_string(),
+                "datadog" | "http" => format!(
+                    "the `{text}` source is not available in this version; use prometheus, or a `command:` check"
+                ),
+                "command" => {
+                    "command checks need no source: write `command: [\"./check.sh\"]` on the check itself".to_string()
+                }
                 _ => "use `provider: prometheus`, or a `command:` check".to_string(),
             };
             self.report(n.span(), format!("`{path}.provider` cannot be `{text}`"), hint);
@@ -521,11 +753,18 @@ impl Walker<'_> {
         let auth = match (token_env, basic) {
             (Some(_), Some(_)) => {
                 let n = self.get(map, "basic_auth").expect("present");
-                self.report(n.span(), format!("`{path}` sets both `token_env` and `basic_auth`"), "choose one way to authenticate");
+                self.report(
+                    n.span(),
+                    format!("`{path}` sets both `token_env` and `basic_auth`"),
+                    "choose one way to authenticate",
+                );
                 return None;
             }
             (Some(token_env), None) => Auth::Bearer { token_env },
-            (None, Some((username_env, password_env))) => Auth::Basic { username_env, password_env },
+            (None, Some((username_env, password_env))) => Auth::Basic {
+                username_env,
+                password_env,
+            },
             (None, None) => Auth::None,
         };
         let mut headers = Vec::new();
@@ -533,7 +772,11 @@ impl Walker<'_> {
             let hpath = join(path, "headers");
             let hmap = h.as_mapping();
             if hmap.is_none() {
-                self.report(h.span(), format!("`{hpath}` must be a mapping of header names"), "write e.g. `headers: { X-Scope-OrgID: { env: PROM_TENANT } }`");
+                self.report(
+                    h.span(),
+                    format!("`{hpath}` must be a mapping of header names"),
+                    "write e.g. `headers: { X-Scope-OrgID: { env: PROM_TENANT } }`",
+                );
                 return None;
             }
             for (name, value) in hmap.expect("checked").iter() {
@@ -553,20 +796,41 @@ impl Walker<'_> {
             None => None,
         };
         provider?;
-        Some(SourceSpec::Prometheus(HttpSourceSpec { url: url?, auth, headers, timeout }))
+        Some(SourceSpec::Prometheus(HttpSourceSpec {
+            url: url?,
+            auth,
+            headers,
+            timeout,
+        }))
     }
 
-    fn checks(&mut self, top: &MarkedMappingNode, sources: &Option<BTreeMap<String, SourceSpec>>) -> Option<Vec<CheckSpec>> {
+    fn checks(
+        &mut self,
+        top: &MarkedMappingNode,
+        sources: &Option<BTreeMap<String, SourceSpec>>,
+    ) -> Option<Vec<CheckSpec>> {
         let Some(node) = self.get(top, "checks") else {
-            self.report(top.span(), "`checks` is missing: a rollout needs at least one check", "add a check, e.g. `checks: [{ name: smoke, command: [\"./smoke.sh\"], pass: \"== 1\" }]`");
+            self.report(
+                &anchor(top),
+                "`checks` is missing: a rollout needs at least one check",
+                "add a check, e.g. `checks: [{ name: smoke, command: [\"./smoke.sh\"], pass: \"== 1\" }]`",
+            );
             return None;
         };
         let Some(seq) = node.as_sequence() else {
-            self.report(node.span(), "`checks` must be a list", "write each check as a `- name: …` item");
+            self.report(
+                node.span(),
+                "`checks` must be a list",
+                "write each check as a `- name: …` item",
+            );
             return None;
         };
         if seq.is_empty() {
-            self.report(node.span(), "`checks` is empty: a rollout needs at least one check", "add a check; flagramp never advances without evidence");
+            self.report(
+                node.span(),
+                "`checks` is empty: a rollout needs at least one check",
+                "add a check; flagramp never advances without evidence",
+            );
             return None;
         }
         let mut names: BTreeSet<String> = BTreeSet::new();
@@ -592,54 +856,80 @@ impl Walker<'_> {
         let name = self.required_str(map, "name", path, "name: success-rate");
         if let Some(n) = &name {
             if !names.insert(n.clone()) {
-                let span = self.get(map, "name").expect("present").span().clone();
-                self.report(&span, format!("check name `{n}` is used twice"), "give each check its own name");
+                let span = *self.get(map, "name").expect("present").span();
+                self.report(
+                    &span,
+                    format!("check name `{n}` is used twice"),
+                    "give each check its own name",
+                );
             }
         }
         let pass = match self.get(map, "pass") {
             None => {
-                self.report(map.span(), format!("`{path}.pass` is missing"), "add the condition the value must meet, quoted: pass: \">= 0.95\"");
+                self.report(
+                    &anchor(map),
+                    format!("`{path}.pass` is missing"),
+                    "add the condition the value must meet, quoted: pass: \">= 0.95\"",
+                );
                 None
             }
             Some(n) => self.scalar(n, &join(path, "pass"), "pass: \">= 0.95\"").and_then(|s| {
                 match Condition::parse(s.as_str()) {
                     Ok(c) => Some(c),
                     Err(msg) => {
-                        let span = n.span().clone();
-                        self.report(&span, format!("`{path}.pass`: {msg}"), "write (<|<=|>|>=|==|!=) and a number, quoted: pass: \">= 0.95\"");
+                        let span = *n.span();
+                        self.report(
+                            &span,
+                            format!("`{path}.pass`: {msg}"),
+                            "write (<|<=|>|>=|==|!=) and a number, quoted: pass: \">= 0.95\"",
+                        );
                         None
                     }
                 }
             }),
         };
+        // Problems here must not hide the probe's: no early return before it is read.
         let on_no_data = match self.get(map, "on_no_data") {
-            Some(n) => match self.one_of(n, &join(path, "on_no_data"), &["hold", "fail"])? {
-                "fail" => NoDataPolicy::Fail,
-                _ => NoDataPolicy::Hold,
-            },
-            None => NoDataPolicy::Hold,
+            Some(n) => self
+                .one_of(n, &join(path, "on_no_data"), &["hold", "fail"])
+                .map(|v| match v {
+                    "fail" => NoDataPolicy::Fail,
+                    _ => NoDataPolicy::Hold,
+                }),
+            None => Some(NoDataPolicy::Hold),
         };
         let timeout = match self.get(map, "timeout") {
-            Some(n) => {
-                let d = self.duration(n, &join(path, "timeout"))?;
+            Some(n) => self.duration(n, &join(path, "timeout")).and_then(|d| {
                 if d.as_secs() == 0 {
-                    self.report(n.span(), format!("`{path}.timeout` must be longer than 0s"), "e.g. timeout: 30s");
+                    self.report(
+                        n.span(),
+                        format!("`{path}.timeout` must be longer than 0s"),
+                        "e.g. timeout: 30s",
+                    );
                     return None;
                 }
-                d
-            }
-            None => DEFAULT_CHECK_TIMEOUT,
+                Some(d)
+            }),
+            None => Some(DEFAULT_CHECK_TIMEOUT),
         };
         let probe = match (self.get(map, "query"), self.get(map, "command")) {
             (Some(q), None) => {
-                let query = self.scalar(q, &join(path, "query"), "query: up").map(|s| s.as_str().to_string());
+                let query = self
+                    .scalar(q, &join(path, "query"), "query: up")
+                    .map(|s| s.as_str().to_string());
                 let source = match self.get(map, "source") {
                     None => {
-                        self.report(map.span(), format!("`{path}` has a query but no `source`"), "name the source to query, e.g. `source: prom` (declared under `sources:`)");
+                        self.report(
+                            &anchor(map),
+                            format!("`{path}` has a query but no `source`"),
+                            "name the source to query, e.g. `source: prom` (declared under `sources:`)",
+                        );
                         None
                     }
                     Some(sn) => {
-                        let s = self.scalar(sn, &join(path, "source"), "source: prom").map(|s| s.as_str().to_string());
+                        let s = self
+                            .scalar(sn, &join(path, "source"), "source: prom")
+                            .map(|s| s.as_str().to_string());
                         if let (Some(s), Some(declared)) = (&s, sources) {
                             if !declared.contains_key(s) {
                                 let names: Vec<&str> = declared.keys().map(String::as_str).collect();
@@ -654,22 +944,37 @@ impl Walker<'_> {
                         s
                     }
                 };
-                Some(Probe::Query { source: source?, query: query? })
+                Some(Probe::Query {
+                    source: source?,
+                    query: query?,
+                })
             }
             (None, Some(c)) => {
                 if let Some(sn) = self.get(map, "source") {
-                    self.report(sn.span(), format!("`{path}` is a command check and cannot have a `source`"), "remove `source`, or use `query:` instead of `command:`");
+                    self.report(
+                        sn.span(),
+                        format!("`{path}` is a command check and cannot have a `source`"),
+                        "remove `source`, or use `query:` instead of `command:`",
+                    );
                 }
                 match c.as_sequence() {
                     Some(seq) if !seq.is_empty() => {
                         let mut argv = Vec::new();
                         for (j, arg) in seq.iter().enumerate() {
-                            argv.push(self.scalar(arg, &format!("{path}.command[{j}]"), "\"--fast\"")?.as_str().to_string());
+                            argv.push(
+                                self.scalar(arg, &format!("{path}.command[{j}]"), "\"--fast\"")?
+                                    .as_str()
+                                    .to_string(),
+                            );
                         }
                         Some(Probe::Command { argv })
                     }
                     Some(_) => {
-                        self.report(c.span(), format!("`{path}.command` is empty"), "name the program to run, e.g. command: [\"./scripts/smoke.sh\"]");
+                        self.report(
+                            c.span(),
+                            format!("`{path}.command` is empty"),
+                            "name the program to run, e.g. command: [\"./scripts/smoke.sh\"]",
+                        );
                         None
                     }
                     None => {
@@ -679,29 +984,56 @@ impl Walker<'_> {
                 }
             }
             (Some(_), Some(c)) => {
-                self.report(c.span(), format!("`{path}` has both `query` and `command`"), "a check gets its value one way: keep `query` (with `source`) or `command`");
+                self.report(
+                    c.span(),
+                    format!("`{path}` has both `query` and `command`"),
+                    "a check gets its value one way: keep `query` (with `source`) or `command`",
+                );
                 None
             }
             (None, None) => {
-                self.report(map.span(), format!("`{path}` has neither `query` nor `command`"), "add `query:` with `source:`, or `command: [\"./check.sh\"]`");
+                self.report(
+                    &anchor(map),
+                    format!("`{path}` has neither `query` nor `command`"),
+                    "add `query:` with `source:`, or `command: [\"./check.sh\"]`",
+                );
                 None
             }
         };
-        Some(CheckSpec { name: name?, probe: probe?, pass: pass?, on_no_data, timeout })
+        Some(CheckSpec {
+            name: name?,
+            probe: probe?,
+            pass: pass?,
+            on_no_data: on_no_data?,
+            timeout: timeout?,
+        })
     }
 
     fn policy(&mut self, node: Option<&Node>) -> Option<Policy> {
-        let default = Policy { failures_to_rollback: 1, rollback: RollbackPolicy::Previous, window: None };
+        let default = Policy {
+            failures_to_rollback: 1,
+            rollback: RollbackPolicy::Previous,
+            window: None,
+        };
         let Some(node) = node else { return Some(default) };
         let map = self.mapping(node, "policy", "policy")?;
         let failures = match self.get(map, "failures_to_rollback") {
             None => Some(1),
             Some(n) => {
-                let text = self.scalar(n, "policy.failures_to_rollback", "failures_to_rollback: 1").map(|s| s.as_str().to_string());
+                let text = self
+                    .scalar(n, "policy.failures_to_rollback", "failures_to_rollback: 1")
+                    .map(|s| s.as_str().to_string());
                 match text.as_deref().map(str::parse::<u32>) {
                     Some(Ok(v)) if v >= 1 => Some(v),
                     Some(_) => {
-                        self.report(n.span(), format!("`policy.failures_to_rollback` must be a whole number of at least 1, not `{}`", text.unwrap_or_default()), "e.g. failures_to_rollback: 2 rolls back after two failing runs in a row");
+                        self.report(
+                            n.span(),
+                            format!(
+                                "`policy.failures_to_rollback` must be a whole number of at least 1, not `{}`",
+                                text.unwrap_or_default()
+                            ),
+                            "e.g. failures_to_rollback: 2 rolls back after two failing runs in a row",
+                        );
                         None
                     }
                     None => None,
@@ -710,13 +1042,23 @@ impl Walker<'_> {
         };
         let rollback = match self.get(map, "rollback") {
             None => Some(RollbackPolicy::Previous),
-            Some(n) => self.one_of(n, "policy.rollback", &["previous", "off"]).map(|v| if v == "off" { RollbackPolicy::Off } else { RollbackPolicy::Previous }),
+            Some(n) => self.one_of(n, "policy.rollback", &["previous", "off"]).map(|v| {
+                if v == "off" {
+                    RollbackPolicy::Off
+                } else {
+                    RollbackPolicy::Previous
+                }
+            }),
         };
         let window = match self.get(map, "window") {
             None => Some(None),
             Some(n) => self.window(n).map(Some),
         };
-        Some(Policy { failures_to_rollback: failures?, rollback: rollback?, window: window? })
+        Some(Policy {
+            failures_to_rollback: failures?,
+            rollback: rollback?,
+            window: window?,
+        })
     }
 
     fn window(&mut self, node: &Node) -> Option<Window> {
@@ -727,7 +1069,11 @@ impl Walker<'_> {
                 Node::Scalar(s) => match window::parse_day_range(s.as_str()) {
                     Ok(d) => Some(d),
                     Err(msg) => {
-                        self.report(n.span(), format!("`policy.window.days`: {msg}"), "write a range such as Mon-Fri, or a list such as [Mon, Wed]");
+                        self.report(
+                            n.span(),
+                            format!("`policy.window.days`: {msg}"),
+                            "write a range such as Mon-Fri, or a list such as [Mon, Wed]",
+                        );
                         None
                     }
                 },
@@ -735,14 +1081,25 @@ impl Walker<'_> {
                     let mut days = [false; 7];
                     let mut ok = !seq.is_empty();
                     if seq.is_empty() {
-                        self.report(n.span(), "`policy.window.days` is empty: the window would never open", "list at least one day, e.g. [Mon, Wed]");
+                        self.report(
+                            n.span(),
+                            "`policy.window.days` is empty: the window would never open",
+                            "list at least one day, e.g. [Mon, Wed]",
+                        );
                     }
                     for (i, d) in seq.iter().enumerate() {
-                        let parsed = d.as_scalar().ok_or_else(|| "a day must be a name".to_string()).and_then(|s| window::parse_day(s.as_str()));
+                        let parsed = d
+                            .as_scalar()
+                            .ok_or_else(|| "a day must be a name".to_string())
+                            .and_then(|s| window::parse_day(s.as_str()));
                         match parsed {
                             Ok(idx) => days[idx] = true,
                             Err(msg) => {
-                                self.report(d.span(), format!("`policy.window.days[{i}]`: {msg}"), "use Mon, Tue, Wed, Thu, Fri, Sat or Sun");
+                                self.report(
+                                    d.span(),
+                                    format!("`policy.window.days[{i}]`: {msg}"),
+                                    "use Mon, Tue, Wed, Thu, Fri, Sat or Sun",
+                                );
                                 ok = false;
                             }
                         }
@@ -750,7 +1107,11 @@ impl Walker<'_> {
                     ok.then_some(days)
                 }
                 Node::Mapping(_) => {
-                    self.report(n.span(), "`policy.window.days` must be a range or a list", "write Mon-Fri or [Mon, Wed]");
+                    self.report(
+                        n.span(),
+                        "`policy.window.days` must be a range or a list",
+                        "write Mon-Fri or [Mon, Wed]",
+                    );
                     None
                 }
             },
@@ -758,50 +1119,81 @@ impl Walker<'_> {
         let hours = match self.get(map, "hours") {
             None => Some((0, 0)),
             Some(n) => {
-                let text = self.scalar(n, "policy.window.hours", "hours: \"09:00-17:00\"")?.as_str().to_string();
-                match window::parse_hours(&text) {
-                    Ok(h) => Some(h),
-                    Err(msg) => {
+                let text = self
+                    .scalar(n, "policy.window.hours", "hours: \"09:00-17:00\"")
+                    .map(|s| s.as_str().to_string());
+                match text.as_deref().map(window::parse_hours) {
+                    Some(Ok(h)) => Some(h),
+                    Some(Err(msg)) => {
                         self.report(n.span(), format!("`policy.window.hours`: {msg}"), "hours are a half-open local range HH:MM-HH:MM; overnight ranges such as 22:00-06:00 are allowed");
                         None
                     }
+                    None => None,
                 }
             }
         };
         let timezone = match self.get(map, "timezone") {
             None => {
-                self.report(map.span(), "`policy.window.timezone` is missing", "name the IANA timezone the hours are in, e.g. timezone: Europe/Berlin (or UTC)");
+                self.report(
+                    &anchor(map),
+                    "`policy.window.timezone` is missing",
+                    "name the IANA timezone the hours are in, e.g. timezone: Europe/Berlin (or UTC)",
+                );
                 None
             }
             Some(n) => {
-                let text = self.scalar(n, "policy.window.timezone", "timezone: Europe/Berlin")?.as_str().to_string();
-                match window::parse_timezone(&text) {
-                    Ok(tz) => Some(tz),
-                    Err(msg) => {
-                        self.report(n.span(), format!("`policy.window.timezone`: {msg}"), "see the tz database names, e.g. Europe/Berlin, America/New_York, Asia/Tokyo, UTC");
+                let text = self
+                    .scalar(n, "policy.window.timezone", "timezone: Europe/Berlin")
+                    .map(|s| s.as_str().to_string());
+                match text.as_deref().map(window::parse_timezone) {
+                    Some(Ok(tz)) => Some(tz),
+                    Some(Err(msg)) => {
+                        self.report(
+                            n.span(),
+                            format!("`policy.window.timezone`: {msg}"),
+                            "see the tz database names, e.g. Europe/Berlin, America/New_York, Asia/Tokyo, UTC",
+                        );
                         None
                     }
+                    None => None,
                 }
             }
         };
         let (open_minute, close_minute) = hours?;
-        Some(Window { days: days?, open_minute, close_minute, timezone: timezone? })
+        Some(Window {
+            days: days?,
+            open_minute,
+            close_minute,
+            timezone: timezone?,
+        })
     }
 
     fn report_spec(&mut self, node: Option<&Node>) -> Option<ReportSpec> {
-        let Some(node) = node else { return Some(ReportSpec { pull_request: PullRequestRef::Auto }) };
+        let Some(node) = node else {
+            return Some(ReportSpec {
+                pull_request: PullRequestRef::Auto,
+            });
+        };
         let map = self.mapping(node, "report", "report")?;
         let pull_request = match self.get(map, "pull_request") {
             None => PullRequestRef::Auto,
             Some(n) => {
-                let text = self.scalar(n, "report.pull_request", "pull_request: auto")?.as_str().trim().to_string();
+                let text = self
+                    .scalar(n, "report.pull_request", "pull_request: auto")?
+                    .as_str()
+                    .trim()
+                    .to_string();
                 match text.as_str() {
                     "auto" => PullRequestRef::Auto,
                     "none" => PullRequestRef::None,
                     number => match number.parse::<u64>() {
                         Ok(n) if n > 0 => PullRequestRef::Number(n),
                         _ => {
-                            self.report(n.span(), format!("`report.pull_request` cannot be `{text}`"), "use auto, none, or a pull request number such as 42");
+                            self.report(
+                                n.span(),
+                                format!("`report.pull_request` cannot be `{text}`"),
+                                "use auto, none, or a pull request number such as 42",
+                            );
                             return None;
                         }
                     },

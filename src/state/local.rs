@@ -18,7 +18,10 @@ pub struct LocalStateStore {
 impl LocalStateStore {
     /// Opens the directory for reading only (`plan`, `status`): no lock, nothing created.
     pub fn read_only(dir: &Path) -> LocalStateStore {
-        LocalStateStore { dir: dir.to_path_buf(), _lock: None }
+        LocalStateStore {
+            dir: dir.to_path_buf(),
+            _lock: None,
+        }
     }
 
     /// Opens the directory for a run that may write, creating it and taking its lock.
@@ -35,7 +38,10 @@ impl LocalStateStore {
             .open(&lock_path)
             .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lock_path.display())))?;
         match lock.try_lock() {
-            Ok(()) => Ok(LocalStateStore { dir: dir.to_path_buf(), _lock: Some(lock) }),
+            Ok(()) => Ok(LocalStateStore {
+                dir: dir.to_path_buf(),
+                _lock: Some(lock),
+            }),
             Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked(format!(
                 "another flagramp run holds {}: wait for it to finish (the lock is released when that process exits)",
                 lock_path.display()
@@ -67,12 +73,16 @@ impl LocalStateStore {
 #[async_trait::async_trait]
 impl StateStore for LocalStateStore {
     async fn load(&self, rollout: &str) -> Result<Option<StoredState>, StateError> {
-        let Some(bytes) = self.read_raw(rollout)? else { return Ok(None) };
+        let Some(bytes) = self.read_raw(rollout)? else {
+            return Ok(None);
+        };
         let location = self.path_of(rollout).display().to_string();
         let state: RolloutState = serde_json::from_slice(&bytes).map_err(|e| StateError::Unreadable {
             rollout: rollout.into(),
             location: location.clone(),
-            detail: format!("{e}; fix or move the file aside (flagramp will then treat the flag's current value as drift)"),
+            detail: format!(
+                "{e}; fix or move the file aside (flagramp will then treat the flag's current value as drift)"
+            ),
         })?;
         if state.format != STATE_FORMAT || state.rollout != rollout {
             return Err(StateError::Unreadable {
@@ -84,19 +94,23 @@ impl StateStore for LocalStateStore {
                 ),
             });
         }
-        Ok(Some(StoredState { state, version: StateVersion(fingerprint(&bytes)) }))
+        Ok(Some(StoredState {
+            state,
+            version: StateVersion(fingerprint(&bytes)),
+        }))
     }
 
     async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError> {
         let current = self.read_raw(&state.rollout)?.map(|b| StateVersion(fingerprint(&b)));
         if current.as_ref() != expected {
-            return Err(StateError::Conflict { rollout: state.rollout.clone() });
+            return Err(StateError::Conflict {
+                rollout: state.rollout.clone(),
+            });
         }
         let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io(e.to_string()))?;
         bytes.push(b'\n');
         let path = self.path_of(&state.rollout);
-        write_atomically(&path, &bytes)
-            .map_err(|e| StateError::Io(format!("cannot write {}: {e}", path.display())))?;
+        write_atomically(&path, &bytes).map_err(|e| StateError::Io(format!("cannot write {}: {e}", path.display())))?;
         Ok(StateVersion(fingerprint(&bytes)))
     }
 
@@ -108,7 +122,12 @@ impl StateStore for LocalStateStore {
         };
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .map(str::to_string)
+            })
             .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();

@@ -28,7 +28,10 @@ pub struct FlagValue {
 
 impl FlagValue {
     /// Off.
-    pub const OFF: FlagValue = FlagValue { enabled: false, percent: Percent::ZERO };
+    pub const OFF: FlagValue = FlagValue {
+        enabled: false,
+        percent: Percent::ZERO,
+    };
 
     /// On for `percent` of users.
     pub fn on(percent: Percent) -> FlagValue {

@@ -1,0 +1,723 @@
+//! Rendered spec diagnostics (DESIGN.md §2): every bad spec names `path:line:col`, says what is
+//! wrong and how to fix it, and every problem in a file is reported at once.
+//!
+//! Each snapshot shows the diagnostics followed by the source line they point at with a caret
+//! under the column, so a position that drifts (or falls back to 1:1) is visible in review.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use flagramp::check::Comparison;
+use flagramp::duration::SpecDuration;
+use flagramp::percent::Percent;
+use flagramp::spec::{
+    load_all, parse_spec, Auth, Diagnostic, HeaderValue, NoDataPolicy, Probe, ProviderSpec, PullRequestRef,
+    RollbackPolicy, SourceSpec, KNOWN_FIELDS,
+};
+
+/// A valid spec that cases change one thing in.
+const BASE_FLAG: &str = "flag:
+  provider: flagd
+  key: new_checkout
+  flagd: { path: flags/flags.flagd.json }
+";
+
+const BASE_CHECKS: &str = "checks:
+  - name: smoke
+    command: [\"./scripts/smoke.sh\"]
+    pass: \"== 1\"
+";
+
+fn base_with(middle: &str) -> String {
+    format!("version: 1\n{BASE_FLAG}{middle}{BASE_CHECKS}")
+}
+
+/// The diagnostics, each followed by the line it points at and a caret under the column.
+fn render(text: &str, diagnostics: &[Diagnostic]) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for d in diagnostics {
+        out += &d.to_string();
+        out.push('\n');
+        match lines.get(d.line.wrapping_sub(1)) {
+            Some(line) => {
+                out += &format!("{:>4} | {line}\n", d.line);
+                out += &format!("     | {}^\n", " ".repeat(d.column.saturating_sub(1)));
+            }
+            None => out += &format!("     | (line {} is past the end of the file)\n", d.line),
+        }
+    }
+    out
+}
+
+fn diagnose(case: &str, text: &str) -> String {
+    let file = PathBuf::from(format!("rollouts/{case}.yml"));
+    let (spec, _, diagnostics) = parse_spec(&file, text);
+    assert!(
+        spec.is_none(),
+        "{case}: a spec with problems must not come back as valid"
+    );
+    assert!(!diagnostics.is_empty(), "{case}: expected at least one diagnostic");
+    for d in &diagnostics {
+        assert_eq!(d.file, file, "{case}: diagnostics name the file");
+        assert!(
+            d.hint.as_deref().is_some_and(|h| !h.is_empty()),
+            "{case}: every diagnostic says how to fix it: {d}"
+        );
+        assert!(d.line >= 1 && d.column >= 1, "{case}: positions are 1-based: {d}");
+    }
+    render(text, &diagnostics)
+}
+
+/// A bad spec: its name, its text, and the `line:col` of every diagnostic in order.
+type Case = (&'static str, String, Vec<(usize, usize)>);
+
+fn cases() -> Vec<Case> {
+    vec![
+        (
+            "unknown_top_level_field",
+            base_with("stagse: [10, 50, 100]\n"),
+            vec![(6, 1)],
+        ),
+        (
+            "unknown_field_in_check",
+            format!(
+                "version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./scripts/smoke.sh\"]\n    pass: \"== 1\"\n    timout: 30s\n"
+            ),
+            vec![(10, 5)],
+        ),
+        (
+            "unknown_field_in_flag",
+            format!(
+                "version: 1\nflag:\n  provider: flagd\n  kye: new_checkout\n  flagd: {{ path: flags/flags.flagd.json }}\n{BASE_CHECKS}"
+            ),
+            vec![(3, 3), (4, 3)],
+        ),
+        (
+            "unknown_field_in_flagd_block",
+            format!(
+                "version: 1\nflag:\n  provider: flagd\n  key: new_checkout\n  flagd: {{ path: flags/flags.flagd.json, brnach: main }}\n{BASE_CHECKS}"
+            ),
+            vec![(5, 42)],
+        ),
+        (
+            "stages_not_increasing",
+            base_with("stages: [10, 50, 50, 100]\n"),
+            vec![(6, 18)],
+        ),
+        (
+            "stages_decreasing",
+            base_with("stages:\n  - 50\n  - { percent: 10, bake: 2h }\n  - 100\n"),
+            vec![(8, 16)],
+        ),
+        ("percent_zero", base_with("stages: [0, 50, 100]\n"), vec![(6, 10)]),
+        ("percent_150", base_with("stages: [10, 150]\n"), vec![(6, 14)]),
+        (
+            "percent_four_decimals",
+            base_with("stages:\n  - percent: 12.3456\n  - 100\n"),
+            vec![(7, 14)],
+        ),
+        ("last_stage_not_100", base_with("stages: [10, 50]\n"), vec![(6, 14)]),
+        (
+            "bake_unknown_unit",
+            base_with("stages:\n  - { percent: 10, bake: 1x }\n  - 100\n"),
+            vec![(7, 26)],
+        ),
+        (
+            "bake_without_unit",
+            base_with("stages:\n  - { percent: 10, bake: 10 }\n  - 100\n"),
+            vec![(7, 26)],
+        ),
+        (
+            "check_without_pass",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./scripts/smoke.sh\"]\n"),
+            vec![(7, 5)],
+        ),
+        (
+            "pass_is_a_bare_number",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: 0.95\n"),
+            vec![(9, 11)],
+        ),
+        (
+            "pass_with_reversed_operator",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: => 1\n"),
+            vec![(9, 11)],
+        ),
+        (
+            "pass_unquoted_greater_or_equal",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: >= 0.95\n"),
+            vec![(9, 11)],
+        ),
+        (
+            "pass_unquoted_not_equal",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: errors\n    command: [\"./errors.sh\"]\n    pass: != 0\n"),
+            vec![(9, 11)],
+        ),
+        (
+            "pass_unquoted_greater",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: > 0.95\n    on_no_data: hold\n"),
+            vec![(9, 11)],
+        ),
+        ("checks_missing", format!("version: 1\n{BASE_FLAG}"), vec![(1, 1)]),
+        ("checks_empty", format!("version: 1\n{BASE_FLAG}checks: []\n"), vec![(6, 9)]),
+        (
+            "unknown_source",
+            format!(
+                "version: 1\n{BASE_FLAG}sources:\n  prom: {{ provider: prometheus, url: https://prometheus.example.com }}\nchecks:\n  - name: success-rate\n    source: prometheus\n    query: up\n    pass: \">= 0.95\"\n"
+            ),
+            vec![(10, 13)],
+        ),
+        (
+            "query_and_command",
+            format!(
+                "version: 1\n{BASE_FLAG}sources:\n  prom: {{ provider: prometheus, url: https://prometheus.example.com }}\nchecks:\n  - name: success-rate\n    source: prom\n    query: up\n    command: [\"./smoke.sh\"]\n    pass: \">= 0.95\"\n"
+            ),
+            vec![(12, 14)],
+        ),
+        (
+            "neither_query_nor_command",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    pass: \"== 1\"\n"),
+            vec![(7, 5)],
+        ),
+        (
+            "command_is_a_string",
+            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: ./scripts/smoke.sh --fast\n    pass: \"== 1\"\n"),
+            vec![(8, 14)],
+        ),
+        (
+            "bad_timezone",
+            base_with("policy:\n  window: { days: Mon-Fri, hours: \"09:00-17:00\", timezone: Europe/Berlni }\n"),
+            vec![(7, 60)],
+        ),
+        (
+            "bad_window_hours",
+            base_with("policy:\n  window:\n    hours: 9-17\n    timezone: UTC\n"),
+            vec![(8, 12)],
+        ),
+        (
+            "empty_window_hours",
+            base_with("policy:\n  window:\n    hours: \"09:00-09:00\"\n    timezone: UTC\n"),
+            vec![(8, 12)],
+        ),
+        (
+            "bad_window_day_range",
+            base_with("policy:\n  window:\n    days: Mon-Fry\n    hours: \"09:00-17:00\"\n    timezone: UTC\n"),
+            vec![(8, 11)],
+        ),
+        (
+            "bad_window_day_in_list",
+            base_with("policy:\n  window:\n    days: [Mon, Thurs, Funday]\n    timezone: UTC\n"),
+            vec![(8, 17), (8, 24)],
+        ),
+        ("version_missing", format!("{BASE_FLAG}{BASE_CHECKS}"), vec![(1, 1)]),
+        ("version_2", format!("version: 2\n{BASE_FLAG}{BASE_CHECKS}"), vec![(1, 10)]),
+        (
+            "provider_unknown",
+            format!("version: 1\nflag:\n  provider: flagsmith\n  key: new_checkout\n{BASE_CHECKS}"),
+            vec![(3, 13)],
+        ),
+        (
+            "provider_typo",
+            format!("version: 1\nflag:\n  provider: unlesh\n  key: new_checkout\n{BASE_CHECKS}"),
+            vec![(3, 13)],
+        ),
+        (
+            "unleash_fractional_stage",
+            format!(
+                "version: 1\nflag:\n  provider: unleash\n  key: new_checkout\n  unleash: {{ url: https://unleash.example.com, project: default, environment: production, token_env: UNLEASH_TOKEN }}\nstages: [12.5, 50, 100]\n{BASE_CHECKS}"
+            ),
+            vec![(6, 10)],
+        ),
+        (
+            "token_env_is_an_expression",
+            format!(
+                "version: 1\nflag:\n  provider: unleash\n  key: new_checkout\n  unleash:\n    url: https://unleash.example.com\n    project: default\n    environment: production\n    token_env: ${{{{ secrets.UNLEASH_TOKEN }}}}\n{BASE_CHECKS}"
+            ),
+            vec![(9, 16)],
+        ),
+        (
+            "basic_auth_env_is_a_value",
+            format!(
+                "version: 1\n{BASE_FLAG}sources:\n  prom:\n    provider: prometheus\n    url: https://prometheus.example.com\n    basic_auth: {{ username_env: PROM_USER, password_env: \"hunter 2\" }}\n{BASE_CHECKS}"
+            ),
+            vec![(10, 58)],
+        ),
+        (
+            "yaml_syntax_error",
+            base_with("stages: [10, 50, 100\npolicy: { rollback: off }\n"),
+            vec![(8, 1)],
+        ),
+        ("yaml_bad_indentation", format!("version: 1\nflag:\n  provider: flagd\n   key: x\n{BASE_CHECKS}"), vec![(4, 7)]),
+        ("empty_file", String::new(), vec![(1, 1)]),
+        ("comments_only_file", "# TODO: write the rollout\n\n".to_string(), vec![(1, 1)]),
+        ("empty_mapping", "---\n{}\n".to_string(), vec![(2, 1)]),
+        ("top_level_list", "- version: 1\n".to_string(), vec![(1, 1)]),
+        (
+            "duplicate_keys",
+            format!("version: 1\n{BASE_FLAG}stages: [10, 100]\n{BASE_CHECKS}stages: [50, 100]\n"),
+            vec![(11, 1)],
+        ),
+        (
+            "duplicate_check_names",
+            format!(
+                "version: 1\n{BASE_FLAG}checks:\n  - {{ name: smoke, command: [\"./a.sh\"], pass: \"== 1\" }}\n  - {{ name: smoke, command: [\"./b.sh\"], pass: \"== 1\" }}\n"
+            ),
+            vec![(8, 13)],
+        ),
+        (
+            "several_problems",
+            "version: 1\n\
+             name: new checkout\n\
+             flag:\n\
+             \x20 provider: flagd\n\
+             \x20 key: new_checkout\n\
+             \x20 flagd: { path: ../flags.flagd.json }\n\
+             stages:\n\
+             \x20 - { percent: 50 }\n\
+             \x20 - 10\n\
+             \x20 - { percent: 100, bake: 1x }\n\
+             checks:\n\
+             \x20 - name: success-rate\n\
+             \x20   source: prom\n\
+             \x20   query: up\n\
+             \x20   pass: \"=> 0.95\"\n\
+             \x20   on_no_data: skip\n\
+             \x20   timeout: 0s\n\
+             policy:\n\
+             \x20 failures_to_rollback: 0\n\
+             \x20 window: { days: Mon-Fri, hours: \"9-5\", timezone: Mars/Olympus }\n\
+             report:\n\
+             \x20 pull_request: latest\n\
+             \x20 comment: always\n"
+                .to_string(),
+            vec![(2, 7), (6, 18), (9, 5), (10, 27), (13, 13), (15, 11), (16, 17), (17, 14), (19, 25), (20, 35), (20, 52), (22, 17), (23, 3)],
+        ),
+    ]
+}
+
+/// The spec with line numbers, then what was reported about it.
+fn snapshot_body(case: &str, text: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        out += &format!("{:>4} | {line}\n", i + 1);
+    }
+    if text.is_empty() {
+        out += "     | (empty file)\n";
+    }
+    out += "---\n";
+    out += &diagnose(case, text);
+    out
+}
+
+#[test]
+fn each_bad_spec_is_reported_at_the_offending_node() {
+    let cases = cases();
+    assert!(cases.len() >= 18);
+    let mut seen = BTreeSet::new();
+    let mut wrong_positions = Vec::new();
+    for (case, text, expected) in cases {
+        assert!(seen.insert(case), "case names are unique: {case}");
+        let file = PathBuf::from(format!("rollouts/{case}.yml"));
+        let (_, _, diagnostics) = parse_spec(&file, &text);
+        let positions: Vec<(usize, usize)> = diagnostics.iter().map(|d| (d.line, d.column)).collect();
+        if !expected.is_empty() && positions != expected {
+            wrong_positions.push(format!(
+                "{case}: expected {expected:?}, got {positions:?}\n{}",
+                render(&text, &diagnostics)
+            ));
+        }
+        insta::assert_snapshot!(format!("spec_error__{case}"), snapshot_body(case, &text));
+    }
+    assert!(
+        wrong_positions.is_empty(),
+        "diagnostics point at the wrong place:\n{}",
+        wrong_positions.join("\n")
+    );
+}
+
+#[test]
+fn several_problems_are_all_reported_at_once() {
+    let (_, text, _) = cases()
+        .into_iter()
+        .find(|(c, _, _)| *c == "several_problems")
+        .expect("case exists");
+    let (spec, _, diagnostics) = parse_spec(Path::new("rollouts/several_problems.yml"), &text);
+    assert!(spec.is_none());
+    let messages: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    // One diagnostic per planted problem, none of them hiding another.
+    for needle in [
+        "rollout name `new checkout`",
+        "`flag.flagd.path` must stay inside the repository",
+        "`stages[2].bake`",
+        "stages must strictly increase",
+        "unknown source `prom`",
+        "`checks[0].pass`",
+        "`checks[0].on_no_data` cannot be `skip`",
+        "`checks[0].timeout` must be longer than 0s",
+        "`policy.failures_to_rollback`",
+        "`policy.window.hours`",
+        "`policy.window.timezone`",
+        "`report.pull_request` cannot be `latest`",
+        "unknown field `comment` in `report`",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(needle)),
+            "missing `{needle}` in:\n{}",
+            messages.join("\n")
+        );
+    }
+    let positions: BTreeSet<(usize, usize)> = diagnostics.iter().map(|d| (d.line, d.column)).collect();
+    assert_eq!(positions.len(), diagnostics.len(), "each problem has its own position");
+}
+
+/// Spec files in a temporary directory; rendered paths have the directory replaced by `<tmp>`.
+struct TempSpecs {
+    dir: tempfile::TempDir,
+}
+
+impl TempSpecs {
+    fn new() -> TempSpecs {
+        TempSpecs {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write spec");
+        path
+    }
+
+    fn stable(&self, text: &str) -> String {
+        text.replace(&self.dir.path().display().to_string(), "<tmp>")
+    }
+}
+
+#[test]
+fn duplicate_rollout_names_across_files() {
+    let tmp = TempSpecs::new();
+    let first = tmp.write(
+        "rollouts/checkout.yml",
+        &format!("version: 1\nname: new-checkout\n{BASE_FLAG}{BASE_CHECKS}"),
+    );
+    let second_text =
+        format!("version: 1\ndescription: copied from checkout.yml\nname: new-checkout\n{BASE_FLAG}{BASE_CHECKS}");
+    let second = tmp.write("rollouts/team-b/checkout-copy.yml", &second_text);
+    let errors = load_all(&[first, second.clone()]).expect_err("names collide");
+    assert_eq!(errors.diagnostics.len(), 1);
+    let d = &errors.diagnostics[0];
+    assert_eq!((d.file.clone(), d.line, d.column), (second, 3, 7));
+    let rendered = format!("{}\n---\n{}", render(&second_text, &errors.diagnostics), errors);
+    insta::assert_snapshot!("spec_error__duplicate_rollout_names", tmp.stable(&rendered));
+}
+
+#[test]
+fn duplicate_default_names_from_file_stems() {
+    // Two files with the same stem in different folders and no `name:`: the default collides.
+    let tmp = TempSpecs::new();
+    let text = format!("version: 1\n{BASE_FLAG}{BASE_CHECKS}");
+    let first = tmp.write("rollouts/a/checkout.yml", &text);
+    let second = tmp.write("rollouts/b/checkout.yaml", &text);
+    let errors = load_all(&[first, second]).expect_err("default names collide");
+    insta::assert_snapshot!("spec_error__duplicate_default_names", tmp.stable(&errors.to_string()));
+}
+
+#[test]
+fn load_all_reports_every_file() {
+    let tmp = TempSpecs::new();
+    let good = tmp.write("rollouts/good.yml", &format!("version: 1\n{BASE_FLAG}{BASE_CHECKS}"));
+    let bad_one = tmp.write("rollouts/bad-one.yml", &base_with("stages: [10, 50]\n"));
+    let bad_two = tmp.write("rollouts/bad-two.yml", "version: 1\nflag: {}\n");
+    let missing = tmp.dir.path().join("rollouts/missing.yml");
+    let errors = load_all(&[good, bad_one, bad_two, missing]).expect_err("two bad files and a missing one");
+    insta::assert_snapshot!(
+        "spec_error__load_all_reports_every_file",
+        tmp.stable(&errors.to_string())
+    );
+}
+
+/// The DESIGN.md §2 example, with whole-number stages so that the Unleash provider accepts it.
+const DESIGN_EXAMPLE: &str = r#"# .github/rollouts/new-checkout.yml   (specs are found recursively, *.yml and *.yaml)
+version: 1
+name: new-checkout                 # default: file stem; unique across specs
+description: New checkout flow
+flag:
+  provider: unleash                # required: flagd | unleash | launchdarkly
+  key: new_checkout
+  unleash: { url: https://unleash.example.com, project: default, environment: production, token_env: UNLEASH_TOKEN }
+  # flagd: { path: flags/flags.flagd.json }   paths are relative to the repository root
+stages:                            # default: 10, 50, 100 with bake 1h each
+  - { percent: 10, bake: 1h30m }   # percent: number in (0, 100], up to 3 decimals (Unleash: integers only)
+  - 50                             # bare number = that percent with the default bake (1h)
+  - { percent: 100, bake: 2d }     # strictly increasing, last is 100; its bake is the final bake
+sources:
+  prom:
+    provider: prometheus
+    url: https://prometheus.example.com/
+    token_env: PROM_TOKEN          # optional bearer token; or basic_auth: {username_env, password_env}
+    headers: { X-Scope-OrgID: { env: PROM_TENANT } }   # optional; values from env or literal
+  thanos:
+    provider: prometheus
+    url: http://thanos.internal:9090
+    basic_auth: { username_env: THANOS_USER, password_env: THANOS_PASSWORD }
+    headers: { X-Team: checkout }
+    timeout: 90s
+checks:                            # at least one; all must pass to advance
+  - name: success-rate
+    source: prom
+    query: sum(rate(http_requests_total{flag="new_checkout",variant="on",code!~"5.."}[10m])) / sum(rate(http_requests_total{flag="new_checkout",variant="on"}[10m]))
+    pass: ">= 0.95"                # (<|<=|>|>=|==|!=) number; quote it (a bare > starts a YAML block)
+    on_no_data: hold               # hold (default) | fail
+  - name: p99-latency
+    source: thanos
+    query: histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))
+    pass: "< 0.5"
+    on_no_data: fail
+  - name: smoke
+    command: ["./scripts/smoke.sh", "--fast"]   # inline argv, no shell; stdout = one number
+    timeout: 30s
+    pass: "== 1"
+policy:
+  failures_to_rollback: 1          # consecutive evaluations with a failing check before rollback
+  rollback: previous               # previous (default): one stage back, and from the first stage off | off: straight to off
+  window: { days: Mon-Fri, hours: "09:00-17:00", timezone: Europe/Berlin }   # gates start and advance only
+report:
+  pull_request: auto               # auto: the PR that last changed this spec | a number | none
+"#;
+
+fn pct(text: &str) -> Percent {
+    Percent::parse_stage(text).expect("valid percent")
+}
+
+#[test]
+fn design_example_parses_into_the_expected_values() {
+    let file = Path::new(".github/rollouts/new-checkout.yml");
+    let (spec, name_at, diagnostics) = parse_spec(file, DESIGN_EXAMPLE);
+    assert!(diagnostics.is_empty(), "{}", render(DESIGN_EXAMPLE, &diagnostics));
+    let spec = spec.expect("valid");
+    assert_eq!(name_at, Some(("new-checkout".to_string(), 3, 7)));
+    assert_eq!(spec.name, "new-checkout");
+    assert_eq!(spec.description.as_deref(), Some("New checkout flow"));
+    assert_eq!(spec.file, file);
+
+    assert_eq!(spec.flag.key, "new_checkout");
+    assert_eq!(
+        spec.flag.provider,
+        ProviderSpec::Unleash {
+            url: "https://unleash.example.com".into(),
+            project: "default".into(),
+            environment: "production".into(),
+            token_env: "UNLEASH_TOKEN".into(),
+        }
+    );
+
+    let stages: Vec<(Percent, u64)> = spec.stages.iter().map(|s| (s.percent, s.bake.as_secs())).collect();
+    assert_eq!(
+        stages,
+        vec![(pct("10"), 5400), (pct("50"), 3600), (pct("100"), 2 * 86_400)]
+    );
+    assert_eq!(spec.stage_percents(), vec![pct("10"), pct("50"), pct("100")]);
+
+    assert_eq!(spec.sources.keys().collect::<Vec<_>>(), vec!["prom", "thanos"]);
+    let SourceSpec::Prometheus(prom) = &spec.sources["prom"];
+    assert_eq!(
+        prom.url, "https://prometheus.example.com",
+        "a trailing slash is dropped"
+    );
+    assert_eq!(
+        prom.auth,
+        Auth::Bearer {
+            token_env: "PROM_TOKEN".into()
+        }
+    );
+    assert_eq!(
+        prom.headers,
+        vec![("X-Scope-OrgID".to_string(), HeaderValue::Env("PROM_TENANT".into()))]
+    );
+    assert_eq!(prom.timeout, None);
+    let SourceSpec::Prometheus(thanos) = &spec.sources["thanos"];
+    assert_eq!(thanos.url, "http://thanos.internal:9090");
+    assert_eq!(
+        thanos.auth,
+        Auth::Basic {
+            username_env: "THANOS_USER".into(),
+            password_env: "THANOS_PASSWORD".into()
+        }
+    );
+    assert_eq!(
+        thanos.headers,
+        vec![("X-Team".to_string(), HeaderValue::Literal("checkout".into()))]
+    );
+    assert_eq!(thanos.timeout, Some(SpecDuration::from_secs(90)));
+
+    assert_eq!(spec.checks.len(), 3);
+    let rate = &spec.checks[0];
+    assert_eq!(rate.name, "success-rate");
+    match &rate.probe {
+        Probe::Query { source, query } => {
+            assert_eq!(source, "prom");
+            assert!(
+                query.starts_with("sum(rate(http_requests_total{flag=\"new_checkout\""),
+                "{query}"
+            );
+            assert!(query.ends_with("[10m]))"), "{query}");
+        }
+        other => panic!("expected a query, got {other:?}"),
+    }
+    assert_eq!(rate.pass.comparison, Comparison::GreaterOrEqual);
+    assert_eq!(rate.pass.threshold, 0.95);
+    assert_eq!(rate.on_no_data, NoDataPolicy::Hold);
+    assert_eq!(rate.timeout.as_secs(), 30, "default check timeout");
+    let latency = &spec.checks[1];
+    assert_eq!(
+        (latency.pass.comparison, latency.pass.threshold),
+        (Comparison::Less, 0.5)
+    );
+    assert_eq!(latency.on_no_data, NoDataPolicy::Fail);
+    let smoke = &spec.checks[2];
+    assert_eq!(
+        smoke.probe,
+        Probe::Command {
+            argv: vec!["./scripts/smoke.sh".into(), "--fast".into()]
+        }
+    );
+    assert_eq!(smoke.probe.describe(), "./scripts/smoke.sh --fast");
+    assert_eq!((smoke.pass.comparison, smoke.pass.threshold), (Comparison::Equal, 1.0));
+    assert_eq!(smoke.timeout.as_secs(), 30);
+
+    assert_eq!(spec.policy.failures_to_rollback, 1);
+    assert_eq!(spec.policy.rollback, RollbackPolicy::Previous);
+    let window = spec.policy.window.as_ref().expect("window");
+    assert_eq!(window.days, [true, true, true, true, true, false, false]);
+    assert_eq!((window.open_minute, window.close_minute), (9 * 60, 17 * 60));
+    assert_eq!(window.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(spec.report.pull_request, PullRequestRef::Auto);
+}
+
+#[test]
+fn defaults_and_alternatives() {
+    // No name, no stages, no policy, no report: file stem, 10/50/100 with 1h, previous, auto.
+    let text = format!("version: 1\n{BASE_FLAG}{BASE_CHECKS}");
+    let (spec, name_at, diagnostics) = parse_spec(Path::new(".github/rollouts/team/dark-mode.yaml"), &text);
+    assert!(diagnostics.is_empty(), "{}", render(&text, &diagnostics));
+    let spec = spec.expect("valid");
+    assert_eq!(spec.name, "dark-mode");
+    assert_eq!(name_at, Some(("dark-mode".to_string(), 1, 1)));
+    assert_eq!(
+        spec.flag.provider,
+        ProviderSpec::Flagd {
+            path: PathBuf::from("flags/flags.flagd.json"),
+            branch: None
+        }
+    );
+    let stages: Vec<(Percent, u64)> = spec.stages.iter().map(|s| (s.percent, s.bake.as_secs())).collect();
+    assert_eq!(stages, vec![(pct("10"), 3600), (pct("50"), 3600), (pct("100"), 3600)]);
+    assert_eq!(spec.policy.failures_to_rollback, 1);
+    assert_eq!(spec.policy.rollback, RollbackPolicy::Previous);
+    assert_eq!(spec.policy.window, None);
+    assert_eq!(spec.report.pull_request, PullRequestRef::Auto);
+
+    // Fractional stages (flagd allows thousandths), bake 0s, rollback off, list of days,
+    // overnight hours, and the other pull_request forms.
+    for (pull_request, expected) in [
+        ("42", PullRequestRef::Number(42)),
+        ("none", PullRequestRef::None),
+        ("auto", PullRequestRef::Auto),
+    ] {
+        let text = base_with(&format!(
+            "stages:\n  - {{ percent: 0.5, bake: 0s }}\n  - {{ percent: 12.5, bake: 90s }}\n  - 100\npolicy:\n  failures_to_rollback: 3\n  rollback: off\n  window: {{ days: [Mon, wednesday], hours: \"22:00-06:00\", timezone: UTC }}\nreport:\n  pull_request: {pull_request}\n"
+        ));
+        let (spec, _, diagnostics) = parse_spec(Path::new("rollouts/x.yml"), &text);
+        assert!(diagnostics.is_empty(), "{}", render(&text, &diagnostics));
+        let spec = spec.expect("valid");
+        let stages: Vec<(Percent, u64)> = spec.stages.iter().map(|s| (s.percent, s.bake.as_secs())).collect();
+        assert_eq!(stages, vec![(pct("0.5"), 0), (pct("12.5"), 90), (pct("100"), 3600)]);
+        assert_eq!(spec.policy.failures_to_rollback, 3);
+        assert_eq!(spec.policy.rollback, RollbackPolicy::Off);
+        let window = spec.policy.window.expect("window");
+        assert_eq!(window.days, [true, false, true, false, false, false, false]);
+        assert_eq!((window.open_minute, window.close_minute), (22 * 60, 6 * 60));
+        assert_eq!(spec.report.pull_request, expected);
+    }
+}
+
+/// Where each part of [`KNOWN_FIELDS`] lives in the spec schema (JSON pointer to its object).
+const SCHEMA_PARTS: &[(&str, &str)] = &[
+    ("spec", ""),
+    ("flag", "/properties/flag"),
+    ("flagd", "/properties/flag/properties/flagd"),
+    ("unleash", "/properties/flag/properties/unleash"),
+    ("launchdarkly", "/properties/flag/properties/launchdarkly"),
+    ("stage", "/properties/stages/items/oneOf/1"),
+    ("source", "/properties/sources/additionalProperties"),
+    (
+        "basic_auth",
+        "/properties/sources/additionalProperties/properties/basic_auth",
+    ),
+    (
+        "header",
+        "/properties/sources/additionalProperties/properties/headers/additionalProperties/oneOf/1",
+    ),
+    ("check", "/properties/checks/items"),
+    ("policy", "/properties/policy"),
+    ("window", "/properties/policy/properties/window"),
+    ("report", "/properties/report"),
+];
+
+#[test]
+fn known_fields_agree_with_the_spec_schema() {
+    let schema: serde_json::Value = serde_json::from_str(flagramp::schema::SPEC_SCHEMA).expect("schema is JSON");
+    let known_parts: BTreeSet<&str> = KNOWN_FIELDS.iter().map(|(p, _)| *p).collect();
+    let schema_parts: BTreeSet<&str> = SCHEMA_PARTS.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        known_parts, schema_parts,
+        "every part of KNOWN_FIELDS is mapped to the schema, and back"
+    );
+    assert_eq!(
+        known_parts.len(),
+        KNOWN_FIELDS.len(),
+        "no part is listed twice in KNOWN_FIELDS"
+    );
+
+    for (part, pointer) in SCHEMA_PARTS {
+        let object = schema
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("schema has no {pointer} for `{part}`"));
+        assert_eq!(
+            object.get("type").and_then(|t| t.as_str()),
+            Some("object"),
+            "`{part}` is an object in the schema"
+        );
+        assert_eq!(
+            object.get("additionalProperties"),
+            Some(&serde_json::Value::Bool(false)),
+            "`{part}` rejects unknown fields in the schema, as the reader does"
+        );
+        let in_schema: Vec<&str> = object["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let known = KNOWN_FIELDS.iter().find(|(p, _)| p == part).expect("part").1;
+        let mut known_sorted = known.to_vec();
+        known_sorted.sort_unstable();
+        known_sorted.dedup();
+        assert_eq!(known_sorted.len(), known.len(), "`{part}`: no field is listed twice");
+        let mut schema_sorted = in_schema.clone();
+        schema_sorted.sort_unstable();
+        assert_eq!(
+            schema_sorted, known_sorted,
+            "`{part}`: the schema's properties and KNOWN_FIELDS differ"
+        );
+        // Every `required` field is a known one.
+        for required in object.get("required").and_then(|r| r.as_array()).into_iter().flatten() {
+            let required = required.as_str().expect("required names are strings");
+            assert!(
+                known.contains(&required),
+                "`{part}`: required `{required}` is not a known field"
+            );
+        }
+    }
+}
