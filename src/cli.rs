@@ -250,6 +250,14 @@ fn print_decisions(records: &[DecisionRecord], format: Format) -> anyhow::Result
     Ok(exit::for_decisions(records))
 }
 
+/// The output format, the rollout name if one was given, and the selected specs.
+fn targeted(global: &Global, targets: &Targets) -> anyhow::Result<(Format, Option<String>, Vec<RolloutSpec>)> {
+    let format = format_of(&global.output)?;
+    let (name, paths) = split_targets(&targets.args);
+    let specs = select(load_specs(paths)?, name.as_deref())?;
+    Ok((format, name, specs))
+}
+
 fn default_actor() -> String {
     ["GITHUB_ACTOR", "USER"]
         .iter()
@@ -337,9 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Plan(targets) => {
-            let format = format_of(&global.output)?;
-            let (name, paths) = split_targets(&targets.args);
-            let specs = select(load_specs(paths)?, name.as_deref())?;
+            let (format, _, specs) = targeted(&global, &targets)?;
             let r = runner(
                 Box::new(LocalStateStore::read_only(&global.state_dir)),
                 "flagramp".into(),
@@ -347,17 +353,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_decisions(&r.decide_all(&specs, &Mode::Plan).await, format)
         }
         Command::Run(targets) => {
-            let format = format_of(&global.output)?;
-            let (name, paths) = split_targets(&targets.args);
-            let specs = select(load_specs(paths)?, name.as_deref())?;
-            let store = LocalStateStore::for_writing(&global.state_dir)?;
-            let r = runner(Box::new(store), "flagramp".into());
+            let (format, _, specs) = targeted(&global, &targets)?;
+            let r = runner(
+                Box::new(LocalStateStore::for_writing(&global.state_dir)?),
+                "flagramp".into(),
+            );
             print_decisions(&r.decide_all(&specs, &Mode::Run).await, format)
         }
         Command::Status(targets) => {
-            let format = format_of(&global.output)?;
-            let (name, paths) = split_targets(&targets.args);
-            let specs = select(load_specs(paths)?, name.as_deref())?;
+            let (format, name, specs) = targeted(&global, &targets)?;
             let r = runner(
                 Box::new(LocalStateStore::read_only(&global.state_dir)),
                 "flagramp".into(),

@@ -392,6 +392,18 @@ impl<'a> Decider<'a> {
         }
     }
 
+    /// Moves down to `to` and locks against advancing until a person runs `advance`.
+    fn roll_back_to(&mut self, to: FlagValue) -> DecisionKind {
+        self.move_to(to);
+        self.state.locked = true;
+        self.state.completed_at = None;
+        if to.enabled {
+            DecisionKind::Rollback
+        } else {
+            DecisionKind::Disable
+        }
+    }
+
     fn rollback_reason(&self, to: FlagValue) -> String {
         match to.enabled {
             true => format!(
@@ -475,13 +487,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         let what = verdicts.failing.join("; ");
         if failures >= limit {
             let to = d.rollback_target(current, spec.policy.rollback);
-            let kind = if to.enabled {
-                DecisionKind::Rollback
-            } else {
-                DecisionKind::Disable
-            };
-            d.move_to(to);
-            d.state.locked = true;
+            let kind = d.roll_back_to(to);
             let reason = format!(
                 "{what}: {} from {current} (failure {failures} of {limit}); locked until someone runs `flagramp advance {name}`",
                 d.rollback_reason(to)
@@ -653,14 +659,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 return d.finish(record, None);
             }
             let to = d.rollback_target(found.percent, RollbackPolicy::Previous);
-            let kind = if to.enabled {
-                DecisionKind::Rollback
-            } else {
-                DecisionKind::Disable
-            };
-            d.move_to(to);
-            d.state.locked = true;
-            d.state.completed_at = None;
+            let kind = d.roll_back_to(to);
             let text = format!(
                 "manual rollback by {actor}{because}: {} from {}; locked until someone runs `flagramp advance {name}`",
                 d.rollback_reason(to),
