@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use flagramp::engine::ManualOp;
 use flagramp::exit;
 use flagramp::record::DecisionRecord;
+use flagramp::provider::FlagFiles;
 use flagramp::render;
 use flagramp::runner::{Mode, Runner};
 use flagramp::schema::{self, SchemaKind};
@@ -272,6 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runner = |store: Box<dyn StateStore>, actor: String| Runner {
         store,
         repo_root: repo_root.clone(),
+        flag_files: FlagFiles::Local(repo_root.clone()),
         now,
         actor,
         secrets: Secrets::new(),

@@ -97,6 +97,18 @@ pub fn check_records(checks: &[CheckSpec], measurements: &[Measurement]) -> Vec<
         .collect()
 }
 
+/// How long a claim protects a change in progress. A run takes seconds; a claim older than this
+/// was left by a run that died, and rule 1 resolves it.
+pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// A claim recent enough that its run may still be changing the flag: leave it alone.
+pub fn claim_in_progress(state: &RolloutState, now: DateTime<Utc>) -> Option<&crate::state::PendingTransition> {
+    state
+        .pending
+        .as_ref()
+        .filter(|p| p.claimed_at.is_some_and(|at| at <= now + CLAIM_LEASE && now - at < CLAIM_LEASE))
+}
+
 /// Finishes or abandons a change claimed by a run that stopped before recording it (rule 1).
 ///
 /// Returns the state to save, or `None` when there was no pending transition.

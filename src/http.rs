@@ -31,11 +31,19 @@ impl std::fmt::Debug for Credentials {
 /// Attempts per request: one, plus two retries on connection errors, 429 and 5xx.
 const ATTEMPTS: u32 = 3;
 
+/// Installs ring as the process-wide rustls provider; reqwest and octocrab share it.
+pub fn install_crypto_provider() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // Another caller may have installed the same provider first: that is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
-        // Both reqwest and (later) octocrab use rustls; one process-wide provider serves both.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("flagramp/", env!("CARGO_PKG_VERSION")))

@@ -10,6 +10,7 @@ pub mod duration;
 pub mod engine;
 pub mod exit;
 mod fsutil;
+pub mod github;
 pub mod http;
 pub mod metrics;
 pub mod percent;

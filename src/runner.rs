@@ -12,11 +12,27 @@ use crate::engine::{self, Input, ManualOp, Step};
 use crate::http::Credentials;
 use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSource};
 use crate::percent::Percent;
-use crate::provider::{self, FlagProvider, FlagReading};
+use crate::provider::{self, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use crate::record::{CheckRecord, DecisionKind, DecisionRecord, Status};
 use crate::secrets::Secrets;
 use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceSpec};
 use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
+
+/// How many times a rollout is decided again after losing a compare-and-swap race.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// One attempt at deciding a rollout.
+enum Attempt {
+    Done(DecisionRecord),
+    /// Another run changed the state or flag first: read everything again and decide again.
+    Conflict(String),
+}
+
+/// Why carrying out a decision stopped.
+enum CarryOut {
+    Conflict(String),
+    Failed(String),
+}
 
 /// What to do with each rollout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +63,10 @@ impl Mode {
 pub struct Runner {
     /// Where state lives.
     pub store: Box<dyn StateStore>,
-    /// The repository root: flag files and command checks are relative to it.
+    /// The repository root: command checks run here.
     pub repo_root: PathBuf,
+    /// Where flag files are read and written.
+    pub flag_files: FlagFiles,
     /// The evaluation time.
     pub now: DateTime<Utc>,
     /// Who acts.
@@ -89,14 +107,31 @@ impl Runner {
     }
 
     /// Decides one rollout and, unless the mode changes nothing, carries the decision out.
+    ///
+    /// When another run changed the state or the flag file first (a compare-and-swap
+    /// conflict), everything is read again and decided again, a bounded number of times.
     pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> DecisionRecord {
-        let flags = match provider::for_flag(&spec.flag, &self.repo_root) {
+        let mut last = String::new();
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            match self.decide_once(spec, mode).await {
+                Attempt::Done(record) => return record,
+                Attempt::Conflict(why) => {
+                    tracing::info!(rollout = %spec.name, attempt, %why, "another run got there first; deciding again");
+                    last = why;
+                }
+            }
+        }
+        self.error_record(spec, format!("other runs kept changing this rollout ({last}); nothing was changed by this run"))
+    }
+
+    async fn decide_once(&self, spec: &RolloutSpec, mode: &Mode) -> Attempt {
+        let flags = match provider::for_flag(&spec.flag, &self.flag_files) {
             Ok(p) => p,
-            Err(e) => return self.error_record(spec, format!("flag provider: {e}")),
+            Err(e) => return Attempt::Done(self.error_record(spec, format!("flag provider: {e}"))),
         };
         let stored = match self.store.load(&spec.name).await {
             Ok(s) => s,
-            Err(e) => return self.error_record(spec, e.to_string()),
+            Err(e) => return Attempt::Done(self.error_record(spec, e.to_string())),
         };
         let reading = flags.read().await;
         let (mut state, mut version) = match stored {
@@ -104,6 +139,9 @@ impl Runner {
             None => (None, None),
         };
 
+        if let Some(pending) = state.as_ref().and_then(|s| engine::claim_in_progress(s, self.now)) {
+            return Attempt::Done(self.busy_record(spec, pending, reading.as_ref().ok()));
+        }
         // Rule 1: finish or abandon a change a crashed run claimed.
         if let (Some(current), Ok(read)) = (&state, &reading) {
             if let Some(resolved) = engine::resolve_pending(current, read.value) {
@@ -111,7 +149,8 @@ impl Runner {
                 if !mode.changes_nothing() {
                     match self.store.save(&resolved, version.as_ref()).await {
                         Ok(v) => version = Some(v),
-                        Err(e) => return self.error_record(spec, e.to_string()),
+                        Err(StateError::Conflict { .. }) => return Attempt::Conflict("the state changed while resolving a claim".into()),
+                        Err(e) => return Attempt::Done(self.error_record(spec, e.to_string())),
                     }
                 }
                 state = Some(resolved);
@@ -141,35 +180,47 @@ impl Runner {
             step = decide(Some(&checks));
         }
         let Step::Decided(evaluation) = step else {
-            return self.error_record(spec, "internal: the engine asked for checks twice".into());
+            return Attempt::Done(self.error_record(spec, "internal: the engine asked for checks twice".into()));
         };
         tracing::info!(rollout = %spec.name, decision = evaluation.record.decision.as_str(), "decided");
         if mode.changes_nothing() {
-            return evaluation.record;
+            return Attempt::Done(evaluation.record);
         }
-        let Ok(read) = reading else { return evaluation.record };
+        let Ok(read) = reading else { return Attempt::Done(evaluation.record) };
         let result = match (evaluation.flag_change, evaluation.state) {
-            (Some(to), Some(next)) => {
-                self.carry_out(flags.as_ref(), &read, state, version, to, next, spec)
-                    .await
-            }
-            (None, Some(next)) => self
-                .store
-                .save(&next, version.as_ref())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            (Some(to), Some(next)) => self.carry_out(flags.as_ref(), &read, state, version, to, next, spec).await,
+            (None, Some(next)) => match self.store.save(&next, version.as_ref()).await {
+                Ok(_) => Ok(()),
+                Err(StateError::Conflict { .. }) => return Attempt::Conflict("the state changed since it was read".into()),
+                Err(e) => Err(CarryOut::Failed(e.to_string())),
+            },
             _ => Ok(()),
         };
         match result {
-            Ok(()) => evaluation.record,
-            Err(message) => self.error_record(
+            Ok(()) => Attempt::Done(evaluation.record),
+            Err(CarryOut::Conflict(why)) => Attempt::Conflict(why),
+            Err(CarryOut::Failed(message)) => Attempt::Done(self.error_record(
                 spec,
-                format!(
-                    "{} was decided but not carried out: {message}",
-                    evaluation.record.decision.as_str()
-                ),
+                format!("{} was decided but not carried out: {message}", evaluation.record.decision.as_str()),
+            )),
+        }
+    }
+
+    /// The decision while another run's claim is fresh: hold, and leave its work alone.
+    fn busy_record(&self, spec: &RolloutSpec, pending: &PendingTransition, read: Option<&FlagReading>) -> DecisionRecord {
+        let at = read.map(|r| r.value.effective()).unwrap_or(pending.from.effective());
+        let since = pending.claimed_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        DecisionRecord {
+            decision: DecisionKind::Hold,
+            from_percent: at,
+            to_percent: at,
+            stage: read.filter(|r| r.value.enabled).and_then(|r| engine::stage_at(spec, r.value.percent)),
+            reason: format!(
+                "another run claimed a change to {} at {since} and may still be carrying it out; holding (a claim older than {} minutes is resolved from the flag)",
+                pending.to.describe(),
+                engine::CLAIM_LEASE.num_minutes()
             ),
+            ..self.error_record(spec, String::new())
         }
     }
 
@@ -184,24 +235,35 @@ impl Runner {
         to: crate::state::FlagValue,
         next: RolloutState,
         spec: &RolloutSpec,
-    ) -> Result<(), String> {
-        let mut claim = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
-        claim.pending = Some(PendingTransition {
-            from: read.value,
-            to,
-            then: Box::new(next.clone()),
-        });
-        let claimed = self.store.save(&claim, version.as_ref()).await.map_err(|e| match e {
-            StateError::Conflict { .. } => format!("{e}; nothing was changed, the next run decides again"),
-            other => other.to_string(),
-        })?;
+    ) -> Result<(), CarryOut> {
+        let before = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
+        let mut claim = before.clone();
+        claim.pending = Some(PendingTransition { from: read.value, to, then: Box::new(next.clone()), claimed_at: Some(self.now) });
+        let claimed = match self.store.save(&claim, version.as_ref()).await {
+            Ok(v) => v,
+            Err(StateError::Conflict { .. }) => return Err(CarryOut::Conflict("the state changed since it was read".into())),
+            Err(e) => return Err(CarryOut::Failed(e.to_string())),
+        };
         tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
-        // If setting fails, the claim stays: the next run reads the flag and finishes or drops it.
-        flags.set(to, read).await.map_err(|e| {
-            format!("setting the flag failed: {e} (the claim is resolved on the next run by reading the flag)")
-        })?;
+        match flags.set(to, read).await {
+            Ok(_) => {}
+            Err(ProviderError::Conflict(why)) => {
+                // The flag file changed under us, so our change never happened: withdraw the claim.
+                return match self.store.save(&before, Some(&claimed)).await {
+                    Ok(_) => Err(CarryOut::Conflict(why)),
+                    Err(e) => Err(CarryOut::Failed(format!("{why}; withdrawing the claim failed: {e} (it expires after {} minutes)", engine::CLAIM_LEASE.num_minutes()))),
+                };
+            }
+            // Otherwise the claim stays: the next run reads the flag and finishes or drops it.
+            Err(e) => {
+                return Err(CarryOut::Failed(format!(
+                    "setting the flag failed: {e} (the claim is resolved from the flag after {} minutes)",
+                    engine::CLAIM_LEASE.num_minutes()
+                )))
+            }
+        }
         self.store.save(&next, Some(&claimed)).await.map_err(|e| {
-            format!("the flag is set but recording failed: {e} (the next run finishes it from the claim)")
+            CarryOut::Failed(format!("the flag is set but recording failed: {e} (the next run finishes it from the claim)"))
         })?;
         Ok(())
     }
@@ -279,7 +341,7 @@ impl Runner {
         let mut out = Vec::new();
         for spec in specs {
             let state = self.store.load(&spec.name).await?.map(|s| s.state);
-            let reading = match provider::for_flag(&spec.flag, &self.repo_root) {
+            let reading = match provider::for_flag(&spec.flag, &self.flag_files) {
                 Ok(p) => p.read().await.map(|r| r.value).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };

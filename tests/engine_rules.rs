@@ -467,6 +467,7 @@ fn pending_transition_is_finished_when_the_flag_reached_the_target() {
         from: on(10),
         to: on(50),
         then: Box::new(e.state.clone().unwrap()),
+        claimed_at: None,
     });
     let finished = engine::resolve_pending(&claimed, on(50)).unwrap();
     assert_eq!(finished, e.state.unwrap());
@@ -491,6 +492,7 @@ fn pending_transition_is_abandoned_when_the_flag_is_still_at_the_origin() {
         from: on(10),
         to: on(50),
         then: Box::new(state_at(&spec, 50, "2026-11-24T10:00:00Z")),
+        claimed_at: None,
     });
     let abandoned = engine::resolve_pending(&claimed, on(10)).unwrap();
     assert_eq!(abandoned, before);
@@ -876,4 +878,20 @@ proptest! {
             prop_assert!(all_pass);
         }
     }
+}
+
+#[test]
+fn a_fresh_claim_belongs_to_a_run_at_work_and_an_old_one_is_resolved() {
+    let spec = spec();
+    let mut claimed = state_at(&spec, 10, T0);
+    claimed.pending = Some(PendingTransition {
+        from: on(10),
+        to: on(50),
+        then: Box::new(state_at(&spec, 50, T0)),
+        claimed_at: Some(t(T0)),
+    });
+    assert!(engine::claim_in_progress(&claimed, t("2026-11-24T09:09:59Z")).is_some());
+    assert!(engine::claim_in_progress(&claimed, t("2026-11-24T09:10:00Z")).is_none());
+    // A claim from the future (a skewed clock) is not trusted forever either.
+    assert!(engine::claim_in_progress(&claimed, t("2026-11-24T08:00:00Z")).is_none());
 }

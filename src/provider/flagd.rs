@@ -5,18 +5,117 @@
 //! anyone already on. Every other flag and field is kept as it was.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
 use super::{FlagProvider, FlagReading, ProviderError};
 use crate::fsutil::{fingerprint, write_atomically};
+use crate::github::{GitHub, GitHubError};
 use crate::percent::Percent;
 use crate::state::FlagValue;
 
-/// One flag in one flagd JSON file.
+/// Where a flag file's bytes live, with a version for compare-and-swap writes.
+#[async_trait::async_trait]
+pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
+    /// The bytes and their version, or `None` when the file does not exist.
+    async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError>;
+    /// Replaces the file if it is still at `version`.
+    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError>;
+}
+
+/// A file in the local checkout.
 #[derive(Debug, Clone)]
-pub struct FlagdFile {
+pub struct LocalFile {
     path: PathBuf,
+    shown_path: PathBuf,
+}
+
+impl LocalFile {
+    /// The file at `path`, named `shown_path` in messages.
+    pub fn new(path: PathBuf, shown_path: PathBuf) -> LocalFile {
+        LocalFile { path, shown_path }
+    }
+}
+
+#[async_trait::async_trait]
+impl FlagFileStore for LocalFile {
+    async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => {
+                let version = fingerprint(&bytes);
+                Ok(Some((bytes, version)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ProviderError::Io(format!("cannot read flagd file {}: {e}", self.shown_path.display()))),
+        }
+    }
+
+    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
+        let current = std::fs::read(&self.path).map(|b| fingerprint(&b)).unwrap_or_default();
+        if current != version {
+            return Err(ProviderError::Conflict(format!(
+                "{} changed since it was read: another process wrote it; nothing was written",
+                self.shown_path.display()
+            )));
+        }
+        write_atomically(&self.path, bytes)
+            .map_err(|e| ProviderError::Io(format!("cannot write {}: {e}", self.shown_path.display())))
+    }
+}
+
+/// A file on a branch of the GitHub repository, read and written through the contents API with
+/// the blob sha as compare-and-swap (never the possibly stale workspace copy).
+#[derive(Debug, Clone)]
+pub struct RepoFileOnBranch {
+    github: Arc<GitHub>,
+    branch: String,
+    path: String,
+}
+
+impl RepoFileOnBranch {
+    /// `path` on `branch`.
+    pub fn new(github: Arc<GitHub>, branch: String, path: String) -> RepoFileOnBranch {
+        RepoFileOnBranch { github, branch, path }
+    }
+}
+
+fn provider_error(e: GitHubError, hint: &str) -> ProviderError {
+    match e {
+        GitHubError::Conflict(m) => ProviderError::Conflict(format!("{m}: another run changed the flag file first")),
+        GitHubError::Refused(m) => ProviderError::Io(format!("{m}. {hint}")),
+        GitHubError::Forbidden(m) => ProviderError::Io(format!("{m}: the token cannot write contents (needs `permissions: contents: write`)")),
+        GitHubError::NotFound(m) => ProviderError::NotFound(m),
+        GitHubError::Other(m) => ProviderError::Io(m),
+    }
+}
+
+#[async_trait::async_trait]
+impl FlagFileStore for RepoFileOnBranch {
+    async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError> {
+        let file = self.github.get_file(&self.branch, &self.path).await.map_err(|e| provider_error(e, ""))?;
+        Ok(file.map(|f| (f.content, f.sha)))
+    }
+
+    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
+        let message = format!("flagramp: update {}", self.path);
+        self.github
+            .put_file(&self.branch, &self.path, bytes, Some(version), &message)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                provider_error(
+                    e,
+                    "Branch protection or a rule refused the write: let the token bypass it, or keep the flag file on a branch flagramp may write (`flag.flagd.branch`)",
+                )
+            })
+    }
+}
+
+/// One flag in one flagd JSON file.
+#[derive(Debug)]
+pub struct FlagdFile {
+    store: Box<dyn FlagFileStore>,
     shown_path: PathBuf,
     key: String,
 }
@@ -28,26 +127,27 @@ struct Owned {
 }
 
 impl FlagdFile {
-    /// The flag `key` in the file at `path` (`shown_path` is how reports name it).
+    /// The flag `key` in the local file at `path` (`shown_path` is how reports name it).
     pub fn new(path: PathBuf, shown_path: PathBuf, key: String) -> FlagdFile {
-        FlagdFile { path, shown_path, key }
+        FlagdFile::in_store(Box::new(LocalFile::new(path, shown_path.clone())), shown_path, key)
     }
 
-    fn load(&self) -> Result<(Vec<u8>, Value), ProviderError> {
-        let bytes = std::fs::read(&self.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ProviderError::NotFound(format!(
+    /// The flag `key` in the file that `store` holds.
+    pub fn in_store(store: Box<dyn FlagFileStore>, shown_path: PathBuf, key: String) -> FlagdFile {
+        FlagdFile { store, shown_path, key }
+    }
+
+    async fn load(&self) -> Result<(String, Value), ProviderError> {
+        let Some((bytes, version)) = self.store.load().await? else {
+            return Err(ProviderError::NotFound(format!(
                 "flagd file {} does not exist: create it or fix `flag.flagd.path`",
                 self.shown_path.display()
-            )),
-            _ => ProviderError::Io(format!("cannot read flagd file {}: {e}", self.shown_path.display())),
-        })?;
+            )));
+        };
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::CannotOwn(format!(
-                "flagd file {} is not valid JSON: {e}",
-                self.shown_path.display()
-            ))
+            ProviderError::CannotOwn(format!("flagd file {} is not valid JSON: {e}", self.shown_path.display()))
         })?;
-        Ok((bytes, doc))
+        Ok((version, doc))
     }
 
     fn flag<'d>(&self, doc: &'d Value) -> Result<&'d Map<String, Value>, ProviderError> {
@@ -148,17 +248,14 @@ impl FlagProvider for FlagdFile {
     }
 
     async fn read(&self) -> Result<FlagReading, ProviderError> {
-        let (bytes, doc) = self.load()?;
+        let (version, doc) = self.load().await?;
         let owned = self.understand(self.flag(&doc)?)?;
-        Ok(FlagReading {
-            value: owned.value,
-            version: fingerprint(&bytes),
-        })
+        Ok(FlagReading { value: owned.value, version })
     }
 
     async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
-        let (bytes, mut doc) = self.load()?;
-        if fingerprint(&bytes) != seen.version {
+        let (version, mut doc) = self.load().await?;
+        if version != seen.version {
             return Err(ProviderError::Conflict(format!(
                 "{} changed since it was read: another process wrote it; nothing was written",
                 self.shown_path.display()
@@ -183,8 +280,7 @@ impl FlagProvider for FlagdFile {
         }
         let mut out = serde_json::to_vec_pretty(&doc).map_err(|e| ProviderError::Io(e.to_string()))?;
         out.push(b'\n');
-        write_atomically(&self.path, &out)
-            .map_err(|e| ProviderError::Io(format!("cannot write {}: {e}", self.shown_path.display())))?;
+        self.store.store(&out, &version).await?;
         let back = self.read().await?;
         if back.value != to {
             return Err(ProviderError::Io(format!(

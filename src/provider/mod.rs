@@ -3,10 +3,12 @@
 
 mod flagd;
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-pub use flagd::FlagdFile;
+pub use flagd::{FlagFileStore, FlagdFile, LocalFile, RepoFileOnBranch};
 
+use crate::github::GitHub;
 use crate::spec::{FlagSpec, ProviderSpec};
 use crate::state::FlagValue;
 
@@ -54,15 +56,33 @@ pub trait FlagProvider: std::fmt::Debug + Send + Sync {
     async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError>;
 }
 
-/// The provider a spec names, with paths resolved against the repository root.
-pub fn for_flag(flag: &FlagSpec, repo_root: &Path) -> Result<Box<dyn FlagProvider>, ProviderError> {
-    match &flag.provider {
-        ProviderSpec::Flagd { path, .. } => Ok(Box::new(FlagdFile::new(
-            repo_root.join(path),
-            path.clone(),
-            flag.key.clone(),
-        ))),
-        other => Err(ProviderError::Unsupported(format!(
+/// Where flag files are read and written.
+#[derive(Debug, Clone)]
+pub enum FlagFiles {
+    /// In the local checkout at this root.
+    Local(PathBuf),
+    /// On a branch of the GitHub repository (the flagd spec's `branch`, else `default_branch`).
+    GitHub {
+        /// The client.
+        github: Arc<GitHub>,
+        /// Used when a spec names no branch.
+        default_branch: String,
+    },
+}
+
+/// The provider a spec names.
+pub fn for_flag(flag: &FlagSpec, files: &FlagFiles) -> Result<Box<dyn FlagProvider>, ProviderError> {
+    match (&flag.provider, files) {
+        (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => {
+            Ok(Box::new(FlagdFile::new(root.join(path), path.clone(), flag.key.clone())))
+        }
+        (ProviderSpec::Flagd { path, branch }, FlagFiles::GitHub { github, default_branch }) => {
+            let branch = branch.clone().unwrap_or_else(|| default_branch.clone());
+            let shown = PathBuf::from(format!("{} on branch {branch}", path.display()));
+            let store = RepoFileOnBranch::new(github.clone(), branch, path.to_string_lossy().into_owned());
+            Ok(Box::new(FlagdFile::in_store(Box::new(store), shown, flag.key.clone())))
+        }
+        (other, _) => Err(ProviderError::Unsupported(format!(
             "the {} provider is not available in this version of flagramp; use a flagd file for now",
             other.name()
         ))),

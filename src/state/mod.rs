@@ -66,6 +66,9 @@ pub struct PendingTransition {
     pub to: FlagValue,
     /// The state to record once the flag is confirmed at `to`.
     pub then: Box<RolloutState>,
+    /// When the claim was made; a recent claim may belong to a run still at work.
+    #[serde(default)]
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
 /// A person's change that flagramp is holding for.

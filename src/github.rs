@@ -1,0 +1,326 @@
+//! The GitHub REST calls flagramp makes, over octocrab's raw request methods.
+//!
+//! Every call maps the status itself, so callers can tell a stale-sha conflict from a refusal by
+//! branch protection, and a read-only token (403) from a server fault. Only GETs are retried:
+//! a repeated POST could create a second comment.
+
+use std::time::Duration;
+
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Attempts for an idempotent GET.
+const GET_ATTEMPTS: u32 = 3;
+
+/// Why a GitHub call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GitHubError {
+    /// The file changed since its sha was read (409 on a contents write).
+    #[error("{0}")]
+    Conflict(String),
+    /// The token may not do this (403), e.g. a read-only token on a fork's pull request.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Branch protection or a repository rule refused the write.
+    #[error("{0}")]
+    Refused(String),
+    /// Not there (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Anything else: a status with GitHub's message, or a transport error.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A file's content and blob sha, the compare-and-swap token for writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFile {
+    /// The bytes.
+    pub content: Vec<u8>,
+    /// The blob sha.
+    pub sha: String,
+}
+
+/// An issue or pull request comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// Its id, for editing.
+    pub id: u64,
+    /// Its author's login.
+    pub author: String,
+    /// Its Markdown body.
+    pub body: String,
+}
+
+/// One repository on one GitHub (github.com or Enterprise Server, from `GITHUB_API_URL`).
+#[derive(Debug, Clone)]
+pub struct GitHub {
+    octo: octocrab::Octocrab,
+    owner: String,
+    repo: String,
+}
+
+/// Percent-encodes a path segment, keeping `/` between segments.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            segment
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn message_of(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| body.chars().take(200).collect())
+}
+
+impl GitHub {
+    /// A client for `owner/repo` at `api_url`, authenticated with `token`.
+    pub fn new(api_url: &str, token: &str, owner_repo: &str) -> Result<GitHub, GitHubError> {
+        crate::http::install_crypto_provider();
+        let (owner, repo) = owner_repo
+            .split_once('/')
+            .ok_or_else(|| GitHubError::Other(format!("GITHUB_REPOSITORY `{owner_repo}` is not owner/repo")))?;
+        let octo = octocrab::Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| GitHubError::Other(format!("GITHUB_API_URL `{api_url}` is not a URL: {e}")))?
+            .personal_token(token.to_string())
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| GitHubError::Other(format!("cannot build the GitHub client: {e}")))?;
+        Ok(GitHub { octo, owner: owner.into(), repo: repo.into() })
+    }
+
+    fn repo_path(&self, rest: &str) -> String {
+        format!("/repos/{}/{}{rest}", encode_path(&self.owner), encode_path(&self.repo))
+    }
+
+    /// Sends one request; returns the status and body text. Transport errors are `Other`.
+    async fn send(&self, method: &str, uri: &str, body: Option<&Value>) -> Result<(u16, String), GitHubError> {
+        let result = match method {
+            "GET" => self.octo._get(uri).await,
+            "POST" => self.octo._post(uri, body).await,
+            "PUT" => self.octo._put(uri, body).await,
+            "PATCH" => self.octo._patch(uri, body).await,
+            other => return Err(GitHubError::Other(format!("internal: unsupported method {other}"))),
+        };
+        let response = result.map_err(|e| GitHubError::Other(format!("{method} {uri}: {e}")))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| GitHubError::Other(format!("{method} {uri}: reading the answer: {e}")))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// GET with bounded retries on transport errors, 429 and 5xx.
+    async fn get_raw(&self, uri: &str) -> Result<(u16, String), GitHubError> {
+        let mut last = GitHubError::Other(format!("GET {uri}: no attempt made"));
+        for attempt in 1..=GET_ATTEMPTS {
+            match self.send("GET", uri, None).await {
+                Ok((status, body)) if status == 429 || status >= 500 => {
+                    last = GitHubError::Other(format!("GET {uri}: HTTP {status}: {}", message_of(&body)));
+                }
+                Ok(answer) => return Ok(answer),
+                Err(e) => last = e,
+            }
+            if attempt < GET_ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+            }
+        }
+        Err(last)
+    }
+
+    fn classify(method: &str, uri: &str, status: u16, body: &str) -> GitHubError {
+        let message = message_of(body);
+        let what = format!("{method} {uri}: HTTP {status}: {message}");
+        let lower = message.to_ascii_lowercase();
+        match status {
+            404 => GitHubError::NotFound(what),
+            403 if lower.contains("rule") || lower.contains("protected") => GitHubError::Refused(what),
+            403 => GitHubError::Forbidden(what),
+            409 | 422 if lower.contains("rule") || lower.contains("protected") || lower.contains("pull request") => {
+                GitHubError::Refused(what)
+            }
+            409 => GitHubError::Conflict(what),
+            _ => GitHubError::Other(what),
+        }
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, uri: &str) -> Result<T, GitHubError> {
+        let (status, body) = self.get_raw(uri).await?;
+        if !(200..300).contains(&status) {
+            return Err(Self::classify("GET", uri, status, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| GitHubError::Other(format!("GET {uri}: unexpected answer: {e}")))
+    }
+
+    async fn write_json<B: Serialize>(&self, method: &str, uri: &str, body: &B) -> Result<Value, GitHubError> {
+        let body = serde_json::to_value(body).map_err(|e| GitHubError::Other(e.to_string()))?;
+        let (status, text) = self.send(method, uri, Some(&body)).await?;
+        if !(200..300).contains(&status) {
+            return Err(Self::classify(method, uri, status, &text));
+        }
+        serde_json::from_str(&text).map_err(|e| GitHubError::Other(format!("{method} {uri}: unexpected answer: {e}")))
+    }
+
+    /// Pages through a list endpoint (100 per page) until a short page.
+    async fn get_all(&self, uri: &str) -> Result<Vec<Value>, GitHubError> {
+        let mut out = Vec::new();
+        let joiner = if uri.contains('?') { '&' } else { '?' };
+        for page in 1.. {
+            let items: Vec<Value> = self.get_json(&format!("{uri}{joiner}per_page=100&page={page}")).await?;
+            let n = items.len();
+            out.extend(items);
+            // A hard stop keeps a misbehaving server from looping us forever.
+            if n < 100 || page >= 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The repository's default branch.
+    pub async fn default_branch(&self) -> Result<String, GitHubError> {
+        let repo: Value = self.get_json(&self.repo_path("")).await?;
+        repo.get("default_branch")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| GitHubError::Other("the repository answer has no default_branch".into()))
+    }
+
+    /// The commit sha a branch points at, or `None` when it does not exist.
+    pub async fn branch_sha(&self, branch: &str) -> Result<Option<String>, GitHubError> {
+        match self.get_json::<Value>(&self.repo_path(&format!("/git/ref/heads/{}", encode_path(branch)))).await {
+            Ok(r) => Ok(r.pointer("/object/sha").and_then(Value::as_str).map(str::to_string)),
+            Err(GitHubError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates `branch` at `sha`; a branch created meanwhile by another run is fine.
+    pub async fn create_branch(&self, branch: &str, sha: &str) -> Result<(), GitHubError> {
+        let body = json!({ "ref": format!("refs/heads/{branch}"), "sha": sha });
+        match self.write_json("POST", &self.repo_path("/git/refs"), &body).await {
+            Ok(_) => Ok(()),
+            Err(GitHubError::Other(msg)) if msg.contains("422") && msg.contains("already exists") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A file on a branch, or `None` when it does not exist.
+    pub async fn get_file(&self, branch: &str, path: &str) -> Result<Option<RepoFile>, GitHubError> {
+        let uri = self.repo_path(&format!("/contents/{}?ref={}", encode_path(path), encode_path(branch)));
+        let answer: Value = match self.get_json(&uri).await {
+            Ok(v) => v,
+            Err(GitHubError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if answer.get("type").and_then(Value::as_str) != Some("file") {
+            return Err(GitHubError::Other(format!("{path} on {branch} is not a file")));
+        }
+        let sha = answer.get("sha").and_then(Value::as_str).unwrap_or_default().to_string();
+        let encoded: String = answer.get("content").and_then(Value::as_str).unwrap_or_default().split_whitespace().collect();
+        if answer.get("encoding").and_then(Value::as_str) != Some("base64") {
+            return Err(GitHubError::Other(format!("{path} on {branch} is too large for the contents API (over 1 MB)")));
+        }
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| GitHubError::Other(format!("{path}: bad base64 from GitHub: {e}")))?;
+        Ok(Some(RepoFile { content, sha }))
+    }
+
+    /// The names of the files in a directory on a branch (empty when it does not exist).
+    pub async fn list_dir(&self, branch: &str, path: &str) -> Result<Vec<String>, GitHubError> {
+        let uri = self.repo_path(&format!("/contents/{}?ref={}", encode_path(path), encode_path(branch)));
+        match self.get_json::<Value>(&uri).await {
+            Ok(Value::Array(items)) => Ok(items
+                .iter()
+                .filter(|i| i.get("type").and_then(Value::as_str) == Some("file"))
+                .filter_map(|i| i.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()),
+            Ok(_) => Ok(Vec::new()),
+            Err(GitHubError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a file if it is still at `sha` (`None`: must not exist yet); returns the new sha.
+    pub async fn put_file(&self, branch: &str, path: &str, content: &[u8], sha: Option<&str>, message: &str) -> Result<String, GitHubError> {
+        let mut body = json!({
+            "message": message,
+            "content": base64::engine::general_purpose::STANDARD.encode(content),
+            "branch": branch,
+        });
+        if let Some(sha) = sha {
+            body["sha"] = json!(sha);
+        }
+        let answer = self.write_json("PUT", &self.repo_path(&format!("/contents/{}", encode_path(path))), &body).await.map_err(|e| match e {
+            // Creating a file that exists meanwhile (no sha sent) is the same race as a stale sha.
+            GitHubError::Other(msg) if msg.contains("HTTP 422") && msg.contains("sha") => GitHubError::Conflict(msg),
+            other => other,
+        })?;
+        answer
+            .pointer("/content/sha")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| GitHubError::Other(format!("PUT {path}: the answer has no content sha")))
+    }
+
+    /// Every comment on an issue or pull request, across all pages.
+    pub async fn comments(&self, issue: u64) -> Result<Vec<Comment>, GitHubError> {
+        let items = self.get_all(&self.repo_path(&format!("/issues/{issue}/comments"))).await?;
+        Ok(items
+            .iter()
+            .filter_map(|c| {
+                Some(Comment {
+                    id: c.get("id")?.as_u64()?,
+                    author: c.pointer("/user/login").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    body: c.get("body").and_then(Value::as_str).unwrap_or_default().to_string(),
+                })
+            })
+            .collect())
+    }
+
+    /// Creates a comment; no retry (a retried POST could duplicate it).
+    pub async fn create_comment(&self, issue: u64, body: &str) -> Result<u64, GitHubError> {
+        let answer = self.write_json("POST", &self.repo_path(&format!("/issues/{issue}/comments")), &json!({ "body": body })).await?;
+        answer.get("id").and_then(Value::as_u64).ok_or_else(|| GitHubError::Other("the new comment has no id".into()))
+    }
+
+    /// Replaces a comment's body.
+    pub async fn update_comment(&self, id: u64, body: &str) -> Result<(), GitHubError> {
+        self.write_json("PATCH", &self.repo_path(&format!("/issues/comments/{id}")), &json!({ "body": body })).await?;
+        Ok(())
+    }
+
+    /// The files a pull request changes.
+    pub async fn pull_request_files(&self, pr: u64) -> Result<Vec<String>, GitHubError> {
+        let items = self.get_all(&self.repo_path(&format!("/pulls/{pr}/files"))).await?;
+        Ok(items.iter().filter_map(|f| f.get("filename").and_then(Value::as_str).map(str::to_string)).collect())
+    }
+
+    /// The pull request that last changed `path` on `branch`, if any.
+    pub async fn last_pull_request_for(&self, branch: &str, path: &str) -> Result<Option<u64>, GitHubError> {
+        let uri = self.repo_path(&format!("/commits?sha={}&path={}&per_page=1", encode_path(branch), encode_path(path)));
+        let commits: Vec<Value> = self.get_json(&uri).await?;
+        let Some(sha) = commits.first().and_then(|c| c.get("sha")).and_then(Value::as_str) else { return Ok(None) };
+        let pulls: Vec<Value> = self.get_json(&self.repo_path(&format!("/commits/{sha}/pulls"))).await?;
+        Ok(pulls.iter().filter_map(|p| p.get("number").and_then(Value::as_u64)).next())
+    }
+}
