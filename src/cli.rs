@@ -13,7 +13,7 @@ use flagramp::exit;
 use flagramp::record::DecisionRecord;
 use flagramp::provider::FlagFiles;
 use flagramp::render;
-use flagramp::runner::{Mode, Runner};
+use flagramp::runner::{Decided, Mode, Runner};
 use flagramp::schema::{self, SchemaKind};
 use flagramp::secrets::Secrets;
 use flagramp::spec::{self, RolloutSpec, SpecErrors, DEFAULT_SPEC_DIR};
@@ -105,6 +105,8 @@ enum Command {
     Resume(Named),
     /// Print a JSON Schema: --output spec, decision or status.
     Schema,
+    /// Run as the GitHub Action: read inputs, event and repository from the runner's environment.
+    Action,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +245,9 @@ fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn print_decisions(records: &[DecisionRecord], format: Format) -> anyhow::Result<ExitCode> {
+fn print_decisions(decided: Vec<Decided>, format: Format) -> anyhow::Result<ExitCode> {
+    let records: Vec<DecisionRecord> = decided.into_iter().map(|d| d.record).collect();
+    let records = records.as_slice();
     match format {
         Format::Json => print(&(serde_json::to_string_pretty(records)? + "\n"))?,
         Format::Text => print(&render::decisions(records))?,
@@ -280,6 +284,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
 
     match cli.command {
+        Command::Action => Ok(ExitCode::from(flagramp::action::run().await)),
         Command::Schema => {
             let kind = match global.output.as_str() {
                 "spec" | "text" => SchemaKind::Spec,
@@ -352,7 +357,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Box::new(LocalStateStore::read_only(&global.state_dir)),
                 "flagramp".into(),
             );
-            print_decisions(&r.decide_all(&specs, &Mode::Plan).await, format)
+            print_decisions(r.decide_all(&specs, &Mode::Plan).await, format)
         }
         Command::Run(targets) => {
             let (format, _, specs) = targeted(&global, &targets)?;
@@ -360,7 +365,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Box::new(LocalStateStore::for_writing(&global.state_dir)?),
                 "flagramp".into(),
             );
-            print_decisions(&r.decide_all(&specs, &Mode::Run).await, format)
+            print_decisions(r.decide_all(&specs, &Mode::Run).await, format)
         }
         Command::Status(targets) => {
             let (format, name, specs) = targeted(&global, &targets)?;
@@ -405,5 +410,5 @@ async fn manual(
         reason: named.reason,
         dry_run: named.dry_run,
     };
-    print_decisions(&r.decide_all(&specs, &mode).await, format)
+    print_decisions(r.decide_all(&specs, &mode).await, format)
 }

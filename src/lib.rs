@@ -5,6 +5,7 @@
 //! ([`state`]) and the [`runner`] that ties them together.
 #![deny(missing_docs)]
 
+pub mod action;
 pub mod check;
 pub mod duration;
 pub mod engine;

@@ -23,7 +23,7 @@ const CONFLICT_ATTEMPTS: u32 = 3;
 
 /// One attempt at deciding a rollout.
 enum Attempt {
-    Done(DecisionRecord),
+    Done(Decided),
     /// Another run changed the state or flag first: read everything again and decide again.
     Conflict(String),
 }
@@ -32,6 +32,21 @@ enum Attempt {
 enum CarryOut {
     Conflict(String),
     Failed(String),
+}
+
+/// A decision, and whether carrying it out changed the rollout's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// The decision record.
+    pub record: DecisionRecord,
+    /// Whether state (or the flag) was written: reports go out for these.
+    pub changed_state: bool,
+}
+
+impl Attempt {
+    fn unchanged(record: DecisionRecord) -> Attempt {
+        Attempt::Done(Decided { record, changed_state: false })
+    }
 }
 
 /// What to do with each rollout.
@@ -77,15 +92,16 @@ pub struct Runner {
 
 impl Runner {
     /// Decides every rollout in turn.
-    pub async fn decide_all(&self, specs: &[RolloutSpec], mode: &Mode) -> Vec<DecisionRecord> {
+    pub async fn decide_all(&self, specs: &[RolloutSpec], mode: &Mode) -> Vec<Decided> {
         let mut records = Vec::with_capacity(specs.len());
         for spec in specs {
-            let mut record = self.decide(spec, mode).await;
+            let mut decided = self.decide(spec, mode).await;
+            let record = &mut decided.record;
             record.reason = self.secrets.redact(&record.reason);
             for check in &mut record.checks {
                 check.detail = check.detail.as_deref().map(|d| self.secrets.redact(d));
             }
-            records.push(record);
+            records.push(decided);
         }
         records
     }
@@ -110,37 +126,39 @@ impl Runner {
     ///
     /// When another run changed the state or the flag file first (a compare-and-swap
     /// conflict), everything is read again and decided again, a bounded number of times.
-    pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> DecisionRecord {
+    pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> Decided {
         let mut last = String::new();
         for attempt in 1..=CONFLICT_ATTEMPTS {
             match self.decide_once(spec, mode).await {
-                Attempt::Done(record) => return record,
+                Attempt::Done(decided) => return decided,
                 Attempt::Conflict(why) => {
                     tracing::info!(rollout = %spec.name, attempt, %why, "another run got there first; deciding again");
                     last = why;
                 }
             }
         }
-        self.error_record(spec, format!("other runs kept changing this rollout ({last}); nothing was changed by this run"))
+        let record = self.error_record(spec, format!("other runs kept changing this rollout ({last}); nothing was changed by this run"));
+        Decided { record, changed_state: false }
     }
 
     async fn decide_once(&self, spec: &RolloutSpec, mode: &Mode) -> Attempt {
         let flags = match provider::for_flag(&spec.flag, &self.flag_files) {
             Ok(p) => p,
-            Err(e) => return Attempt::Done(self.error_record(spec, format!("flag provider: {e}"))),
+            Err(e) => return Attempt::unchanged(self.error_record(spec, format!("flag provider: {e}"))),
         };
         let stored = match self.store.load(&spec.name).await {
             Ok(s) => s,
-            Err(e) => return Attempt::Done(self.error_record(spec, e.to_string())),
+            Err(e) => return Attempt::unchanged(self.error_record(spec, e.to_string())),
         };
         let reading = flags.read().await;
+        let mut resolved_claim = false;
         let (mut state, mut version) = match stored {
             Some(s) => (Some(s.state), Some(s.version)),
             None => (None, None),
         };
 
         if let Some(pending) = state.as_ref().and_then(|s| engine::claim_in_progress(s, self.now)) {
-            return Attempt::Done(self.busy_record(spec, pending, reading.as_ref().ok()));
+            return Attempt::unchanged(self.busy_record(spec, pending, reading.as_ref().ok()));
         }
         // Rule 1: finish or abandon a change a crashed run claimed.
         if let (Some(current), Ok(read)) = (&state, &reading) {
@@ -148,9 +166,12 @@ impl Runner {
                 tracing::info!(rollout = %spec.name, finished = resolved.last_set == Some(read.value), "resolved a pending transition");
                 if !mode.changes_nothing() {
                     match self.store.save(&resolved, version.as_ref()).await {
-                        Ok(v) => version = Some(v),
+                        Ok(v) => {
+                            version = Some(v);
+                            resolved_claim = true;
+                        }
                         Err(StateError::Conflict { .. }) => return Attempt::Conflict("the state changed while resolving a claim".into()),
-                        Err(e) => return Attempt::Done(self.error_record(spec, e.to_string())),
+                        Err(e) => return Attempt::unchanged(self.error_record(spec, e.to_string())),
                     }
                 }
                 state = Some(resolved);
@@ -180,13 +201,14 @@ impl Runner {
             step = decide(Some(&checks));
         }
         let Step::Decided(evaluation) = step else {
-            return Attempt::Done(self.error_record(spec, "internal: the engine asked for checks twice".into()));
+            return Attempt::unchanged(self.error_record(spec, "internal: the engine asked for checks twice".into()));
         };
         tracing::info!(rollout = %spec.name, decision = evaluation.record.decision.as_str(), "decided");
         if mode.changes_nothing() {
-            return Attempt::Done(evaluation.record);
+            return Attempt::unchanged(evaluation.record);
         }
-        let Ok(read) = reading else { return Attempt::Done(evaluation.record) };
+        let Ok(read) = reading else { return Attempt::unchanged(evaluation.record) };
+        let writes = evaluation.state.is_some();
         let result = match (evaluation.flag_change, evaluation.state) {
             (Some(to), Some(next)) => self.carry_out(flags.as_ref(), &read, state, version, to, next, spec).await,
             (None, Some(next)) => match self.store.save(&next, version.as_ref()).await {
@@ -197,9 +219,9 @@ impl Runner {
             _ => Ok(()),
         };
         match result {
-            Ok(()) => Attempt::Done(evaluation.record),
+            Ok(()) => Attempt::Done(Decided { record: evaluation.record, changed_state: writes || resolved_claim }),
             Err(CarryOut::Conflict(why)) => Attempt::Conflict(why),
-            Err(CarryOut::Failed(message)) => Attempt::Done(self.error_record(
+            Err(CarryOut::Failed(message)) => Attempt::unchanged(self.error_record(
                 spec,
                 format!("{} was decided but not carried out: {message}", evaluation.record.decision.as_str()),
             )),

@@ -1,11 +1,13 @@
 //! What the flag system cannot hold: when stages were entered, counters, locks, the pending
 //! transition and the history. One JSON document per rollout, behind the [`StateStore`] trait.
 
+mod github;
 mod local;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use github::GitHubStateStore;
 pub use local::LocalStateStore;
 
 use crate::percent::Percent;

@@ -1,0 +1,542 @@
+//! The GitHub Action mode (`flagramp action`): everything comes from the runner's environment.
+//!
+//! Order matters: secrets are masked before anything else is printed; specs are validated with
+//! annotations on the right lines; state and flag files are read and written through the
+//! contents API; the job summary, step outputs and pull request comments are rendered from the
+//! decision records.
+
+pub mod commands;
+pub mod comment;
+pub mod glob;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::engine::ManualOp;
+use crate::github::{GitHub, GitHubError};
+use crate::provider::FlagFiles;
+use crate::record::{DecisionKind, DecisionRecord};
+use crate::runner::{Decided, Mode, Runner};
+use crate::secrets::Secrets;
+use crate::spec::{self, Auth, Diagnostic, HeaderValue, ProviderSpec, PullRequestRef, RolloutSpec, SourceSpec};
+use crate::state::{GitHubStateStore, StateStore};
+use report::RolloutReport;
+
+/// When to comment on pull requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentMode {
+    /// On pull_request events always; otherwise only when a rollout's state changed.
+    Auto,
+    /// Every run.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// What fails the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    /// Invalid specs and error decisions.
+    Error,
+    /// Those, and rollbacks and disables.
+    Rollback,
+    /// Nothing.
+    Never,
+}
+
+/// The operation a run performs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Decide and act.
+    Run,
+    /// Decide, change nothing.
+    Plan,
+    /// Report status.
+    Status,
+    /// Validate specs only.
+    Validate,
+    /// A person's command.
+    Manual(ManualOp),
+}
+
+/// The step's inputs, validated by flagramp (the runner does not enforce `required:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    /// `auto` or an explicit command.
+    pub command: String,
+    /// Spec files, directories or globs.
+    pub specs: String,
+    /// A rollout name, if given.
+    pub rollout: Option<String>,
+    /// A reason for manual commands.
+    pub reason: String,
+    /// Only plan.
+    pub dry_run: bool,
+    /// The token.
+    pub github_token: String,
+    /// The state branch.
+    pub state_branch: String,
+    /// Comment mode.
+    pub comment: CommentMode,
+    /// Login of flagramp's comments.
+    pub comment_author: String,
+    /// What fails the step.
+    pub fail_on: FailOn,
+}
+
+const COMMANDS: &[&str] = &["auto", "run", "plan", "status", "validate", "advance", "rollback", "pause", "resume"];
+
+impl Inputs {
+    /// Reads `INPUT_*` through `get`, applying `action.yml`'s defaults when a value is empty.
+    pub fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, String> {
+        let input = |name: &str, default: &str| {
+            get(&format!("INPUT_{}", name.to_ascii_uppercase())).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+        };
+        let one_of = |name: &str, value: String, allowed: &[&str]| -> Result<String, String> {
+            if allowed.contains(&value.as_str()) {
+                Ok(value)
+            } else {
+                Err(format!("input `{name}` is `{value}`; use one of: {}", allowed.join(", ")))
+            }
+        };
+        let command = one_of("command", input("command", "auto").to_ascii_lowercase(), COMMANDS)?;
+        let dry_run = match input("dry_run", "false").to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => true,
+            "false" | "no" | "0" => false,
+            other => return Err(format!("input `dry_run` is `{other}`; use true or false")),
+        };
+        let comment = match one_of("comment", input("comment", "auto").to_ascii_lowercase(), &["auto", "always", "never"])?.as_str() {
+            "always" => CommentMode::Always,
+            "never" => CommentMode::Never,
+            _ => CommentMode::Auto,
+        };
+        let fail_on = match one_of("fail_on", input("fail_on", "error").to_ascii_lowercase(), &["error", "rollback", "never"])?.as_str() {
+            "rollback" => FailOn::Rollback,
+            "never" => FailOn::Never,
+            _ => FailOn::Error,
+        };
+        let github_token = input("github_token", "");
+        if github_token.is_empty() {
+            return Err("input `github_token` is empty: keep its default `${{ github.token }}` or pass a token".into());
+        }
+        let rollout = Some(input("rollout", "")).filter(|r| !r.is_empty());
+        Ok(Inputs {
+            command,
+            specs: input("specs", spec::DEFAULT_SPEC_DIR),
+            rollout,
+            reason: input("reason", ""),
+            dry_run,
+            github_token,
+            state_branch: input("state_branch", "flagramp-state"),
+            comment,
+            comment_author: input("comment_author", "github-actions[bot]"),
+            fail_on,
+        })
+    }
+}
+
+/// The operation, rollout and reason for this event (explicit `command` input wins).
+pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<(Operation, Option<String>, String), String> {
+    let dispatch = |key: &str| event.pointer(&format!("/inputs/{key}")).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let (command, rollout, reason) = match (inputs.command.as_str(), event_name) {
+        ("auto", "schedule") => ("run".to_string(), inputs.rollout.clone(), inputs.reason.clone()),
+        ("auto", "workflow_dispatch") => (
+            dispatch("command").unwrap_or_else(|| "run".into()).to_ascii_lowercase(),
+            inputs.rollout.clone().or_else(|| dispatch("rollout")),
+            if inputs.reason.is_empty() { dispatch("reason").unwrap_or_default() } else { inputs.reason.clone() },
+        ),
+        ("auto", "pull_request" | "pull_request_target") => ("plan".to_string(), inputs.rollout.clone(), String::new()),
+        ("auto", other) => {
+            return Err(format!("input `command: auto` does not know what to do on `{other}` events: set `command:` (run, plan, status, …)"))
+        }
+        (explicit, _) => (explicit.to_string(), inputs.rollout.clone(), inputs.reason.clone()),
+    };
+    let op = match command.as_str() {
+        "run" => Operation::Run,
+        "plan" => Operation::Plan,
+        "status" => Operation::Status,
+        "validate" => Operation::Validate,
+        "advance" => Operation::Manual(ManualOp::Advance { force: false }),
+        "rollback" => Operation::Manual(ManualOp::Rollback),
+        "pause" => Operation::Manual(ManualOp::Pause),
+        "resume" => Operation::Manual(ManualOp::Resume),
+        other => return Err(format!("command `{other}` is not one of: {}", COMMANDS[1..].join(", "))),
+    };
+    if matches!(op, Operation::Manual(_)) && rollout.is_none() {
+        return Err(format!("`{command}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)"));
+    }
+    Ok((op, rollout, reason))
+}
+
+/// The environment variables a spec reads secrets from.
+pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
+    let mut names = Vec::new();
+    for s in specs {
+        match &s.flag.provider {
+            ProviderSpec::Unleash { token_env, .. } | ProviderSpec::LaunchDarkly { token_env, .. } => names.push(token_env.clone()),
+            ProviderSpec::Flagd { .. } => {}
+        }
+        for source in s.sources.values() {
+            let SourceSpec::Prometheus(http) = source;
+            match &http.auth {
+                Auth::None => {}
+                Auth::Bearer { token_env } => names.push(token_env.clone()),
+                Auth::Basic { username_env, password_env } => names.extend([username_env.clone(), password_env.clone()]),
+            }
+            names.extend(http.headers.iter().filter_map(|(_, v)| match v {
+                HeaderValue::Env(var) => Some(var.clone()),
+                HeaderValue::Literal(_) => None,
+            }));
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Everything the Action reads from the runner, gathered once.
+struct RunnerEnv {
+    event_name: String,
+    event: Value,
+    repository: String,
+    api_url: String,
+    run_url: String,
+    actor: String,
+    summary: Option<PathBuf>,
+    output: Option<PathBuf>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn read_runner_env() -> Result<RunnerEnv, String> {
+    let need = |name: &str| env(name).ok_or_else(|| format!("{name} is not set: `flagramp action` runs inside a GitHub Actions job"));
+    let event_name = need("GITHUB_EVENT_NAME")?;
+    let event = match env("GITHUB_EVENT_PATH") {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read GITHUB_EVENT_PATH {path}: {e}"))?;
+            serde_json::from_str(&text).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?
+        }
+        None => Value::Null,
+    };
+    let repository = need("GITHUB_REPOSITORY")?;
+    let server = env("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+    let run_url = match env("GITHUB_RUN_ID") {
+        Some(id) => format!("{server}/{repository}/actions/runs/{id}"),
+        None => format!("{server}/{repository}/actions"),
+    };
+    Ok(RunnerEnv {
+        event_name,
+        event,
+        repository,
+        api_url: env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+        run_url,
+        actor: env("GITHUB_ACTOR").unwrap_or_else(|| "github-actions".into()),
+        summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+        output: env("GITHUB_OUTPUT").map(PathBuf::from),
+    })
+}
+
+fn say(text: &str) {
+    print!("{text}");
+}
+
+/// Runs the Action; returns the process exit code (0 or 1).
+pub async fn run() -> u8 {
+    // Masks come before anything else is printed: the token first.
+    let secrets = Secrets::new();
+    if let Some(token) = env("INPUT_GITHUB_TOKEN") {
+        say(&commands::mask(&token));
+        secrets.remember(&token);
+    }
+    let inputs = match Inputs::read(&env) {
+        Ok(i) => i,
+        Err(msg) => {
+            say(&commands::error("flagramp: invalid input", &msg));
+            return 1;
+        }
+    };
+    let runner_env = match read_runner_env() {
+        Ok(e) => e,
+        Err(msg) => {
+            say(&commands::error("flagramp: not in a GitHub Actions job", &msg));
+            return 1;
+        }
+    };
+    if let Some(workspace) = env("GITHUB_WORKSPACE") {
+        if let Err(e) = std::env::set_current_dir(&workspace) {
+            say(&commands::error("flagramp", &format!("cannot enter GITHUB_WORKSPACE {workspace}: {e}")));
+            return 1;
+        }
+    }
+    match act(&inputs, &runner_env, &secrets).await {
+        Ok(code) => code,
+        Err(msg) => {
+            say(&commands::error("flagramp", &secrets.redact(&msg)));
+            1
+        }
+    }
+}
+
+async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8, String> {
+    let (op, rollout, reason) = operation(inputs, &renv.event_name, &renv.event)?;
+    let root = std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let paths = glob::resolve(&inputs.specs)?;
+    for p in &paths {
+        if !p.exists() {
+            return Err(format!("spec path {} does not exist in the repository (input `specs`)", p.display()));
+        }
+    }
+    let files = spec::discover(&paths).map_err(|e| e.to_string())?;
+    let (specs, problems) = match spec::load_all(&files) {
+        Ok(specs) => (specs, Vec::new()),
+        Err(errors) => (Vec::new(), errors.diagnostics),
+    };
+    // Every secret a spec names is masked before any decision or report is printed.
+    for name in secret_variables(&specs) {
+        if let Some(value) = env(&name) {
+            say(&commands::mask(&value));
+            secrets.remember(&value);
+        }
+    }
+    say(&format!("flagramp {}: {} on `{}`, {} spec file(s)\n", env!("CARGO_PKG_VERSION"), describe_op(&op), renv.event_name, files.len()));
+    if !problems.is_empty() {
+        say(&commands::spec_annotations(&problems, &root));
+    }
+    let specs = match &rollout {
+        Some(name) if !specs.is_empty() => {
+            let chosen: Vec<RolloutSpec> = specs.iter().filter(|s| &s.name == name).cloned().collect();
+            if chosen.is_empty() {
+                let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                return Err(format!("unknown rollout `{name}`; rollouts in these specs: {}", known.join(", ")));
+            }
+            chosen
+        }
+        _ => specs,
+    };
+
+    let github = Arc::new(GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository).map_err(|e| e.to_string())?);
+    let pull_request = pull_request_number(&renv.event);
+    let is_pr_event = matches!(renv.event_name.as_str(), "pull_request" | "pull_request_target");
+
+    // Plans on a pull request cover the specs it changes.
+    let specs = if is_pr_event && op == Operation::Plan {
+        match pull_request {
+            Some(pr) => {
+                let changed = github.pull_request_files(pr).await.map_err(|e| e.to_string())?;
+                specs.into_iter().filter(|s| changed.iter().any(|c| Path::new(c) == s.file)).collect()
+            }
+            None => specs,
+        }
+    } else {
+        specs
+    };
+
+    let (reports, decided) = if problems.is_empty() && op != Operation::Validate {
+        decide(inputs, renv, &op, &reason, &specs, github.clone(), secrets).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
+
+    for r in &reports {
+        say(&format!("::group::{} ({})\n", r.record.rollout, r.record.decision.as_str()));
+        say(&secrets.redact(&crate::render::decisions(std::slice::from_ref(&r.record))));
+        say("::endgroup::\n");
+    }
+    if op == Operation::Validate && problems.is_empty() {
+        say(&format!("{} rollout spec(s) valid\n", specs.len()));
+    }
+
+    // Step outputs and summary.
+    if let Some(path) = &renv.output {
+        let (advanced, rolled_back, held) = report::tallies(&records);
+        let outputs = [
+            ("decisions", serde_json::to_string(&records).unwrap_or_else(|_| "[]".into())),
+            ("counts", serde_json::to_string(&report::counts(&records)).unwrap_or_else(|_| "{}".into())),
+            ("advanced", advanced.to_string()),
+            ("rolled_back", rolled_back.to_string()),
+            ("held", held.to_string()),
+        ];
+        let outputs: Vec<(&str, String)> = outputs.into_iter().map(|(k, v)| (k, secrets.redact(&v))).collect();
+        commands::write_outputs(path, &outputs).map_err(|e| format!("cannot write GITHUB_OUTPUT: {e}"))?;
+    }
+    let summary = secrets.redact(&report::summary(&reports, &problems, &renv.run_url));
+    if let Some(path) = &renv.summary {
+        commands::append(path, &summary).map_err(|e| format!("cannot write GITHUB_STEP_SUMMARY: {e}"))?;
+    }
+
+    // Pull request comments.
+    if inputs.comment != CommentMode::Never {
+        let targets = comment_targets(inputs, &op, is_pr_event, pull_request, &specs, &reports, &decided, &github).await;
+        for (pr, (title, group)) in targets {
+            let body = secrets.redact(&report::comment(comment::MARKER, &title, &group, if is_pr_event { &problems } else { &[] }, &renv.run_url));
+            match comment::upsert(&github, pr, &inputs.comment_author, &body).await {
+                Ok(outcome) => say(&format!("pull request #{pr}: comment {outcome:?}\n")),
+                Err(GitHubError::Forbidden(msg)) => say(&commands::warning(
+                    "flagramp: cannot comment",
+                    &format!("the token is read-only here (forks and Dependabot get read-only tokens), so no comment on #{pr}; the job summary has the report. ({msg})"),
+                )),
+                Err(e) => say(&commands::warning("flagramp: comment failed", &format!("#{pr}: {e}"))),
+            }
+        }
+    }
+
+    Ok(exit_code(inputs.fail_on, &problems, &records))
+}
+
+fn describe_op(op: &Operation) -> String {
+    match op {
+        Operation::Run => "run".into(),
+        Operation::Plan => "plan".into(),
+        Operation::Status => "status".into(),
+        Operation::Validate => "validate".into(),
+        Operation::Manual(m) => format!("{m:?}").to_ascii_lowercase(),
+    }
+}
+
+fn pull_request_number(event: &Value) -> Option<u64> {
+    event.pointer("/pull_request/number").and_then(Value::as_u64).or_else(|| event.get("number").and_then(Value::as_u64))
+}
+
+/// Whether the step fails.
+pub fn exit_code(fail_on: FailOn, problems: &[Diagnostic], records: &[DecisionRecord]) -> u8 {
+    let errors = !problems.is_empty() || records.iter().any(|r| r.decision == DecisionKind::Error);
+    let rollbacks = records.iter().any(|r| matches!(r.decision, DecisionKind::Rollback | DecisionKind::Disable));
+    match fail_on {
+        FailOn::Never => 0,
+        FailOn::Error => u8::from(errors),
+        FailOn::Rollback => u8::from(errors || rollbacks),
+    }
+}
+
+fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
+    match &spec.flag.provider {
+        ProviderSpec::Flagd { path, branch } => format!("flagd file `{}` on `{}`", path.display(), branch.as_deref().unwrap_or(default_branch)),
+        other => other.name().to_string(),
+    }
+}
+
+async fn decide(
+    inputs: &Inputs,
+    renv: &RunnerEnv,
+    op: &Operation,
+    reason: &str,
+    specs: &[RolloutSpec],
+    github: Arc<GitHub>,
+    secrets: &Secrets,
+) -> Result<(Vec<RolloutReport>, Vec<Decided>), String> {
+    if specs.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let default_branch = github.default_branch().await.map_err(|e| format!("cannot read the repository: {e}"))?;
+    let writes = matches!(op, Operation::Run | Operation::Manual(_)) && !inputs.dry_run;
+    let store = GitHubStateStore::open(github.clone(), &inputs.state_branch, writes).await.map_err(|e| e.to_string())?;
+    let root = std::env::current_dir().map_err(|e| e.to_string())?;
+    let actor = match op {
+        Operation::Manual(_) => renv.actor.clone(),
+        _ => "flagramp".to_string(),
+    };
+    let runner = Runner {
+        store: Box::new(store) as Box<dyn StateStore>,
+        repo_root: root,
+        flag_files: FlagFiles::GitHub { github, default_branch: default_branch.clone() },
+        now: Utc::now(),
+        actor,
+        secrets: secrets.clone(),
+    };
+    let mode = match (op, inputs.dry_run) {
+        (Operation::Manual(m), dry_run) => Mode::Manual { op: *m, reason: reason.to_string(), dry_run },
+        (Operation::Run, false) => Mode::Run,
+        _ => Mode::Plan,
+    };
+    let decided: Vec<Decided> = if *op == Operation::Status {
+        Vec::new()
+    } else {
+        runner.decide_all(specs, &mode).await
+    };
+    let statuses = runner.status(specs, false).await.map_err(|e| e.to_string())?;
+    let reports = specs
+        .iter()
+        .zip(&statuses)
+        .enumerate()
+        .map(|(i, (spec, status))| {
+            let record = match decided.get(i) {
+                Some(d) => d.record.clone(),
+                None => status_record(status, &runner),
+            };
+            let mut history = status.history.clone();
+            // This run's own record is shown above, not again as history.
+            if history.last() == Some(&record) {
+                history.pop();
+            }
+            RolloutReport { record, provider: provider_text(spec, &default_branch), stages: status.stages.clone(), history }
+        })
+        .collect();
+    Ok((reports, decided))
+}
+
+/// A status shown as a record: the latest decision, or "not started".
+fn status_record(status: &crate::record::Status, runner: &Runner) -> DecisionRecord {
+    status.history.last().cloned().unwrap_or_else(|| DecisionRecord {
+        rollout: status.rollout.clone(),
+        flag: status.flag.clone(),
+        decision: DecisionKind::Hold,
+        at: runner.now,
+        actor: runner.actor.clone(),
+        from_percent: status.current_percent,
+        to_percent: status.current_percent,
+        stage: status.current_stage,
+        reason: status.flag_error.clone().unwrap_or_else(|| "not started yet".into()),
+        eligible_at: None,
+        checks: Vec::new(),
+    })
+}
+
+/// Which pull request gets which rollouts, with the comment's title.
+#[allow(clippy::too_many_arguments)]
+async fn comment_targets(
+    inputs: &Inputs,
+    op: &Operation,
+    is_pr_event: bool,
+    pull_request: Option<u64>,
+    specs: &[RolloutSpec],
+    reports: &[RolloutReport],
+    decided: &[Decided],
+    github: &GitHub,
+) -> BTreeMap<u64, (String, Vec<RolloutReport>)> {
+    let mut targets: BTreeMap<u64, (String, Vec<RolloutReport>)> = BTreeMap::new();
+    if is_pr_event {
+        if let Some(pr) = pull_request {
+            let title = if *op == Operation::Plan { "flagramp plan for this pull request" } else { "flagramp" };
+            targets.insert(pr, (title.to_string(), reports.to_vec()));
+        }
+        return targets;
+    }
+    let default_branch = github.default_branch().await.unwrap_or_else(|_| "main".into());
+    for (i, (spec, report)) in specs.iter().zip(reports).enumerate() {
+        let changed = decided.get(i).is_some_and(|d| d.changed_state);
+        if inputs.comment == CommentMode::Auto && !changed {
+            continue;
+        }
+        let pr = match spec.report.pull_request {
+            PullRequestRef::None => None,
+            PullRequestRef::Number(n) => Some(n),
+            PullRequestRef::Auto => {
+                let path = spec.file.to_string_lossy().replace('\\', "/");
+                let path = path.strip_prefix("./").unwrap_or(&path).to_string();
+                github.last_pull_request_for(&default_branch, &path).await.ok().flatten()
+            }
+        };
+        if let Some(pr) = pr {
+            targets.entry(pr).or_insert_with(|| ("flagramp rollout status".to_string(), Vec::new())).1.push(report.clone());
+        }
+    }
+    targets
+}

@@ -1,0 +1,240 @@
+//! The job summary and the pull request comment, rendered from decision records (never
+//! recomputed) and kept under GitHub's size limits.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::check::{sig4, Verdict};
+use crate::percent::Percent;
+use crate::record::{DecisionKind, DecisionRecord};
+use crate::spec::Diagnostic;
+
+/// GitHub rejects a step summary over 1 MiB; stay well under it.
+pub const SUMMARY_LIMIT: usize = 1024 * 1024 - 16 * 1024;
+/// GitHub rejects a comment body of 65,536 characters or more.
+pub const COMMENT_LIMIT: usize = 65_535;
+/// History entries shown per rollout.
+const HISTORY_SHOWN: usize = 5;
+
+/// One rollout as a report shows it.
+#[derive(Debug, Clone)]
+pub struct RolloutReport {
+    /// This run's decision.
+    pub record: DecisionRecord,
+    /// The flag system and where the flag lives, e.g. `flagd file flags/f.json on branch main`.
+    pub provider: String,
+    /// The stage percentages.
+    pub stages: Vec<Percent>,
+    /// Earlier decisions, newest last.
+    pub history: Vec<DecisionRecord>,
+}
+
+/// Counts per decision kind, every kind present (zeros included) so consumers can rely on keys.
+pub fn counts(records: &[DecisionRecord]) -> BTreeMap<&'static str, usize> {
+    let kinds = [
+        DecisionKind::Start,
+        DecisionKind::Advance,
+        DecisionKind::Hold,
+        DecisionKind::Rollback,
+        DecisionKind::Disable,
+        DecisionKind::Complete,
+        DecisionKind::Paused,
+        DecisionKind::Drift,
+        DecisionKind::Error,
+    ];
+    kinds.iter().map(|k| (k.as_str(), records.iter().filter(|r| r.decision == *k).count())).collect()
+}
+
+/// Rollouts that started or advanced, rolled back or were turned off, and held (hold, paused, drift).
+pub fn tallies(records: &[DecisionRecord]) -> (usize, usize, usize) {
+    let n = |kinds: &[DecisionKind]| records.iter().filter(|r| kinds.contains(&r.decision)).count();
+    (
+        n(&[DecisionKind::Start, DecisionKind::Advance]),
+        n(&[DecisionKind::Rollback, DecisionKind::Disable]),
+        n(&[DecisionKind::Hold, DecisionKind::Paused, DecisionKind::Drift]),
+    )
+}
+
+fn counts_line(records: &[DecisionRecord], problems: usize) -> String {
+    let (advanced, rolled_back, held) = tallies(records);
+    let complete = records.iter().filter(|r| r.decision == DecisionKind::Complete).count();
+    let errors = records.iter().filter(|r| r.decision == DecisionKind::Error).count();
+    let mut parts = vec![
+        format!("{} rollout{}", records.len(), if records.len() == 1 { "" } else { "s" }),
+        format!("{advanced} advanced"),
+        format!("{rolled_back} rolled back"),
+        format!("{held} held"),
+        format!("{complete} complete"),
+        format!("{errors} error{}", if errors == 1 { "" } else { "s" }),
+    ];
+    if problems > 0 {
+        parts.push(format!("{problems} spec problem{}", if problems == 1 { "" } else { "s" }));
+    }
+    format!("**flagramp** · {}", parts.join(" · "))
+}
+
+fn headline(kind: DecisionKind) -> &'static str {
+    match kind {
+        DecisionKind::Start => "🚀 Started",
+        DecisionKind::Advance => "⏫ Advanced",
+        DecisionKind::Hold => "⏸️ Holding",
+        DecisionKind::Rollback => "⏬ Rolled back",
+        DecisionKind::Disable => "⛔ Turned off",
+        DecisionKind::Complete => "✅ Complete",
+        DecisionKind::Paused => "⏸️ Paused",
+        DecisionKind::Drift => "✋ Drift: holding for a person",
+        DecisionKind::Error => "❌ Error",
+    }
+}
+
+fn verdict_cell(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "✅ pass",
+        Verdict::Fail => "❌ fail",
+        Verdict::NoData => "⚪ no data",
+        Verdict::Error => "⚠️ error",
+    }
+}
+
+/// Text that is safe inside a Markdown table cell and inline HTML.
+fn cell(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "&#124;")
+        .replace('\n', " ")
+        .replace('`', "&#96;")
+}
+
+fn transition(r: &DecisionRecord) -> String {
+    if r.from_percent == r.to_percent {
+        format!("at {}", r.to_percent)
+    } else {
+        format!("{} → {}", r.from_percent, r.to_percent)
+    }
+}
+
+/// `10% → **50%** → 100%`, the current stage in bold; `off` in front when the flag is off.
+pub fn progress(stages: &[Percent], record: &DecisionRecord) -> String {
+    let line: Vec<String> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| if record.stage == Some(i) { format!("**{p}**") } else { p.to_string() })
+        .collect();
+    match record.stage {
+        Some(_) => line.join(" → "),
+        None if record.to_percent > Percent::ZERO => format!("**{}** · {}", record.to_percent, line.join(" → ")),
+        None => format!("**off** · {}", line.join(" → ")),
+    }
+}
+
+/// One rollout's section.
+pub fn section(report: &RolloutReport) -> String {
+    let r = &report.record;
+    let mut out = String::new();
+    let _ = writeln!(out, "### `{}` · flag `{}`\n", r.rollout, r.flag);
+    let _ = writeln!(out, "{} · {}\n", report.provider, progress(&report.stages, r));
+    let _ = writeln!(out, "**{}** {}: {}\n", headline(r.decision), transition(r), r.reason);
+    if let Some(at) = r.eligible_at {
+        let _ = writeln!(out, "Eligible to move on at **{}**.\n", at.format("%Y-%m-%d %H:%M UTC"));
+    }
+    if !r.checks.is_empty() {
+        out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
+        for c in &r.checks {
+            let value = c.value.map(sig4).unwrap_or_else(|| "—".into());
+            let detail = c.detail.as_deref().map(|d| format!("<br>{}", cell(d))).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| <details><summary>{}</summary><code>{}</code></details> | {value} | <code>{}</code> | {}{detail} |",
+                cell(&c.name),
+                cell(&c.query),
+                cell(&c.condition),
+                verdict_cell(c.verdict)
+            );
+        }
+        out.push('\n');
+    }
+    let recent: Vec<&DecisionRecord> = report.history.iter().rev().take(HISTORY_SHOWN).collect();
+    if !recent.is_empty() {
+        out.push_str("<details><summary>Recent history</summary>\n\n");
+        for h in recent {
+            let _ = writeln!(
+                out,
+                "- {} **{}** {} by {}: {}",
+                h.at.format("%Y-%m-%d %H:%M UTC"),
+                h.decision.as_str(),
+                transition(h),
+                h.actor,
+                h.reason.replace('\n', " ")
+            );
+        }
+        out.push_str("\n</details>\n\n");
+    }
+    out
+}
+
+fn problems_section(problems: &[Diagnostic]) -> String {
+    if problems.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("### ❌ {} problem{} in rollout specs\n\n```\n", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    for d in problems {
+        let _ = writeln!(out, "{d}");
+    }
+    out.push_str("```\n\n");
+    out
+}
+
+/// Cuts `text` to at most `limit` bytes on a character boundary.
+fn cut(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Assembles header, sections and footer, dropping whole sections (with a note) past `limit`.
+fn assemble(header: String, sections: Vec<String>, footer: String, run_url: &str, limit: usize) -> String {
+    let note_room = 400 + run_url.len();
+    let mut out = header;
+    let total = sections.len();
+    for (i, s) in sections.into_iter().enumerate() {
+        if out.len() + s.len() + footer.len() + note_room > limit {
+            let _ = writeln!(out, "_{} more rollout{} not shown here to stay under GitHub's size limit: see [the run]({run_url})._\n", total - i, if total - i == 1 { "" } else { "s" });
+            break;
+        }
+        out.push_str(&s);
+    }
+    out.push_str(&footer);
+    if out.len() > limit {
+        // A single huge section: cut it, on a character boundary, and say so.
+        let note = format!("\n\n_…cut to stay under GitHub's size limit: see [the run]({run_url})._\n");
+        let kept = cut(&out, limit - note.len()).to_string();
+        out = kept + &note;
+    }
+    out
+}
+
+/// The job summary: one line of counts, then each rollout.
+pub fn summary(reports: &[RolloutReport], problems: &[Diagnostic], run_url: &str) -> String {
+    let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
+    let header = format!("{}\n\n{}", counts_line(&records, problems.len()), problems_section(problems));
+    let sections = reports.iter().map(section).collect();
+    let footer = format!("---\n[flagramp run]({run_url})\n");
+    assemble(header, sections, footer, run_url, SUMMARY_LIMIT)
+}
+
+/// A pull request comment: the hidden marker first (so it can be found again), a title, and the
+/// same sections as the summary.
+pub fn comment(marker: &str, title: &str, reports: &[RolloutReport], problems: &[Diagnostic], run_url: &str) -> String {
+    let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
+    let header = format!("{marker}\n## {title}\n\n{}\n\n{}", counts_line(&records, problems.len()), problems_section(problems));
+    let sections = reports.iter().map(section).collect();
+    let footer = format!("---\n<sub>Updated by [this run]({run_url}); edited in place on every run.</sub>\n");
+    // The limit counts characters; bytes are an upper bound, so this is safe.
+    assemble(header, sections, footer, run_url, COMMENT_LIMIT)
+}
