@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand};
 
 use flagramp::engine::ManualOp;
 use flagramp::exit;
-use flagramp::record::DecisionRecord;
 use flagramp::provider::FlagFiles;
+use flagramp::record::DecisionRecord;
 use flagramp::render;
 use flagramp::runner::{Decided, Mode, Runner};
 use flagramp::schema::{self, SchemaKind};

@@ -103,10 +103,10 @@ pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// A claim recent enough that its run may still be changing the flag: leave it alone.
 pub fn claim_in_progress(state: &RolloutState, now: DateTime<Utc>) -> Option<&crate::state::PendingTransition> {
-    state
-        .pending
-        .as_ref()
-        .filter(|p| p.claimed_at.is_some_and(|at| at <= now + CLAIM_LEASE && now - at < CLAIM_LEASE))
+    state.pending.as_ref().filter(|p| {
+        p.claimed_at
+            .is_some_and(|at| at <= now + CLAIM_LEASE && now - at < CLAIM_LEASE)
+    })
 }
 
 /// Finishes or abandons a change claimed by a run that stopped before recording it (rule 1).

@@ -101,7 +101,11 @@ impl GitHub {
             .set_read_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|e| GitHubError::Other(format!("cannot build the GitHub client: {e}")))?;
-        Ok(GitHub { octo, owner: owner.into(), repo: repo.into() })
+        Ok(GitHub {
+            octo,
+            owner: owner.into(),
+            repo: repo.into(),
+        })
     }
 
     fn repo_path(&self, rest: &str) -> String {
@@ -206,7 +210,10 @@ impl GitHub {
 
     /// The commit sha a branch points at, or `None` when it does not exist.
     pub async fn branch_sha(&self, branch: &str) -> Result<Option<String>, GitHubError> {
-        match self.get_json::<Value>(&self.repo_path(&format!("/git/ref/heads/{}", encode_path(branch)))).await {
+        match self
+            .get_json::<Value>(&self.repo_path(&format!("/git/ref/heads/{}", encode_path(branch))))
+            .await
+        {
             Ok(r) => Ok(r.pointer("/object/sha").and_then(Value::as_str).map(str::to_string)),
             Err(GitHubError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -234,10 +241,21 @@ impl GitHub {
         if answer.get("type").and_then(Value::as_str) != Some("file") {
             return Err(GitHubError::Other(format!("{path} on {branch} is not a file")));
         }
-        let sha = answer.get("sha").and_then(Value::as_str).unwrap_or_default().to_string();
-        let encoded: String = answer.get("content").and_then(Value::as_str).unwrap_or_default().split_whitespace().collect();
+        let sha = answer
+            .get("sha")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let encoded: String = answer
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
         if answer.get("encoding").and_then(Value::as_str) != Some("base64") {
-            return Err(GitHubError::Other(format!("{path} on {branch} is too large for the contents API (over 1 MB)")));
+            return Err(GitHubError::Other(format!(
+                "{path} on {branch} is too large for the contents API (over 1 MB)"
+            )));
         }
         let content = base64::engine::general_purpose::STANDARD
             .decode(encoded)
@@ -261,7 +279,14 @@ impl GitHub {
     }
 
     /// Writes a file if it is still at `sha` (`None`: must not exist yet); returns the new sha.
-    pub async fn put_file(&self, branch: &str, path: &str, content: &[u8], sha: Option<&str>, message: &str) -> Result<String, GitHubError> {
+    pub async fn put_file(
+        &self,
+        branch: &str,
+        path: &str,
+        content: &[u8],
+        sha: Option<&str>,
+        message: &str,
+    ) -> Result<String, GitHubError> {
         let mut body = json!({
             "message": message,
             "content": base64::engine::general_purpose::STANDARD.encode(content),
@@ -270,11 +295,20 @@ impl GitHub {
         if let Some(sha) = sha {
             body["sha"] = json!(sha);
         }
-        let answer = self.write_json("PUT", &self.repo_path(&format!("/contents/{}", encode_path(path))), &body).await.map_err(|e| match e {
-            // Creating a file that exists meanwhile (no sha sent) is the same race as a stale sha.
-            GitHubError::Other(msg) if msg.contains("HTTP 422") && msg.contains("sha") => GitHubError::Conflict(msg),
-            other => other,
-        })?;
+        let answer = self
+            .write_json(
+                "PUT",
+                &self.repo_path(&format!("/contents/{}", encode_path(path))),
+                &body,
+            )
+            .await
+            .map_err(|e| match e {
+                // Creating a file that exists meanwhile (no sha sent) is the same race as a stale sha.
+                GitHubError::Other(msg) if msg.contains("HTTP 422") && msg.contains("sha") => {
+                    GitHubError::Conflict(msg)
+                }
+                other => other,
+            })?;
         answer
             .pointer("/content/sha")
             .and_then(Value::as_str)
@@ -284,13 +318,19 @@ impl GitHub {
 
     /// Every comment on an issue or pull request, across all pages.
     pub async fn comments(&self, issue: u64) -> Result<Vec<Comment>, GitHubError> {
-        let items = self.get_all(&self.repo_path(&format!("/issues/{issue}/comments"))).await?;
+        let items = self
+            .get_all(&self.repo_path(&format!("/issues/{issue}/comments")))
+            .await?;
         Ok(items
             .iter()
             .filter_map(|c| {
                 Some(Comment {
                     id: c.get("id")?.as_u64()?,
-                    author: c.pointer("/user/login").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    author: c
+                        .pointer("/user/login")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     body: c.get("body").and_then(Value::as_str).unwrap_or_default().to_string(),
                 })
             })
@@ -299,28 +339,54 @@ impl GitHub {
 
     /// Creates a comment; no retry (a retried POST could duplicate it).
     pub async fn create_comment(&self, issue: u64, body: &str) -> Result<u64, GitHubError> {
-        let answer = self.write_json("POST", &self.repo_path(&format!("/issues/{issue}/comments")), &json!({ "body": body })).await?;
-        answer.get("id").and_then(Value::as_u64).ok_or_else(|| GitHubError::Other("the new comment has no id".into()))
+        let answer = self
+            .write_json(
+                "POST",
+                &self.repo_path(&format!("/issues/{issue}/comments")),
+                &json!({ "body": body }),
+            )
+            .await?;
+        answer
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| GitHubError::Other("the new comment has no id".into()))
     }
 
     /// Replaces a comment's body.
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<(), GitHubError> {
-        self.write_json("PATCH", &self.repo_path(&format!("/issues/comments/{id}")), &json!({ "body": body })).await?;
+        self.write_json(
+            "PATCH",
+            &self.repo_path(&format!("/issues/comments/{id}")),
+            &json!({ "body": body }),
+        )
+        .await?;
         Ok(())
     }
 
     /// The files a pull request changes.
     pub async fn pull_request_files(&self, pr: u64) -> Result<Vec<String>, GitHubError> {
         let items = self.get_all(&self.repo_path(&format!("/pulls/{pr}/files"))).await?;
-        Ok(items.iter().filter_map(|f| f.get("filename").and_then(Value::as_str).map(str::to_string)).collect())
+        Ok(items
+            .iter()
+            .filter_map(|f| f.get("filename").and_then(Value::as_str).map(str::to_string))
+            .collect())
     }
 
     /// The pull request that last changed `path` on `branch`, if any.
     pub async fn last_pull_request_for(&self, branch: &str, path: &str) -> Result<Option<u64>, GitHubError> {
-        let uri = self.repo_path(&format!("/commits?sha={}&path={}&per_page=1", encode_path(branch), encode_path(path)));
+        let uri = self.repo_path(&format!(
+            "/commits?sha={}&path={}&per_page=1",
+            encode_path(branch),
+            encode_path(path)
+        ));
         let commits: Vec<Value> = self.get_json(&uri).await?;
-        let Some(sha) = commits.first().and_then(|c| c.get("sha")).and_then(Value::as_str) else { return Ok(None) };
+        let Some(sha) = commits.first().and_then(|c| c.get("sha")).and_then(Value::as_str) else {
+            return Ok(None);
+        };
         let pulls: Vec<Value> = self.get_json(&self.repo_path(&format!("/commits/{sha}/pulls"))).await?;
-        Ok(pulls.iter().filter_map(|p| p.get("number").and_then(Value::as_u64)).next())
+        Ok(pulls
+            .iter()
+            .filter_map(|p| p.get("number").and_then(Value::as_u64))
+            .next())
     }
 }

@@ -45,7 +45,10 @@ pub struct Decided {
 
 impl Attempt {
     fn unchanged(record: DecisionRecord) -> Attempt {
-        Attempt::Done(Decided { record, changed_state: false })
+        Attempt::Done(Decided {
+            record,
+            changed_state: false,
+        })
     }
 }
 
@@ -137,8 +140,14 @@ impl Runner {
                 }
             }
         }
-        let record = self.error_record(spec, format!("other runs kept changing this rollout ({last}); nothing was changed by this run"));
-        Decided { record, changed_state: false }
+        let record = self.error_record(
+            spec,
+            format!("other runs kept changing this rollout ({last}); nothing was changed by this run"),
+        );
+        Decided {
+            record,
+            changed_state: false,
+        }
     }
 
     async fn decide_once(&self, spec: &RolloutSpec, mode: &Mode) -> Attempt {
@@ -170,7 +179,9 @@ impl Runner {
                             version = Some(v);
                             resolved_claim = true;
                         }
-                        Err(StateError::Conflict { .. }) => return Attempt::Conflict("the state changed while resolving a claim".into()),
+                        Err(StateError::Conflict { .. }) => {
+                            return Attempt::Conflict("the state changed while resolving a claim".into())
+                        }
                         Err(e) => return Attempt::unchanged(self.error_record(spec, e.to_string())),
                     }
                 }
@@ -207,29 +218,47 @@ impl Runner {
         if mode.changes_nothing() {
             return Attempt::unchanged(evaluation.record);
         }
-        let Ok(read) = reading else { return Attempt::unchanged(evaluation.record) };
+        let Ok(read) = reading else {
+            return Attempt::unchanged(evaluation.record);
+        };
         let writes = evaluation.state.is_some();
         let result = match (evaluation.flag_change, evaluation.state) {
-            (Some(to), Some(next)) => self.carry_out(flags.as_ref(), &read, state, version, to, next, spec).await,
+            (Some(to), Some(next)) => {
+                self.carry_out(flags.as_ref(), &read, state, version, to, next, spec)
+                    .await
+            }
             (None, Some(next)) => match self.store.save(&next, version.as_ref()).await {
                 Ok(_) => Ok(()),
-                Err(StateError::Conflict { .. }) => return Attempt::Conflict("the state changed since it was read".into()),
+                Err(StateError::Conflict { .. }) => {
+                    return Attempt::Conflict("the state changed since it was read".into())
+                }
                 Err(e) => Err(CarryOut::Failed(e.to_string())),
             },
             _ => Ok(()),
         };
         match result {
-            Ok(()) => Attempt::Done(Decided { record: evaluation.record, changed_state: writes || resolved_claim }),
+            Ok(()) => Attempt::Done(Decided {
+                record: evaluation.record,
+                changed_state: writes || resolved_claim,
+            }),
             Err(CarryOut::Conflict(why)) => Attempt::Conflict(why),
             Err(CarryOut::Failed(message)) => Attempt::unchanged(self.error_record(
                 spec,
-                format!("{} was decided but not carried out: {message}", evaluation.record.decision.as_str()),
+                format!(
+                    "{} was decided but not carried out: {message}",
+                    evaluation.record.decision.as_str()
+                ),
             )),
         }
     }
 
     /// The decision while another run's claim is fresh: hold, and leave its work alone.
-    fn busy_record(&self, spec: &RolloutSpec, pending: &PendingTransition, read: Option<&FlagReading>) -> DecisionRecord {
+    fn busy_record(
+        &self,
+        spec: &RolloutSpec,
+        pending: &PendingTransition,
+        read: Option<&FlagReading>,
+    ) -> DecisionRecord {
         let at = read.map(|r| r.value.effective()).unwrap_or(pending.from.effective());
         let since = pending.claimed_at.map(|t| t.to_rfc3339()).unwrap_or_default();
         DecisionRecord {
@@ -260,10 +289,17 @@ impl Runner {
     ) -> Result<(), CarryOut> {
         let before = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
         let mut claim = before.clone();
-        claim.pending = Some(PendingTransition { from: read.value, to, then: Box::new(next.clone()), claimed_at: Some(self.now) });
+        claim.pending = Some(PendingTransition {
+            from: read.value,
+            to,
+            then: Box::new(next.clone()),
+            claimed_at: Some(self.now),
+        });
         let claimed = match self.store.save(&claim, version.as_ref()).await {
             Ok(v) => v,
-            Err(StateError::Conflict { .. }) => return Err(CarryOut::Conflict("the state changed since it was read".into())),
+            Err(StateError::Conflict { .. }) => {
+                return Err(CarryOut::Conflict("the state changed since it was read".into()))
+            }
             Err(e) => return Err(CarryOut::Failed(e.to_string())),
         };
         tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
@@ -273,7 +309,10 @@ impl Runner {
                 // The flag file changed under us, so our change never happened: withdraw the claim.
                 return match self.store.save(&before, Some(&claimed)).await {
                     Ok(_) => Err(CarryOut::Conflict(why)),
-                    Err(e) => Err(CarryOut::Failed(format!("{why}; withdrawing the claim failed: {e} (it expires after {} minutes)", engine::CLAIM_LEASE.num_minutes()))),
+                    Err(e) => Err(CarryOut::Failed(format!(
+                        "{why}; withdrawing the claim failed: {e} (it expires after {} minutes)",
+                        engine::CLAIM_LEASE.num_minutes()
+                    ))),
                 };
             }
             // Otherwise the claim stays: the next run reads the flag and finishes or drops it.
@@ -285,7 +324,9 @@ impl Runner {
             }
         }
         self.store.save(&next, Some(&claimed)).await.map_err(|e| {
-            CarryOut::Failed(format!("the flag is set but recording failed: {e} (the next run finishes it from the claim)"))
+            CarryOut::Failed(format!(
+                "the flag is set but recording failed: {e} (the next run finishes it from the claim)"
+            ))
         })?;
         Ok(())
     }

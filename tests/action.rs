@@ -28,8 +28,16 @@ fn action_defaults() -> BTreeMap<String, String> {
     inputs
         .iter()
         .map(|(name, def)| {
-            let default = def.as_mapping().and_then(|m| m.get_scalar("default")).map(|s| s.as_str().to_string()).unwrap_or_default();
-            let value = if default == "${{ github.token }}" { TOKEN.to_string() } else { default };
+            let default = def
+                .as_mapping()
+                .and_then(|m| m.get_scalar("default"))
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            let value = if default == "${{ github.token }}" {
+                TOKEN.to_string()
+            } else {
+                default
+            };
             (name.as_str().to_string(), value)
         })
         .collect()
@@ -56,7 +64,9 @@ struct Job {
 
 impl Job {
     fn new(spec_text: &str) -> Job {
-        let job = Job { dir: tempfile::tempdir().unwrap() };
+        let job = Job {
+            dir: tempfile::tempdir().unwrap(),
+        };
         job.write("repo/.github/rollouts/new-checkout.yml", spec_text);
         job.write("repo/check.sh", "#!/bin/sh\necho 1\n");
         use std::os::unix::fs::PermissionsExt;
@@ -87,7 +97,10 @@ impl Job {
         let mut lines = text.lines();
         while let Some(line) = lines.next() {
             let (name, delimiter) = line.split_once("<<").expect("heredoc output");
-            assert!(delimiter.starts_with("ghadelimiter_") && delimiter.len() > 20, "random delimiter: {delimiter}");
+            assert!(
+                delimiter.starts_with("ghadelimiter_") && delimiter.len() > 20,
+                "random delimiter: {delimiter}"
+            );
             let mut value = Vec::new();
             for l in lines.by_ref() {
                 if l == delimiter {
@@ -100,7 +113,15 @@ impl Job {
         out
     }
 
-    async fn run(&self, fake: &FakeGitHub, repository: &str, event_name: &str, event: &Value, inputs: &[(&str, &str)], env: &[(&str, &str)]) -> Output {
+    async fn run(
+        &self,
+        fake: &FakeGitHub,
+        repository: &str,
+        event_name: &str,
+        event: &Value,
+        inputs: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Output {
         let event_path = self.path(&format!("event-{}.json", rand::random::<u32>()));
         std::fs::write(&event_path, serde_json::to_string(event).unwrap()).unwrap();
         let mut values = action_defaults();
@@ -108,7 +129,10 @@ impl Job {
             values.insert(k.to_string(), v.to_string());
         }
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"));
-        cmd.arg("action").env_clear().env("PATH", std::env::var("PATH").unwrap()).current_dir(self.dir.path());
+        cmd.arg("action")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .current_dir(self.dir.path());
         for (name, value) in &values {
             // The runner upper-cases the name and keeps underscores.
             cmd.env(format!("INPUT_{}", name.to_ascii_uppercase()), value);
@@ -127,7 +151,9 @@ impl Job {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
     }
 }
 
@@ -141,7 +167,9 @@ fn flag_on_branch(fake: &FakeGitHub, branch: &str) -> Value {
 }
 
 fn state_on_branch(fake: &FakeGitHub) -> Value {
-    let bytes = fake.file(STATE_BRANCH, "rollouts/new-checkout.json").expect("state file on the state branch");
+    let bytes = fake
+        .file(STATE_BRANCH, "rollouts/new-checkout.json")
+        .expect("state file on the state branch");
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -154,19 +182,45 @@ async fn octo_repo() -> FakeGitHub {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere() {
     let fake = octo_repo().await;
-    fake.add_commit(".github/rollouts/new-checkout.yml", "1111111111111111111111111111111111111111", Some(7));
+    fake.add_commit(
+        ".github/rollouts/new-checkout.yml",
+        "1111111111111111111111111111111111111111",
+        Some(7),
+    );
     let job = Job::new(&spec(""));
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &[], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[],
+        )
+        .await;
     let log = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{log}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(log.starts_with(&format!("::add-mask::{TOKEN}\n")), "the token is masked before anything else: {log}");
-    assert!(log.contains("::group::new-checkout (start)") && log.contains("::endgroup::"), "{log}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{log}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.starts_with(&format!("::add-mask::{TOKEN}\n")),
+        "the token is masked before anything else: {log}"
+    );
+    assert!(
+        log.contains("::group::new-checkout (start)") && log.contains("::endgroup::"),
+        "{log}"
+    );
 
     // The flag changed on the default branch; the stale workspace copy was neither read nor written.
     let flag = flag_on_branch(&fake, "main");
     assert_eq!(flag["state"], "ENABLED");
     assert_eq!(flag["targeting"]["fractional"], json!([["on", 10000], ["off", 90000]]));
-    assert!(std::fs::read_to_string(job.path(&format!("repo/{FLAGS}"))).unwrap().contains("77000"));
+    assert!(std::fs::read_to_string(job.path(&format!("repo/{FLAGS}")))
+        .unwrap()
+        .contains("77000"));
     // State was created on its own branch, through the contents API.
     assert!(fake.branch_exists(STATE_BRANCH));
     let state = state_on_branch(&fake);
@@ -184,20 +238,42 @@ async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere
     assert_eq!(outputs["held"], "0");
 
     let summary = job.summary();
-    assert!(summary.starts_with("**flagramp** · 1 rollout · 1 advanced"), "{summary}");
+    assert!(
+        summary.starts_with("**flagramp** · 1 rollout · 1 advanced"),
+        "{summary}"
+    );
     assert!(summary.contains("**10%** → 50% → 100%"), "{summary}");
-    assert!(summary.contains("https://github.com/octo-org/octo-repo/actions/runs/4242"), "{summary}");
+    assert!(
+        summary.contains("https://github.com/octo-org/octo-repo/actions/runs/4242"),
+        "{summary}"
+    );
 
     // The state changed, so the pull request that last changed the spec hears about it.
     let comments = fake.comments(7);
     assert_eq!(comments.len(), 1);
-    assert!(comments[0].body.contains("<!-- flagramp:report -->") && comments[0].body.contains("Started"), "{}", comments[0].body);
+    assert!(
+        comments[0].body.contains("<!-- flagramp:report -->") && comments[0].body.contains("Started"),
+        "{}",
+        comments[0].body
+    );
     fake.assert_conformant();
 
     // The next run advances (bake 0s) and edits the same comment.
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &[], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert_eq!(flag_on_branch(&fake, "main")["targeting"]["fractional"], json!([["on", 50000], ["off", 50000]]));
+    assert_eq!(
+        flag_on_branch(&fake, "main")["targeting"]["fractional"],
+        json!([["on", 50000], ["off", 50000]])
+    );
     let comments = fake.comments(7);
     assert_eq!(comments.len(), 1, "edited in place, not duplicated");
     assert!(comments[0].body.contains("Advanced"), "{}", comments[0].body);
@@ -210,16 +286,35 @@ async fn workflow_dispatch_runs_the_command_in_its_inputs_with_the_actor() {
     let job = Job::new(&spec("report: { pull_request: none }\n"));
     let mut event = fixture("workflow_dispatch.json");
     event["inputs"] = json!({ "command": "advance", "rollout": "new-checkout", "reason": "ship it" });
-    let out = job.run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[]).await;
+    let out = job
+        .run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
     assert_eq!(decisions[0]["decision"], "start");
     assert_eq!(decisions[0]["actor"], "octocat");
     assert!(decisions[0]["reason"].as_str().unwrap().contains("ship it"));
     // An explicit `command` input overrides the event: a dry-run rollback only plans.
-    let out = job.run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[("command", "rollback"), ("rollout", "new-checkout"), ("dry_run", "true")], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "workflow_dispatch",
+            &event,
+            &[
+                ("command", "rollback"),
+                ("rollout", "new-checkout"),
+                ("dry_run", "true"),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert_eq!(flag_on_branch(&fake, "main")["targeting"]["fractional"][0], json!(["on", 10000]), "dry run changed nothing");
+    assert_eq!(
+        flag_on_branch(&fake, "main")["targeting"]["fractional"][0],
+        json!(["on", 10000]),
+        "dry run changed nothing"
+    );
     assert_eq!(fake.comments(7).len(), 0);
     fake.assert_conformant();
 }
@@ -235,10 +330,22 @@ async fn bad_inputs_and_unknown_rollouts_fail_with_an_error_annotation() {
         (vec![("command", "plan"), ("rollout", "nope")], "unknown rollout `nope`"),
         (vec![("github_token", "")], "`github_token` is empty"),
     ] {
-        let out = job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &inputs, &[]).await;
+        let out = job
+            .run(
+                &fake,
+                "octo-org/octo-repo",
+                "schedule",
+                &fixture("schedule.synthetic.json"),
+                &inputs,
+                &[],
+            )
+            .await;
         assert_eq!(out.status.code(), Some(1), "{inputs:?}");
         let log = stdout(&out);
-        assert!(log.contains("::error title=") && log.contains(words), "{inputs:?}: {log}");
+        assert!(
+            log.contains("::error title=") && log.contains(words),
+            "{inputs:?}: {log}"
+        );
     }
 }
 
@@ -246,18 +353,40 @@ async fn bad_inputs_and_unknown_rollouts_fail_with_an_error_annotation() {
 async fn invalid_specs_are_annotated_on_the_right_line_with_repo_relative_paths() {
     let fake = octo_repo().await;
     let job = Job::new(&spec("policy: { failures_to_rollbak: 2 }\n"));
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &[], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1));
     let log = stdout(&out);
     assert!(
         log.contains("::error file=.github/rollouts/new-checkout.yml,line=7,col=11,title=flagramp%3A invalid rollout spec::unknown field `failures_to_rollbak` in `policy`"),
         "{log}"
     );
-    assert!(job.summary().contains("1 problem in rollout specs"), "{}", job.summary());
+    assert!(
+        job.summary().contains("1 problem in rollout specs"),
+        "{}",
+        job.summary()
+    );
     assert_eq!(flag_on_branch(&fake, "main")["state"], "DISABLED", "nothing is changed");
     assert!(!fake.branch_exists(STATE_BRANCH));
     // fail_on: never keeps the step green while still reporting.
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &[("fail_on", "never")], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[("fail_on", "never")],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -274,21 +403,46 @@ async fn spec_secrets_are_masked_before_anything_else_and_never_printed() {
     std::fs::set_permissions(job.path("repo/leak.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let secret = "prom-secret-value-123";
     // Start first, so the next run queries the checks.
-    job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &[], &[("PROM_TOKEN", secret)]).await;
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &[("comment", "always")], &[("PROM_TOKEN", secret)]).await;
+    job.run(
+        &fake,
+        "octo-org/octo-repo",
+        "schedule",
+        &fixture("schedule.synthetic.json"),
+        &[],
+        &[("PROM_TOKEN", secret)],
+    )
+    .await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[("comment", "always")],
+            &[("PROM_TOKEN", secret)],
+        )
+        .await;
     let log = stdout(&out);
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines[0], format!("::add-mask::{TOKEN}"));
     assert_eq!(lines[1], format!("::add-mask::{secret}"));
     let after_masks = lines[2..].join("\n");
     assert!(!after_masks.contains(secret) && !after_masks.contains(TOKEN), "{log}");
-    assert!(after_masks.contains("token=***"), "the command's stderr is redacted: {log}");
+    assert!(
+        after_masks.contains("token=***"),
+        "the command's stderr is redacted: {log}"
+    );
     assert!(!job.summary().contains(secret) && !job.outputs()["decisions"].contains(secret));
     for (branch, path) in [(STATE_BRANCH, "rollouts/new-checkout.json"), ("main", FLAGS)] {
         assert!(!String::from_utf8_lossy(&fake.file(branch, path).unwrap()).contains(secret));
     }
     for r in fake.requests() {
-        assert!(!r.body.map(|b| b.to_string()).unwrap_or_default().contains(secret), "{} {}", r.method, r.path);
+        assert!(
+            !r.body.map(|b| b.to_string()).unwrap_or_default().contains(secret),
+            "{} {}",
+            r.method,
+            r.path
+        );
     }
 }
 
@@ -303,14 +457,29 @@ const PR: u64 = 2;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_gets_a_plan_for_the_specs_it_changes_and_nothing_is_changed() {
     let fake = hello_world().await;
-    fake.set_pr_files(PR, &[(".github/rollouts/new-checkout.yml", "modified"), ("README.md", "modified")]);
+    fake.set_pr_files(
+        PR,
+        &[
+            (".github/rollouts/new-checkout.yml", "modified"),
+            ("README.md", "modified"),
+        ],
+    );
     let job = Job::new(&spec(""));
-    job.write("repo/.github/rollouts/other.yml", &spec("").replace("name: new-checkout", "name: other"));
+    job.write(
+        "repo/.github/rollouts/other.yml",
+        &spec("").replace("name: new-checkout", "name: other"),
+    );
     let event = fixture("pull_request.opened.json");
-    let out = job.run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[]).await;
+    let out = job
+        .run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
-    assert_eq!(decisions.as_array().unwrap().len(), 1, "only the changed spec is planned: {decisions}");
+    assert_eq!(
+        decisions.as_array().unwrap().len(),
+        1,
+        "only the changed spec is planned: {decisions}"
+    );
     assert_eq!(decisions[0]["rollout"], "new-checkout");
     assert_eq!(decisions[0]["decision"], "start", "what the next run would do");
     assert_eq!(flag_on_branch(&fake, "main")["state"], "DISABLED");
@@ -318,7 +487,11 @@ async fn a_pull_request_gets_a_plan_for_the_specs_it_changes_and_nothing_is_chan
     assert_eq!(fake.applied_writes(), 1, "the one write is the comment");
     let comments = fake.comments(PR);
     assert_eq!(comments.len(), 1);
-    assert!(comments[0].body.contains("flagramp plan for this pull request") && comments[0].body.contains("`new-checkout`"), "{}", comments[0].body);
+    assert!(
+        comments[0].body.contains("flagramp plan for this pull request") && comments[0].body.contains("`new-checkout`"),
+        "{}",
+        comments[0].body
+    );
     fake.assert_conformant();
 }
 
@@ -327,11 +500,27 @@ async fn a_pull_request_with_an_invalid_spec_gets_annotations_and_the_problems_i
     let fake = hello_world().await;
     fake.set_pr_files(PR, &[(".github/rollouts/new-checkout.yml", "modified")]);
     let job = Job::new(&spec("").replace("pass: \"== 1\"", "pass: \"=> 1\""));
-    let out = job.run(&fake, "Codertocat/Hello-World", "pull_request", &fixture("pull_request.opened.json"), &[], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "Codertocat/Hello-World",
+            "pull_request",
+            &fixture("pull_request.opened.json"),
+            &[],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("::error file=.github/rollouts/new-checkout.yml,line=6"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("::error file=.github/rollouts/new-checkout.yml,line=6"),
+        "{}",
+        stdout(&out)
+    );
     let body = &fake.comments(PR)[0].body;
-    assert!(body.contains("1 problem in rollout specs") && body.contains("=> 1"), "{body}");
+    assert!(
+        body.contains("1 problem in rollout specs") && body.contains("=> 1"),
+        "{body}"
+    );
     fake.assert_conformant();
 }
 
@@ -341,31 +530,63 @@ async fn the_sticky_comment_is_created_then_edited_and_an_unchanged_body_writes_
     fake.set_pr_files(PR, &[(".github/rollouts/new-checkout.yml", "added")]);
     // 150 comments before ours, over two pages; one of them carries the marker but is someone else's.
     for i in 0..150 {
-        let body = if i == 3 { "<!-- flagramp:report --> quoted by a person".to_string() } else { format!("comment {i}") };
+        let body = if i == 3 {
+            "<!-- flagramp:report --> quoted by a person".to_string()
+        } else {
+            format!("comment {i}")
+        };
         fake.add_comment(PR, if i == 3 { "octocat" } else { "someone" }, &body);
     }
     let job = Job::new(&spec(""));
     let event = fixture("pull_request.opened.json");
-    job.run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[]).await;
-    let ours: Vec<_> = fake.comments(PR).into_iter().filter(|c| c.author == "github-actions[bot]").collect();
+    job.run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[])
+        .await;
+    let ours: Vec<_> = fake
+        .comments(PR)
+        .into_iter()
+        .filter(|c| c.author == "github-actions[bot]")
+        .collect();
     assert_eq!(ours.len(), 1, "created");
     let first = ours[0].clone();
-    assert!(fake.comments(PR).iter().any(|c| c.author == "octocat" && c.body == "<!-- flagramp:report --> quoted by a person"), "another author's comment is left alone");
+    assert!(
+        fake.comments(PR)
+            .iter()
+            .any(|c| c.author == "octocat" && c.body == "<!-- flagramp:report --> quoted by a person"),
+        "another author's comment is left alone"
+    );
 
     // The same plan again renders the same body, so nothing is written.
     let writes = fake.applied_writes();
-    job.run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[]).await;
+    job.run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[])
+        .await;
     assert_eq!(fake.applied_writes(), writes, "an unchanged body makes no write");
 
     // The spec changes: the same comment is edited.
-    job.write("repo/.github/rollouts/new-checkout.yml", &spec("").replace("percent: 10, bake: 0s", "percent: 5, bake: 0s"));
-    job.run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[]).await;
-    let ours: Vec<_> = fake.comments(PR).into_iter().filter(|c| c.author == "github-actions[bot]").collect();
+    job.write(
+        "repo/.github/rollouts/new-checkout.yml",
+        &spec("").replace("percent: 10, bake: 0s", "percent: 5, bake: 0s"),
+    );
+    job.run(&fake, "Codertocat/Hello-World", "pull_request", &event, &[], &[])
+        .await;
+    let ours: Vec<_> = fake
+        .comments(PR)
+        .into_iter()
+        .filter(|c| c.author == "github-actions[bot]")
+        .collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].id, first.id);
     assert_ne!(ours[0].body, first.body);
-    let pages: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "GET" && r.path.ends_with("/issues/2/comments")).collect();
-    assert!(pages.iter().any(|r| r.query.iter().any(|(k, v)| k == "page" && v == "2")), "all pages were searched");
+    let pages: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/issues/2/comments"))
+        .collect();
+    assert!(
+        pages
+            .iter()
+            .any(|r| r.query.iter().any(|(k, v)| k == "page" && v == "2")),
+        "all pages were searched"
+    );
     fake.assert_conformant();
 }
 
@@ -375,9 +596,22 @@ async fn an_ambiguous_create_failure_never_duplicates_the_comment() {
     fake.set_pr_files(PR, &[(".github/rollouts/new-checkout.yml", "added")]);
     fake.fail_once_after_applying("POST", "/issues/2/comments", 502);
     let job = Job::new(&spec(""));
-    let out = job.run(&fake, "Codertocat/Hello-World", "pull_request", &fixture("pull_request.opened.json"), &[], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "Codertocat/Hello-World",
+            "pull_request",
+            &fixture("pull_request.opened.json"),
+            &[],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert_eq!(fake.comments(PR).len(), 1, "searched again and found the comment the failed create made");
+    assert_eq!(
+        fake.comments(PR).len(),
+        1,
+        "searched again and found the comment the failed create made"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,9 +620,22 @@ async fn a_read_only_token_gets_a_warning_the_summary_and_success() {
     fake.set_pr_files(PR, &[(".github/rollouts/new-checkout.yml", "added")]);
     fake.set_read_only(true);
     let job = Job::new(&spec(""));
-    let out = job.run(&fake, "Codertocat/Hello-World", "pull_request", &fixture("pull_request.opened.json"), &[], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "Codertocat/Hello-World",
+            "pull_request",
+            &fixture("pull_request.opened.json"),
+            &[],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(stdout(&out).contains("::warning title=flagramp%3A cannot comment::"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("::warning title=flagramp%3A cannot comment::"),
+        "{}",
+        stdout(&out)
+    );
     assert!(job.summary().contains("`new-checkout`"));
     assert!(fake.comments(PR).is_empty());
     fake.assert_conformant();
@@ -399,12 +646,24 @@ async fn a_write_refused_by_branch_protection_is_an_error_with_a_hint_not_a_conf
     let fake = octo_repo().await;
     fake.protect_branch("main");
     let job = Job::new(&spec("report: { pull_request: none }\n"));
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &fixture("schedule.synthetic.json"), &[], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1));
     let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
     assert_eq!(decisions[0]["decision"], "error");
     let reason = decisions[0]["reason"].as_str().unwrap();
-    assert!(reason.contains("Repository rule violations") && reason.contains("flag.flagd.branch"), "{reason}");
+    assert!(
+        reason.contains("Repository rule violations") && reason.contains("flag.flagd.branch"),
+        "{reason}"
+    );
     assert!(!reason.contains("decides again"), "{reason}");
     assert_eq!(flag_on_branch(&fake, "main")["state"], "DISABLED");
     fake.assert_conformant();
@@ -433,17 +692,24 @@ mod concurrency {
         assert!(diags.is_empty(), "{diags:?}");
         let mut spec = spec.unwrap();
         // `true` prints nothing; a check that prints 1 keeps the test free of files.
-        spec.checks[0].probe = flagramp::spec::Probe::Command { argv: vec!["echo".into(), "1".into()] };
+        spec.checks[0].probe = flagramp::spec::Probe::Command {
+            argv: vec!["echo".into(), "1".into()],
+        };
         spec
     }
 
     async fn runner(fake: &FakeGitHub) -> Runner {
         let github = Arc::new(GitHub::new(&fake.uri(), TOKEN, "octo-org/octo-repo").unwrap());
-        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, true).await.unwrap();
+        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, true)
+            .await
+            .unwrap();
         Runner {
             store: Box::new(store),
             repo_root: std::env::temp_dir(),
-            flag_files: FlagFiles::GitHub { github, default_branch: "main".into() },
+            flag_files: FlagFiles::GitHub {
+                github,
+                default_branch: "main".into(),
+            },
             now: "2026-11-24T09:00:00Z".parse().unwrap(),
             actor: "flagramp".into(),
             secrets: Secrets::new(),
@@ -471,11 +737,19 @@ mod concurrency {
                 other => panic!("a losing run must hold, not {other:?}: {}", record.reason),
             }
         }
-        assert_eq!(flag_on_branch(&fake, "main")["targeting"]["fractional"][0], json!(["on", 50000]));
+        assert_eq!(
+            flag_on_branch(&fake, "main")["targeting"]["fractional"][0],
+            json!(["on", 50000])
+        );
         let state = state_on_branch(&fake);
         assert_eq!(state["last_set"]["percent"], 50);
         assert!(state["pending"].is_null());
-        let advances = state["history"].as_array().unwrap().iter().filter(|h| h["decision"] == "advance").count();
+        let advances = state["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["decision"] == "advance")
+            .count();
         assert_eq!(advances, 1, "one advance in the history");
         fake.assert_conformant();
         advanced
@@ -494,19 +768,32 @@ mod concurrency {
     async fn concurrent_action_processes_give_exactly_one_advance() {
         for repetition in 0..3 {
             let fake = octo_repo().await;
-            let job = Job::new(&spec("report: { pull_request: none }\n").replace("{ percent: 50, bake: 0s }", "{ percent: 50, bake: 1h }"));
+            let job = Job::new(
+                &spec("report: { pull_request: none }\n")
+                    .replace("{ percent: 50, bake: 0s }", "{ percent: 50, bake: 1h }"),
+            );
             let event = fixture("schedule.synthetic.json");
             let out = job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[], &[]).await;
             assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-            let runs: Vec<_> = (0..10).map(|_| job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[], &[])).collect();
+            let runs: Vec<_> = (0..10)
+                .map(|_| job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[], &[]))
+                .collect();
             let outs = futures::future::join_all(runs).await;
             for out in &outs {
                 assert_eq!(out.status.code(), Some(0), "{}", stdout(out));
             }
             let state = state_on_branch(&fake);
-            let advances = state["history"].as_array().unwrap().iter().filter(|h| h["decision"] == "advance").count();
+            let advances = state["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| h["decision"] == "advance")
+                .count();
             assert_eq!(advances, 1, "repetition {repetition}");
-            assert_eq!(flag_on_branch(&fake, "main")["targeting"]["fractional"][0], json!(["on", 50000]));
+            assert_eq!(
+                flag_on_branch(&fake, "main")["targeting"]["fractional"][0],
+                json!(["on", 50000])
+            );
         }
     }
 }

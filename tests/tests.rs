@@ -3,6 +3,7 @@
 //! Tests that need real services are `#[ignore = "needs services: run scripts/test"]`; the test
 //! script starts the services and runs them with `--include-ignored`.
 
+mod action;
 mod cli;
 mod engine_rules;
 mod flagd_core;
@@ -10,4 +11,7 @@ mod flagd_file;
 mod outputs;
 mod prometheus_answers;
 mod prometheus_live;
+mod reports;
 mod spec_errors;
+mod support;
+mod support_selftest;

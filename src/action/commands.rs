@@ -32,7 +32,11 @@ pub fn mask(value: &str) -> String {
 /// repository root), folding everything past the per-step limit into one counting annotation.
 pub fn spec_annotations(diagnostics: &[Diagnostic], repo_root: &Path) -> String {
     let mut out = String::new();
-    let shown = if diagnostics.len() > ANNOTATIONS_PER_STEP { ANNOTATIONS_PER_STEP - 1 } else { diagnostics.len() };
+    let shown = if diagnostics.len() > ANNOTATIONS_PER_STEP {
+        ANNOTATIONS_PER_STEP - 1
+    } else {
+        diagnostics.len()
+    };
     for d in &diagnostics[..shown] {
         let file = d.file.strip_prefix(repo_root).unwrap_or(&d.file);
         let message = match &d.hint {
@@ -55,7 +59,9 @@ pub fn spec_annotations(diagnostics: &[Diagnostic], repo_root: &Path) -> String 
             out,
             "::error title={}::{}",
             escape_property("flagramp: more spec problems"),
-            escape_data(&format!("{rest} more problems in rollout specs; the job summary lists them all"))
+            escape_data(&format!(
+                "{rest} more problems in rollout specs; the job summary lists them all"
+            ))
         );
     }
     out

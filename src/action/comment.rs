@@ -17,7 +17,11 @@ pub enum Upserted {
 }
 
 async fn find(github: &GitHub, pr: u64, author: &str) -> Result<Option<crate::github::Comment>, GitHubError> {
-    Ok(github.comments(pr).await?.into_iter().find(|c| c.author == author && c.body.contains(MARKER)))
+    Ok(github
+        .comments(pr)
+        .await?
+        .into_iter()
+        .find(|c| c.author == author && c.body.contains(MARKER)))
 }
 
 /// Creates or edits flagramp's comment on `pr`. A create whose outcome is unknown (a 5xx or a

@@ -4,7 +4,12 @@ use std::path::{Path, PathBuf};
 
 /// Splits the input into entries.
 pub fn entries(input: &str) -> Vec<String> {
-    input.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    input
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn is_glob(entry: &str) -> bool {
@@ -52,7 +57,11 @@ pub fn resolve(input: &str) -> Result<Vec<PathBuf>, String> {
             continue;
         }
         let literal: Vec<&str> = entry.split('/').take_while(|part| !is_glob(part)).collect();
-        let base = if literal.is_empty() { PathBuf::from(".") } else { PathBuf::from(literal.join("/")) };
+        let base = if literal.is_empty() {
+            PathBuf::from(".")
+        } else {
+            PathBuf::from(literal.join("/"))
+        };
         let mut files = Vec::new();
         walk(&base, &mut files);
         let mut matched: Vec<PathBuf> = files
@@ -82,6 +91,9 @@ mod tests {
         assert!(matches(".github/rollouts/**/*.yml", ".github/rollouts/team/a.yml"));
         assert!(matches(".github/rollouts/**/*.yml", ".github/rollouts/a.yml"));
         assert!(matches("rollouts/?.yaml", "rollouts/b.yaml"));
-        assert_eq!(entries(" a.yml,\n b/ ,,c/**/*.yml\n"), vec!["a.yml", "b/", "c/**/*.yml"]);
+        assert_eq!(
+            entries(" a.yml,\n b/ ,,c/**/*.yml\n"),
+            vec!["a.yml", "b/", "c/**/*.yml"]
+        );
     }
 }

@@ -89,19 +89,27 @@ pub struct Inputs {
     pub fail_on: FailOn,
 }
 
-const COMMANDS: &[&str] = &["auto", "run", "plan", "status", "validate", "advance", "rollback", "pause", "resume"];
+const COMMANDS: &[&str] = &[
+    "auto", "run", "plan", "status", "validate", "advance", "rollback", "pause", "resume",
+];
 
 impl Inputs {
     /// Reads `INPUT_*` through `get`, applying `action.yml`'s defaults when a value is empty.
     pub fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, String> {
         let input = |name: &str, default: &str| {
-            get(&format!("INPUT_{}", name.to_ascii_uppercase())).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+            get(&format!("INPUT_{}", name.to_ascii_uppercase()))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string())
         };
         let one_of = |name: &str, value: String, allowed: &[&str]| -> Result<String, String> {
             if allowed.contains(&value.as_str()) {
                 Ok(value)
             } else {
-                Err(format!("input `{name}` is `{value}`; use one of: {}", allowed.join(", ")))
+                Err(format!(
+                    "input `{name}` is `{value}`; use one of: {}",
+                    allowed.join(", ")
+                ))
             }
         };
         let command = one_of("command", input("command", "auto").to_ascii_lowercase(), COMMANDS)?;
@@ -110,12 +118,24 @@ impl Inputs {
             "false" | "no" | "0" => false,
             other => return Err(format!("input `dry_run` is `{other}`; use true or false")),
         };
-        let comment = match one_of("comment", input("comment", "auto").to_ascii_lowercase(), &["auto", "always", "never"])?.as_str() {
+        let comment = match one_of(
+            "comment",
+            input("comment", "auto").to_ascii_lowercase(),
+            &["auto", "always", "never"],
+        )?
+        .as_str()
+        {
             "always" => CommentMode::Always,
             "never" => CommentMode::Never,
             _ => CommentMode::Auto,
         };
-        let fail_on = match one_of("fail_on", input("fail_on", "error").to_ascii_lowercase(), &["error", "rollback", "never"])?.as_str() {
+        let fail_on = match one_of(
+            "fail_on",
+            input("fail_on", "error").to_ascii_lowercase(),
+            &["error", "rollback", "never"],
+        )?
+        .as_str()
+        {
             "rollback" => FailOn::Rollback,
             "never" => FailOn::Never,
             _ => FailOn::Error,
@@ -141,19 +161,34 @@ impl Inputs {
 }
 
 /// The operation, rollout and reason for this event (explicit `command` input wins).
-pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<(Operation, Option<String>, String), String> {
-    let dispatch = |key: &str| event.pointer(&format!("/inputs/{key}")).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+pub fn operation(
+    inputs: &Inputs,
+    event_name: &str,
+    event: &Value,
+) -> Result<(Operation, Option<String>, String), String> {
+    let dispatch = |key: &str| {
+        event
+            .pointer(&format!("/inputs/{key}"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let (command, rollout, reason) = match (inputs.command.as_str(), event_name) {
         ("auto", "schedule") => ("run".to_string(), inputs.rollout.clone(), inputs.reason.clone()),
         ("auto", "workflow_dispatch") => (
             dispatch("command").unwrap_or_else(|| "run".into()).to_ascii_lowercase(),
             inputs.rollout.clone().or_else(|| dispatch("rollout")),
-            if inputs.reason.is_empty() { dispatch("reason").unwrap_or_default() } else { inputs.reason.clone() },
+            if inputs.reason.is_empty() {
+                dispatch("reason").unwrap_or_default()
+            } else {
+                inputs.reason.clone()
+            },
         ),
         ("auto", "pull_request" | "pull_request_target") => ("plan".to_string(), inputs.rollout.clone(), String::new()),
-        ("auto", other) => {
-            return Err(format!("input `command: auto` does not know what to do on `{other}` events: set `command:` (run, plan, status, …)"))
-        }
+        ("auto", other) => return Err(format!(
+            "input `command: auto` does not know what to do on `{other}` events: set `command:` (run, plan, status, …)"
+        )),
         (explicit, _) => (explicit.to_string(), inputs.rollout.clone(), inputs.reason.clone()),
     };
     let op = match command.as_str() {
@@ -168,7 +203,9 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<(Op
         other => return Err(format!("command `{other}` is not one of: {}", COMMANDS[1..].join(", "))),
     };
     if matches!(op, Operation::Manual(_)) && rollout.is_none() {
-        return Err(format!("`{command}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)"));
+        return Err(format!(
+            "`{command}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)"
+        ));
     }
     Ok((op, rollout, reason))
 }
@@ -178,7 +215,9 @@ pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
     let mut names = Vec::new();
     for s in specs {
         match &s.flag.provider {
-            ProviderSpec::Unleash { token_env, .. } | ProviderSpec::LaunchDarkly { token_env, .. } => names.push(token_env.clone()),
+            ProviderSpec::Unleash { token_env, .. } | ProviderSpec::LaunchDarkly { token_env, .. } => {
+                names.push(token_env.clone())
+            }
             ProviderSpec::Flagd { .. } => {}
         }
         for source in s.sources.values() {
@@ -186,7 +225,10 @@ pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
             match &http.auth {
                 Auth::None => {}
                 Auth::Bearer { token_env } => names.push(token_env.clone()),
-                Auth::Basic { username_env, password_env } => names.extend([username_env.clone(), password_env.clone()]),
+                Auth::Basic {
+                    username_env,
+                    password_env,
+                } => names.extend([username_env.clone(), password_env.clone()]),
             }
             names.extend(http.headers.iter().filter_map(|(_, v)| match v {
                 HeaderValue::Env(var) => Some(var.clone()),
@@ -216,11 +258,14 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn read_runner_env() -> Result<RunnerEnv, String> {
-    let need = |name: &str| env(name).ok_or_else(|| format!("{name} is not set: `flagramp action` runs inside a GitHub Actions job"));
+    let need = |name: &str| {
+        env(name).ok_or_else(|| format!("{name} is not set: `flagramp action` runs inside a GitHub Actions job"))
+    };
     let event_name = need("GITHUB_EVENT_NAME")?;
     let event = match env("GITHUB_EVENT_PATH") {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read GITHUB_EVENT_PATH {path}: {e}"))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read GITHUB_EVENT_PATH {path}: {e}"))?;
             serde_json::from_str(&text).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?
         }
         None => Value::Null,
@@ -271,7 +316,10 @@ pub async fn run() -> u8 {
     };
     if let Some(workspace) = env("GITHUB_WORKSPACE") {
         if let Err(e) = std::env::set_current_dir(&workspace) {
-            say(&commands::error("flagramp", &format!("cannot enter GITHUB_WORKSPACE {workspace}: {e}")));
+            say(&commands::error(
+                "flagramp",
+                &format!("cannot enter GITHUB_WORKSPACE {workspace}: {e}"),
+            ));
             return 1;
         }
     }
@@ -290,7 +338,10 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
     let paths = glob::resolve(&inputs.specs)?;
     for p in &paths {
         if !p.exists() {
-            return Err(format!("spec path {} does not exist in the repository (input `specs`)", p.display()));
+            return Err(format!(
+                "spec path {} does not exist in the repository (input `specs`)",
+                p.display()
+            ));
         }
     }
     let files = spec::discover(&paths).map_err(|e| e.to_string())?;
@@ -305,7 +356,13 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
             secrets.remember(&value);
         }
     }
-    say(&format!("flagramp {}: {} on `{}`, {} spec file(s)\n", env!("CARGO_PKG_VERSION"), describe_op(&op), renv.event_name, files.len()));
+    say(&format!(
+        "flagramp {}: {} on `{}`, {} spec file(s)\n",
+        env!("CARGO_PKG_VERSION"),
+        describe_op(&op),
+        renv.event_name,
+        files.len()
+    ));
     if !problems.is_empty() {
         say(&commands::spec_annotations(&problems, &root));
     }
@@ -314,14 +371,18 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
             let chosen: Vec<RolloutSpec> = specs.iter().filter(|s| &s.name == name).cloned().collect();
             if chosen.is_empty() {
                 let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-                return Err(format!("unknown rollout `{name}`; rollouts in these specs: {}", known.join(", ")));
+                return Err(format!(
+                    "unknown rollout `{name}`; rollouts in these specs: {}",
+                    known.join(", ")
+                ));
             }
             chosen
         }
         _ => specs,
     };
 
-    let github = Arc::new(GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository).map_err(|e| e.to_string())?);
+    let github =
+        Arc::new(GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository).map_err(|e| e.to_string())?);
     let pull_request = pull_request_number(&renv.event);
     let is_pr_event = matches!(renv.event_name.as_str(), "pull_request" | "pull_request_target");
 
@@ -330,7 +391,10 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         match pull_request {
             Some(pr) => {
                 let changed = github.pull_request_files(pr).await.map_err(|e| e.to_string())?;
-                specs.into_iter().filter(|s| changed.iter().any(|c| Path::new(c) == s.file)).collect()
+                specs
+                    .into_iter()
+                    .filter(|s| changed.iter().any(|c| Path::new(c) == s.file))
+                    .collect()
             }
             None => specs,
         }
@@ -346,7 +410,11 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
     let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
 
     for r in &reports {
-        say(&format!("::group::{} ({})\n", r.record.rollout, r.record.decision.as_str()));
+        say(&format!(
+            "::group::{} ({})\n",
+            r.record.rollout,
+            r.record.decision.as_str()
+        ));
         say(&secrets.redact(&crate::render::decisions(std::slice::from_ref(&r.record))));
         say("::endgroup::\n");
     }
@@ -358,8 +426,14 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
     if let Some(path) = &renv.output {
         let (advanced, rolled_back, held) = report::tallies(&records);
         let outputs = [
-            ("decisions", serde_json::to_string(&records).unwrap_or_else(|_| "[]".into())),
-            ("counts", serde_json::to_string(&report::counts(&records)).unwrap_or_else(|_| "{}".into())),
+            (
+                "decisions",
+                serde_json::to_string(&records).unwrap_or_else(|_| "[]".into()),
+            ),
+            (
+                "counts",
+                serde_json::to_string(&report::counts(&records)).unwrap_or_else(|_| "{}".into()),
+            ),
             ("advanced", advanced.to_string()),
             ("rolled_back", rolled_back.to_string()),
             ("held", held.to_string()),
@@ -374,9 +448,25 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
 
     // Pull request comments.
     if inputs.comment != CommentMode::Never {
-        let targets = comment_targets(inputs, &op, is_pr_event, pull_request, &specs, &reports, &decided, &github).await;
+        let targets = comment_targets(
+            inputs,
+            &op,
+            is_pr_event,
+            pull_request,
+            &specs,
+            &reports,
+            &decided,
+            &github,
+        )
+        .await;
         for (pr, (title, group)) in targets {
-            let body = secrets.redact(&report::comment(comment::MARKER, &title, &group, if is_pr_event { &problems } else { &[] }, &renv.run_url));
+            let body = secrets.redact(&report::comment(
+                comment::MARKER,
+                &title,
+                &group,
+                if is_pr_event { &problems } else { &[] },
+                &renv.run_url,
+            ));
             match comment::upsert(&github, pr, &inputs.comment_author, &body).await {
                 Ok(outcome) => say(&format!("pull request #{pr}: comment {outcome:?}\n")),
                 Err(GitHubError::Forbidden(msg)) => say(&commands::warning(
@@ -402,13 +492,18 @@ fn describe_op(op: &Operation) -> String {
 }
 
 fn pull_request_number(event: &Value) -> Option<u64> {
-    event.pointer("/pull_request/number").and_then(Value::as_u64).or_else(|| event.get("number").and_then(Value::as_u64))
+    event
+        .pointer("/pull_request/number")
+        .and_then(Value::as_u64)
+        .or_else(|| event.get("number").and_then(Value::as_u64))
 }
 
 /// Whether the step fails.
 pub fn exit_code(fail_on: FailOn, problems: &[Diagnostic], records: &[DecisionRecord]) -> u8 {
     let errors = !problems.is_empty() || records.iter().any(|r| r.decision == DecisionKind::Error);
-    let rollbacks = records.iter().any(|r| matches!(r.decision, DecisionKind::Rollback | DecisionKind::Disable));
+    let rollbacks = records
+        .iter()
+        .any(|r| matches!(r.decision, DecisionKind::Rollback | DecisionKind::Disable));
     match fail_on {
         FailOn::Never => 0,
         FailOn::Error => u8::from(errors),
@@ -418,7 +513,11 @@ pub fn exit_code(fail_on: FailOn, problems: &[Diagnostic], records: &[DecisionRe
 
 fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
     match &spec.flag.provider {
-        ProviderSpec::Flagd { path, branch } => format!("flagd file `{}` on `{}`", path.display(), branch.as_deref().unwrap_or(default_branch)),
+        ProviderSpec::Flagd { path, branch } => format!(
+            "flagd file `{}` on `{}`",
+            path.display(),
+            branch.as_deref().unwrap_or(default_branch)
+        ),
         other => other.name().to_string(),
     }
 }
@@ -435,9 +534,14 @@ async fn decide(
     if specs.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let default_branch = github.default_branch().await.map_err(|e| format!("cannot read the repository: {e}"))?;
+    let default_branch = github
+        .default_branch()
+        .await
+        .map_err(|e| format!("cannot read the repository: {e}"))?;
     let writes = matches!(op, Operation::Run | Operation::Manual(_)) && !inputs.dry_run;
-    let store = GitHubStateStore::open(github.clone(), &inputs.state_branch, writes).await.map_err(|e| e.to_string())?;
+    let store = GitHubStateStore::open(github.clone(), &inputs.state_branch, writes)
+        .await
+        .map_err(|e| e.to_string())?;
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
     let actor = match op {
         Operation::Manual(_) => renv.actor.clone(),
@@ -446,13 +550,20 @@ async fn decide(
     let runner = Runner {
         store: Box::new(store) as Box<dyn StateStore>,
         repo_root: root,
-        flag_files: FlagFiles::GitHub { github, default_branch: default_branch.clone() },
+        flag_files: FlagFiles::GitHub {
+            github,
+            default_branch: default_branch.clone(),
+        },
         now: Utc::now(),
         actor,
         secrets: secrets.clone(),
     };
     let mode = match (op, inputs.dry_run) {
-        (Operation::Manual(m), dry_run) => Mode::Manual { op: *m, reason: reason.to_string(), dry_run },
+        (Operation::Manual(m), dry_run) => Mode::Manual {
+            op: *m,
+            reason: reason.to_string(),
+            dry_run,
+        },
         (Operation::Run, false) => Mode::Run,
         _ => Mode::Plan,
     };
@@ -476,7 +587,12 @@ async fn decide(
             if history.last() == Some(&record) {
                 history.pop();
             }
-            RolloutReport { record, provider: provider_text(spec, &default_branch), stages: status.stages.clone(), history }
+            RolloutReport {
+                record,
+                provider: provider_text(spec, &default_branch),
+                stages: status.stages.clone(),
+                history,
+            }
         })
         .collect();
     Ok((reports, decided))
@@ -514,7 +630,11 @@ async fn comment_targets(
     let mut targets: BTreeMap<u64, (String, Vec<RolloutReport>)> = BTreeMap::new();
     if is_pr_event {
         if let Some(pr) = pull_request {
-            let title = if *op == Operation::Plan { "flagramp plan for this pull request" } else { "flagramp" };
+            let title = if *op == Operation::Plan {
+                "flagramp plan for this pull request"
+            } else {
+                "flagramp"
+            };
             targets.insert(pr, (title.to_string(), reports.to_vec()));
         }
         return targets;
@@ -531,11 +651,19 @@ async fn comment_targets(
             PullRequestRef::Auto => {
                 let path = spec.file.to_string_lossy().replace('\\', "/");
                 let path = path.strip_prefix("./").unwrap_or(&path).to_string();
-                github.last_pull_request_for(&default_branch, &path).await.ok().flatten()
+                github
+                    .last_pull_request_for(&default_branch, &path)
+                    .await
+                    .ok()
+                    .flatten()
             }
         };
         if let Some(pr) = pr {
-            targets.entry(pr).or_insert_with(|| ("flagramp rollout status".to_string(), Vec::new())).1.push(report.clone());
+            targets
+                .entry(pr)
+                .or_insert_with(|| ("flagramp rollout status".to_string(), Vec::new()))
+                .1
+                .push(report.clone());
         }
     }
     targets

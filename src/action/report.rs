@@ -42,7 +42,10 @@ pub fn counts(records: &[DecisionRecord]) -> BTreeMap<&'static str, usize> {
         DecisionKind::Drift,
         DecisionKind::Error,
     ];
-    kinds.iter().map(|k| (k.as_str(), records.iter().filter(|r| r.decision == *k).count())).collect()
+    kinds
+        .iter()
+        .map(|k| (k.as_str(), records.iter().filter(|r| r.decision == *k).count()))
+        .collect()
 }
 
 /// Rollouts that started or advanced, rolled back or were turned off, and held (hold, paused, drift).
@@ -68,7 +71,10 @@ fn counts_line(records: &[DecisionRecord], problems: usize) -> String {
         format!("{errors} error{}", if errors == 1 { "" } else { "s" }),
     ];
     if problems > 0 {
-        parts.push(format!("{problems} spec problem{}", if problems == 1 { "" } else { "s" }));
+        parts.push(format!(
+            "{problems} spec problem{}",
+            if problems == 1 { "" } else { "s" }
+        ));
     }
     format!("**flagramp** · {}", parts.join(" · "))
 }
@@ -119,7 +125,13 @@ pub fn progress(stages: &[Percent], record: &DecisionRecord) -> String {
     let line: Vec<String> = stages
         .iter()
         .enumerate()
-        .map(|(i, p)| if record.stage == Some(i) { format!("**{p}**") } else { p.to_string() })
+        .map(|(i, p)| {
+            if record.stage == Some(i) {
+                format!("**{p}**")
+            } else {
+                p.to_string()
+            }
+        })
         .collect();
     match record.stage {
         Some(_) => line.join(" → "),
@@ -142,7 +154,11 @@ pub fn section(report: &RolloutReport) -> String {
         out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
         for c in &r.checks {
             let value = c.value.map(sig4).unwrap_or_else(|| "—".into());
-            let detail = c.detail.as_deref().map(|d| format!("<br>{}", cell(d))).unwrap_or_default();
+            let detail = c
+                .detail
+                .as_deref()
+                .map(|d| format!("<br>{}", cell(d)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "| <details><summary>{}</summary><code>{}</code></details> | {value} | <code>{}</code> | {}{detail} |",
@@ -177,7 +193,11 @@ fn problems_section(problems: &[Diagnostic]) -> String {
     if problems.is_empty() {
         return String::new();
     }
-    let mut out = format!("### ❌ {} problem{} in rollout specs\n\n```\n", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    let mut out = format!(
+        "### ❌ {} problem{} in rollout specs\n\n```\n",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
     for d in problems {
         let _ = writeln!(out, "{d}");
     }
@@ -197,24 +217,41 @@ fn cut(text: &str, limit: usize) -> &str {
     &text[..end]
 }
 
-/// Assembles header, sections and footer, dropping whole sections (with a note) past `limit`.
+/// Assembles header, sections and footer under `limit`: sections that do not fit are left out
+/// with a note; a first section too large on its own is cut on a character boundary.
 fn assemble(header: String, sections: Vec<String>, footer: String, run_url: &str, limit: usize) -> String {
     let note_room = 400 + run_url.len();
     let mut out = header;
     let total = sections.len();
     for (i, s) in sections.into_iter().enumerate() {
-        if out.len() + s.len() + footer.len() + note_room > limit {
-            let _ = writeln!(out, "_{} more rollout{} not shown here to stay under GitHub's size limit: see [the run]({run_url})._\n", total - i, if total - i == 1 { "" } else { "s" });
-            break;
+        let room = limit.saturating_sub(out.len() + footer.len() + note_room);
+        if s.len() <= room {
+            out.push_str(&s);
+            continue;
         }
-        out.push_str(&s);
+        let mut left_out = total - i;
+        if i == 0 {
+            out.push_str(cut(&s, room));
+            let _ = writeln!(
+                out,
+                "\n\n_…cut to stay under GitHub's size limit: see [the run]({run_url})._\n"
+            );
+            left_out -= 1;
+        }
+        if left_out > 0 {
+            let _ = writeln!(
+                out,
+                "_{left_out} more rollout{} not shown here to stay under GitHub's size limit: see [the run]({run_url})._\n",
+                if left_out == 1 { "" } else { "s" }
+            );
+        }
+        break;
     }
     out.push_str(&footer);
+    // The header alone (thousands of spec problems) could still be too long.
     if out.len() > limit {
-        // A single huge section: cut it, on a character boundary, and say so.
         let note = format!("\n\n_…cut to stay under GitHub's size limit: see [the run]({run_url})._\n");
-        let kept = cut(&out, limit - note.len()).to_string();
-        out = kept + &note;
+        out = cut(&out, limit - note.len()).to_string() + &note;
     }
     out
 }
@@ -222,7 +259,11 @@ fn assemble(header: String, sections: Vec<String>, footer: String, run_url: &str
 /// The job summary: one line of counts, then each rollout.
 pub fn summary(reports: &[RolloutReport], problems: &[Diagnostic], run_url: &str) -> String {
     let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
-    let header = format!("{}\n\n{}", counts_line(&records, problems.len()), problems_section(problems));
+    let header = format!(
+        "{}\n\n{}",
+        counts_line(&records, problems.len()),
+        problems_section(problems)
+    );
     let sections = reports.iter().map(section).collect();
     let footer = format!("---\n[flagramp run]({run_url})\n");
     assemble(header, sections, footer, run_url, SUMMARY_LIMIT)
@@ -232,7 +273,11 @@ pub fn summary(reports: &[RolloutReport], problems: &[Diagnostic], run_url: &str
 /// same sections as the summary.
 pub fn comment(marker: &str, title: &str, reports: &[RolloutReport], problems: &[Diagnostic], run_url: &str) -> String {
     let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
-    let header = format!("{marker}\n## {title}\n\n{}\n\n{}", counts_line(&records, problems.len()), problems_section(problems));
+    let header = format!(
+        "{marker}\n## {title}\n\n{}\n\n{}",
+        counts_line(&records, problems.len()),
+        problems_section(problems)
+    );
     let sections = reports.iter().map(section).collect();
     let footer = format!("---\n<sub>Updated by [this run]({run_url}); edited in place on every run.</sub>\n");
     // The limit counts characters; bytes are an upper bound, so this is safe.

@@ -47,7 +47,10 @@ impl FlagFileStore for LocalFile {
                 Ok(Some((bytes, version)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ProviderError::Io(format!("cannot read flagd file {}: {e}", self.shown_path.display()))),
+            Err(e) => Err(ProviderError::Io(format!(
+                "cannot read flagd file {}: {e}",
+                self.shown_path.display()
+            ))),
         }
     }
 
@@ -84,7 +87,9 @@ fn provider_error(e: GitHubError, hint: &str) -> ProviderError {
     match e {
         GitHubError::Conflict(m) => ProviderError::Conflict(format!("{m}: another run changed the flag file first")),
         GitHubError::Refused(m) => ProviderError::Io(format!("{m}. {hint}")),
-        GitHubError::Forbidden(m) => ProviderError::Io(format!("{m}: the token cannot write contents (needs `permissions: contents: write`)")),
+        GitHubError::Forbidden(m) => ProviderError::Io(format!(
+            "{m}: the token cannot write contents (needs `permissions: contents: write`)"
+        )),
         GitHubError::NotFound(m) => ProviderError::NotFound(m),
         GitHubError::Other(m) => ProviderError::Io(m),
     }
@@ -93,7 +98,11 @@ fn provider_error(e: GitHubError, hint: &str) -> ProviderError {
 #[async_trait::async_trait]
 impl FlagFileStore for RepoFileOnBranch {
     async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError> {
-        let file = self.github.get_file(&self.branch, &self.path).await.map_err(|e| provider_error(e, ""))?;
+        let file = self
+            .github
+            .get_file(&self.branch, &self.path)
+            .await
+            .map_err(|e| provider_error(e, ""))?;
         Ok(file.map(|f| (f.content, f.sha)))
     }
 
@@ -145,7 +154,10 @@ impl FlagdFile {
             )));
         };
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::CannotOwn(format!("flagd file {} is not valid JSON: {e}", self.shown_path.display()))
+            ProviderError::CannotOwn(format!(
+                "flagd file {} is not valid JSON: {e}",
+                self.shown_path.display()
+            ))
         })?;
         Ok((version, doc))
     }
@@ -250,7 +262,10 @@ impl FlagProvider for FlagdFile {
     async fn read(&self) -> Result<FlagReading, ProviderError> {
         let (version, doc) = self.load().await?;
         let owned = self.understand(self.flag(&doc)?)?;
-        Ok(FlagReading { value: owned.value, version })
+        Ok(FlagReading {
+            value: owned.value,
+            version,
+        })
     }
 
     async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {

@@ -73,9 +73,11 @@ pub enum FlagFiles {
 /// The provider a spec names.
 pub fn for_flag(flag: &FlagSpec, files: &FlagFiles) -> Result<Box<dyn FlagProvider>, ProviderError> {
     match (&flag.provider, files) {
-        (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => {
-            Ok(Box::new(FlagdFile::new(root.join(path), path.clone(), flag.key.clone())))
-        }
+        (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => Ok(Box::new(FlagdFile::new(
+            root.join(path),
+            path.clone(),
+            flag.key.clone(),
+        ))),
         (ProviderSpec::Flagd { path, branch }, FlagFiles::GitHub { github, default_branch }) => {
             let branch = branch.clone().unwrap_or_else(|| default_branch.clone());
             let shown = PathBuf::from(format!("{} on branch {branch}", path.display()));

@@ -20,17 +20,21 @@ impl GitHubStateStore {
     /// The store on `branch`, which is created from the default branch when it is missing and
     /// `create` is set (read-only runs, such as plans on pull requests, never create it).
     pub async fn open(github: Arc<GitHub>, branch: &str, create: bool) -> Result<GitHubStateStore, StateError> {
-        let store = GitHubStateStore { github, branch: branch.to_string() };
+        let store = GitHubStateStore {
+            github,
+            branch: branch.to_string(),
+        };
         if create && store.github.branch_sha(branch).await.map_err(io)?.is_none() {
             let default = store.github.default_branch().await.map_err(io)?;
-            let sha = store
-                .github
-                .branch_sha(&default)
-                .await
-                .map_err(io)?
-                .ok_or_else(|| StateError::Io(format!("the default branch {default} has no commit to start {branch} from")))?;
+            let sha = store.github.branch_sha(&default).await.map_err(io)?.ok_or_else(|| {
+                StateError::Io(format!(
+                    "the default branch {default} has no commit to start {branch} from"
+                ))
+            })?;
             store.github.create_branch(branch, &sha).await.map_err(|e| {
-                StateError::Io(format!("cannot create the state branch {branch}: {e} (the token needs `contents: write`)"))
+                StateError::Io(format!(
+                    "cannot create the state branch {branch}: {e} (the token needs `contents: write`)"
+                ))
             })?;
             tracing::info!(branch, from = %default, "created the state branch");
         }
@@ -50,7 +54,9 @@ fn io(e: GitHubError) -> StateError {
 impl StateStore for GitHubStateStore {
     async fn load(&self, rollout: &str) -> Result<Option<StoredState>, StateError> {
         let path = Self::path_of(rollout);
-        let Some(file) = self.github.get_file(&self.branch, &path).await.map_err(io)? else { return Ok(None) };
+        let Some(file) = self.github.get_file(&self.branch, &path).await.map_err(io)? else {
+            return Ok(None);
+        };
         let location = format!("{path} on branch {}", self.branch);
         let state: RolloutState = serde_json::from_slice(&file.content).map_err(|e| StateError::Unreadable {
             rollout: rollout.into(),
@@ -64,7 +70,10 @@ impl StateStore for GitHubStateStore {
                 detail: format!("it is format {} for rollout `{}`", state.format, state.rollout),
             });
         }
-        Ok(Some(StoredState { state, version: StateVersion(file.sha) }))
+        Ok(Some(StoredState {
+            state,
+            version: StateVersion(file.sha),
+        }))
     }
 
     async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError> {
@@ -93,7 +102,10 @@ impl StateStore for GitHubStateStore {
 
     async fn list(&self) -> Result<Vec<String>, StateError> {
         let names = self.github.list_dir(&self.branch, STATE_DIR).await.map_err(io)?;
-        let mut names: Vec<String> = names.iter().filter_map(|n| n.strip_suffix(".json").map(str::to_string)).collect();
+        let mut names: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+            .collect();
         names.sort();
         Ok(names)
     }

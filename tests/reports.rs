@@ -1,0 +1,209 @@
+//! The job summary and the pull request comment: rendered Markdown (snapshots) and GitHub's size
+//! limits, whatever the number of rollouts.
+
+use chrono::{DateTime, Utc};
+
+use flagramp::action::comment::MARKER;
+use flagramp::action::report::{self, RolloutReport, COMMENT_LIMIT, SUMMARY_LIMIT};
+use flagramp::check::Verdict;
+use flagramp::percent::Percent;
+use flagramp::record::{CheckRecord, DecisionKind, DecisionRecord};
+use flagramp::spec::Diagnostic;
+
+const RUN: &str = "https://github.com/octo-org/octo-repo/actions/runs/4242";
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn pct(p: u32) -> Percent {
+    Percent::from_millis(p * 1000).unwrap()
+}
+
+fn record(
+    rollout: &str,
+    decision: DecisionKind,
+    from: u32,
+    to: u32,
+    stage: Option<usize>,
+    reason: &str,
+) -> DecisionRecord {
+    DecisionRecord {
+        rollout: rollout.into(),
+        flag: rollout.replace('-', "_"),
+        decision,
+        at: t("2026-11-24T10:00:00Z"),
+        actor: "flagramp".into(),
+        from_percent: pct(from),
+        to_percent: pct(to),
+        stage,
+        reason: reason.into(),
+        eligible_at: None,
+        checks: Vec::new(),
+    }
+}
+
+fn checks() -> Vec<CheckRecord> {
+    vec![
+        CheckRecord {
+            name: "success-rate".into(),
+            query: "sum(rate(http_requests_total{code!~\"5..\"}[10m])) / sum(rate(http_requests_total[10m])) | x"
+                .into(),
+            value: Some(0.8),
+            condition: ">= 0.95".into(),
+            verdict: Verdict::Fail,
+            detail: None,
+        },
+        CheckRecord {
+            name: "latency-p99".into(),
+            query: "histogram_quantile(0.99, sum by (le) (rate(latency_bucket[5m])))".into(),
+            value: None,
+            condition: "< 300".into(),
+            verdict: Verdict::NoData,
+            detail: Some("the query matched no series".into()),
+        },
+        CheckRecord {
+            name: "smoke".into(),
+            query: "./scripts/smoke.sh --fast".into(),
+            value: Some(1.0),
+            condition: "== 1".into(),
+            verdict: Verdict::Pass,
+            detail: None,
+        },
+    ]
+}
+
+fn reports() -> Vec<RolloutReport> {
+    let mut rollback = record(
+        "new-checkout",
+        DecisionKind::Rollback,
+        50,
+        10,
+        Some(0),
+        "success-rate 0.8 < 0.95 (needs >= 0.95): rolled back to stage 1 of 3 (10%) from 50% (failure 1 of 1); locked until someone runs `flagramp advance new-checkout`",
+    );
+    rollback.checks = checks();
+    let mut hold = record("search-v2", DecisionKind::Hold, 10, 10, Some(0), "all 1 checks pass; stage 1 of 3 (10%) entered 2026-11-24T09:30:00+00:00, the bake of 1h ends 2026-11-24T10:30:00+00:00");
+    hold.eligible_at = Some(t("2026-11-24T10:30:00Z"));
+    let history = vec![
+        record(
+            "new-checkout",
+            DecisionKind::Start,
+            0,
+            10,
+            Some(0),
+            "started at stage 1 of 3 (10%)",
+        ),
+        record(
+            "new-checkout",
+            DecisionKind::Advance,
+            10,
+            50,
+            Some(1),
+            "all 3 checks pass and stage 1 of 3 (10%) baked 1h: advanced to stage 2 of 3 (50%)",
+        ),
+    ];
+    vec![
+        RolloutReport {
+            record: rollback,
+            provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
+            stages: vec![pct(10), pct(50), pct(100)],
+            history,
+        },
+        RolloutReport {
+            record: hold,
+            provider: "flagd file `flags/search.json` on `main`".into(),
+            stages: vec![pct(10), pct(50), pct(100)],
+            history: Vec::new(),
+        },
+        RolloutReport {
+            record: record(
+                "dark-mode",
+                DecisionKind::Disable,
+                10,
+                0,
+                None,
+                "manual rollback by octocat (incident 123): turned the flag off from 10%",
+            ),
+            provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
+            stages: vec![pct(10), pct(100)],
+            history: Vec::new(),
+        },
+    ]
+}
+
+#[test]
+fn job_summary_markdown() {
+    insta::assert_snapshot!("job_summary", report::summary(&reports(), &[], RUN));
+}
+
+#[test]
+fn pull_request_comment_markdown_with_spec_problems() {
+    let problems = vec![Diagnostic {
+        file: ".github/rollouts/new-checkout.yml".into(),
+        line: 12,
+        column: 5,
+        message: "stages must strictly increase: 50% comes after 50%".into(),
+        hint: Some("list each percentage once, lowest first, ending at 100".into()),
+    }];
+    let body = report::comment(
+        MARKER,
+        "flagramp plan for this pull request",
+        &reports()[..1],
+        &problems,
+        RUN,
+    );
+    assert!(body.starts_with(MARKER));
+    insta::assert_snapshot!("pull_request_comment", body);
+}
+
+#[test]
+fn counts_cover_every_decision_kind() {
+    let records: Vec<DecisionRecord> = reports().into_iter().map(|r| r.record).collect();
+    let counts = report::counts(&records);
+    assert_eq!(counts.len(), 9);
+    assert_eq!(
+        (counts["rollback"], counts["hold"], counts["disable"], counts["start"]),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(report::tallies(&records), (0, 2, 1));
+}
+
+fn many(n: usize) -> Vec<RolloutReport> {
+    (0..n)
+        .map(|i| {
+            let mut r = reports()[0].clone();
+            r.record.rollout = format!("rollout-{i:05}");
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn the_summary_stays_under_one_mebibyte_whatever_the_number_of_rollouts() {
+    let summary = report::summary(&many(5000), &[], RUN);
+    assert!(summary.len() <= SUMMARY_LIMIT, "{} bytes", summary.len());
+    assert!(summary.contains("more rollouts not shown here") && summary.contains(RUN));
+    assert!(
+        summary.starts_with("**flagramp** · 5000 rollouts"),
+        "the counts line covers every rollout"
+    );
+}
+
+#[test]
+fn the_comment_stays_under_65536_characters_and_cuts_on_a_character_boundary() {
+    let body = report::comment(MARKER, "status", &many(500), &[], RUN);
+    assert!(body.chars().count() <= COMMENT_LIMIT);
+    assert!(body.contains("more rollouts not shown here"));
+    // One enormous section (multi-byte characters throughout) is cut, not dropped, and stays valid UTF-8.
+    let mut huge = reports()[0].clone();
+    huge.record.reason = "é✓".repeat(40_000);
+    let body = report::comment(MARKER, "status", &[huge], &[], RUN);
+    assert!(body.len() <= COMMENT_LIMIT, "{}", body.len());
+    assert!(
+        body.contains(&format!("…cut to stay under GitHub's size limit: see [the run]({RUN})")),
+        "{}",
+        &body[body.len() - 300..]
+    );
+    assert!(body.contains("é✓é✓"), "the section is cut, not dropped");
+}
