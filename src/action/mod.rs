@@ -186,9 +186,11 @@ pub fn operation(
             },
         ),
         ("auto", "pull_request" | "pull_request_target") => ("plan".to_string(), inputs.rollout.clone(), String::new()),
-        ("auto", other) => return Err(format!(
+        ("auto", other) => {
+            return Err(format!(
             "input `command: auto` does not know what to do on `{other}` events: set `command:` (run, plan, status, …)"
-        )),
+        ))
+        }
         (explicit, _) => (explicit.to_string(), inputs.rollout.clone(), inputs.reason.clone()),
     };
     let op = match command.as_str() {
@@ -441,7 +443,11 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         let outputs: Vec<(&str, String)> = outputs.into_iter().map(|(k, v)| (k, secrets.redact(&v))).collect();
         commands::write_outputs(path, &outputs).map_err(|e| format!("cannot write GITHUB_OUTPUT: {e}"))?;
     }
-    let summary = secrets.redact(&report::summary(&reports, &problems, &renv.run_url));
+    let summary = if op == Operation::Validate && problems.is_empty() {
+        format!("**flagramp** · {} rollout spec(s) valid\n", specs.len())
+    } else {
+        secrets.redact(&report::summary(&reports, &problems, &renv.run_url))
+    };
     if let Some(path) = &renv.summary {
         commands::append(path, &summary).map_err(|e| format!("cannot write GITHUB_STEP_SUMMARY: {e}"))?;
     }
@@ -637,6 +643,9 @@ async fn comment_targets(
             };
             targets.insert(pr, (title.to_string(), reports.to_vec()));
         }
+        return targets;
+    }
+    if reports.is_empty() {
         return targets;
     }
     let default_branch = github.default_branch().await.unwrap_or_else(|_| "main".into());
