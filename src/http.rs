@@ -112,3 +112,119 @@ fn describe(error: reqwest::Error, timeout: Duration) -> String {
         format!("request to {target} failed: {}", error.without_url())
     }
 }
+
+/// One HTTP exchange's outcome.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Response headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Longest wait a 429 may ask for before the request is given up.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a 429 asks to wait: `Retry-After` (seconds) or `X-Ratelimit-Reset` (epoch
+/// milliseconds, as LaunchDarkly sends it), bounded by [`MAX_RATE_LIMIT_WAIT`].
+pub fn rate_limit_wait(answer: &Answer, now_ms: i64) -> Option<Duration> {
+    if let Some(secs) = answer.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs).min(MAX_RATE_LIMIT_WAIT));
+    }
+    let reset = answer
+        .header("x-ratelimit-reset")
+        .and_then(|v| v.trim().parse::<i64>().ok())?;
+    let wait_ms = u64::try_from((reset - now_ms).max(0)).unwrap_or(0);
+    Some(Duration::from_millis(wait_ms).min(MAX_RATE_LIMIT_WAIT))
+}
+
+/// Sends one request with `headers` and an optional JSON `body`, within `timeout` per attempt.
+///
+/// Retries, a bounded number of times: connection errors and 5xx only when `idempotent`
+/// (a repeated write could apply twice), and 429 always, after the wait the server asked for
+/// (a rate-limited request was not applied). Errors never include header values.
+pub async fn send(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+    idempotent: bool,
+) -> Result<Answer, String> {
+    let mut last_error = String::new();
+    for attempt in 1..=ATTEMPTS {
+        let mut request = client().request(method.clone(), url).timeout(timeout);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request.body(serde_json::to_vec(body).map_err(|e| e.to_string())?);
+        }
+        let wait = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_ascii_lowercase(),
+                            v.to_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                let body = match response.bytes().await {
+                    Ok(b) => b.to_vec(),
+                    Err(e) => {
+                        last_error = describe(e, timeout);
+                        if !idempotent {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let answer = Answer { status, headers, body };
+                let retry = attempt < ATTEMPTS && (status == 429 || (idempotent && status >= 500));
+                if !retry {
+                    return Ok(answer);
+                }
+                last_error = format!("HTTP {status}");
+                if status == 429 {
+                    rate_limit_wait(&answer, chrono::Utc::now().timestamp_millis())
+                } else {
+                    None
+                }
+            }
+            Err(e) => {
+                // A failed connect sent nothing, so even a write may try again.
+                let retryable = e.is_connect() || (idempotent && e.is_timeout());
+                last_error = describe(e, timeout);
+                if !retryable {
+                    break;
+                }
+                None
+            }
+        };
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(wait.unwrap_or(Duration::from_millis(200 * u64::from(attempt)))).await;
+        }
+    }
+    Err(last_error)
+}

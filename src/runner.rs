@@ -151,7 +151,7 @@ impl Runner {
     }
 
     async fn decide_once(&self, spec: &RolloutSpec, mode: &Mode) -> Attempt {
-        let flags = match provider::for_flag(&spec.flag, &self.flag_files) {
+        let flags = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
             Ok(p) => p,
             Err(e) => return Attempt::unchanged(self.error_record(spec, format!("flag provider: {e}"))),
         };
@@ -404,7 +404,7 @@ impl Runner {
         let mut out = Vec::new();
         for spec in specs {
             let state = self.store.load(&spec.name).await?.map(|s| s.state);
-            let reading = match provider::for_flag(&spec.flag, &self.flag_files) {
+            let reading = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
                 Ok(p) => p.read().await.map(|r| r.value).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };

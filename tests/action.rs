@@ -801,15 +801,37 @@ mod concurrency {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comment_never_writes_no_comment_and_fail_on_rollback_fails_the_step_on_a_rollback() {
     let fake = octo_repo().await;
-    fake.add_commit(".github/rollouts/new-checkout.yml", "2222222222222222222222222222222222222222", Some(9));
+    fake.add_commit(
+        ".github/rollouts/new-checkout.yml",
+        "2222222222222222222222222222222222222222",
+        Some(9),
+    );
     let job = Job::new(&spec(""));
     let event = fixture("schedule.synthetic.json");
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[("comment", "never")], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &event,
+            &[("comment", "never")],
+            &[],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(fake.comments(9).is_empty(), "comment: never");
     // The check starts failing: a rollback is a decision (exit 0) unless fail_on says otherwise.
     job.write("repo/check.sh", "#!/bin/sh\necho 0\n");
-    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[("comment", "never"), ("fail_on", "rollback")], &[]).await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &event,
+            &[("comment", "never"), ("fail_on", "rollback")],
+            &[],
+        )
+        .await;
     let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
     assert_eq!(decisions[0]["decision"], "disable", "{decisions}");
     assert_eq!(out.status.code(), Some(1), "fail_on: rollback fails the step");

@@ -5,6 +5,7 @@
 
 mod action;
 mod cli;
+mod conformance;
 mod engine_rules;
 mod flagd_core;
 mod flagd_file;

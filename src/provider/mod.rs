@@ -2,6 +2,8 @@
 //! [`FlagProvider`]; the flag system is the source of truth, state never overrides it.
 
 mod flagd;
+pub mod launchdarkly;
+pub mod unleash;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 pub use flagd::{FlagFileStore, FlagdFile, LocalFile, RepoFileOnBranch};
 
 use crate::github::GitHub;
+use crate::secrets::Secrets;
 use crate::spec::{FlagSpec, ProviderSpec};
 use crate::state::FlagValue;
 
@@ -37,6 +40,13 @@ pub enum ProviderError {
     /// The provider is not available in this build.
     #[error("{0}")]
     Unsupported(String),
+    /// The credentials are missing or refused (401, 403).
+    #[error("{0}")]
+    Auth(String),
+    /// The provider refuses the change for a reason a person must resolve: an approval or
+    /// change request is required, a release plan or experiment steers the flag.
+    #[error("{0}")]
+    Refused(String),
     /// Reading or writing failed.
     #[error("{0}")]
     Io(String),
@@ -70,8 +80,9 @@ pub enum FlagFiles {
     },
 }
 
-/// The provider a spec names.
-pub fn for_flag(flag: &FlagSpec, files: &FlagFiles) -> Result<Box<dyn FlagProvider>, ProviderError> {
+/// The provider a spec names; tokens are read from the environment through `secrets`.
+pub fn for_flag(flag: &FlagSpec, files: &FlagFiles, secrets: &Secrets) -> Result<Box<dyn FlagProvider>, ProviderError> {
+    let token = |var: &str| secrets.read(var).map_err(ProviderError::Auth);
     match (&flag.provider, files) {
         (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => Ok(Box::new(FlagdFile::new(
             root.join(path),
@@ -84,9 +95,37 @@ pub fn for_flag(flag: &FlagSpec, files: &FlagFiles) -> Result<Box<dyn FlagProvid
             let store = RepoFileOnBranch::new(github.clone(), branch, path.to_string_lossy().into_owned());
             Ok(Box::new(FlagdFile::in_store(Box::new(store), shown, flag.key.clone())))
         }
-        (other, _) => Err(ProviderError::Unsupported(format!(
-            "the {} provider is not available in this version of flagramp; use a flagd file for now",
-            other.name()
+        (
+            ProviderSpec::Unleash {
+                url,
+                project,
+                environment,
+                token_env,
+            },
+            _,
+        ) => Ok(Box::new(unleash::UnleashFlag::new(
+            url,
+            project,
+            environment,
+            token(token_env)?,
+            &flag.key,
+        ))),
+        (
+            ProviderSpec::LaunchDarkly {
+                project,
+                environment,
+                token_env,
+                base_url,
+                on_variation,
+            },
+            _,
+        ) => Ok(Box::new(launchdarkly::LaunchDarklyFlag::new(
+            base_url.as_deref().unwrap_or(launchdarkly::DEFAULT_BASE_URL),
+            project,
+            environment,
+            token(token_env)?,
+            &flag.key,
+            on_variation.clone(),
         ))),
     }
 }

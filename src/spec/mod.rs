@@ -86,6 +86,9 @@ pub enum ProviderSpec {
         token_env: String,
         /// API base URL; the public one when absent.
         base_url: Option<String>,
+        /// For a multivariate flag: the variation (by name or value) that the rollout serves;
+        /// every other user gets the flag's off variation. Boolean flags need none.
+        on_variation: Option<String>,
     },
 }
 

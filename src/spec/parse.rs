@@ -38,7 +38,10 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
     ("flag", &["provider", "key", "flagd", "unleash", "launchdarkly"]),
     ("flagd", &["path", "branch"]),
     ("unleash", &["url", "project", "environment", "token_env"]),
-    ("launchdarkly", &["project", "environment", "token_env", "base_url"]),
+    (
+        "launchdarkly",
+        &["project", "environment", "token_env", "base_url", "on_variation"],
+    ),
     ("stage", &["percent", "bake"]),
     (
         "source",
@@ -542,11 +545,13 @@ impl Walker<'_> {
                     Some(_) => Some(self.url_at(block, "base_url", &path)?),
                     None => None,
                 };
+                let on_variation = self.optional_str(block, "on_variation", &path, "on_variation: enabled");
                 ProviderSpec::LaunchDarkly {
                     project: project?,
                     environment: environment?,
                     token_env: token_env?,
                     base_url,
+                    on_variation,
                 }
             }
         };
