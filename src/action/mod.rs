@@ -524,7 +524,8 @@ fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
             path.display(),
             branch.as_deref().unwrap_or(default_branch)
         ),
-        other => other.name().to_string(),
+        ProviderSpec::Unleash { url, project, environment, .. } => format!("Unleash `{project}`/`{environment}` at {url}"),
+        ProviderSpec::LaunchDarkly { project, environment, .. } => format!("LaunchDarkly `{project}`/`{environment}`"),
     }
 }
 
