@@ -46,6 +46,8 @@ fn client() -> &'static reqwest::Client {
         install_crypto_provider();
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // Servers such as Node's close idle connections after 5 s; never reuse one that old.
+            .pool_idle_timeout(Duration::from_secs(4))
             .user_agent(concat!("flagramp/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is static")
@@ -214,7 +216,7 @@ pub async fn send(
             }
             Err(e) => {
                 // A failed connect sent nothing, so even a write may try again.
-                let retryable = e.is_connect() || (idempotent && e.is_timeout());
+                let retryable = e.is_connect() || (idempotent && (e.is_timeout() || e.is_request()));
                 last_error = describe(e, timeout);
                 if !retryable {
                     break;

@@ -315,7 +315,25 @@ impl Runner {
                     ))),
                 };
             }
-            // Otherwise the claim stays: the next run reads the flag and finishes or drops it.
+            // Refused outright: nothing was written, so the claim is withdrawn at once and the
+            // next run is free to decide again.
+            Err(
+                e @ (ProviderError::Refused(_)
+                | ProviderError::Auth(_)
+                | ProviderError::NotFound(_)
+                | ProviderError::CannotOwn(_)
+                | ProviderError::Unsupported(_)),
+            ) => {
+                return match self.store.save(&before, Some(&claimed)).await {
+                    Ok(_) => Err(CarryOut::Failed(format!("the flag provider refused the change: {e}; nothing was changed"))),
+                    Err(save) => Err(CarryOut::Failed(format!(
+                        "the flag provider refused the change: {e}; withdrawing the claim failed: {save} (it expires after {} minutes)",
+                        engine::CLAIM_LEASE.num_minutes()
+                    ))),
+                };
+            }
+            // The outcome is unknown (a timeout, a server error): the claim stays, and a later
+            // run reads the flag and finishes or drops it.
             Err(e) => {
                 return Err(CarryOut::Failed(format!(
                     "setting the flag failed: {e} (the claim is resolved from the flag after {} minutes)",

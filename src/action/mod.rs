@@ -524,8 +524,15 @@ fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
             path.display(),
             branch.as_deref().unwrap_or(default_branch)
         ),
-        ProviderSpec::Unleash { url, project, environment, .. } => format!("Unleash `{project}`/`{environment}` at {url}"),
-        ProviderSpec::LaunchDarkly { project, environment, .. } => format!("LaunchDarkly `{project}`/`{environment}`"),
+        ProviderSpec::Unleash {
+            url,
+            project,
+            environment,
+            ..
+        } => format!("Unleash `{project}`/`{environment}` at {url}"),
+        ProviderSpec::LaunchDarkly {
+            project, environment, ..
+        } => format!("LaunchDarkly `{project}`/`{environment}`"),
     }
 }
 

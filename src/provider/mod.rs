@@ -103,13 +103,10 @@ pub fn for_flag(flag: &FlagSpec, files: &FlagFiles, secrets: &Secrets) -> Result
                 token_env,
             },
             _,
-        ) => Ok(Box::new(unleash::UnleashFlag::new(
-            url,
-            project,
-            environment,
-            token(token_env)?,
-            &flag.key,
-        ))),
+        ) => Ok(Box::new(
+            unleash::UnleashFlag::new(url, project, environment, token(token_env)?, &flag.key)
+                .with_token_env(token_env),
+        )),
         (
             ProviderSpec::LaunchDarkly {
                 project,

@@ -2,6 +2,8 @@
 //! scenarios, driven through the real runner and engine, against each provider's harness.
 
 pub mod flagd;
+pub mod launchdarkly;
+pub mod unleash;
 
 use std::path::Path;
 
@@ -83,13 +85,29 @@ impl Bench {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    /// Takes the state lock. A child process forked by another test thread holds a copy of the
+    /// previous run's lock until it execs, so a busy lock is waited for, briefly.
+    async fn lock_state(&self) -> LocalStateStore {
+        let dir = self.dir.path().join("state");
+        for _ in 0..50 {
+            match LocalStateStore::for_writing(&dir) {
+                Ok(store) => return store,
+                Err(flagramp::state::StateError::Locked(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("the state lock stayed busy for 5 s")
+    }
+
     /// One scheduled run, `minutes` after the previous one.
     async fn run_after(&mut self, minutes: i64) -> DecisionRecord {
         self.minutes += minutes;
         let now = "2026-11-24T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()
             + chrono::Duration::minutes(self.minutes);
         let runner = Runner {
-            store: Box::new(LocalStateStore::for_writing(&self.dir.path().join("state")).unwrap()),
+            store: Box::new(self.lock_state().await),
             repo_root: self.dir.path().to_path_buf(),
             flag_files: FlagFiles::Local(self.files_root.clone().unwrap_or_else(|| self.dir.path().to_path_buf())),
             now,

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod github;
+pub mod launchdarkly;
 pub mod openapi;
 
 /// SHA-1 of `data` (FIPS 180-4). Only for git object ids in tests: there is no sha1 crate here.
