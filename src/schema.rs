@@ -16,14 +16,35 @@ pub enum SchemaKind {
     Status,
 }
 
+/// Fields left out of the JSON when empty; every other field is always present, `null` or not.
+const OMITTED_WHEN_EMPTY: &[&str] = &["detail", "flag_error"];
+
 /// The schema as pretty JSON.
 pub fn render(kind: SchemaKind) -> String {
-    let value = match kind {
+    let mut value = match kind {
         SchemaKind::Spec => serde_json::from_str(SPEC_SCHEMA).expect("the spec schema is valid JSON"),
         SchemaKind::Decision => {
             serde_json::to_value(schemars::schema_for!(Vec<DecisionRecord>)).expect("schema serializes")
         }
         SchemaKind::Status => serde_json::to_value(schemars::schema_for!(Vec<Status>)).expect("schema serializes"),
     };
+    if kind != SchemaKind::Spec {
+        require_always_present(&mut value);
+    }
     serde_json::to_string_pretty(&value).expect("JSON serializes")
+}
+
+/// schemars leaves `Option` fields out of `required`, but the outputs always print them (as
+/// `null` when empty), and consumers should be able to rely on that.
+fn require_always_present(schema: &mut serde_json::Value) {
+    let Some(defs) = schema.get_mut("$defs").and_then(serde_json::Value::as_object_mut) else { return };
+    for def in defs.values_mut() {
+        let Some(props) = def.get("properties").and_then(serde_json::Value::as_object) else { continue };
+        let required: Vec<serde_json::Value> = props
+            .keys()
+            .filter(|k| !OMITTED_WHEN_EMPTY.contains(&k.as_str()))
+            .map(|k| serde_json::Value::String(k.clone()))
+            .collect();
+        def["required"] = serde_json::Value::Array(required);
+    }
 }
