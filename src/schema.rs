@@ -37,9 +37,13 @@ pub fn render(kind: SchemaKind) -> String {
 /// schemars leaves `Option` fields out of `required`, but the outputs always print them (as
 /// `null` when empty), and consumers should be able to rely on that.
 fn require_always_present(schema: &mut serde_json::Value) {
-    let Some(defs) = schema.get_mut("$defs").and_then(serde_json::Value::as_object_mut) else { return };
+    let Some(defs) = schema.get_mut("$defs").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
     for def in defs.values_mut() {
-        let Some(props) = def.get("properties").and_then(serde_json::Value::as_object) else { continue };
+        let Some(props) = def.get("properties").and_then(serde_json::Value::as_object) else {
+            continue;
+        };
         let required: Vec<serde_json::Value> = props
             .keys()
             .filter(|k| !OMITTED_WHEN_EMPTY.contains(&k.as_str()))

@@ -839,3 +839,39 @@ async fn comment_never_writes_no_comment_and_fail_on_rollback_fails_the_step_on_
     assert!(fake.comments(9).is_empty());
     fake.assert_conformant();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_pull_request_without_provider_secrets_gets_a_warning_not_a_failure() {
+    let fake = hello_world().await;
+    fake.set_pr_files(PR, &[(".github/rollouts/new-checkout.yml", "added")]);
+    let unleash = "version: 1\nname: new-checkout\nflag: { provider: unleash, key: new-checkout, unleash: { url: http://127.0.0.1:9, project: default, environment: production, token_env: UNLEASH_ADMIN_TOKEN } }\nchecks:\n  - { name: smoke, command: [\"./check.sh\"], pass: \"== 1\" }\n";
+    let job = Job::new(unleash);
+    let out = job
+        .run(
+            &fake,
+            "Codertocat/Hello-World",
+            "pull_request",
+            &fixture("pull_request.opened.json"),
+            &[],
+            &[],
+        )
+        .await;
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("::warning title=flagramp%3A secrets unavailable::`new-checkout` could not be planned: UNLEASH_ADMIN_TOKEN not set"), "{log}");
+    let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+    assert_eq!(decisions[0]["decision"], "error", "still reported as it is");
+    // On a scheduled run the same missing secret is an error that fails the step.
+    let fake = octo_repo().await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}

@@ -484,7 +484,30 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         }
     }
 
-    Ok(exit_code(inputs.fail_on, &problems, &records))
+    // Pull requests from forks (and Dependabot) get no secrets: a plan that cannot read a flag
+    // for want of one is reported, with a warning, but does not fail the pull request's checks.
+    let mut counted = records.clone();
+    if is_pr_event {
+        for spec in &specs {
+            let missing: Vec<String> = secret_variables(std::slice::from_ref(spec))
+                .into_iter()
+                .filter(|v| env(v).is_none())
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            counted.retain(|r| !(r.rollout == spec.name && r.decision == DecisionKind::Error));
+            say(&commands::warning(
+                "flagramp: secrets unavailable",
+                &format!(
+                    "`{}` could not be planned: {} not set for this pull request (forks and Dependabot get no secrets); the plan runs on the next scheduled run",
+                    spec.name,
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(exit_code(inputs.fail_on, &problems, &counted))
 }
 
 fn describe_op(op: &Operation) -> String {
