@@ -41,13 +41,17 @@ pub struct Decided {
     pub record: DecisionRecord,
     /// Whether state (or the flag) was written: reports go out for these.
     pub changed_state: bool,
+    /// The rollout's history after this decision (for a plan: as it would be), so reports need
+    /// not read the state again.
+    pub history: Vec<DecisionRecord>,
 }
 
 impl Attempt {
-    fn unchanged(record: DecisionRecord) -> Attempt {
+    fn unchanged(record: DecisionRecord, history: Vec<DecisionRecord>) -> Attempt {
         Attempt::Done(Decided {
             record,
             changed_state: false,
+            history,
         })
     }
 }
@@ -147,17 +151,18 @@ impl Runner {
         Decided {
             record,
             changed_state: false,
+            history: Vec::new(),
         }
     }
 
     async fn decide_once(&self, spec: &RolloutSpec, mode: &Mode) -> Attempt {
         let flags = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
             Ok(p) => p,
-            Err(e) => return Attempt::unchanged(self.error_record(spec, format!("flag provider: {e}"))),
+            Err(e) => return Attempt::unchanged(self.error_record(spec, format!("flag provider: {e}")), Vec::new()),
         };
         let stored = match self.store.load(&spec.name).await {
             Ok(s) => s,
-            Err(e) => return Attempt::unchanged(self.error_record(spec, e.to_string())),
+            Err(e) => return Attempt::unchanged(self.error_record(spec, e.to_string()), Vec::new()),
         };
         let reading = flags.read().await;
         let mut resolved_claim = false;
@@ -166,8 +171,12 @@ impl Runner {
             None => (None, None),
         };
 
+        let history_of = |s: Option<&RolloutState>| s.map(|s| s.history.clone()).unwrap_or_default();
         if let Some(pending) = state.as_ref().and_then(|s| engine::claim_in_progress(s, self.now)) {
-            return Attempt::unchanged(self.busy_record(spec, pending, reading.as_ref().ok()));
+            return Attempt::unchanged(
+                self.busy_record(spec, pending, reading.as_ref().ok()),
+                history_of(state.as_ref()),
+            );
         }
         // Rule 1: finish or abandon a change a crashed run claimed.
         if let (Some(current), Ok(read)) = (&state, &reading) {
@@ -182,7 +191,12 @@ impl Runner {
                         Err(StateError::Conflict { .. }) => {
                             return Attempt::Conflict("the state changed while resolving a claim".into())
                         }
-                        Err(e) => return Attempt::unchanged(self.error_record(spec, e.to_string())),
+                        Err(e) => {
+                            return Attempt::unchanged(
+                                self.error_record(spec, e.to_string()),
+                                history_of(state.as_ref()),
+                            )
+                        }
                     }
                 }
                 state = Some(resolved);
@@ -212,14 +226,19 @@ impl Runner {
             step = decide(Some(&checks));
         }
         let Step::Decided(evaluation) = step else {
-            return Attempt::unchanged(self.error_record(spec, "internal: the engine asked for checks twice".into()));
+            return Attempt::unchanged(
+                self.error_record(spec, "internal: the engine asked for checks twice".into()),
+                history_of(state.as_ref()),
+            );
         };
         tracing::info!(rollout = %spec.name, decision = evaluation.record.decision.as_str(), "decided");
+        let after = history_of(evaluation.state.as_ref().or(state.as_ref()));
         if mode.changes_nothing() {
-            return Attempt::unchanged(evaluation.record);
+            return Attempt::unchanged(evaluation.record, after);
         }
+        let before = history_of(state.as_ref());
         let Ok(read) = reading else {
-            return Attempt::unchanged(evaluation.record);
+            return Attempt::unchanged(evaluation.record, before);
         };
         let writes = evaluation.state.is_some();
         let result = match (evaluation.flag_change, evaluation.state) {
@@ -240,15 +259,19 @@ impl Runner {
             Ok(()) => Attempt::Done(Decided {
                 record: evaluation.record,
                 changed_state: writes || resolved_claim,
+                history: after,
             }),
             Err(CarryOut::Conflict(why)) => Attempt::Conflict(why),
-            Err(CarryOut::Failed(message)) => Attempt::unchanged(self.error_record(
-                spec,
-                format!(
-                    "{} was decided but not carried out: {message}",
-                    evaluation.record.decision.as_str()
+            Err(CarryOut::Failed(message)) => Attempt::unchanged(
+                self.error_record(
+                    spec,
+                    format!(
+                        "{} was decided but not carried out: {message}",
+                        evaluation.record.decision.as_str()
+                    ),
                 ),
-            )),
+                before,
+            ),
         }
     }
 

@@ -257,6 +257,21 @@ async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere
         comments[0].body
     );
     fake.assert_conformant();
+    // Each thing is read once per run: the repository, the state file, the flag file.
+    let requests = fake.requests();
+    let gets = |suffix: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(suffix))
+            .count()
+    };
+    assert_eq!(gets("/repos/octo-org/octo-repo"), 1);
+    assert_eq!(gets("/contents/rollouts/new-checkout.json"), 1);
+    assert_eq!(
+        gets(&format!("/contents/{FLAGS}")),
+        2,
+        "read, then read back after the write"
+    );
 
     // The next run advances (bake 0s) and edits the same comment.
     let out = job
@@ -700,7 +715,7 @@ mod concurrency {
 
     async fn runner(fake: &FakeGitHub) -> Runner {
         let github = Arc::new(GitHub::new(&fake.uri(), TOKEN, "octo-org/octo-repo").unwrap());
-        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, true)
+        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, Some("main"))
             .await
             .unwrap();
         Runner {

@@ -404,8 +404,29 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         specs
     };
 
+    // Read once, for state, flag files and comment targets alike.
+    let default_branch = if problems.is_empty() && op != Operation::Validate && !specs.is_empty() {
+        Some(
+            github
+                .default_branch()
+                .await
+                .map_err(|e| format!("cannot read the repository: {e}"))?,
+        )
+    } else {
+        None
+    };
     let (reports, decided) = if problems.is_empty() && op != Operation::Validate {
-        decide(inputs, renv, &op, &reason, &specs, github.clone(), secrets).await?
+        decide(
+            inputs,
+            renv,
+            &op,
+            &reason,
+            &specs,
+            github.clone(),
+            default_branch.as_deref(),
+            secrets,
+        )
+        .await?
     } else {
         (Vec::new(), Vec::new())
     };
@@ -463,6 +484,7 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
             &reports,
             &decided,
             &github,
+            default_branch.as_deref(),
         )
         .await;
         for (pr, (title, group)) in targets {
@@ -559,6 +581,7 @@ fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn decide(
     inputs: &Inputs,
     renv: &RunnerEnv,
@@ -566,17 +589,14 @@ async fn decide(
     reason: &str,
     specs: &[RolloutSpec],
     github: Arc<GitHub>,
+    default_branch: Option<&str>,
     secrets: &Secrets,
 ) -> Result<(Vec<RolloutReport>, Vec<Decided>), String> {
-    if specs.is_empty() {
+    let Some(default_branch) = default_branch.filter(|_| !specs.is_empty()) else {
         return Ok((Vec::new(), Vec::new()));
-    }
-    let default_branch = github
-        .default_branch()
-        .await
-        .map_err(|e| format!("cannot read the repository: {e}"))?;
+    };
     let writes = matches!(op, Operation::Run | Operation::Manual(_)) && !inputs.dry_run;
-    let store = GitHubStateStore::open(github.clone(), &inputs.state_branch, writes)
+    let store = GitHubStateStore::open(github.clone(), &inputs.state_branch, writes.then_some(default_branch))
         .await
         .map_err(|e| e.to_string())?;
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
@@ -589,7 +609,7 @@ async fn decide(
         repo_root: root,
         flag_files: FlagFiles::GitHub {
             github,
-            default_branch: default_branch.clone(),
+            default_branch: default_branch.to_string(),
         },
         now: Utc::now(),
         actor,
@@ -604,35 +624,45 @@ async fn decide(
         (Operation::Run, false) => Mode::Run,
         _ => Mode::Plan,
     };
-    let decided: Vec<Decided> = if *op == Operation::Status {
-        Vec::new()
-    } else {
-        runner.decide_all(specs, &mode).await
-    };
-    let statuses = runner.status(specs, false).await.map_err(|e| e.to_string())?;
+    let provider = |spec: &RolloutSpec| provider_text(spec, default_branch);
+    // Decisions carry the history they leave behind; only `status` reads state on its own.
+    if *op == Operation::Status {
+        let statuses = runner.status(specs, false).await.map_err(|e| e.to_string())?;
+        let reports = specs
+            .iter()
+            .zip(statuses)
+            .map(|(spec, status)| {
+                let record = status_record(&status, &runner);
+                report(record, provider(spec), spec, status.history)
+            })
+            .collect();
+        return Ok((reports, Vec::new()));
+    }
+    let decided = runner.decide_all(specs, &mode).await;
     let reports = specs
         .iter()
-        .zip(&statuses)
-        .enumerate()
-        .map(|(i, (spec, status))| {
-            let record = match decided.get(i) {
-                Some(d) => d.record.clone(),
-                None => status_record(status, &runner),
-            };
-            let mut history = status.history.clone();
-            // This run's own record is shown above, not again as history.
-            if history.last() == Some(&record) {
-                history.pop();
-            }
-            RolloutReport {
-                record,
-                provider: provider_text(spec, &default_branch),
-                stages: status.stages.clone(),
-                history,
-            }
-        })
+        .zip(&decided)
+        .map(|(spec, d)| report(d.record.clone(), provider(spec), spec, d.history.clone()))
         .collect();
     Ok((reports, decided))
+}
+
+/// One rollout's report; this run's own record is shown once, not again as history.
+fn report(
+    record: DecisionRecord,
+    provider: String,
+    spec: &RolloutSpec,
+    mut history: Vec<DecisionRecord>,
+) -> RolloutReport {
+    if history.last() == Some(&record) {
+        history.pop();
+    }
+    RolloutReport {
+        record,
+        provider,
+        stages: spec.stage_percents(),
+        history,
+    }
 }
 
 /// A status shown as a record: the latest decision, or "not started".
@@ -663,6 +693,7 @@ async fn comment_targets(
     reports: &[RolloutReport],
     decided: &[Decided],
     github: &GitHub,
+    default_branch: Option<&str>,
 ) -> BTreeMap<u64, (String, Vec<RolloutReport>)> {
     let mut targets: BTreeMap<u64, (String, Vec<RolloutReport>)> = BTreeMap::new();
     if is_pr_event {
@@ -676,10 +707,9 @@ async fn comment_targets(
         }
         return targets;
     }
-    if reports.is_empty() {
+    let Some(default_branch) = default_branch.filter(|_| !reports.is_empty()) else {
         return targets;
-    }
-    let default_branch = github.default_branch().await.unwrap_or_else(|_| "main".into());
+    };
     for (i, (spec, report)) in specs.iter().zip(reports).enumerate() {
         let changed = decided.get(i).is_some_and(|d| d.changed_state);
         if inputs.comment == CommentMode::Auto && !changed {
@@ -691,11 +721,7 @@ async fn comment_targets(
             PullRequestRef::Auto => {
                 let path = spec.file.to_string_lossy().replace('\\', "/");
                 let path = path.strip_prefix("./").unwrap_or(&path).to_string();
-                github
-                    .last_pull_request_for(&default_branch, &path)
-                    .await
-                    .ok()
-                    .flatten()
+                github.last_pull_request_for(default_branch, &path).await.ok().flatten()
             }
         };
         if let Some(pr) = pr {

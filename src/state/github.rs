@@ -17,26 +17,31 @@ pub struct GitHubStateStore {
 }
 
 impl GitHubStateStore {
-    /// The store on `branch`, which is created from the default branch when it is missing and
-    /// `create` is set (read-only runs, such as plans on pull requests, never create it).
-    pub async fn open(github: Arc<GitHub>, branch: &str, create: bool) -> Result<GitHubStateStore, StateError> {
+    /// The store on `branch`. With `create_from` (the default branch), a missing `branch` is
+    /// created from it; read-only runs, such as plans on pull requests, pass `None`.
+    pub async fn open(
+        github: Arc<GitHub>,
+        branch: &str,
+        create_from: Option<&str>,
+    ) -> Result<GitHubStateStore, StateError> {
         let store = GitHubStateStore {
             github,
             branch: branch.to_string(),
         };
-        if create && store.github.branch_sha(branch).await.map_err(io)?.is_none() {
-            let default = store.github.default_branch().await.map_err(io)?;
-            let sha = store.github.branch_sha(&default).await.map_err(io)?.ok_or_else(|| {
-                StateError::Io(format!(
-                    "the default branch {default} has no commit to start {branch} from"
-                ))
-            })?;
-            store.github.create_branch(branch, &sha).await.map_err(|e| {
-                StateError::Io(format!(
-                    "cannot create the state branch {branch}: {e} (the token needs `contents: write`)"
-                ))
-            })?;
-            tracing::info!(branch, from = %default, "created the state branch");
+        if let Some(default) = create_from {
+            if store.github.branch_sha(branch).await.map_err(io)?.is_none() {
+                let sha = store.github.branch_sha(default).await.map_err(io)?.ok_or_else(|| {
+                    StateError::Io(format!(
+                        "the default branch {default} has no commit to start {branch} from"
+                    ))
+                })?;
+                store.github.create_branch(branch, &sha).await.map_err(|e| {
+                    StateError::Io(format!(
+                        "cannot create the state branch {branch}: {e} (the token needs `contents: write`)"
+                    ))
+                })?;
+                tracing::info!(branch, from = %default, "created the state branch");
+            }
         }
         Ok(store)
     }
