@@ -46,15 +46,17 @@ fn client() -> &'static reqwest::Client {
         install_crypto_provider();
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            // Servers such as Node's close idle connections after 5 s; never reuse one that old.
-            .pool_idle_timeout(Duration::from_secs(4))
+            // A run sends a handful of requests, minutes apart at times (slow checks): a fresh
+            // connection each time costs little and never meets one the server closed meanwhile.
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("flagramp/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is static")
     })
 }
 
-/// GETs `url` with `query` parameters; returns the status and body of the last attempt.
+/// GETs `url` with `query` parameters and `credentials`, through [`send`] (retried: a GET is
+/// idempotent); returns the status and body of the last attempt.
 ///
 /// `timeout` bounds each attempt. Errors carry no credentials and no query string.
 pub async fn get(
@@ -63,41 +65,23 @@ pub async fn get(
     credentials: &Credentials,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), String> {
-    let mut last_error = String::new();
-    for attempt in 1..=ATTEMPTS {
-        let mut request = client().get(url).query(query).timeout(timeout);
-        if let Some(token) = &credentials.bearer {
-            request = request.bearer_auth(token);
-        }
-        if let Some((user, password)) = &credentials.basic {
-            request = request.basic_auth(user, Some(password));
-        }
-        for (name, value) in &credentials.headers {
-            request = request.header(name, value);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retryable = status == 429 || status >= 500;
-                match response.bytes().await {
-                    Ok(body) if !(retryable && attempt < ATTEMPTS) => return Ok((status, body.to_vec())),
-                    Ok(_) => last_error = format!("HTTP {status}"),
-                    Err(e) => last_error = describe(e, timeout),
-                }
-            }
-            Err(e) => {
-                let retryable = e.is_connect() || e.is_timeout() || e.is_request();
-                last_error = describe(e, timeout);
-                if !retryable {
-                    break;
-                }
-            }
-        }
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-        }
+    use base64::Engine;
+    let url = reqwest::Url::parse_with_params(url, query).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let mut headers: Vec<(&str, String)> = Vec::new();
+    if let Some(token) = &credentials.bearer {
+        headers.push(("authorization", format!("Bearer {token}")));
     }
-    Err(format!("{last_error} (after {ATTEMPTS} attempts)"))
+    if let Some((user, password)) = &credentials.basic {
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        headers.push(("authorization", format!("Basic {pair}")));
+    }
+    for (name, value) in &credentials.headers {
+        headers.push((name.as_str(), value.clone()));
+    }
+    let answer = send(reqwest::Method::GET, url.as_str(), &headers, None, timeout, true)
+        .await
+        .map_err(|e| format!("{e} (after {ATTEMPTS} attempts)"))?;
+    Ok((answer.status, answer.body))
 }
 
 fn describe(error: reqwest::Error, timeout: Duration) -> String {
