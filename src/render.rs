@@ -5,7 +5,8 @@ use std::fmt::Write;
 use crate::check::{sig4, Verdict};
 use crate::record::{DecisionRecord, Status};
 
-fn transition(record: &DecisionRecord) -> String {
+/// `at 10%`, or `10% → 50%` when the decision moved the flag.
+pub fn transition(record: &DecisionRecord) -> String {
     if record.from_percent == record.to_percent {
         format!("at {}", record.to_percent)
     } else {

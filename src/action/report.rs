@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use crate::check::{sig4, Verdict};
 use crate::percent::Percent;
 use crate::record::{DecisionKind, DecisionRecord};
+use crate::render::transition;
 use crate::spec::Diagnostic;
 
 /// GitHub rejects a step summary over 1 MiB; stay well under it.
@@ -110,14 +111,6 @@ fn cell(text: &str) -> String {
         .replace('|', "&#124;")
         .replace('\n', " ")
         .replace('`', "&#96;")
-}
-
-fn transition(r: &DecisionRecord) -> String {
-    if r.from_percent == r.to_percent {
-        format!("at {}", r.to_percent)
-    } else {
-        format!("{} → {}", r.from_percent, r.to_percent)
-    }
 }
 
 /// `10% → **50%** → 100%`, the current stage in bold; `off` in front when the flag is off.
