@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+use flagramp::duration::SpecDuration;
 use flagramp::engine::ManualOp;
 use flagramp::exit;
 use flagramp::provider::FlagFiles;
@@ -53,6 +54,10 @@ struct Global {
     /// Who is acting, recorded with manual commands [default: $GITHUB_ACTOR, $USER].
     #[arg(long, global = true, env = "FLAGRAMP_ACTOR", value_name = "NAME")]
     actor: Option<String>,
+    /// How long a run waits for another local run to release the state lock, then decides with
+    /// the state that run left (e.g. 0s, 90s, 5m).
+    #[arg(long, global = true, default_value = "60s", value_name = "DURATION", value_parser = SpecDuration::parse)]
+    lock_wait: SpecDuration,
 }
 
 /// `[NAME] [PATH]…`: NAME picks one rollout; PATHs are spec files or directories.
@@ -246,6 +251,7 @@ fn print(text: &str) -> anyhow::Result<()> {
 }
 
 fn print_decisions(decided: Vec<Decided>, format: Format) -> anyhow::Result<ExitCode> {
+    flagramp::crashpoint::pause_at("during-report");
     let records: Vec<DecisionRecord> = decided.into_iter().map(|d| d.record).collect();
     let records = records.as_slice();
     match format {
@@ -272,13 +278,14 @@ fn default_actor() -> String {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
-    let now = parse_now(global.now.as_deref())?;
+    let fixed_now = global.now.as_deref().map(|t| parse_now(Some(t))).transpose()?;
     let repo_root = std::env::current_dir().context("cannot read the current directory")?;
+    // The clock is read when the runner is built, after any wait for the state lock.
     let runner = |store: Box<dyn StateStore>, actor: String| Runner {
         store,
         repo_root: repo_root.clone(),
         flag_files: FlagFiles::Local(repo_root.clone()),
-        now,
+        now: fixed_now.unwrap_or_else(Utc::now),
         actor,
         secrets: Secrets::new(),
     };
@@ -362,7 +369,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(targets) => {
             let (format, _, specs) = targeted(&global, &targets)?;
             let r = runner(
-                Box::new(LocalStateStore::for_writing(&global.state_dir)?),
+                Box::new(LocalStateStore::for_writing(
+                    &global.state_dir,
+                    global.lock_wait.to_std(),
+                )?),
                 "flagramp".into(),
             );
             print_decisions(r.decide_all(&specs, &Mode::Run).await, format)
@@ -402,7 +412,10 @@ async fn manual(
     let store: Box<dyn StateStore> = if named.dry_run {
         Box::new(LocalStateStore::read_only(&global.state_dir))
     } else {
-        Box::new(LocalStateStore::for_writing(&global.state_dir)?)
+        Box::new(LocalStateStore::for_writing(
+            &global.state_dir,
+            global.lock_wait.to_std(),
+        )?)
     };
     let r = runner(store, actor);
     let mode = Mode::Manual {

@@ -1,27 +1,168 @@
-//! File writes that never leave a half-written file behind.
+//! File reads with a size cap, and writes that never leave a half-written file behind: every
+//! write replaces its file under an exclusive lock on the file's directory, so a read-check-write
+//! is a real compare-and-swap between processes and leftover temporary files can be swept.
 
-use std::io::Write;
-use std::path::Path;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it over
-/// `path`: readers see the old content or the new, never a mix.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+/// Temporary files are named `.flagramp-<random>.tmp`, beside the file they replace.
+const TEMP_PREFIX: &str = ".flagramp-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// How long a write waits for another process's write in the same directory; those take
+/// milliseconds, so reaching this means that process is stuck.
+const DIR_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// One mebibyte, for read caps.
+pub const MIB: u64 = 1024 * 1024;
+
+/// Why a capped read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file holds more than the cap.
+    #[error("is larger than {} MiB, more than flagramp reads", .0 / MIB)]
+    TooLarge(u64),
+    /// A device, a FIFO or a directory where a file should be.
+    #[error("is not a regular file")]
+    NotAFile,
+    /// The file could not be read.
+    #[error("cannot be read: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads the whole file at `path` if it holds at most `cap` bytes; `None` when it does not exist.
+///
+/// At most `cap + 1` bytes are ever read, so a file linked to `/dev/zero` or grown without bound
+/// cannot exhaust memory.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".flagramp-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        // Keep the file's mode: a flag file may be group-readable for a flagd sidecar.
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    // Opening a FIFO would block until a writer appears.
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile);
     }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(ReadError::TooLarge(cap));
+    }
+    Ok(Some(bytes))
+}
+
+/// Takes an exclusive lock on `file`, trying again until `wait` has passed; `false` when another
+/// process still holds it then.
+pub fn lock_within(file: &File, wait: Duration) -> std::io::Result<bool> {
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Why a write failed. Every failure happens before the rename that commits the write, so
+/// nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The file has no write permission: a person made it read-only on purpose.
+    #[error("is read-only: make it writable (chmod u+w) for flagramp to change it")]
+    ReadOnly,
+    /// Another process kept the directory locked.
+    #[error("another process has kept {} locked for {}s", .0.display(), DIR_LOCK_WAIT.as_secs())]
+    LockTimeout(PathBuf),
+    /// Creating, writing or renaming the temporary file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An exclusive lock on a directory, held while its files are read, checked and replaced.
+///
+/// Every flagramp write holds it, so while it is held any `.flagramp-*.tmp` file in the
+/// directory was left by a process that died mid-write.
+#[derive(Debug)]
+pub struct DirLock {
+    dir: PathBuf,
+    // The OS releases the lock when this closes, or when the process dies.
+    _handle: File,
+}
+
+impl DirLock {
+    /// Locks the directory that holds `path`, waiting while another process writes there.
+    pub fn for_file(path: &Path) -> Result<DirLock, WriteError> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let handle = File::open(&dir)?;
+        if !lock_within(&handle, DIR_LOCK_WAIT)? {
+            return Err(WriteError::LockTimeout(dir));
+        }
+        Ok(DirLock { dir, _handle: handle })
+    }
+
+    /// Replaces `path` (in the locked directory) with `bytes`: a temporary file beside it is
+    /// flushed to disk, then renamed over it, so readers see the old content or the new, never a
+    /// mix. Leftover temporary files of dead processes are removed first.
+    pub fn replace(&self, path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+        let kept_mode = match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().readonly() => return Err(WriteError::ReadOnly),
+            Ok(meta) => Some(meta.permissions()),
+            Err(_) => None,
+        };
+        self.sweep_temp_files();
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(&self.dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        if let Some(mode) = kept_mode {
+            // Keep the file's mode: a flag file may be group-readable for a flagd sidecar.
+            let _ = std::fs::set_permissions(tmp.path(), mode);
+        }
+        crate::crashpoint::pause_at("before-rename");
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    fn sweep_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let ours = name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX);
+            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+                // Another sweeper may have removed it first; either way it is gone.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Replaces `path` with `bytes` under its directory's lock (see [`DirLock::replace`]).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    DirLock::for_file(path)?.replace(path, bytes)
 }
 
 /// A stable fingerprint of file content, used as a compare-and-swap version.

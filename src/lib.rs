@@ -7,6 +7,8 @@
 
 pub mod action;
 pub mod check;
+#[doc(hidden)]
+pub mod crashpoint;
 pub mod duration;
 pub mod engine;
 pub mod exit;

@@ -22,6 +22,17 @@ impl Percent {
         (millis <= Self::FULL.0).then_some(Percent(millis))
     }
 
+    /// `part` of `total` (flagd's relative weights), rounded to the nearest thousandth; `None`
+    /// when `total` is 0 or smaller than `part`. Exact for every pair of `u64`s.
+    pub fn share(part: u64, total: u64) -> Option<Percent> {
+        if total == 0 || part > total {
+            return None;
+        }
+        let full = u128::from(Self::FULL.0);
+        let millis = (u128::from(part) * full + u128::from(total) / 2) / u128::from(total);
+        u32::try_from(millis).ok().and_then(Percent::from_millis)
+    }
+
     /// Thousandths of a percent, as flagd and LaunchDarkly weights want them.
     pub fn millis(self) -> u32 {
         self.0
@@ -135,6 +146,17 @@ mod tests {
         for bad in ["0", "0.000", "100.001", "150", "-5", "1e2", "0.0001", "abc", ""] {
             assert!(Percent::parse_stage(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn shares_are_exact_for_the_largest_weights() {
+        assert_eq!(Percent::share(u64::MAX, u64::MAX), Some(Percent::FULL));
+        assert_eq!(Percent::share(u64::MAX / 2, u64::MAX), Some(Percent(50_000)));
+        assert_eq!(Percent::share(1, u64::MAX), Some(Percent::ZERO));
+        assert_eq!(Percent::share(25, 100), Some(Percent(25_000)));
+        assert_eq!(Percent::share(1, 3), Some(Percent(33_333)));
+        assert_eq!(Percent::share(0, 0), None);
+        assert_eq!(Percent::share(2, 1), None);
     }
 
     #[test]

@@ -172,7 +172,13 @@ impl Runner {
         };
 
         let history_of = |s: Option<&RolloutState>| s.map(|s| s.history.clone()).unwrap_or_default();
-        if let Some(pending) = state.as_ref().and_then(|s| engine::claim_in_progress(s, self.now)) {
+        // A store that keeps every other run out knows a claim in it is a dead run's: resolve it now.
+        let claim_may_be_live = !self.store.excludes_other_runs();
+        if let Some(pending) = state
+            .as_ref()
+            .filter(|_| claim_may_be_live)
+            .and_then(|s| engine::claim_in_progress(s, self.now))
+        {
             return Attempt::unchanged(
                 self.busy_record(spec, pending, reading.as_ref().ok()),
                 history_of(state.as_ref()),
@@ -326,6 +332,7 @@ impl Runner {
             Err(e) => return Err(CarryOut::Failed(e.to_string())),
         };
         tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
+        crate::crashpoint::pause_at("after-claim");
         match flags.set(to, read).await {
             Ok(_) => {}
             Err(ProviderError::Conflict(why)) => {
@@ -338,19 +345,20 @@ impl Runner {
                     ))),
                 };
             }
-            // Refused outright: nothing was written, so the claim is withdrawn at once and the
-            // next run is free to decide again.
+            // Refused outright or failed before writing: nothing was written, so the claim is
+            // withdrawn at once and the next run is free to decide again.
             Err(
                 e @ (ProviderError::Refused(_)
+                | ProviderError::NotWritten(_)
                 | ProviderError::Auth(_)
                 | ProviderError::NotFound(_)
                 | ProviderError::CannotOwn(_)
                 | ProviderError::Unsupported(_)),
             ) => {
                 return match self.store.save(&before, Some(&claimed)).await {
-                    Ok(_) => Err(CarryOut::Failed(format!("the flag provider refused the change: {e}; nothing was changed"))),
+                    Ok(_) => Err(CarryOut::Failed(format!("the flag was not changed: {e}"))),
                     Err(save) => Err(CarryOut::Failed(format!(
-                        "the flag provider refused the change: {e}; withdrawing the claim failed: {save} (it expires after {} minutes)",
+                        "the flag was not changed: {e}; withdrawing the claim failed: {save} (it expires after {} minutes)",
                         engine::CLAIM_LEASE.num_minutes()
                     ))),
                 };
@@ -364,6 +372,7 @@ impl Runner {
                 )))
             }
         }
+        crate::crashpoint::pause_at("before-record");
         self.store.save(&next, Some(&claimed)).await.map_err(|e| {
             CarryOut::Failed(format!(
                 "the flag is set but recording failed: {e} (the next run finishes it from the claim)"

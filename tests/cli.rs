@@ -102,10 +102,10 @@ fn two_local_runs_cannot_both_act() {
     std::fs::create_dir_all(repo.root().join(".flagramp/state")).unwrap();
     let lock = std::fs::File::create(repo.root().join(".flagramp/state/.lock")).unwrap();
     lock.lock().unwrap();
-    let out = repo.run(&["run", "--now", NOW]);
+    let out = repo.run(&["run", "--now", NOW, "--lock-wait", "0s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("another flagramp run holds"),
+        String::from_utf8_lossy(&out.stderr).contains("another flagramp run still holds"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -33,7 +33,7 @@ fn write(dir: &Path, doc: &Value) -> PathBuf {
 }
 
 fn provider(path: &Path, key: &str) -> FlagdFile {
-    FlagdFile::new(path.to_path_buf(), PathBuf::from("flags/flags.flagd.json"), key.into())
+    FlagdFile::new(path.parent().unwrap(), Path::new(path.file_name().unwrap()), key.into())
 }
 
 fn read_json(path: &Path) -> Value {

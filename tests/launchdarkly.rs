@@ -103,7 +103,7 @@ impl Bench {
         let now = "2026-11-24T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()
             + chrono::Duration::minutes(self.minutes);
         let runner = Runner {
-            store: Box::new(LocalStateStore::for_writing(&self.dir.path().join("state")).unwrap()),
+            store: Box::new(LocalStateStore::for_writing(&self.dir.path().join("state"), Duration::ZERO).unwrap()),
             repo_root: self.dir.path().to_path_buf(),
             flag_files: FlagFiles::Local(self.dir.path().to_path_buf()),
             now,

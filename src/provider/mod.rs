@@ -47,7 +47,11 @@ pub enum ProviderError {
     /// change request is required, a release plan or experiment steers the flag.
     #[error("{0}")]
     Refused(String),
-    /// Reading or writing failed.
+    /// A write failed before it could change anything (a read-only file or directory, a full
+    /// disk before the rename): certainly nothing was written.
+    #[error("{0}")]
+    NotWritten(String),
+    /// Reading or writing failed; a write may or may not have happened.
     #[error("{0}")]
     Io(String),
 }
@@ -84,11 +88,9 @@ pub enum FlagFiles {
 pub fn for_flag(flag: &FlagSpec, files: &FlagFiles, secrets: &Secrets) -> Result<Box<dyn FlagProvider>, ProviderError> {
     let token = |var: &str| secrets.read(var).map_err(ProviderError::Auth);
     match (&flag.provider, files) {
-        (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => Ok(Box::new(FlagdFile::new(
-            root.join(path),
-            path.clone(),
-            flag.key.clone(),
-        ))),
+        (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => {
+            Ok(Box::new(FlagdFile::new(root, path, flag.key.clone())))
+        }
         (ProviderSpec::Flagd { path, branch }, FlagFiles::GitHub { github, default_branch }) => {
             let branch = branch.clone().unwrap_or_else(|| default_branch.clone());
             let shown = PathBuf::from(format!("{} on branch {branch}", path.display()));

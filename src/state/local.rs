@@ -3,16 +3,20 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{RolloutState, StateError, StateStore, StateVersion, StoredState, STATE_FORMAT};
-use crate::fsutil::{fingerprint, write_atomically};
+use crate::fsutil::{fingerprint, lock_within, read_capped, write_atomically, WriteError, MIB};
+
+/// State files are small (the history is capped), so anything larger is not one.
+const STATE_READ_CAP: u64 = MIB;
 
 /// A directory of state documents.
 #[derive(Debug)]
 pub struct LocalStateStore {
     dir: PathBuf,
     // Held for the store's life; the OS releases it if the process dies.
-    _lock: Option<File>,
+    lock: Option<File>,
 }
 
 impl LocalStateStore {
@@ -20,14 +24,15 @@ impl LocalStateStore {
     pub fn read_only(dir: &Path) -> LocalStateStore {
         LocalStateStore {
             dir: dir.to_path_buf(),
-            _lock: None,
+            lock: None,
         }
     }
 
     /// Opens the directory for a run that may write, creating it and taking its lock.
     ///
-    /// Fails at once, without waiting, when another run holds the lock.
-    pub fn for_writing(dir: &Path) -> Result<LocalStateStore, StateError> {
+    /// While another run holds the lock this waits up to `wait` for it to finish, so the run
+    /// then decides with the state the winner left.
+    pub fn for_writing(dir: &Path, wait: Duration) -> Result<LocalStateStore, StateError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Io(format!("cannot create state directory {}: {e}", dir.display())))?;
         let lock_path = dir.join(".lock");
@@ -37,18 +42,17 @@ impl LocalStateStore {
             .write(true)
             .open(&lock_path)
             .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lock_path.display())))?;
-        match lock.try_lock() {
-            Ok(()) => Ok(LocalStateStore {
+        match lock_within(&lock, wait) {
+            Ok(true) => Ok(LocalStateStore {
                 dir: dir.to_path_buf(),
-                _lock: Some(lock),
+                lock: Some(lock),
             }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked(format!(
-                "another flagramp run holds {}: wait for it to finish (the lock is released when that process exits)",
-                lock_path.display()
+            Ok(false) => Err(StateError::Locked(format!(
+                "another flagramp run still holds {} after waiting {}s: nothing was decided; run again when it has finished, or raise --lock-wait",
+                lock_path.display(),
+                wait.as_secs()
             ))),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(StateError::Io(format!("cannot lock {}: {e}", lock_path.display())))
-            }
+            Err(e) => Err(StateError::Io(format!("cannot lock {}: {e}", lock_path.display()))),
         }
     }
 
@@ -58,15 +62,11 @@ impl LocalStateStore {
 
     fn read_raw(&self, rollout: &str) -> Result<Option<Vec<u8>>, StateError> {
         let path = self.path_of(rollout);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::Unreadable {
-                rollout: rollout.into(),
-                location: path.display().to_string(),
-                detail: e.to_string(),
-            }),
-        }
+        read_capped(&path, STATE_READ_CAP).map_err(|e| StateError::Unreadable {
+            rollout: rollout.into(),
+            location: path.display().to_string(),
+            detail: format!("the file {e}"),
+        })
     }
 }
 
@@ -110,8 +110,15 @@ impl StateStore for LocalStateStore {
         let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io(e.to_string()))?;
         bytes.push(b'\n');
         let path = self.path_of(&state.rollout);
-        write_atomically(&path, &bytes).map_err(|e| StateError::Io(format!("cannot write {}: {e}", path.display())))?;
+        write_atomically(&path, &bytes).map_err(|e| match e {
+            WriteError::ReadOnly => StateError::Io(format!("{} {e}; nothing was written", path.display())),
+            e => StateError::Io(format!("cannot write {}: {e}", path.display())),
+        })?;
         Ok(StateVersion(fingerprint(&bytes)))
+    }
+
+    fn excludes_other_runs(&self) -> bool {
+        self.lock.is_some()
     }
 
     async fn list(&self) -> Result<Vec<String>, StateError> {

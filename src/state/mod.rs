@@ -202,6 +202,12 @@ pub trait StateStore: std::fmt::Debug + Send + Sync {
     /// Writes one rollout's state if it is still at `expected` (`None`: must not exist yet).
     async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError>;
 
+    /// True when this store holds a lock that keeps every other run out for the store's life, so
+    /// a claim found in it was left by a run that died.
+    fn excludes_other_runs(&self) -> bool {
+        false
+    }
+
     /// Names of every rollout that has state.
     async fn list(&self) -> Result<Vec<String>, StateError>;
 }
