@@ -492,7 +492,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
 
     // Rule 6 comes before 5's hold: a failure counts even when another check errored.
     if !verdicts.failing.is_empty() {
-        d.state.consecutive_failures += 1;
+        d.state.consecutive_failures = d.state.consecutive_failures.saturating_add(1);
         d.changed = true;
         let failures = d.state.consecutive_failures;
         let limit = spec.policy.failures_to_rollback;
