@@ -6,6 +6,7 @@
 mod action;
 mod cli;
 mod conformance;
+mod crash;
 mod engine_rules;
 mod files;
 mod flagd_core;
