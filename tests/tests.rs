@@ -15,6 +15,7 @@ mod launchdarkly;
 mod outputs;
 mod prometheus_answers;
 mod prometheus_live;
+mod races;
 mod reports;
 mod spec_errors;
 mod support;

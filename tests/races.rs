@@ -1,0 +1,120 @@
+//! Concurrency: ten real `flagramp run` processes at once, in two groups with their own state
+//! directories, advancing two rollouts whose flags share one flagd file. Each eligible rollout
+//! makes exactly one transition, no write to the shared file is lost, and every other byte of it
+//! survives. `FLAGRAMP_LONG=1` runs more trials.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+const FLAGS: &str = r#"{
+  "flags": {
+    "big": { "state": "ENABLED", "variants": { "on": 123456789012345678901234567890, "off": 0 }, "defaultVariant": "on" },
+    "a": { "state": "DISABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" },
+    "b": { "state": "DISABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" }
+  }
+}
+"#;
+
+const RUNS_PER_ROLLOUT: usize = 5;
+
+fn trials() -> usize {
+    if std::env::var_os("FLAGRAMP_LONG").is_some() {
+        1000
+    } else {
+        200
+    }
+}
+
+fn spec(name: &str) -> String {
+    format!(
+        "version: 1\nname: {name}\nflag: {{ provider: flagd, key: {name}, flagd: {{ path: flags/flags.flagd.json }} }}\nstages: [{{ percent: 10, bake: 1h }}, 50, 100]\nchecks:\n  - {{ name: probe, command: [\"./ok.sh\"], pass: \">= 1\" }}\n"
+    )
+}
+
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".github/rollouts")).unwrap();
+    std::fs::create_dir_all(root.join("flags")).unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(root.join(format!(".github/rollouts/{name}.yml")), spec(name)).unwrap();
+    }
+    std::fs::write(root.join("flags/flags.flagd.json"), FLAGS).unwrap();
+    std::fs::write(root.join("ok.sh"), "#!/bin/sh\necho 1\n").unwrap();
+    std::fs::set_permissions(root.join("ok.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn trial(root: &Path) {
+    let mut children = Vec::new();
+    for i in 0..RUNS_PER_ROLLOUT * 2 {
+        let name = if i % 2 == 0 { "a" } else { "b" };
+        let child = Command::new(env!("CARGO_BIN_EXE_flagramp"))
+            .current_dir(root)
+            .args(["run", name, "--now", "2026-11-24T09:00:00Z", "--output", "json"])
+            .args(["--state-dir", &format!("state-{name}")])
+            .env_remove("FLAGRAMP_STATE_DIR")
+            .env_remove("FLAGRAMP_TEST_PAUSE_AT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push((name, child));
+    }
+    let mut starts = std::collections::BTreeMap::<&str, usize>::new();
+    for (name, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+        let records: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let decision = records[0]["decision"].as_str().unwrap().to_string();
+        match decision.as_str() {
+            "start" => *starts.entry(name).or_default() += 1,
+            "hold" => {}
+            other => panic!("{name}: a run decided {other}: {records}"),
+        }
+    }
+    let text = std::fs::read_to_string(root.join("flags/flags.flagd.json")).unwrap();
+    let flags: Value = serde_json::from_str(&text).unwrap();
+    assert!(text.contains("123456789012345678901234567890"), "{text}");
+    for name in ["a", "b"] {
+        assert_eq!(starts.get(name), Some(&1), "exactly one run starts {name}: {starts:?}");
+        assert_eq!(
+            flags["flags"][name]["state"], "ENABLED",
+            "no write to {name} was lost: {text}"
+        );
+        assert_eq!(
+            flags["flags"][name]["targeting"]["fractional"],
+            json!([["on", 10000], ["off", 90000]])
+        );
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(root.join(format!("state-{name}/{name}.json"))).unwrap()).unwrap();
+        assert!(state["pending"].is_null(), "{state}");
+        let history = state["history"].as_array().unwrap();
+        assert_eq!(
+            history.iter().filter(|r| r["decision"] == "start").count(),
+            1,
+            "{history:#?}"
+        );
+        assert_eq!(history[0]["decision"], "start", "{history:#?}");
+    }
+}
+
+#[test]
+fn ten_concurrent_runs_make_one_transition_per_rollout_and_lose_no_write() {
+    let started = Instant::now();
+    let trials = trials();
+    for _ in 0..trials {
+        let dir = repo();
+        trial(dir.path());
+    }
+    eprintln!(
+        "concurrency (local state, shared flagd file): {trials} trials x {} runs in {:.1}s",
+        RUNS_PER_ROLLOUT * 2,
+        started.elapsed().as_secs_f64()
+    );
+}
