@@ -15,7 +15,7 @@ const TOKEN: &str = "ghs_fakeTokenForTests0123456789";
 const FLAGS: &str = "flags/flags.flagd.json";
 const STATE_BRANCH: &str = "flagramp-state";
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/github/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -58,12 +58,12 @@ fn spec(extra: &str) -> String {
 }
 
 /// A checked-out workspace plus the runner's files.
-struct Job {
+pub(crate) struct Job {
     dir: tempfile::TempDir,
 }
 
 impl Job {
-    fn new(spec_text: &str) -> Job {
+    pub(crate) fn new(spec_text: &str) -> Job {
         let job = Job {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -80,7 +80,7 @@ impl Job {
         self.dir.path().join(rel)
     }
 
-    fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
@@ -91,7 +91,7 @@ impl Job {
     }
 
     /// Parses `$GITHUB_OUTPUT`'s heredocs.
-    fn outputs(&self) -> BTreeMap<String, String> {
+    pub(crate) fn outputs(&self) -> BTreeMap<String, String> {
         let text = std::fs::read_to_string(self.path("output.txt")).unwrap_or_default();
         let mut out = BTreeMap::new();
         let mut lines = text.lines();
@@ -113,7 +113,7 @@ impl Job {
         out
     }
 
-    async fn run(
+    pub(crate) async fn run(
         &self,
         fake: &FakeGitHub,
         repository: &str,

@@ -118,3 +118,116 @@ fn ten_concurrent_runs_make_one_transition_per_rollout_and_lose_no_write() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The Action against the stateful GitHub fake: ten workflow runs at once, each in its own
+/// workspace, evaluating the same two rollouts whose flags share one file on the default branch.
+/// State and flag writes are compare-and-swap on the blob sha.
+mod action {
+    use std::time::Instant;
+
+    use serde_json::{json, Value};
+
+    use crate::action::{fixture, Job};
+    use crate::support::github::FakeGitHub;
+
+    const FLAGS_PATH: &str = "flags/flags.flagd.json";
+    const ROLLOUTS: [&str; 2] = ["new-checkout", "second"];
+    const CONCURRENT_RUNS: usize = 10;
+
+    fn trials() -> usize {
+        if std::env::var_os("FLAGRAMP_LONG").is_some() {
+            200
+        } else {
+            20
+        }
+    }
+
+    fn spec(name: &str) -> String {
+        format!(
+            "version: 1\nname: {name}\nflag: {{ provider: flagd, key: {name}, flagd: {{ path: {FLAGS_PATH} }} }}\nstages: [{{ percent: 10, bake: 1h }}, 50, 100]\nchecks:\n  - {{ name: smoke, command: [\"./check.sh\"], pass: \"== 1\" }}\nreport: {{ pull_request: none }}\n"
+        )
+    }
+
+    const FLAGS: &str = r#"{
+  "flags": {
+    "big": { "state": "ENABLED", "variants": { "on": 123456789012345678901234567890, "off": 0 }, "defaultVariant": "on" },
+    "new-checkout": { "state": "DISABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" },
+    "second": { "state": "DISABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" }
+  }
+}
+"#;
+
+    async fn trial() {
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        fake.put_file("main", FLAGS_PATH, FLAGS.as_bytes());
+        let jobs: Vec<Job> = (0..CONCURRENT_RUNS)
+            .map(|_| {
+                let job = Job::new(&spec(ROLLOUTS[0]));
+                job.write(
+                    &format!("repo/.github/rollouts/{}.yml", ROLLOUTS[1]),
+                    &spec(ROLLOUTS[1]),
+                );
+                job
+            })
+            .collect();
+        let event = fixture("schedule.synthetic.json");
+        let outs = futures::future::join_all(
+            jobs.iter()
+                .map(|job| job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[], &[])),
+        )
+        .await;
+        let mut starts = std::collections::BTreeMap::<String, usize>::new();
+        for (job, out) in jobs.iter().zip(&outs) {
+            let log = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{log}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+            for d in decisions.as_array().unwrap() {
+                match d["decision"].as_str().unwrap() {
+                    "start" => *starts.entry(d["rollout"].as_str().unwrap().to_string()).or_default() += 1,
+                    "hold" => {}
+                    other => panic!("a run decided {other}: {d}"),
+                }
+            }
+        }
+        let text = String::from_utf8(fake.file("main", FLAGS_PATH).unwrap()).unwrap();
+        assert!(text.contains("123456789012345678901234567890"), "{text}");
+        let flags: Value = serde_json::from_str(&text).unwrap();
+        for name in ROLLOUTS {
+            assert_eq!(starts.get(name), Some(&1), "exactly one run starts {name}: {starts:?}");
+            assert_eq!(
+                flags["flags"][name]["targeting"]["fractional"],
+                json!([["on", 10000], ["off", 90000]]),
+                "no write to {name} was lost: {text}"
+            );
+            assert_eq!(flags["flags"][name]["state"], "ENABLED");
+            let state: Value =
+                serde_json::from_slice(&fake.file("flagramp-state", &format!("rollouts/{name}.json")).unwrap())
+                    .unwrap();
+            assert!(state["pending"].is_null(), "{state}");
+            let history = state["history"].as_array().unwrap();
+            assert_eq!(
+                history.iter().filter(|r| r["decision"] == "start").count(),
+                1,
+                "{history:#?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_concurrent_action_runs_make_one_transition_per_rollout_and_lose_no_write() {
+        let started = Instant::now();
+        let trials = trials();
+        for _ in 0..trials {
+            trial().await;
+        }
+        eprintln!(
+            "concurrency (Action, GitHub fake): {trials} trials x {CONCURRENT_RUNS} runs in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
