@@ -4,11 +4,10 @@
 //! first and weights in thousandths of a percent, so a raise adds users without reshuffling
 //! anyone already on. Every other flag and field is kept as it was.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use std::collections::HashMap;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
