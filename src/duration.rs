@@ -14,9 +14,7 @@ pub struct SpecDuration {
 
 impl SpecDuration {
     /// The longest duration a spec may set: 365 days.
-    pub const MAX: SpecDuration = SpecDuration {
-        seconds: 365 * 86_400,
-    };
+    pub const MAX: SpecDuration = SpecDuration { seconds: 365 * 86_400 };
 
     /// A duration of `seconds`, capped at [`SpecDuration::MAX`].
     pub const fn from_secs(seconds: u64) -> Self {
@@ -35,8 +33,7 @@ impl SpecDuration {
     /// As a chrono duration, for arithmetic on timestamps; never out of chrono's range, since every
     /// value is at most [`SpecDuration::MAX`].
     pub fn to_chrono(self) -> chrono::Duration {
-        chrono::Duration::try_seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX))
-            .unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::try_seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX)).unwrap_or(chrono::Duration::MAX)
     }
 
     /// As a std duration, for timeouts.
@@ -51,7 +48,12 @@ impl SpecDuration {
         if text.is_empty() {
             return Err("empty duration: write it as <number><unit>, e.g. 90s, 10m, 1h30m, 2d".into());
         }
-        let too_long = || format!("`{text}` is longer than {}, the longest duration a spec may set", Self::MAX);
+        let too_long = || {
+            format!(
+                "`{text}` is longer than {}, the longest duration a spec may set",
+                Self::MAX
+            )
+        };
         let mut seconds: u64 = 0;
         let mut digits = String::new();
         for ch in text.chars() {
@@ -125,7 +127,14 @@ mod tests {
     fn allows_365_days_and_nothing_longer() {
         assert_eq!(SpecDuration::parse("365d"), Ok(SpecDuration::MAX));
         assert_eq!(SpecDuration::parse("364d23h59m60s"), Ok(SpecDuration::MAX));
-        for long in ["365d1s", "366d", "99999999999d", "106751991167d", "9999999999999999s", "8760h1m"] {
+        for long in [
+            "365d1s",
+            "366d",
+            "99999999999d",
+            "106751991167d",
+            "9999999999999999s",
+            "8760h1m",
+        ] {
             let err = SpecDuration::parse(long).expect_err(long);
             assert!(err.contains("longer than 365d"), "{long}: {err}");
         }
@@ -133,13 +142,19 @@ mod tests {
 
     #[test]
     fn every_value_converts_to_chrono_and_std() {
-        for d in [SpecDuration::from_secs(0), SpecDuration::MAX, SpecDuration::from_secs(u64::MAX)] {
+        for d in [
+            SpecDuration::from_secs(0),
+            SpecDuration::MAX,
+            SpecDuration::from_secs(u64::MAX),
+        ] {
             assert!(d <= SpecDuration::MAX);
             assert_eq!(d.to_chrono().num_seconds() as u64, d.as_secs());
             assert_eq!(d.to_std().as_secs(), d.as_secs());
         }
         // The furthest a bake can reach from now stays inside chrono's range for millennia.
-        assert!(chrono::Utc::now().checked_add_signed(SpecDuration::MAX.to_chrono()).is_some());
+        assert!(chrono::Utc::now()
+            .checked_add_signed(SpecDuration::MAX.to_chrono())
+            .is_some());
     }
 
     #[test]

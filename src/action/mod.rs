@@ -299,8 +299,8 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
         Some(path) => {
             let bytes = crate::fsutil::read_capped(Path::new(&path), MAX_EVENT_BYTES)
                 .map_err(|e| format!("cannot read GITHUB_EVENT_PATH {path}: {e}"))?;
-            let event: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?;
+            let event: Value =
+                serde_json::from_slice(&bytes).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?;
             if !event.is_object() {
                 return Err(format!(
                     "GITHUB_EVENT_PATH {path} is not an event: the runner writes a JSON object there"

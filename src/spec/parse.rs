@@ -114,6 +114,20 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
         walker.diags.push(too_large(file));
         return (None, None, walker.diags);
     }
+    if let Some((index, c)) = text.char_indices().find(|(_, c)| !allowed_in_yaml(*c)) {
+        // The YAML scanner takes a NUL for the end of the file and would read only what is before it.
+        let head = &text[..index];
+        walker.report_at(
+            head.matches('\n').count() + 1,
+            head.rsplit('\n').next().unwrap_or_default().chars().count() + 1,
+            &format!(
+                "the spec contains {}, a control character YAML does not allow",
+                text::code_point(c)
+            ),
+            "remove it (most editors do not show it); to put one in a value, write it as an escape in double quotes, e.g. \"\\t\"",
+        );
+        return (None, None, walker.diags);
+    }
     if let Some(problem) = shape::check(text) {
         let stops = problem.stops_loading();
         walker.shape_problem(problem, text);
@@ -160,6 +174,11 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
     (spec, name_at, walker.diags)
 }
 
+/// Whether YAML 1.2 allows `c` in a stream: tab, line breaks and printable characters (§5.1).
+fn allowed_in_yaml(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{85}') || !(c.is_control() || c == '\u{fffe}' || c == '\u{ffff}')
+}
+
 /// The diagnostic for a spec file over [`MAX_SPEC_BYTES`].
 pub(super) fn too_large(file: &Path) -> Diagnostic {
     Diagnostic::new(
@@ -199,6 +218,23 @@ fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// The `&` that starts the anchor on the node at `node`: the loader marks the node itself, which
+/// for a block mapping is its first key, possibly lines below the anchor.
+fn anchor_sigil(text: &str, node: &marked_yaml::Marker) -> Option<marked_yaml::Marker> {
+    let before: String = text.chars().take(node.character()).collect();
+    let amp = before.rfind('&')?;
+    let rest = &before[amp + 1..];
+    let name_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    // Between the anchor's name and the node: blanks, and for a block mapping its first key.
+    if rest[name_end..].trim_start().contains('\n') {
+        return None;
+    }
+    let head = &before[..amp];
+    let line = head.matches('\n').count() + 1;
+    let column = head.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    Some(marked_yaml::Marker::new(0, head.chars().count(), line, column))
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -300,7 +336,9 @@ impl Walker<'_> {
             LoadError::ScanError(m, e) => {
                 // The position is in the diagnostic already; Display repeats it with a byte offset.
                 let text_msg = e.info().to_string();
-                let hint = if text_msg.contains("tab") {
+                let hint = if text_msg.contains("unknown anchor") {
+                    "specs do not use YAML aliases (`*name`): write the value out in full"
+                } else if text_msg.contains("tab") {
                     "YAML indents with spaces only: replace the tab with spaces"
                 } else if text_msg.contains("block") || text_msg.contains("indicator") {
                     "quote conditions such as pass: \">= 0.95\" (a bare > starts a YAML block)"
@@ -312,9 +350,9 @@ impl Walker<'_> {
                 (Some(*m), format!("YAML syntax error: {text_msg}"), hint)
             }
             LoadError::UnexpectedAnchor(m) => (
-                Some(*m),
-                "YAML anchors are not supported in specs".into(),
-                "write the value out",
+                Some(anchor_sigil(text, m).unwrap_or(*m)),
+                "YAML anchors (`&name`) are not supported in specs".into(),
+                "write the value out in full; specs do not reuse parts with `&name` and `*name`",
             ),
             LoadError::MappingKeyMustBeScalar(m) => (
                 Some(*m),
@@ -476,7 +514,7 @@ impl Walker<'_> {
                 self.report(
                     node.span(),
                     format!("`{path}`: {msg}"),
-                    "durations are <number><unit> parts with units s, m, h, d: 0s, 90s, 10m, 1h30m, 2d",
+                    "durations are <number><unit> parts with units s, m, h, d, at most 365d: 0s, 90s, 10m, 1h30m, 2d",
                 );
                 None
             }
@@ -695,6 +733,10 @@ impl Walker<'_> {
             .trim()
             .to_string();
         let example = "write the full base URL, e.g. https://prometheus.example.com";
+        if text.contains(char::is_whitespace) {
+            self.report(node.span(), format!("`{field}` has a space in it"), example);
+            return None;
+        }
         let url = match url::Url::parse(&text) {
             Ok(url) => url,
             Err(e) => {
@@ -1067,18 +1109,20 @@ impl Walker<'_> {
         names: &mut BTreeSet<String>,
     ) -> Option<CheckSpec> {
         let map = self.mapping(node, path, "check")?;
-        let name = self.required_str(map, "name", path, "name: success-rate").and_then(|n| {
-            if text::is_name(&n) {
-                return Some(n);
-            }
-            let span = *self.get(map, "name").expect("just read").span();
-            self.report(
-                &span,
-                format!("check name `{n}` is not allowed: {NAME_RULE}"),
-                format!("write e.g. `name: success-rate`; {NAME_WHY}"),
-            );
-            None
-        });
+        let name = self
+            .required_str(map, "name", path, "name: success-rate")
+            .and_then(|n| {
+                if text::is_name(&n) {
+                    return Some(n);
+                }
+                let span = *self.get(map, "name").expect("just read").span();
+                self.report(
+                    &span,
+                    format!("check name `{n}` is not allowed: {NAME_RULE}"),
+                    format!("write e.g. `name: success-rate`; {NAME_WHY}"),
+                );
+                None
+            });
         if let Some(n) = &name {
             if !names.insert(n.clone()) {
                 let span = *self.get(map, "name").expect("present").span();

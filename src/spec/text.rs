@@ -20,7 +20,8 @@ pub fn is_name(name: &str) -> bool {
 /// Whether `name` is a branch name git accepts (the rules of `git check-ref-format --branch`),
 /// without hidden characters (see [`is_hidden`]).
 pub fn is_branch_name(name: &str) -> bool {
-    let bad_char = |c: char| c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\') || is_hidden(c);
+    let bad_char =
+        |c: char| c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\') || is_hidden(c);
     !name.is_empty()
         && name.len() <= 255
         && name != "@"
@@ -111,12 +112,40 @@ mod tests {
 
     #[test]
     fn branch_names_follow_git() {
-        for good in ["main", "flagramp-state", "release/2026.11", "feature/new_checkout", "v1@x"] {
+        for good in [
+            "main",
+            "flagramp-state",
+            "release/2026.11",
+            "feature/new_checkout",
+            "v1@x",
+        ] {
             assert!(is_branch_name(good), "{good}");
         }
         for bad in [
-            "", "@", "-main", "a..b", "a b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "a/", "/a", "a//b",
-            ".a", "a/.b", "a.lock", "a/b.lock/c", "a.", "a@{1}", "a\nb", "a\u{202e}b", "a\u{7f}",
+            "",
+            "@",
+            "-main",
+            "a..b",
+            "a b",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[",
+            "a\\b",
+            "a/",
+            "/a",
+            "a//b",
+            ".a",
+            "a/.b",
+            "a.lock",
+            "a/b.lock/c",
+            "a.",
+            "a@{1}",
+            "a\nb",
+            "a\u{202e}b",
+            "a\u{7f}",
         ] {
             assert!(!is_branch_name(bad), "{bad:?}");
         }
@@ -124,7 +153,20 @@ mod tests {
 
     #[test]
     fn hidden_characters_are_control_format_and_separators() {
-        for c in ['\n', '\t', '\u{1b}', '\u{7f}', '\u{202e}', '\u{2066}', '\u{200b}', '\u{200e}', '\u{feff}', '\u{2028}', '\u{2029}', '\u{e0001}'] {
+        for c in [
+            '\n',
+            '\t',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{200b}',
+            '\u{200e}',
+            '\u{feff}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{e0001}',
+        ] {
             assert!(is_hidden(c), "{}", code_point(c));
         }
         for c in ['a', ' ', 'é', '中', '🚀', '-', '\u{a0}'] {
