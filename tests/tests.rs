@@ -4,6 +4,7 @@
 //! script starts the services and runs them with `--include-ignored`.
 
 mod action;
+mod action_inputs;
 mod cli;
 mod conformance;
 mod engine_rules;
