@@ -86,7 +86,10 @@ async fn every_bad_input_fails_the_step_with_a_clear_error() {
             ("GITHUB_RUN_ID", "4242".into()),
             ("GITHUB_ACTOR", "octocat".into()),
             ("GITHUB_WORKSPACE", repo.display().to_string()),
-            ("GITHUB_STEP_SUMMARY", job.path().join("summary.md").display().to_string()),
+            (
+                "GITHUB_STEP_SUMMARY",
+                job.path().join("summary.md").display().to_string(),
+            ),
             ("GITHUB_OUTPUT", job.path().join("output.txt").display().to_string()),
         ] {
             env.insert(k.to_string(), v);

@@ -10,6 +10,7 @@ mod conformance;
 mod engine_rules;
 mod flagd_core;
 mod flagd_file;
+mod hostile_input;
 mod launchdarkly;
 mod outputs;
 mod prometheus_answers;

@@ -174,6 +174,9 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
     (spec, name_at, walker.diags)
 }
 
+const TOO_DEEP_HINT: &str =
+    "a rollout spec is a few levels deep: check the indentation, and the `-`, `[` and `{` that open lists and mappings";
+
 /// Whether YAML 1.2 allows `c` in a stream: tab, line breaks and printable characters (§5.1).
 fn allowed_in_yaml(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{85}') || !(c.is_control() || c == '\u{fffe}' || c == '\u{ffff}')
@@ -295,7 +298,7 @@ impl Walker<'_> {
             Problem::TooDeep(m) => (
                 at(m),
                 format!("the spec nests deeper than {} levels", shape::MAX_DEPTH),
-                "a rollout spec is a few levels deep: check the indentation, and the `-`, `[` and `{` that open lists and mappings",
+                TOO_DEEP_HINT,
             ),
             Problem::TooManyNodes(m) => (
                 at(m),
@@ -336,7 +339,9 @@ impl Walker<'_> {
             LoadError::ScanError(m, e) => {
                 // The position is in the diagnostic already; Display repeats it with a byte offset.
                 let text_msg = e.info().to_string();
-                let hint = if text_msg.contains("unknown anchor") {
+                let hint = if text_msg.contains("recursion limit") {
+                    TOO_DEEP_HINT
+                } else if text_msg.contains("unknown anchor") {
                     "specs do not use YAML aliases (`*name`): write the value out in full"
                 } else if text_msg.contains("tab") {
                     "YAML indents with spaces only: replace the tab with spaces"
