@@ -2,16 +2,27 @@
 
 use std::fmt;
 
-/// A whole number of seconds, parsed from one or more `<number><unit>` parts (`s m h d`).
+/// A whole number of seconds, parsed from one or more `<number><unit>` parts (`s m h d`), at most
+/// [`SpecDuration::MAX`] (365 days).
+///
+/// The bound is what keeps timestamp arithmetic safe: a bake of `99999999999d` once passed
+/// `validate` and then made every later run panic when added to the stage's start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct SpecDuration {
     seconds: u64,
 }
 
 impl SpecDuration {
-    /// A duration of `seconds`.
+    /// The longest duration a spec may set: 365 days.
+    pub const MAX: SpecDuration = SpecDuration { seconds: 365 * 86_400 };
+
+    /// A duration of `seconds`, capped at [`SpecDuration::MAX`].
     pub const fn from_secs(seconds: u64) -> Self {
-        SpecDuration { seconds }
+        if seconds > Self::MAX.seconds {
+            Self::MAX
+        } else {
+            SpecDuration { seconds }
+        }
     }
 
     /// Whole seconds.
@@ -19,9 +30,10 @@ impl SpecDuration {
         self.seconds
     }
 
-    /// As a chrono duration, for arithmetic on timestamps.
+    /// As a chrono duration, for arithmetic on timestamps; never out of chrono's range, since every
+    /// value is at most [`SpecDuration::MAX`].
     pub fn to_chrono(self) -> chrono::Duration {
-        chrono::Duration::seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX / 1000))
+        chrono::Duration::try_seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX)).unwrap_or(chrono::Duration::MAX)
     }
 
     /// As a std duration, for timeouts.
@@ -29,12 +41,19 @@ impl SpecDuration {
         std::time::Duration::from_secs(self.seconds)
     }
 
-    /// Parses `1h30m`-style text; the message says what is wrong and shows valid forms.
+    /// Parses `1h30m`-style text of at most 365 days; the message says what is wrong and shows
+    /// valid forms.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.is_empty() {
             return Err("empty duration: write it as <number><unit>, e.g. 90s, 10m, 1h30m, 2d".into());
         }
+        let too_long = || {
+            format!(
+                "`{text}` is longer than {}, the longest duration a spec may set",
+                Self::MAX
+            )
+        };
         let mut seconds: u64 = 0;
         let mut digits = String::new();
         for ch in text.chars() {
@@ -58,13 +77,13 @@ impl SpecDuration {
                     "`{text}` is not a duration: a number must come before `{ch}` (e.g. 90s, 1h30m)"
                 ));
             }
-            let n: u64 = digits
-                .parse()
-                .map_err(|_| format!("`{text}` is too large a duration"))?;
+            // Digits past u64 are too long a duration all the same.
+            let n: u64 = digits.parse().map_err(|_| too_long())?;
             seconds = n
                 .checked_mul(unit)
                 .and_then(|part| seconds.checked_add(part))
-                .ok_or_else(|| format!("`{text}` is too large a duration"))?;
+                .filter(|total| *total <= Self::MAX.seconds)
+                .ok_or_else(too_long)?;
             digits.clear();
         }
         if !digits.is_empty() {
@@ -102,6 +121,40 @@ mod tests {
         assert_eq!(SpecDuration::parse("90s").unwrap().as_secs(), 90);
         assert_eq!(SpecDuration::parse("1h30m").unwrap().as_secs(), 5400);
         assert_eq!(SpecDuration::parse("2d").unwrap().as_secs(), 172_800);
+    }
+
+    #[test]
+    fn allows_365_days_and_nothing_longer() {
+        assert_eq!(SpecDuration::parse("365d"), Ok(SpecDuration::MAX));
+        assert_eq!(SpecDuration::parse("364d23h59m60s"), Ok(SpecDuration::MAX));
+        for long in [
+            "365d1s",
+            "366d",
+            "99999999999d",
+            "106751991167d",
+            "9999999999999999s",
+            "8760h1m",
+        ] {
+            let err = SpecDuration::parse(long).expect_err(long);
+            assert!(err.contains("longer than 365d"), "{long}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_value_converts_to_chrono_and_std() {
+        for d in [
+            SpecDuration::from_secs(0),
+            SpecDuration::MAX,
+            SpecDuration::from_secs(u64::MAX),
+        ] {
+            assert!(d <= SpecDuration::MAX);
+            assert_eq!(d.to_chrono().num_seconds() as u64, d.as_secs());
+            assert_eq!(d.to_std().as_secs(), d.as_secs());
+        }
+        // The furthest a bake can reach from now stays inside chrono's range for millennia.
+        assert!(chrono::Utc::now()
+            .checked_add_signed(SpecDuration::MAX.to_chrono())
+            .is_some());
     }
 
     #[test]

@@ -460,6 +460,7 @@ sources:
   thanos:
     provider: prometheus
     url: http://thanos.internal:9090
+    allow_insecure_http: true      # plain http to a host that is not loopback must say so
     basic_auth: { username_env: THANOS_USER, password_env: THANOS_PASSWORD }
     headers: { X-Team: checkout }
     timeout: 90s

@@ -4,6 +4,7 @@
 //! script starts the services and runs them with `--include-ignored`.
 
 mod action;
+mod action_inputs;
 mod cli;
 mod conformance;
 mod crash;
@@ -11,12 +12,14 @@ mod engine_rules;
 mod files;
 mod flagd_core;
 mod flagd_file;
+mod hostile_input;
 mod launchdarkly;
 mod outputs;
 mod prometheus_answers;
 mod prometheus_live;
 mod races;
 mod reports;
+mod spec_catalogue;
 mod spec_errors;
 mod support;
 mod support_selftest;

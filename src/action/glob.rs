@@ -39,7 +39,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         if path.file_name().is_some_and(|n| n == ".git") {
             continue;
         }
-        if path.is_dir() {
+        // A linked directory is not followed: two links to `..` would make the walk endless.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             walk(&path, out);
         } else {
             out.push(path);

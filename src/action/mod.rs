@@ -145,20 +145,51 @@ impl Inputs {
             return Err("input `github_token` is empty: keep its default `${{ github.token }}` or pass a token".into());
         }
         let rollout = Some(input("rollout", "")).filter(|r| !r.is_empty());
+        if let Some(r) = rollout.as_deref().filter(|r| !spec::text::is_name(r)) {
+            return Err(format!(
+                "input `rollout` is `{}`, which is not a rollout name (1 to 64 letters, digits, `.`, `_` or `-`)",
+                spec::text::shown(r)
+            ));
+        }
+        let state_branch = input("state_branch", "flagramp-state");
+        if !spec::text::is_branch_name(&state_branch) {
+            return Err(format!(
+                "input `state_branch` is `{}`, which is not a branch name git accepts",
+                spec::text::shown(&state_branch)
+            ));
+        }
+        let specs = input("specs", spec::DEFAULT_SPEC_DIR);
+        if let Some(outside) = entries_outside_repository(&specs) {
+            return Err(format!(
+                "input `specs` names `{}`, outside the repository: give paths relative to the repository root",
+                spec::text::shown(&outside)
+            ));
+        }
         Ok(Inputs {
             command,
-            specs: input("specs", spec::DEFAULT_SPEC_DIR),
+            specs,
             rollout,
             reason: input("reason", ""),
             dry_run,
             github_token,
-            state_branch: input("state_branch", "flagramp-state"),
+            state_branch,
             comment,
             comment_author: input("comment_author", "github-actions[bot]"),
             fail_on,
         })
     }
 }
+
+/// The first entry of the `specs` input that is absolute or climbs out with `..`.
+fn entries_outside_repository(specs: &str) -> Option<String> {
+    glob::entries(specs).into_iter().find(|entry| {
+        let path = Path::new(entry);
+        path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir)
+    })
+}
+
+/// The largest event payload read; GitHub's stay far below it.
+const MAX_EVENT_BYTES: u64 = 32 << 20;
 
 /// The operation, rollout and reason for this event (explicit `command` input wins).
 pub fn operation(
@@ -266,9 +297,16 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
     let event_name = need("GITHUB_EVENT_NAME")?;
     let event = match env("GITHUB_EVENT_PATH") {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("cannot read GITHUB_EVENT_PATH {path}: {e}"))?;
-            serde_json::from_str(&text).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?
+            let bytes = crate::fsutil::read_capped(Path::new(&path), MAX_EVENT_BYTES)
+                .map_err(|e| format!("cannot read GITHUB_EVENT_PATH {path}: {e}"))?;
+            let event: Value =
+                serde_json::from_slice(&bytes).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?;
+            if !event.is_object() {
+                return Err(format!(
+                    "GITHUB_EVENT_PATH {path} is not an event: the runner writes a JSON object there"
+                ));
+            }
+            event
         }
         None => Value::Null,
     };

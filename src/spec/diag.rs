@@ -20,6 +20,21 @@ pub struct Diagnostic {
     pub hint: Option<String>,
 }
 
+impl Diagnostic {
+    /// A problem at `line:column` of `file`. Spec text quoted in the message or hint is shown with
+    /// hidden characters escaped and cut when very long (see [`super::text::shown`]), so that a
+    /// diagnostic cannot itself carry a bidi override, a terminal escape or a megabyte of text.
+    pub fn new(file: PathBuf, line: usize, column: usize, message: &str, hint: Option<&str>) -> Diagnostic {
+        Diagnostic {
+            file,
+            line,
+            column,
+            message: super::text::shown(message).into_owned(),
+            hint: hint.map(|h| super::text::shown(h).into_owned()),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -2,12 +2,14 @@
 
 mod diag;
 mod parse;
+mod shape;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, SpecErrors};
-pub use parse::{parse_spec, NameAt, KNOWN_FIELDS};
+pub use parse::{parse_spec, NameAt, KNOWN_FIELDS, MAX_FAILURES_TO_ROLLBACK};
 
 use crate::check::Condition;
 use crate::duration::SpecDuration;
@@ -16,6 +18,10 @@ use crate::window::Window;
 
 /// Where specs live when no path is given.
 pub const DEFAULT_SPEC_DIR: &str = ".github/rollouts";
+
+/// The largest spec file read: a spec is a few kilobytes, and reading is capped so that a huge
+/// file, or a link to `/dev/zero`, cannot exhaust memory.
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 
 /// The bake of a bare-number stage and of the default stages.
 pub const DEFAULT_BAKE: SpecDuration = SpecDuration::from_secs(3600);
@@ -277,8 +283,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        // A linked directory is not followed: two links to `..` would make the walk endless.
+        if entry.file_type()?.is_dir() {
             walk(&path, out)?;
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
             out.push(path);
@@ -295,32 +303,26 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<RolloutSpec>, SpecErrors> {
     let mut specs = Vec::new();
     let mut names: BTreeMap<String, (PathBuf, usize, usize)> = BTreeMap::new();
     for file in files {
-        let text = match std::fs::read_to_string(file) {
+        let text = match read_spec(file) {
             Ok(text) => text,
-            Err(e) => {
-                diagnostics.push(Diagnostic {
-                    file: file.clone(),
-                    line: 1,
-                    column: 1,
-                    message: format!("cannot read the spec: {e}"),
-                    hint: Some("check the path and the file's permissions".into()),
-                });
+            Err(d) => {
+                diagnostics.push(*d);
                 continue;
             }
         };
         let (spec, name_at, mut diags) = parse_spec(file, &text);
         if let Some((name, line, column)) = name_at {
             if let Some((other, oline, ocol)) = names.get(&name) {
-                diags.push(Diagnostic {
-                    file: file.clone(),
+                diags.push(Diagnostic::new(
+                    file.clone(),
                     line,
                     column,
-                    message: format!(
+                    &format!(
                         "rollout name `{name}` is already used by {}:{oline}:{ocol}",
                         other.display()
                     ),
-                    hint: Some("give each rollout its own `name:` (state is kept per name)".into()),
-                });
+                    Some("give each rollout its own `name:` (state is kept per name)"),
+                ));
             } else {
                 names.insert(name, (file.clone(), line, column));
             }
@@ -335,4 +337,35 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<RolloutSpec>, SpecErrors> {
     } else {
         Err(SpecErrors { diagnostics })
     }
+}
+
+/// A spec file's text, read with the [`MAX_SPEC_BYTES`] cap; UTF-8 only.
+fn read_spec(file: &Path) -> Result<String, Box<Diagnostic>> {
+    let bytes = match crate::fsutil::read_capped(file, MAX_SPEC_BYTES) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => return Err(Box::new(parse::too_large(file))),
+        Err(e) => {
+            return Err(Box::new(Diagnostic::new(
+                file.to_path_buf(),
+                1,
+                1,
+                &format!("cannot read the spec: {e}"),
+                Some("check the path and the file's permissions"),
+            )))
+        }
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // The bytes up to `valid_up_to` are UTF-8, so this never falls back to "".
+        let before = std::str::from_utf8(valid).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+        Box::new(Diagnostic::new(
+            file.to_path_buf(),
+            line,
+            column,
+            "the spec is not UTF-8 text",
+            Some("save the file as UTF-8 (a UTF-8 byte-order mark is fine)"),
+        ))
+    })
 }

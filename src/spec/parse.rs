@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, Node, Span};
 
+use super::shape::{self, Problem};
+use super::text;
 use super::{
     Auth, CheckSpec, Diagnostic, FlagSpec, HeaderValue, HttpSourceSpec, NoDataPolicy, Policy, Probe, ProviderSpec,
     PullRequestRef, ReportSpec, RollbackPolicy, RolloutSpec, SourceSpec, Stage, DEFAULT_BAKE, DEFAULT_CHECK_TIMEOUT,
+    MAX_SPEC_BYTES,
 };
 use crate::check::Condition;
 use crate::duration::SpecDuration;
@@ -37,15 +40,33 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
     ),
     ("flag", &["provider", "key", "flagd", "unleash", "launchdarkly"]),
     ("flagd", &["path", "branch"]),
-    ("unleash", &["url", "project", "environment", "token_env"]),
+    (
+        "unleash",
+        &["url", "project", "environment", "token_env", "allow_insecure_http"],
+    ),
     (
         "launchdarkly",
-        &["project", "environment", "token_env", "base_url", "on_variation"],
+        &[
+            "project",
+            "environment",
+            "token_env",
+            "base_url",
+            "on_variation",
+            "allow_insecure_http",
+        ],
     ),
     ("stage", &["percent", "bake"]),
     (
         "source",
-        &["provider", "url", "token_env", "basic_auth", "headers", "timeout"],
+        &[
+            "provider",
+            "url",
+            "token_env",
+            "basic_auth",
+            "headers",
+            "timeout",
+            "allow_insecure_http",
+        ],
     ),
     ("basic_auth", &["username_env", "password_env"]),
     ("header", &["env"]),
@@ -61,6 +82,12 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
 /// A rollout name with the line and column where it is set (1:1 when it comes from the file name).
 pub type NameAt = (String, usize, usize);
 
+/// What [`text::is_name`] allows, for messages.
+const NAME_RULE: &str = "a name is 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit";
+
+/// Why names are plain, for hints.
+const NAME_WHY: &str = "names become file names, report headings and log lines";
+
 fn fields(part: &str) -> &'static [&'static str] {
     KNOWN_FIELDS
         .iter()
@@ -69,15 +96,45 @@ fn fields(part: &str) -> &'static [&'static str] {
         .unwrap_or(&[])
 }
 
-/// Parses and validates one spec file's text.
+/// The most failing evaluations in a row a policy may wait for before rolling back.
+pub const MAX_FAILURES_TO_ROLLBACK: u32 = 100;
+
+/// Parses and validates one spec file's text (a leading UTF-8 byte-order mark is ignored).
 ///
 /// Returns the spec when it has no problem, the rollout name with where it is set (for the
 /// cross-file uniqueness check), and every problem found.
 pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameAt>, Vec<Diagnostic>) {
+    // Editors on Windows save one; it is not part of the YAML, and columns are counted without it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut walker = Walker {
         file,
         diags: Vec::new(),
     };
+    if text.len() as u64 > MAX_SPEC_BYTES {
+        walker.diags.push(too_large(file));
+        return (None, None, walker.diags);
+    }
+    if let Some((index, c)) = text.char_indices().find(|(_, c)| !allowed_in_yaml(*c)) {
+        // The YAML scanner takes a NUL for the end of the file and would read only what is before it.
+        let head = &text[..index];
+        walker.report_at(
+            head.matches('\n').count() + 1,
+            head.rsplit('\n').next().unwrap_or_default().chars().count() + 1,
+            &format!(
+                "the spec contains {}, a control character YAML does not allow",
+                text::code_point(c)
+            ),
+            "remove it (most editors do not show it); to put one in a value, write it as an escape in double quotes, e.g. \"\\t\"",
+        );
+        return (None, None, walker.diags);
+    }
+    if let Some(problem) = shape::check(text) {
+        let stops = problem.stops_loading();
+        walker.shape_problem(problem, text);
+        if stops {
+            return (None, None, walker.diags);
+        }
+    }
     let root = match marked_yaml::parse_yaml_with_options(
         0,
         text,
@@ -86,6 +143,7 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
         Ok(root) => root,
         Err(err) => {
             walker.load_error(&err, text);
+            walker.diags.sort_by_key(|d| (d.line, d.column));
             return (None, None, walker.diags);
         }
     };
@@ -100,13 +158,13 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
         } else {
             (position(root.span()), "the spec has no fields")
         };
-        walker.diags.push(Diagnostic {
-            file: file.to_path_buf(),
+        walker.diags.push(Diagnostic::new(
+            file.to_path_buf(),
             line,
             column,
-            message: message.into(),
-            hint: Some("start from `version: 1`, `flag:` and `checks:` (see `flagramp schema --output spec`)".into()),
-        });
+            message,
+            Some("start from `version: 1`, `flag:` and `checks:` (see `flagramp schema --output spec`)"),
+        ));
         return (None, None, walker.diags);
     }
     let (spec, name_at) = walker.spec(&root);
@@ -114,6 +172,28 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
     // Reported in the order they appear in the file (SpecErrors promises file order then position).
     walker.diags.sort_by_key(|d| (d.line, d.column));
     (spec, name_at, walker.diags)
+}
+
+const TOO_DEEP_HINT: &str =
+    "a rollout spec is a few levels deep: check the indentation, and the `-`, `[` and `{` that open lists and mappings";
+
+/// Whether YAML 1.2 allows `c` in a stream: tab, line breaks and printable characters (§5.1).
+fn allowed_in_yaml(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{85}') || !(c.is_control() || c == '\u{fffe}' || c == '\u{ffff}')
+}
+
+/// The diagnostic for a spec file over [`MAX_SPEC_BYTES`].
+pub(super) fn too_large(file: &Path) -> Diagnostic {
+    Diagnostic::new(
+        file.to_path_buf(),
+        1,
+        1,
+        &format!(
+            "the spec file is larger than {}, the most a spec may be",
+            crate::fsutil::size_text(MAX_SPEC_BYTES)
+        ),
+        Some("a rollout spec is a few kilobytes: check that this is the file you meant"),
+    )
 }
 
 struct Walker<'a> {
@@ -131,6 +211,33 @@ fn position(span: &Span) -> (usize, usize) {
 /// a block mapping's own span starts at its first `:`; the mapping itself when it is empty.
 fn anchor(map: &MarkedMappingNode) -> Span {
     map.iter().next().map(|(key, _)| *key.span()).unwrap_or(*map.span())
+}
+
+/// Whether a URL's host is this machine: 127.0.0.0/8, ::1 or `localhost`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The `&` that starts the anchor on the node at `node`: the loader marks the node itself, which
+/// for a block mapping is its first key, possibly lines below the anchor.
+fn anchor_sigil(text: &str, node: &marked_yaml::Marker) -> Option<marked_yaml::Marker> {
+    let before: String = text.chars().take(node.character()).collect();
+    let amp = before.rfind('&')?;
+    let rest = &before[amp + 1..];
+    let name_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    // Between the anchor's name and the node: blanks, and for a block mapping its first key.
+    if rest[name_end..].trim_start().contains('\n') {
+        return None;
+    }
+    let head = &before[..amp];
+    let line = head.matches('\n').count() + 1;
+    let column = head.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    Some(marked_yaml::Marker::new(0, head.chars().count(), line, column))
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -171,14 +278,46 @@ fn is_null(node: &Node) -> bool {
 impl Walker<'_> {
     fn report(&mut self, span: &Span, message: impl Into<String>, hint: impl Into<String>) {
         let (line, column) = position(span);
-        let hint: String = hint.into();
-        self.diags.push(Diagnostic {
-            file: self.file.to_path_buf(),
+        self.report_at(line, column, &message.into(), &hint.into());
+    }
+
+    fn report_at(&mut self, line: usize, column: usize, message: &str, hint: &str) {
+        self.diags.push(Diagnostic::new(
+            self.file.to_path_buf(),
             line,
             column,
-            message: message.into(),
-            hint: (!hint.is_empty()).then_some(hint),
-        });
+            message,
+            (!hint.is_empty()).then_some(hint),
+        ));
+    }
+
+    fn shape_problem(&mut self, problem: Problem, text: &str) {
+        // yaml-rust2 markers: 1-based line, 0-based column.
+        let at = |m: &yaml_rust2::scanner::Marker| (m.line().max(1), m.col() + 1);
+        let ((line, column), message, hint) = match &problem {
+            Problem::TooDeep(m) => (
+                at(m),
+                format!("the spec nests deeper than {} levels", shape::MAX_DEPTH),
+                TOO_DEEP_HINT,
+            ),
+            Problem::TooManyNodes(m) => (
+                at(m),
+                format!("the spec has more than {} values", shape::MAX_NODES),
+                "a rollout spec holds one rollout: check that this is the file you meant",
+            ),
+            Problem::SecondDocument(m) => (
+                at(m),
+                "a second YAML document starts here; a spec file holds one rollout".to_string(),
+                "remove this `---` and what follows, or move the second rollout into its own file",
+            ),
+            Problem::SyntaxAfterFirstDocument(e) => {
+                let m = e.marker();
+                let marker = marked_yaml::Marker::new(0, m.index(), m.line(), m.col() + 1);
+                self.load_error(&LoadError::ScanError(marker, e.clone()), text);
+                return;
+            }
+        };
+        self.report_at(line, column, &message, hint);
     }
 
     fn load_error(&mut self, err: &LoadError, text: &str) {
@@ -200,7 +339,13 @@ impl Walker<'_> {
             LoadError::ScanError(m, e) => {
                 // The position is in the diagnostic already; Display repeats it with a byte offset.
                 let text_msg = e.info().to_string();
-                let hint = if text_msg.contains("block") || text_msg.contains("indicator") {
+                let hint = if text_msg.contains("recursion limit") {
+                    TOO_DEEP_HINT
+                } else if text_msg.contains("unknown anchor") {
+                    "specs do not use YAML aliases (`*name`): write the value out in full"
+                } else if text_msg.contains("tab") {
+                    "YAML indents with spaces only: replace the tab with spaces"
+                } else if text_msg.contains("block") || text_msg.contains("indicator") {
                     "quote conditions such as pass: \">= 0.95\" (a bare > starts a YAML block)"
                 } else if text_msg.contains("flow") {
                     "a `[` or `{` before this point is not closed, or its contents are indented less than its key"
@@ -210,9 +355,9 @@ impl Walker<'_> {
                 (Some(*m), format!("YAML syntax error: {text_msg}"), hint)
             }
             LoadError::UnexpectedAnchor(m) => (
-                Some(*m),
-                "YAML anchors are not supported in specs".into(),
-                "write the value out",
+                Some(anchor_sigil(text, m).unwrap_or(*m)),
+                "YAML anchors (`&name`) are not supported in specs".into(),
+                "write the value out in full; specs do not reuse parts with `&name` and `*name`",
             ),
             LoadError::MappingKeyMustBeScalar(m) => (
                 Some(*m),
@@ -249,13 +394,7 @@ impl Walker<'_> {
         } else {
             message
         };
-        self.diags.push(Diagnostic {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message,
-            hint: Some(hint.to_string()),
-        });
+        self.report_at(line, column, &message, hint);
     }
 
     /// The node as a mapping, with unknown keys reported.
@@ -380,7 +519,7 @@ impl Walker<'_> {
                 self.report(
                     node.span(),
                     format!("`{path}`: {msg}"),
-                    "durations are <number><unit> parts with units s, m, h, d: 0s, 90s, 10m, 1h30m, 2d",
+                    "durations are <number><unit> parts with units s, m, h, d, at most 365d: 0s, 90s, 10m, 1h30m, 2d",
                 );
                 None
             }
@@ -426,27 +565,27 @@ impl Walker<'_> {
         let stem = self
             .file
             .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("rollout")
-            .to_string();
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let name_at = match self.get(top, "name") {
             Some(node) => self
                 .scalar(node, "name", "name: new-checkout")
                 .map(|s| (s.as_str().trim().to_string(), position(node.span()))),
             None => Some((stem, (1, 1))),
         };
-        if let Some((name, _)) = &name_at {
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !valid {
-                let span = self.get(top, "name").map(|n| *n.span()).unwrap_or_else(|| anchor(top));
-                self.report(
-                    &span,
-                    format!("rollout name `{name}` has characters a state file name cannot carry"),
-                    "use letters, digits, `-`, `_` and `.`, starting with a letter or digit (set `name:` or rename the file)",
-                );
+        if let Some((name, (line, column))) = &name_at {
+            if !text::is_name(name) {
+                let (message, hint) = match self.get(top, "name") {
+                    Some(_) => (
+                        format!("rollout name `{name}` is not allowed: {NAME_RULE}"),
+                        format!("write e.g. `name: new-checkout`; {NAME_WHY}"),
+                    ),
+                    None => (
+                        format!("the file name gives the rollout name `{name}`, which is not allowed: {NAME_RULE}"),
+                        format!("set `name:` (e.g. `name: new-checkout`) or rename the file; {NAME_WHY}"),
+                    ),
+                };
+                self.report_at(*line, *column, &message, &hint);
             }
         }
         let description = self.optional_str(top, "description", "", "description: New checkout flow");
@@ -484,7 +623,21 @@ impl Walker<'_> {
 
     fn flag(&mut self, node: &Node) -> Option<FlagSpec> {
         let map = self.mapping(node, "flag", "flag")?;
-        let key = self.required_str(map, "key", "flag", "key: new_checkout");
+        let key = self.required_str(map, "key", "flag", "key: new_checkout").and_then(|key| {
+            let Some(hidden) = text::first_hidden(&key) else {
+                return Some(key);
+            };
+            let span = *self.get(map, "key").expect("just read").span();
+            self.report(
+                &span,
+                format!(
+                    "`flag.key` contains {}, an invisible control or format character",
+                    text::code_point(hidden)
+                ),
+                "such characters make a key look like another one (bidi overrides, zero-width spaces) or break report lines: write the key with visible characters only",
+            );
+            None
+        });
         let provider_node = self.required(map, "provider", "flag", "provider: flagd")?;
         let provider = self.one_of(provider_node, "flag.provider", &["flagd", "unleash", "launchdarkly"])?;
         for other in ["flagd", "unleash", "launchdarkly"] {
@@ -510,6 +663,14 @@ impl Walker<'_> {
             "flagd" => {
                 let file = self.required_str(block, "path", &path, "path: flags/flags.flagd.json");
                 let branch = self.optional_str(block, "branch", &path, "branch: main");
+                if let Some(b) = branch.as_deref().filter(|b| !text::is_branch_name(b)) {
+                    let n = self.get(block, "branch").expect("just read");
+                    self.report(
+                        n.span(),
+                        format!("`{path}.branch`: `{b}` is not a branch name git accepts"),
+                        "write the branch as git names it, e.g. branch: main (no spaces, `..`, `~^:?*[\\`, or a part starting with `.`)",
+                    );
+                }
                 if let Some(f) = &file {
                     if Path::new(f).is_absolute() || f.split(['/', '\\']).any(|part| part == "..") {
                         let n = self.get(block, "path").expect("just read");
@@ -542,15 +703,15 @@ impl Walker<'_> {
                 let environment = self.required_str(block, "environment", &path, "environment: production");
                 let token_env = self.env_name(block, "token_env", &path, true);
                 let base_url = match self.get(block, "base_url") {
-                    Some(_) => Some(self.url_at(block, "base_url", &path)?),
-                    None => None,
+                    Some(_) => self.url_at(block, "base_url", &path).map(Some),
+                    None => self.insecure_allowed(block, &path).map(|_| None),
                 };
                 let on_variation = self.optional_str(block, "on_variation", &path, "on_variation: enabled");
                 ProviderSpec::LaunchDarkly {
                     project: project?,
                     environment: environment?,
                     token_env: token_env?,
-                    base_url,
+                    base_url: base_url?,
                     on_variation,
                 }
             }
@@ -563,22 +724,77 @@ impl Walker<'_> {
         self.url_at(map, "url", path)
     }
 
+    /// A base URL that tokens, secret headers or flag writes are sent to: https, unless it is
+    /// loopback or its block sets `allow_insecure_http: true`, and never with credentials in it.
+    ///
+    /// The URL is not echoed in messages: a mistaken one may carry a password.
     fn url_at(&mut self, map: &MarkedMappingNode, key: &str, path: &str) -> Option<String> {
+        let insecure_allowed = self.insecure_allowed(map, path);
         let node = self.get(map, key)?;
+        let field = join(path, key);
         let text = self
-            .scalar(node, &join(path, key), "https://example.com")?
+            .scalar(node, &field, "https://example.com")?
             .as_str()
             .trim()
             .to_string();
-        if !(text.starts_with("http://") || text.starts_with("https://")) || text.len() <= "https://".len() {
+        let example = "write the full base URL, e.g. https://prometheus.example.com";
+        if text.contains(char::is_whitespace) {
+            self.report(node.span(), format!("`{field}` has a space in it"), example);
+            return None;
+        }
+        let url = match url::Url::parse(&text) {
+            Ok(url) => url,
+            Err(e) => {
+                self.report(node.span(), format!("`{field}` is not a URL: {e}"), example);
+                return None;
+            }
+        };
+        let scheme = url.scheme().to_string();
+        let written_with_slashes = text
+            .get(..scheme.len() + 3)
+            .is_some_and(|start| start.eq_ignore_ascii_case(&format!("{scheme}://")));
+        if !matches!(scheme.as_str(), "http" | "https") || !written_with_slashes || url.host().is_none() {
+            self.report(node.span(), format!("`{field}` is not an http(s) URL"), example);
+            return None;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            let instead = if path.starts_with("sources.") {
+                "`basic_auth: { username_env: …, password_env: … }` or `token_env`"
+            } else {
+                "`token_env`"
+            };
             self.report(
                 node.span(),
-                format!("`{}` is not an http(s) URL: `{text}`", join(path, key)),
-                "write the full base URL, e.g. https://prometheus.example.com",
+                format!("`{field}` has credentials in it (`user:password@`); they would be stored in the repository and sent in plain sight"),
+                format!("remove them from the URL and use {instead}, which name environment variables; if they were real, rotate them"),
             );
             return None;
         }
+        if scheme == "http" && !is_loopback(&url) && insecure_allowed == Some(false) {
+            self.report(
+                node.span(),
+                format!(
+                    "`{field}` uses plain http to {}: tokens, answers and flag changes would cross the network unencrypted",
+                    url.host_str().unwrap_or_default()
+                ),
+                format!("use https; if this network is trusted (e.g. a cluster-internal address), set `allow_insecure_http: true` in `{path}`"),
+            );
+            return None;
+        }
+        insecure_allowed?;
         Some(text.trim_end_matches('/').to_string())
+    }
+
+    /// The block's `allow_insecure_http`: `Some(false)` when absent, `None` when not a boolean.
+    fn insecure_allowed(&mut self, map: &MarkedMappingNode, path: &str) -> Option<bool> {
+        let Some(node) = self.get(map, "allow_insecure_http") else {
+            return Some(false);
+        };
+        let field = join(path, "allow_insecure_http");
+        match self.one_of(node, &field, &["true", "false"]) {
+            Some(v) => Some(v == "true"),
+            None => None,
+        }
     }
 
     fn stages(&mut self, node: Option<&Node>, flag: Option<&FlagSpec>) -> Option<Vec<Stage>> {
@@ -609,7 +825,10 @@ impl Walker<'_> {
             return None;
         }
         let whole_only = matches!(flag.map(|f| &f.provider), Some(ProviderSpec::Unleash { .. }));
-        let mut stages: Vec<(Stage, Span)> = Vec::new();
+        let mut stages: Vec<Stage> = Vec::new();
+        // Every percent that parsed, with its item's index: order and the final 100 are checked on
+        // these even when some other part of a stage is wrong, so that no problem hides another.
+        let mut percents: Vec<(usize, Percent, Span)> = Vec::new();
         let mut ok = true;
         for (i, item) in seq.iter().enumerate() {
             let path = format!("stages[{i}]");
@@ -661,39 +880,37 @@ impl Walker<'_> {
                     }
                 }
             });
+            if let (Some(percent), Some(node)) = (percent, percent_node) {
+                percents.push((i, percent, *node.span()));
+            }
             match (percent, bake) {
-                (Some(percent), Some(bake)) => stages.push((
-                    Stage { percent, bake },
-                    *percent_node.expect("percent came from a node").span(),
-                )),
+                (Some(percent), Some(bake)) => stages.push(Stage { percent, bake }),
                 _ => ok = false,
             }
         }
-        for pair in stages.windows(2) {
-            let ((prev, _), (cur, span)) = (&pair[0], &pair[1]);
-            if cur.percent <= prev.percent {
+        for pair in percents.windows(2) {
+            let ((_, prev, _), (_, cur, span)) = (&pair[0], &pair[1]);
+            if cur <= prev {
                 self.report(
                     span,
-                    format!(
-                        "stages must strictly increase: {} comes after {}",
-                        cur.percent, prev.percent
-                    ),
+                    format!("stages must strictly increase: {cur} comes after {prev}"),
                     "list each percentage once, lowest first, ending at 100",
                 );
                 ok = false;
             }
         }
-        if let Some((last, span)) = stages.last() {
-            if ok && last.percent != Percent::FULL {
+        match percents.last() {
+            Some((i, last, span)) if *i + 1 == seq.len() && *last != Percent::FULL => {
                 self.report(
                     span,
-                    format!("the last stage must be 100, not {}", last.percent.as_f64()),
+                    format!("the last stage must be 100, not {}", last.as_f64()),
                     "end the list with `100` so the rollout can complete",
                 );
                 ok = false;
             }
+            _ => {}
         }
-        ok.then(|| stages.into_iter().map(|(s, _)| s).collect())
+        ok.then_some(stages)
     }
 
     fn sources(&mut self, node: Option<&Node>) -> Option<BTreeMap<String, SourceSpec>> {
@@ -710,6 +927,14 @@ impl Walker<'_> {
         let mut ok = true;
         for (key, value) in map.iter() {
             let path = format!("sources.{}", key.as_str());
+            if !text::is_name(key.as_str()) {
+                self.report(
+                    key.span(),
+                    format!("source name `{}` is not allowed: {NAME_RULE}", key.as_str()),
+                    format!("write e.g. `prom:` under `sources:`; {NAME_WHY}"),
+                );
+                ok = false;
+            }
             match self.source(value, &path) {
                 Some(src) => {
                     sources.insert(key.as_str().to_string(), src);
@@ -745,14 +970,19 @@ impl Walker<'_> {
         });
         let url = self.url(map, path);
         let token_env = self.env_name(map, "token_env", path, false);
+        // Problems here must not hide the headers' and the timeout's: no early return.
+        let mut auth_ok = true;
         let basic = match self.get(map, "basic_auth") {
             None => None,
             Some(n) => {
                 let bpath = join(path, "basic_auth");
-                let b = self.mapping(n, &bpath, "basic_auth")?;
-                let user = self.env_name(b, "username_env", &bpath, true);
-                let pass = self.env_name(b, "password_env", &bpath, true);
-                Some((user?, pass?))
+                let pair = self.mapping(n, &bpath, "basic_auth").and_then(|b| {
+                    let user = self.env_name(b, "username_env", &bpath, true);
+                    let pass = self.env_name(b, "password_env", &bpath, true);
+                    Some((user?, pass?))
+                });
+                auth_ok &= pair.is_some();
+                pair
             }
         };
         let auth = match (token_env, basic) {
@@ -763,7 +993,8 @@ impl Walker<'_> {
                     format!("`{path}` sets both `token_env` and `basic_auth`"),
                     "choose one way to authenticate",
                 );
-                return None;
+                auth_ok = false;
+                Auth::None
             }
             (Some(token_env), None) => Auth::Bearer { token_env },
             (None, Some((username_env, password_env))) => Auth::Basic {
@@ -773,6 +1004,7 @@ impl Walker<'_> {
             (None, None) => Auth::None,
         };
         let mut headers = Vec::new();
+        let mut headers_ok = true;
         if let Some(h) = self.get(map, "headers") {
             let hpath = join(path, "headers");
             let hmap = h.as_mapping();
@@ -782,25 +1014,49 @@ impl Walker<'_> {
                     format!("`{hpath}` must be a mapping of header names"),
                     "write e.g. `headers: { X-Scope-OrgID: { env: PROM_TENANT } }`",
                 );
-                return None;
+                headers_ok = false;
             }
-            for (name, value) in hmap.expect("checked").iter() {
+            for (name, value) in hmap.into_iter().flat_map(|m| m.iter()) {
                 let vpath = join(&hpath, name.as_str());
+                // Checked as the HTTP client will: a CR or LF here would start another header.
+                if http::HeaderName::from_bytes(name.as_str().as_bytes()).is_err() {
+                    self.report(
+                        name.span(),
+                        format!("`{vpath}`: `{}` is not an HTTP header name", name.as_str()),
+                        "header names are ASCII letters, digits and `-`, e.g. X-Scope-OrgID",
+                    );
+                    headers_ok = false;
+                }
                 let value = match value {
-                    Node::Scalar(s) => HeaderValue::Literal(s.as_str().to_string()),
-                    _ => {
-                        let m = self.mapping(value, &vpath, "header")?;
-                        HeaderValue::Env(self.env_name(m, "env", &vpath, true)?)
+                    Node::Scalar(s) if http::HeaderValue::from_str(s.as_str()).is_ok() => {
+                        Some(HeaderValue::Literal(s.as_str().to_string()))
                     }
+                    Node::Scalar(s) => {
+                        self.report(
+                            s.span(),
+                            format!("`{vpath}` is not a valid HTTP header value"),
+                            "a literal header value is printable ASCII on one line; read anything else from the environment with `{ env: NAME }`",
+                        );
+                        None
+                    }
+                    _ => self
+                        .mapping(value, &vpath, "header")
+                        .and_then(|m| self.env_name(m, "env", &vpath, true))
+                        .map(HeaderValue::Env),
                 };
-                headers.push((name.as_str().to_string(), value));
+                match value {
+                    Some(value) => headers.push((name.as_str().to_string(), value)),
+                    None => headers_ok = false,
+                }
             }
         }
         let timeout = match self.get(map, "timeout") {
-            Some(n) => Some(self.duration(n, &join(path, "timeout"))?),
-            None => None,
+            Some(n) => self.duration(n, &join(path, "timeout")).map(Some),
+            None => Some(None),
         };
         provider?;
+        let timeout = timeout?;
+        (auth_ok && headers_ok).then_some(())?;
         Some(SourceSpec::Prometheus(HttpSourceSpec {
             url: url?,
             auth,
@@ -858,7 +1114,20 @@ impl Walker<'_> {
         names: &mut BTreeSet<String>,
     ) -> Option<CheckSpec> {
         let map = self.mapping(node, path, "check")?;
-        let name = self.required_str(map, "name", path, "name: success-rate");
+        let name = self
+            .required_str(map, "name", path, "name: success-rate")
+            .and_then(|n| {
+                if text::is_name(&n) {
+                    return Some(n);
+                }
+                let span = *self.get(map, "name").expect("just read").span();
+                self.report(
+                    &span,
+                    format!("check name `{n}` is not allowed: {NAME_RULE}"),
+                    format!("write e.g. `name: success-rate`; {NAME_WHY}"),
+                );
+                None
+            });
         if let Some(n) = &name {
             if !names.insert(n.clone()) {
                 let span = *self.get(map, "name").expect("present").span();
@@ -1029,12 +1298,12 @@ impl Walker<'_> {
                     .scalar(n, "policy.failures_to_rollback", "failures_to_rollback: 1")
                     .map(|s| s.as_str().to_string());
                 match text.as_deref().map(str::parse::<u32>) {
-                    Some(Ok(v)) if v >= 1 => Some(v),
+                    Some(Ok(v)) if (1..=MAX_FAILURES_TO_ROLLBACK).contains(&v) => Some(v),
                     Some(_) => {
                         self.report(
                             n.span(),
                             format!(
-                                "`policy.failures_to_rollback` must be a whole number of at least 1, not `{}`",
+                                "`policy.failures_to_rollback` must be a whole number from 1 to {MAX_FAILURES_TO_ROLLBACK}, not `{}`",
                                 text.unwrap_or_default()
                             ),
                             "e.g. failures_to_rollback: 2 rolls back after two failing runs in a row",
