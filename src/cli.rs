@@ -8,8 +8,10 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+use flagramp::duration::SpecDuration;
 use flagramp::engine::ManualOp;
 use flagramp::exit;
+use flagramp::http::Deadline;
 use flagramp::provider::FlagFiles;
 use flagramp::record::DecisionRecord;
 use flagramp::render;
@@ -53,6 +55,10 @@ struct Global {
     /// Who is acting, recorded with manual commands [default: $GITHUB_ACTOR, $USER].
     #[arg(long, global = true, env = "FLAGRAMP_ACTOR", value_name = "NAME")]
     actor: Option<String>,
+    /// The run's total time (e.g. 90s, 10m): rollouts whose turn comes after it is spent hold
+    /// with "time budget exhausted", unread and unchanged.
+    #[arg(long, global = true, default_value = "10m", value_name = "DURATION")]
+    time_budget: String,
 }
 
 /// `[NAME] [PATH]…`: NAME picks one rollout; PATHs are spec files or directories.
@@ -273,6 +279,8 @@ fn default_actor() -> String {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     let now = parse_now(global.now.as_deref())?;
+    let budget = SpecDuration::parse(&global.time_budget).map_err(|e| usage(format!("--time-budget: {e}")))?;
+    let budget = Deadline::after(budget.to_std());
     let repo_root = std::env::current_dir().context("cannot read the current directory")?;
     let runner = |store: Box<dyn StateStore>, actor: String| Runner {
         store,
@@ -281,6 +289,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         now,
         actor,
         secrets: Secrets::new(),
+        budget: Some(budget),
     };
 
     match cli.command {

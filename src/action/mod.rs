@@ -17,8 +17,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 
+use crate::duration::SpecDuration;
 use crate::engine::ManualOp;
 use crate::github::{GitHub, GitHubError};
+use crate::http::Deadline;
 use crate::provider::FlagFiles;
 use crate::record::{DecisionKind, DecisionRecord};
 use crate::runner::{Decided, Mode, Runner};
@@ -87,6 +89,8 @@ pub struct Inputs {
     pub comment_author: String,
     /// What fails the step.
     pub fail_on: FailOn,
+    /// The run's total time; rollouts whose turn comes after it hold.
+    pub time_budget: SpecDuration,
 }
 
 const COMMANDS: &[&str] = &[
@@ -145,6 +149,8 @@ impl Inputs {
             return Err("input `github_token` is empty: keep its default `${{ github.token }}` or pass a token".into());
         }
         let rollout = Some(input("rollout", "")).filter(|r| !r.is_empty());
+        let time_budget =
+            SpecDuration::parse(&input("time_budget", "10m")).map_err(|e| format!("input `time_budget`: {e}"))?;
         Ok(Inputs {
             command,
             specs: input("specs", spec::DEFAULT_SPEC_DIR),
@@ -156,6 +162,7 @@ impl Inputs {
             comment,
             comment_author: input("comment_author", "github-actions[bot]"),
             fail_on,
+            time_budget,
         })
     }
 }
@@ -253,6 +260,8 @@ struct RunnerEnv {
     actor: String,
     summary: Option<PathBuf>,
     output: Option<PathBuf>,
+    /// When the run began: its time budget counts from here.
+    started: tokio::time::Instant,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -287,6 +296,7 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
         actor: env("GITHUB_ACTOR").unwrap_or_else(|| "github-actions".into()),
         summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         output: env("GITHUB_OUTPUT").map(PathBuf::from),
+        started: tokio::time::Instant::now(),
     })
 }
 
@@ -614,6 +624,7 @@ async fn decide(
         now: Utc::now(),
         actor,
         secrets: secrets.clone(),
+        budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
     };
     let mode = match (op, inputs.dry_run) {
         (Operation::Manual(m), dry_run) => Mode::Manual {
