@@ -72,6 +72,8 @@ pub struct GitHub {
     octo: octocrab::Octocrab,
     /// `host:port` of the API, for messages.
     host: String,
+    /// How long one call may take, its retries and waits included.
+    call_timeout: Duration,
     owner: String,
     repo: String,
 }
@@ -121,9 +123,17 @@ impl GitHub {
         Ok(GitHub {
             octo,
             host,
+            call_timeout: CALL_TIMEOUT,
             owner: owner.into(),
             repo: repo.into(),
         })
+    }
+
+    /// The same client with another bound on each call, its retries and waits included
+    /// (default 60 s).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> GitHub {
+        self.call_timeout = timeout;
+        self
     }
 
     fn repo_path(&self, rest: &str) -> String {
@@ -134,7 +144,7 @@ impl GitHub {
     /// Transport errors are `Other`.
     async fn send(&self, method: &str, uri: &str, body: Option<&Value>) -> Result<Answer, GitHubError> {
         let idempotent = method == "GET";
-        http::with_retries(Deadline::after(CALL_TIMEOUT), idempotent, &self.host, || {
+        http::with_retries(Deadline::after(self.call_timeout), idempotent, &self.host, || {
             self.attempt(method, uri, body, idempotent)
         })
         .await

@@ -102,7 +102,7 @@ impl Deadline {
     /// `5s`, `0.3s`, `10m`: the whole time given, for messages.
     pub fn describe(&self) -> String {
         let secs = self.total.as_secs();
-        if self.total.subsec_nanos() == 0 && secs >= 60 && secs % 60 == 0 {
+        if self.total.subsec_nanos() == 0 && secs >= 60 && secs.is_multiple_of(60) {
             format!("{}m", secs / 60)
         } else {
             format!("{}s", self.total.as_secs_f64())
@@ -197,7 +197,7 @@ fn kind_of(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
         "timed out"
     } else if error.is_body() || error.is_decode() {
-        "the answer broke off"
+        "incomplete body"
     } else {
         "error sending request"
     }
@@ -434,7 +434,7 @@ async fn exchange(
             _ => false,
         };
         if !follow {
-            return read_answer(response, status, &target, MAX_ANSWER_BYTES).await;
+            return read_answer(response, status, &target, MAX_ANSWER_BYTES, idempotent).await;
         }
         if hop == MAX_REDIRECTS {
             return Err(AttemptError {
@@ -460,12 +460,15 @@ async fn exchange(
     unreachable!("the loop returns at its last hop")
 }
 
-/// Reads a response's headers and body, failing once the body exceeds `cap` bytes.
+/// Reads a response's headers and body, failing once the body exceeds `cap` bytes. A body
+/// that broke off is worth another try only for an `idempotent` request (a write may have
+/// been applied).
 async fn read_answer(
     mut response: reqwest::Response,
     status: u16,
     target: &str,
     cap: usize,
+    idempotent: bool,
 ) -> Result<Answer, AttemptError> {
     let headers = response
         .headers()
@@ -496,8 +499,8 @@ async fn read_answer(
             Ok(None) => break,
             Err(e) => {
                 return Err(AttemptError {
-                    message: format!("the answer from {target} broke off: {}", kind_of(&e)),
-                    retryable: true,
+                    message: format!("the answer from {target} broke off before its end ({})", kind_of(&e)),
+                    retryable: idempotent,
                 })
             }
         }
@@ -512,9 +515,9 @@ async fn read_answer(
 
 /// `1 MiB`, `16 MiB`, `512 KiB`.
 pub fn describe_size(bytes: usize) -> String {
-    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
-    } else if bytes >= 1024 && bytes % 1024 == 0 {
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} bytes")

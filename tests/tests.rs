@@ -7,6 +7,7 @@ mod action;
 mod cli;
 mod conformance;
 mod engine_rules;
+mod faults;
 mod flagd_core;
 mod flagd_file;
 mod launchdarkly;
