@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use flagramp::duration::SpecDuration;
 use flagramp::engine::ManualOp;
 use flagramp::exit;
+use flagramp::http::Deadline;
 use flagramp::provider::FlagFiles;
 use flagramp::record::DecisionRecord;
 use flagramp::render;
@@ -58,6 +59,10 @@ struct Global {
     /// the state that run left (e.g. 0s, 90s, 5m).
     #[arg(long, global = true, default_value = "60s", value_name = "DURATION", value_parser = SpecDuration::parse)]
     lock_wait: SpecDuration,
+    /// The run's total time (e.g. 90s, 10m): rollouts whose turn comes after it is spent hold
+    /// with "time budget exhausted", unread and unchanged.
+    #[arg(long, global = true, default_value = "10m", value_name = "DURATION")]
+    time_budget: String,
 }
 
 /// `[NAME] [PATH]…`: NAME picks one rollout; PATHs are spec files or directories.
@@ -279,6 +284,8 @@ fn default_actor() -> String {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     let fixed_now = global.now.as_deref().map(|t| parse_now(Some(t))).transpose()?;
+    let budget = SpecDuration::parse(&global.time_budget).map_err(|e| usage(format!("--time-budget: {e}")))?;
+    let budget = Deadline::after(budget.to_std());
     let repo_root = std::env::current_dir().context("cannot read the current directory")?;
     // The clock is read when the runner is built, after any wait for the state lock.
     let runner = |store: Box<dyn StateStore>, actor: String| Runner {
@@ -288,6 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         now: fixed_now.unwrap_or_else(Utc::now),
         actor,
         secrets: Secrets::new(),
+        budget: Some(budget),
     };
 
     match cli.command {

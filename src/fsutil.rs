@@ -176,24 +176,6 @@ pub fn fingerprint(bytes: &[u8]) -> String {
     format!("{hash:016x}-{}", bytes.len())
 }
 
-/// Reads `path` whole when it holds at most `cap` bytes; a longer file is an error of kind
-/// [`std::io::ErrorKind::FileTooLarge`] after reading only `cap + 1` bytes, so that a huge file or
-/// a link to `/dev/zero` costs no more memory than the cap.
-pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("{} is larger than {}", path.display(), size_text(cap)),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// `1 MiB`, `8 MiB`, `512 KiB`: a cap as people read it.
 pub fn size_text(bytes: u64) -> String {
     match bytes {

@@ -1,8 +1,10 @@
 //! The GitHub REST calls flagramp makes, over octocrab's raw request methods.
 //!
 //! Every call maps the status itself, so callers can tell a stale-sha conflict from a refusal by
-//! branch protection, and a read-only token (403) from a server fault. Only GETs are retried:
-//! a repeated POST could create a second comment.
+//! branch protection, a rate limit from a read-only token (both can be 403), and either from a
+//! server fault. Requests follow the one policy of `crate::http` (deadline, bounded retries,
+//! `Retry-After` / `x-ratelimit-reset`): GETs are retried on failures and 5xx, writes only when
+//! rate-limited (a repeated POST could create a second comment; a rate-limited one was not applied).
 
 use std::time::Duration;
 
@@ -12,8 +14,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// Attempts for an idempotent GET.
-const GET_ATTEMPTS: u32 = 3;
+use crate::http::{self, Answer, AttemptError, Deadline};
+
+/// How long one call may take, its retries and rate-limit waits included.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest answer read: lists of 100 long comments, and base64 files of up to 1 MB in JSON.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a GitHub call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +31,10 @@ pub enum GitHubError {
     /// The token may not do this (403), e.g. a read-only token on a fork's pull request.
     #[error("{0}")]
     Forbidden(String),
+    /// GitHub's rate limit (429, or a 403 with `retry-after` or `x-ratelimit-remaining: 0`) still
+    /// held when the call's time was up.
+    #[error("{0}")]
+    RateLimited(String),
     /// Branch protection or a repository rule refused the write.
     #[error("{0}")]
     Refused(String),
@@ -59,6 +70,10 @@ pub struct Comment {
 #[derive(Debug, Clone)]
 pub struct GitHub {
     octo: octocrab::Octocrab,
+    /// `host:port` of the API, for messages.
+    host: String,
+    /// How long one call may take, its retries and waits included.
+    call_timeout: Duration,
     owner: String,
     repo: String,
 }
@@ -101,59 +116,111 @@ impl GitHub {
             .set_read_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|e| GitHubError::Other(format!("cannot build the GitHub client: {e}")))?;
+        let host = reqwest::Url::parse(api_url)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .unwrap_or_else(|| api_url.to_string());
         Ok(GitHub {
             octo,
+            host,
+            call_timeout: CALL_TIMEOUT,
             owner: owner.into(),
             repo: repo.into(),
         })
+    }
+
+    /// The same client with another bound on each call, its retries and waits included
+    /// (default 60 s).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> GitHub {
+        self.call_timeout = timeout;
+        self
     }
 
     fn repo_path(&self, rest: &str) -> String {
         format!("/repos/{}/{}{rest}", encode_path(&self.owner), encode_path(&self.repo))
     }
 
-    /// Sends one request; returns the status and body text. Transport errors are `Other`.
-    async fn send(&self, method: &str, uri: &str, body: Option<&Value>) -> Result<(u16, String), GitHubError> {
+    /// Sends one request under the HTTP policy; returns the last answer, whatever its status.
+    /// Transport errors are `Other`.
+    async fn send(&self, method: &str, uri: &str, body: Option<&Value>) -> Result<Answer, GitHubError> {
+        let idempotent = method == "GET";
+        http::with_retries(Deadline::after(self.call_timeout), idempotent, &self.host, || {
+            self.attempt(method, uri, body, idempotent)
+        })
+        .await
+        .map_err(|e| GitHubError::Other(format!("{method} {uri}: {e}")))
+    }
+
+    /// One octocrab request, its answer read under [`MAX_ANSWER_BYTES`].
+    async fn attempt(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<Answer, AttemptError> {
         let result = match method {
             "GET" => self.octo._get(uri).await,
             "POST" => self.octo._post(uri, body).await,
             "PUT" => self.octo._put(uri, body).await,
             "PATCH" => self.octo._patch(uri, body).await,
-            other => return Err(GitHubError::Other(format!("internal: unsupported method {other}"))),
+            other => {
+                return Err(AttemptError {
+                    message: format!("internal: unsupported method {other}"),
+                    retryable: false,
+                })
+            }
         };
-        let response = result.map_err(|e| GitHubError::Other(format!("{method} {uri}: {e}")))?;
+        let response = result.map_err(|e| AttemptError {
+            message: e.to_string(),
+            // Whether a failed write reached GitHub is unknown: only reads are repeated.
+            retryable: idempotent,
+        })?;
         let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
-            .map_err(|e| GitHubError::Other(format!("{method} {uri}: reading the answer: {e}")))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
-    }
-
-    /// GET with bounded retries on transport errors, 429 and 5xx.
-    async fn get_raw(&self, uri: &str) -> Result<(u16, String), GitHubError> {
-        let mut last = GitHubError::Other(format!("GET {uri}: no attempt made"));
-        for attempt in 1..=GET_ATTEMPTS {
-            match self.send("GET", uri, None).await {
-                Ok((status, body)) if status == 429 || status >= 500 => {
-                    last = GitHubError::Other(format!("GET {uri}: HTTP {status}: {}", message_of(&body)));
+            .map_err(|e| {
+                let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+                AttemptError {
+                    message: if too_large {
+                        format!("the answer is larger than {}", http::describe_size(MAX_ANSWER_BYTES))
+                    } else {
+                        format!("reading the answer: {e}")
+                    },
+                    retryable: idempotent && !too_large,
                 }
-                Ok(answer) => return Ok(answer),
-                Err(e) => last = e,
-            }
-            if attempt < GET_ATTEMPTS {
-                tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
-            }
-        }
-        Err(last)
+            })?
+            .to_bytes();
+        Ok(Answer {
+            status,
+            headers,
+            body: bytes.to_vec(),
+            gave_up: None,
+        })
     }
 
-    fn classify(method: &str, uri: &str, status: u16, body: &str) -> GitHubError {
-        let message = message_of(body);
+    fn classify(method: &str, uri: &str, answer: &Answer) -> GitHubError {
+        let status = answer.status;
+        let message = message_of(&answer.text());
         let what = format!("{method} {uri}: HTTP {status}: {message}");
         let lower = message.to_ascii_lowercase();
+        if http::is_rate_limited(status, &answer.headers) {
+            let why = answer.gave_up.as_deref().unwrap_or("the rate limit still held");
+            return GitHubError::RateLimited(format!(
+                "GitHub rate-limited {method} {uri} (HTTP {status}: {message}; {why}): it is tried again on the next run"
+            ));
+        }
         match status {
             404 => GitHubError::NotFound(what),
             403 if lower.contains("rule") || lower.contains("protected") => GitHubError::Refused(what),
@@ -167,20 +234,22 @@ impl GitHub {
     }
 
     async fn get_json<T: DeserializeOwned>(&self, uri: &str) -> Result<T, GitHubError> {
-        let (status, body) = self.get_raw(uri).await?;
-        if !(200..300).contains(&status) {
-            return Err(Self::classify("GET", uri, status, &body));
+        let answer = self.send("GET", uri, None).await?;
+        if !answer.is_success() {
+            return Err(Self::classify("GET", uri, &answer));
         }
-        serde_json::from_str(&body).map_err(|e| GitHubError::Other(format!("GET {uri}: unexpected answer: {e}")))
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| GitHubError::Other(format!("GET {uri}: unexpected answer: {e}")))
     }
 
     async fn write_json<B: Serialize>(&self, method: &str, uri: &str, body: &B) -> Result<Value, GitHubError> {
         let body = serde_json::to_value(body).map_err(|e| GitHubError::Other(e.to_string()))?;
-        let (status, text) = self.send(method, uri, Some(&body)).await?;
-        if !(200..300).contains(&status) {
-            return Err(Self::classify(method, uri, status, &text));
+        let answer = self.send(method, uri, Some(&body)).await?;
+        if !answer.is_success() {
+            return Err(Self::classify(method, uri, &answer));
         }
-        serde_json::from_str(&text).map_err(|e| GitHubError::Other(format!("{method} {uri}: unexpected answer: {e}")))
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| GitHubError::Other(format!("{method} {uri}: unexpected answer: {e}")))
     }
 
     /// Pages through a list endpoint (100 per page) until a short page.

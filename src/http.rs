@@ -1,7 +1,24 @@
-//! The one HTTP client setup: rustls with the ring provider, timeouts and bounded retries.
+//! The one HTTP policy for every client flagramp has (metric sources, flag providers, GitHub):
+//! deadlines, bounded retries, rate-limit waits, answer size caps and redirects.
+//!
+//! - **Deadlines.** A request is given a [`Deadline`], not a per-attempt timeout: every attempt
+//!   gets the time that is left, and no retry or rate-limit wait ever runs past it. A check's
+//!   `timeout` therefore bounds the whole check.
+//! - **Retries.** At most [`ATTEMPTS`] attempts. Connection failures are retried always (nothing
+//!   was sent); timeouts, broken answers and 5xx only for idempotent requests (a repeated write
+//!   could apply twice); rate limits always, after the wait the server asked for (a rate-limited
+//!   request was not applied).
+//! - **Answers** are read with a cap ([`MAX_ANSWER_BYTES`]); a larger one is an error, never a
+//!   partial body.
+//! - **Redirects** are followed here, at most [`MAX_REDIRECTS`] hops. A hop to another origin
+//!   (scheme, host, port) carries none of the caller's headers but `Accept` and `Content-Type`:
+//!   no `Authorization`, no configured header. No request sends `Referer`.
 
+use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Resolved credentials for one HTTP source; secret values never leave this struct.
 #[derive(Clone, Default)]
@@ -28,8 +45,77 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Attempts per request: one, plus two retries on connection errors, 429 and 5xx.
-const ATTEMPTS: u32 = 3;
+/// Attempts per request at most: one, plus two retries.
+pub const ATTEMPTS: u32 = 3;
+
+/// The largest answer body read from a metric source or flag provider.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Redirect hops followed at most.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Longest wait a rate limit may ask for before the request is given up.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+
+/// Headers that still go along on a redirect to another origin: they describe the request and
+/// carry nothing secret. Every other header the caller set is dropped there.
+const CROSS_ORIGIN_HEADERS: &[&str] = &["accept", "content-type"];
+
+/// The instant a whole request (all attempts and waits) must be done by.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    /// `total` from now.
+    pub fn after(total: Duration) -> Deadline {
+        Deadline::since(Instant::now(), total)
+    }
+
+    /// `total` from `start`.
+    pub fn since(start: Instant, total: Duration) -> Deadline {
+        // An absurd total (centuries) is as good as a year, and must not overflow the clock.
+        let at = start
+            .checked_add(total)
+            .or_else(|| start.checked_add(Duration::from_secs(365 * 86_400)))
+            .unwrap_or(start);
+        Deadline { at, total }
+    }
+
+    /// Time left (zero once passed).
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether no time is left.
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// The instant itself.
+    pub fn instant(&self) -> Instant {
+        self.at
+    }
+
+    /// `5s`, `0.3s`, `10m`: the whole time given, for messages.
+    pub fn describe(&self) -> String {
+        let secs = self.total.as_secs();
+        if self.total.subsec_nanos() == 0 && secs >= 60 && secs.is_multiple_of(60) {
+            format!("{}m", secs / 60)
+        } else {
+            format!("{}s", self.total.as_secs_f64())
+        }
+    }
+}
+
+impl From<Duration> for Deadline {
+    /// A duration given where a deadline is expected means "that long from now".
+    fn from(total: Duration) -> Deadline {
+        Deadline::after(total)
+    }
+}
 
 /// Installs ring as the process-wide rustls provider; reqwest and octocrab share it.
 pub fn install_crypto_provider() {
@@ -49,6 +135,9 @@ fn client() -> &'static reqwest::Client {
             // A run sends a handful of requests, minutes apart at times (slow checks): a fresh
             // connection each time costs little and never meets one the server closed meanwhile.
             .pool_max_idle_per_host(0)
+            // Redirects are followed by `exchange`, which decides what a hop may carry.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .user_agent(concat!("flagramp/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is static")
@@ -56,15 +145,15 @@ fn client() -> &'static reqwest::Client {
 }
 
 /// GETs `url` with `query` parameters and `credentials`, through [`send`] (retried: a GET is
-/// idempotent); returns the status and body of the last attempt.
+/// idempotent); returns the last answer, whatever its status.
 ///
-/// `timeout` bounds each attempt. Errors carry no credentials and no query string.
+/// Errors carry no credentials and no query string.
 pub async fn get(
     url: &str,
     query: &[(&str, &str)],
     credentials: &Credentials,
-    timeout: Duration,
-) -> Result<(u16, Vec<u8>), String> {
+    deadline: Deadline,
+) -> Result<Answer, String> {
     use base64::Engine;
     let url = reqwest::Url::parse_with_params(url, query).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     let mut headers: Vec<(&str, String)> = Vec::new();
@@ -78,24 +167,39 @@ pub async fn get(
     for (name, value) in &credentials.headers {
         headers.push((name.as_str(), value.clone()));
     }
-    let answer = send(reqwest::Method::GET, url.as_str(), &headers, None, timeout, true)
-        .await
-        .map_err(|e| format!("{e} (after {ATTEMPTS} attempts)"))?;
-    Ok((answer.status, answer.body))
+    send(reqwest::Method::GET, url.as_str(), &headers, None, deadline, true).await
 }
 
-fn describe(error: reqwest::Error, timeout: Duration) -> String {
-    let host = error.url().and_then(|u| {
-        u.host_str()
-            .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
-    });
-    let target = host.unwrap_or_else(|| "the server".into());
+/// `host:port` of a URL, for messages (never the path or query, which may carry secrets).
+fn target_of(url: &reqwest::Url) -> String {
+    match url.host_str() {
+        Some(h) => format!("{h}:{}", url.port_or_known_default().unwrap_or(0)),
+        None => "the server".into(),
+    }
+}
+
+fn describe(error: &reqwest::Error, target: &str) -> String {
+    if error.is_connect() {
+        return format!("cannot connect to {target}");
+    }
+    // reqwest's own text names the URL, whose query may carry secrets: say what kind of failure
+    // it was, then its causes (hyper and io errors name no URL).
+    let mut text = format!("request to {target} failed: {}", kind_of(error));
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn kind_of(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
-        format!("no answer from {target} within {}s", timeout.as_secs_f64())
-    } else if error.is_connect() {
-        format!("cannot connect to {target}")
+        "timed out"
+    } else if error.is_body() || error.is_decode() {
+        "incomplete body"
     } else {
-        format!("request to {target} failed: {}", error.without_url())
+        "error sending request"
     }
 }
 
@@ -106,111 +210,370 @@ pub struct Answer {
     pub status: u16,
     /// Response headers (lower-case names).
     pub headers: Vec<(String, String)>,
-    /// Body bytes.
+    /// Body bytes (at most the cap the request was read with).
     pub body: Vec<u8>,
+    /// Why a retry the status called for was not made (no time left for the wait asked for,
+    /// or attempts used up), for messages.
+    pub gave_up: Option<String>,
 }
 
 impl Answer {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 
     /// The body as text (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Whether the status is 2xx: only those answers carry data (any other is an error,
+    /// whatever its body says).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
 }
 
-/// Longest wait a 429 may ask for before the request is given up.
-pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
 
-/// How long a 429 asks to wait: `Retry-After` (seconds) or `X-Ratelimit-Reset` (epoch
-/// milliseconds, as LaunchDarkly sends it), bounded by [`MAX_RATE_LIMIT_WAIT`].
-pub fn rate_limit_wait(answer: &Answer, now_ms: i64) -> Option<Duration> {
-    if let Some(secs) = answer.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+/// Whether an answer is a rate limit: 429, or a 403 that says so (GitHub's secondary rate
+/// limit sends `retry-after`, its primary one `x-ratelimit-remaining: 0`).
+pub fn is_rate_limited(status: u16, headers: &[(String, String)]) -> bool {
+    status == 429
+        || (status == 403
+            && (header_in(headers, "retry-after").is_some()
+                || header_in(headers, "x-ratelimit-remaining").map(str::trim) == Some("0")))
+}
+
+/// How long a rate limit asks to wait: `Retry-After` (seconds), else `X-Ratelimit-Reset` (an
+/// epoch time: seconds as GitHub sends it, milliseconds as LaunchDarkly does), bounded by
+/// [`MAX_RATE_LIMIT_WAIT`]. `None` when the answer names no time.
+pub fn rate_limit_wait(headers: &[(String, String)], now_ms: i64) -> Option<Duration> {
+    if let Some(secs) = header_in(headers, "retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
         return Some(Duration::from_secs(secs).min(MAX_RATE_LIMIT_WAIT));
     }
-    let reset = answer
-        .header("x-ratelimit-reset")
-        .and_then(|v| v.trim().parse::<i64>().ok())?;
-    let wait_ms = u64::try_from((reset - now_ms).max(0)).unwrap_or(0);
+    let reset = header_in(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok())?;
+    // Epoch seconds stay below 10^11 until the year 5138; epoch milliseconds are above it.
+    let reset_ms = if reset < 100_000_000_000 {
+        reset.saturating_mul(1000)
+    } else {
+        reset
+    };
+    let wait_ms = u64::try_from(reset_ms.saturating_sub(now_ms)).unwrap_or(0);
     Some(Duration::from_millis(wait_ms).min(MAX_RATE_LIMIT_WAIT))
 }
 
-/// Sends one request with `headers` and an optional JSON `body`, within `timeout` per attempt.
-///
-/// Retries, a bounded number of times: connection errors and 5xx only when `idempotent`
-/// (a repeated write could apply twice), and 429 always, after the wait the server asked for
-/// (a rate-limited request was not applied). Errors never include header values.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200 * u64::from(attempt))
+}
+
+/// What to do after an answer to attempt number `attempt`: `None` takes it as it is,
+/// `Some(wait)` tries again after `wait`.
+pub fn retry_after_answer(
+    status: u16,
+    headers: &[(String, String)],
+    attempt: u32,
+    idempotent: bool,
+    now_ms: i64,
+) -> Option<Duration> {
+    if attempt >= ATTEMPTS {
+        return None;
+    }
+    if is_rate_limited(status, headers) {
+        return Some(rate_limit_wait(headers, now_ms).unwrap_or_else(|| backoff(attempt)));
+    }
+    (idempotent && status >= 500).then(|| backoff(attempt))
+}
+
+/// One attempt's failure before an answer.
+#[derive(Debug, Clone)]
+pub struct AttemptError {
+    /// What happened (no header values, no query string).
+    pub message: String,
+    /// Whether trying again is safe and may help.
+    pub retryable: bool,
+}
+
+/// Runs `attempt` under the retry policy above until an answer is final, attempts are used up
+/// or `deadline` has passed; `target` (`host:port`) names the server in messages. Each call of
+/// `attempt` is cut off at the deadline. Used by [`send`] and by the GitHub client, so both
+/// follow one policy.
+pub async fn with_retries<F, Fut>(
+    deadline: Deadline,
+    idempotent: bool,
+    target: &str,
+    mut attempt: F,
+) -> Result<Answer, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Answer, AttemptError>>,
+{
+    let mut last_error = format!("no answer from {target} within {}", deadline.describe());
+    let mut made = 0;
+    while made < ATTEMPTS && !deadline.passed() {
+        made += 1;
+        let outcome = match tokio::time::timeout_at(deadline.instant(), attempt()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(AttemptError {
+                message: format!("no answer from {target} within {}", deadline.describe()),
+                retryable: false,
+            }),
+        };
+        let wait = match outcome {
+            Ok(mut answer) => {
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                let Some(wait) = retry_after_answer(answer.status, &answer.headers, made, idempotent, now_ms) else {
+                    if made > 1 && (answer.status >= 500 || is_rate_limited(answer.status, &answer.headers)) {
+                        answer.gave_up = Some(format!("after {made} attempts"));
+                    }
+                    return Ok(answer);
+                };
+                if wait >= deadline.remaining() {
+                    answer.gave_up = Some(format!(
+                        "a wait of {}s does not fit in the {} the request was given",
+                        wait.as_secs_f64(),
+                        deadline.describe()
+                    ));
+                    return Ok(answer);
+                }
+                wait
+            }
+            Err(e) => {
+                last_error = e.message;
+                if !e.retryable {
+                    break;
+                }
+                if made == ATTEMPTS {
+                    break;
+                }
+                backoff(made)
+            }
+        };
+        if wait >= deadline.remaining() {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+    }
+    Err(if made > 1 {
+        format!("{last_error} ({made} attempts within {})", deadline.describe())
+    } else {
+        last_error
+    })
+}
+
+/// Sends one request with `headers` and an optional JSON `body`, done by `deadline` (a
+/// [`Duration`] means that long from now), under the retry policy of [`with_retries`] (`idempotent`:
+/// repeating it is harmless). Returns the last answer, whatever its status: callers treat
+/// anything but 2xx as an error. Errors never include header values.
 pub async fn send(
     method: reqwest::Method,
     url: &str,
     headers: &[(&str, String)],
     body: Option<&serde_json::Value>,
-    timeout: Duration,
+    deadline: impl Into<Deadline>,
     idempotent: bool,
 ) -> Result<Answer, String> {
-    let mut last_error = String::new();
-    for attempt in 1..=ATTEMPTS {
-        let mut request = client().request(method.clone(), url).timeout(timeout);
+    let deadline = deadline.into();
+    let url = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let body = match body {
+        Some(b) => Some(serde_json::to_vec(b).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let target = target_of(&url);
+    with_retries(deadline, idempotent, &target, || {
+        exchange(&method, &url, headers, body.as_deref(), idempotent)
+    })
+    .await
+}
+
+/// One attempt: the request and the redirects it leads to, with the answer read under the cap.
+async fn exchange(
+    method: &reqwest::Method,
+    first: &reqwest::Url,
+    headers: &[(&str, String)],
+    body: Option<&[u8]>,
+    idempotent: bool,
+) -> Result<Answer, AttemptError> {
+    let mut url = first.clone();
+    let mut method = method.clone();
+    let mut body = body;
+    let mut same_origin = true;
+    for hop in 0..=MAX_REDIRECTS {
+        let target = target_of(&url);
+        let mut request = client().request(method.clone(), url.clone());
         for (name, value) in headers {
-            request = request.header(*name, value);
+            if same_origin || CROSS_ORIGIN_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+                request = request.header(*name, value);
+            }
         }
         if let Some(body) = body {
-            request = request.body(serde_json::to_vec(body).map_err(|e| e.to_string())?);
+            request = request.body(body.to_vec());
         }
-        let wait = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let headers = response
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| {
-                        (
-                            n.as_str().to_ascii_lowercase(),
-                            v.to_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect();
-                let body = match response.bytes().await {
-                    Ok(b) => b.to_vec(),
-                    Err(e) => {
-                        last_error = describe(e, timeout);
-                        if !idempotent {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                let answer = Answer { status, headers, body };
-                let retry = attempt < ATTEMPTS && (status == 429 || (idempotent && status >= 500));
-                if !retry {
-                    return Ok(answer);
-                }
-                last_error = format!("HTTP {status}");
-                if status == 429 {
-                    rate_limit_wait(&answer, chrono::Utc::now().timestamp_millis())
-                } else {
-                    None
-                }
-            }
-            Err(e) => {
-                // A failed connect sent nothing, so even a write may try again.
-                let retryable = e.is_connect() || (idempotent && (e.is_timeout() || e.is_request()));
-                last_error = describe(e, timeout);
-                if !retryable {
-                    break;
-                }
-                None
-            }
+        let response = request.send().await.map_err(|e| AttemptError {
+            // A failed connect sent nothing, so even a write may try again.
+            retryable: e.is_connect() || idempotent,
+            message: describe(&e, &target),
+        })?;
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let follow = match (status, &location) {
+            (307 | 308, Some(_)) => true,
+            // These turn the request into a GET: never for a write, whose answer would then look
+            // like a success without the write having happened.
+            (301..=303, Some(_)) => method == reqwest::Method::GET || method == reqwest::Method::HEAD,
+            _ => false,
         };
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(wait.unwrap_or(Duration::from_millis(200 * u64::from(attempt)))).await;
+        if !follow {
+            return read_answer(response, status, &target, MAX_ANSWER_BYTES, idempotent).await;
+        }
+        if hop == MAX_REDIRECTS {
+            return Err(AttemptError {
+                message: format!("{target} redirected more than {MAX_REDIRECTS} times"),
+                retryable: false,
+            });
+        }
+        let next = url
+            .join(location.as_deref().unwrap_or_default())
+            .map_err(|e| AttemptError {
+                message: format!("{target} redirected to something that is not a URL: {e}"),
+                retryable: false,
+            })?;
+        if next.origin() != first.origin() {
+            same_origin = false;
+        }
+        if status == 303 {
+            method = reqwest::Method::GET;
+            body = None;
+        }
+        url = next;
+    }
+    unreachable!("the loop returns at its last hop")
+}
+
+/// Reads a response's headers and body, failing once the body exceeds `cap` bytes. A body
+/// that broke off is worth another try only for an `idempotent` request (a write may have
+/// been applied).
+async fn read_answer(
+    mut response: reqwest::Response,
+    status: u16,
+    target: &str,
+    cap: usize,
+    idempotent: bool,
+) -> Result<Answer, AttemptError> {
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let too_large = || AttemptError {
+        message: format!("{target} sent an answer larger than {}", describe_size(cap)),
+        retryable: false,
+    };
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(AttemptError {
+                    message: format!("the answer from {target} broke off before its end ({})", kind_of(&e)),
+                    retryable: idempotent,
+                })
+            }
         }
     }
-    Err(last_error)
+    Ok(Answer {
+        status,
+        headers,
+        body,
+        gave_up: None,
+    })
+}
+
+/// `1 MiB`, `16 MiB`, `512 KiB`.
+pub fn describe_size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn rate_limits_are_recognized_and_their_waits_bounded() {
+        assert!(is_rate_limited(429, &[]));
+        assert!(is_rate_limited(403, &headers(&[("retry-after", "60")])));
+        assert!(is_rate_limited(403, &headers(&[("x-ratelimit-remaining", "0")])));
+        assert!(!is_rate_limited(403, &headers(&[("x-ratelimit-remaining", "12")])));
+        assert!(!is_rate_limited(403, &[]));
+        let now_ms = 1_795_510_800_000;
+        assert_eq!(
+            rate_limit_wait(&headers(&[("Retry-After", "10")]), now_ms),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            rate_limit_wait(&headers(&[("retry-after", "3600")]), now_ms),
+            Some(MAX_RATE_LIMIT_WAIT)
+        );
+        // GitHub: epoch seconds; LaunchDarkly: epoch milliseconds.
+        assert_eq!(
+            rate_limit_wait(&headers(&[("x-ratelimit-reset", "1795510805")]), now_ms),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            rate_limit_wait(&headers(&[("x-ratelimit-reset", "1795510802500")]), now_ms),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(rate_limit_wait(&[], now_ms), None);
+    }
+
+    #[test]
+    fn only_safe_answers_are_retried() {
+        assert!(retry_after_answer(503, &[], 1, true, 0).is_some());
+        assert!(retry_after_answer(503, &[], 1, false, 0).is_none());
+        assert!(retry_after_answer(429, &[], 1, false, 0).is_some());
+        assert!(retry_after_answer(429, &[], ATTEMPTS, true, 0).is_none());
+        assert!(retry_after_answer(404, &[], 1, true, 0).is_none());
+        assert!(retry_after_answer(403, &[], 1, true, 0).is_none());
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(describe_size(MAX_ANSWER_BYTES), "1 MiB");
+        assert_eq!(describe_size(512 * 1024), "512 KiB");
+        assert_eq!(describe_size(100), "100 bytes");
+    }
 }

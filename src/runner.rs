@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::check::Measurement;
 use crate::engine::{self, Input, ManualOp, Step};
-use crate::http::Credentials;
+use crate::http::{Credentials, Deadline};
 use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSource};
 use crate::percent::Percent;
 use crate::provider::{self, FlagFiles, FlagProvider, FlagReading, ProviderError};
@@ -95,6 +95,9 @@ pub struct Runner {
     pub actor: String,
     /// Secrets read so far, for redaction.
     pub secrets: Secrets,
+    /// The run's time budget (`--time-budget`): once it has passed, the rollouts not yet decided
+    /// hold without being read or changed. `None`: no budget.
+    pub budget: Option<Deadline>,
 }
 
 impl Runner {
@@ -102,6 +105,10 @@ impl Runner {
     pub async fn decide_all(&self, specs: &[RolloutSpec], mode: &Mode) -> Vec<Decided> {
         let mut records = Vec::with_capacity(specs.len());
         for spec in specs {
+            if let Some(held) = self.out_of_budget(spec) {
+                records.push(held);
+                continue;
+            }
             let mut decided = self.decide(spec, mode).await;
             let record = &mut decided.record;
             record.reason = self.secrets.redact(&record.reason);
@@ -111,6 +118,27 @@ impl Runner {
             records.push(decided);
         }
         records
+    }
+
+    /// A hold for `spec` once the run's time budget is spent: nothing is read or changed, so a
+    /// slow dependency cannot keep the run going past its budget.
+    fn out_of_budget(&self, spec: &RolloutSpec) -> Option<Decided> {
+        let budget = self.budget.filter(Deadline::passed)?;
+        let record = DecisionRecord {
+            decision: DecisionKind::Hold,
+            ..self.error_record(
+                spec,
+                format!(
+                    "time budget exhausted: the run's {} (--time-budget, input `time_budget`) was spent before this rollout's turn; nothing was read or changed, the next run decides it",
+                    budget.describe()
+                ),
+            )
+        };
+        Some(Decided {
+            record,
+            changed_state: false,
+            history: Vec::new(),
+        })
     }
 
     fn error_record(&self, spec: &RolloutSpec, message: String) -> DecisionRecord {

@@ -728,6 +728,7 @@ mod concurrency {
             now: "2026-11-24T09:00:00Z".parse().unwrap(),
             actor: "flagramp".into(),
             secrets: Secrets::new(),
+            budget: None,
         }
     }
 

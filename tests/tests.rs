@@ -10,6 +10,7 @@ mod conformance;
 mod crash;
 mod engine_rules;
 mod files;
+mod faults;
 mod flagd_core;
 mod flagd_file;
 mod hostile_input;

@@ -531,6 +531,7 @@ impl Bench {
             now,
             actor: "flagramp".into(),
             secrets: Secrets::new(),
+            budget: None,
         };
         let record = runner.decide(&self.spec, &Mode::Run).await.record;
         assert!(!record.reason.contains(TOKEN), "{}", record.reason);

@@ -17,8 +17,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 
+use crate::duration::SpecDuration;
 use crate::engine::ManualOp;
 use crate::github::{GitHub, GitHubError};
+use crate::http::Deadline;
 use crate::provider::FlagFiles;
 use crate::record::{DecisionKind, DecisionRecord};
 use crate::runner::{Decided, Mode, Runner};
@@ -87,6 +89,8 @@ pub struct Inputs {
     pub comment_author: String,
     /// What fails the step.
     pub fail_on: FailOn,
+    /// The run's total time; rollouts whose turn comes after it hold.
+    pub time_budget: SpecDuration,
 }
 
 const COMMANDS: &[&str] = &[
@@ -165,6 +169,8 @@ impl Inputs {
                 spec::text::shown(&outside)
             ));
         }
+        let time_budget =
+            SpecDuration::parse(&input("time_budget", "10m")).map_err(|e| format!("input `time_budget`: {e}"))?;
         Ok(Inputs {
             command,
             specs,
@@ -176,6 +182,7 @@ impl Inputs {
             comment,
             comment_author: input("comment_author", "github-actions[bot]"),
             fail_on,
+            time_budget,
         })
     }
 }
@@ -284,6 +291,8 @@ struct RunnerEnv {
     actor: String,
     summary: Option<PathBuf>,
     output: Option<PathBuf>,
+    /// When the run began: its time budget counts from here.
+    started: tokio::time::Instant,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -298,7 +307,8 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
     let event = match env("GITHUB_EVENT_PATH") {
         Some(path) => {
             let bytes = crate::fsutil::read_capped(Path::new(&path), MAX_EVENT_BYTES)
-                .map_err(|e| format!("cannot read GITHUB_EVENT_PATH {path}: {e}"))?;
+                .map_err(|e| format!("GITHUB_EVENT_PATH {path} {e}"))?
+                .ok_or_else(|| format!("GITHUB_EVENT_PATH {path} does not exist: the runner writes the event payload there"))?;
             let event: Value =
                 serde_json::from_slice(&bytes).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?;
             if !event.is_object() {
@@ -325,6 +335,7 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
         actor: env("GITHUB_ACTOR").unwrap_or_else(|| "github-actions".into()),
         summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         output: env("GITHUB_OUTPUT").map(PathBuf::from),
+        started: tokio::time::Instant::now(),
     })
 }
 
@@ -652,6 +663,7 @@ async fn decide(
         now: Utc::now(),
         actor,
         secrets: secrets.clone(),
+        budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
     };
     let mode = match (op, inputs.dry_run) {
         (Operation::Manual(m), dry_run) => Mode::Manual {

@@ -48,11 +48,14 @@ impl PrometheusSource {
         }
     }
 
-    fn interpret(&self, status: u16, body: &[u8]) -> Measurement {
+    fn interpret(&self, answer: &http::Answer) -> Measurement {
         let name = &self.name;
+        let (status, body) = (answer.status, answer.body.as_slice());
+        if !answer.is_success() {
+            return Measurement::Error(self.refusal(answer));
+        }
         let answer: Answer = match serde_json::from_slice(body) {
             Ok(a) => a,
-            Err(_) if status >= 400 => return Measurement::Error(format!("source `{name}` answered HTTP {status}")),
             Err(e) => {
                 return Measurement::Error(format!(
                     "source `{name}` sent an answer that is not Prometheus JSON: {e}"
@@ -100,6 +103,49 @@ impl PrometheusSource {
     }
 }
 
+impl PrometheusSource {
+    /// The error for a non-2xx answer: never a measurement, whatever the body holds (a proxy or
+    /// a failing server may send a well-formed success answer with a 500). Prometheus's own
+    /// error fields are quoted when the body has them (400, 422, 503).
+    fn refusal(&self, answer: &http::Answer) -> String {
+        let status = answer.status;
+        let mut text = match serde_json::from_slice::<Answer>(&answer.body) {
+            Ok(Answer {
+                status: outcome,
+                error_type,
+                error,
+                ..
+            }) if outcome == "error" => format!(
+                "source `{}` rejected the query ({}, HTTP {status}): {}",
+                self.name,
+                quote(error_type.as_deref().unwrap_or("error")),
+                quote(error.as_deref().unwrap_or("no message"))
+            ),
+            _ => format!("source `{}` answered HTTP {status}", self.name),
+        };
+        if http::is_rate_limited(status, &answer.headers) {
+            text.push_str(" (rate limited)");
+        }
+        if let Some(why) = &answer.gave_up {
+            text.push_str(&format!(" ({why})"));
+        }
+        text
+    }
+}
+
+/// At most [`MAX_QUOTED`] characters of a server's text, on one line.
+fn quote(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > MAX_QUOTED {
+        format!("{}… (cut)", one_line.chars().take(MAX_QUOTED).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+/// Longest piece of a server's error text quoted in a message.
+const MAX_QUOTED: usize = 500;
+
 #[async_trait::async_trait]
 impl MetricSource for PrometheusSource {
     async fn measure(&self, request: &MeasureRequest<'_>) -> Measurement {
@@ -108,10 +154,11 @@ impl MetricSource for PrometheusSource {
         };
         let time = format!("{:.3}", request.at.timestamp_millis() as f64 / 1000.0);
         let url = format!("{}/api/v1/query", self.base_url);
+        // The check's timeout bounds the whole measurement, retries and waits included.
         let timeout = self.timeout.unwrap_or(request.timeout).min(request.timeout);
         let params = [("query", query.as_str()), ("time", time.as_str())];
-        match http::get(&url, &params, &self.credentials, timeout).await {
-            Ok((status, body)) => self.interpret(status, &body),
+        match http::get(&url, &params, &self.credentials, http::Deadline::after(timeout)).await {
+            Ok(answer) => self.interpret(&answer),
             Err(e) => Measurement::Error(format!("source `{}`: {e}", self.name)),
         }
     }
@@ -121,6 +168,15 @@ impl MetricSource for PrometheusSource {
 mod tests {
     use super::*;
 
+    fn answer(status: u16, body: &[u8]) -> http::Answer {
+        http::Answer {
+            status,
+            headers: Vec::new(),
+            body: body.to_vec(),
+            gave_up: None,
+        }
+    }
+
     fn source() -> PrometheusSource {
         PrometheusSource::new("prom", "http://127.0.0.1:1", Credentials::default(), None)
     }
@@ -129,23 +185,41 @@ mod tests {
     fn reads_every_answer_shape() {
         let s = source();
         let vector = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1795536613.819,"0.95"]}]}}"#;
-        assert_eq!(s.interpret(200, vector), Measurement::Value(0.95));
+        assert_eq!(s.interpret(&answer(200, vector)), Measurement::Value(0.95));
         let scalar = br#"{"data":{"result":[1767436620,"42"],"resultType":"scalar"},"status":"success"}"#;
-        assert_eq!(s.interpret(200, scalar), Measurement::Value(42.0));
+        assert_eq!(s.interpret(&answer(200, scalar)), Measurement::Value(42.0));
         let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
-        assert!(matches!(s.interpret(200, empty), Measurement::NoData(_)));
+        assert!(matches!(s.interpret(&answer(200, empty)), Measurement::NoData(_)));
         let nan = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1795536613.850,"NaN"]}]}}"#;
-        assert!(matches!(s.interpret(200, nan), Measurement::NoData(_)));
+        assert!(matches!(s.interpret(&answer(200, nan)), Measurement::NoData(_)));
         let bad = br#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:16: parse error: unclosed left parenthesis"}"#;
-        match s.interpret(400, bad) {
+        match s.interpret(&answer(400, bad)) {
             Measurement::Error(msg) => assert!(
                 msg.contains("bad_data") && msg.contains("unclosed left parenthesis"),
                 "{msg}"
             ),
             other => panic!("{other:?}"),
         }
+        // A failing status is an error whatever the body says.
+        for status in [500, 502, 503, 404, 301] {
+            match s.interpret(&answer(status, vector)) {
+                Measurement::Error(msg) => assert!(msg.contains(&format!("HTTP {status}")), "{msg}"),
+                other => panic!("HTTP {status} with a success body read as {other:?}"),
+            }
+        }
+        let long = format!(
+            r#"{{"status":"error","errorType":"execution","error":"{}"}}"#,
+            "x".repeat(5000)
+        );
+        match s.interpret(&answer(422, long.as_bytes())) {
+            Measurement::Error(msg) => assert!(
+                msg.contains("execution, HTTP 422") && msg.ends_with("… (cut)") && msg.len() < 700,
+                "{msg}"
+            ),
+            other => panic!("{other:?}"),
+        }
         let two = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"0"]}]}}"#;
-        match s.interpret(200, two) {
+        match s.interpret(&answer(200, two)) {
             Measurement::Error(msg) => assert!(msg.contains("2 series"), "{msg}"),
             other => panic!("{other:?}"),
         }

@@ -70,7 +70,7 @@ pub const API_VERSION: &str = "20240415";
 /// The `Content-Type` of a semantic patch.
 pub const SEMANTIC_PATCH: &str = "application/json; domain-model=launchdarkly.semanticpatch";
 
-/// How long one attempt may take by default.
+/// How long one request may take by default, its retries and rate-limit waits included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rollout weights are thousandths of a percent: 100% is this.
@@ -144,7 +144,7 @@ impl LaunchDarklyFlag {
         }
     }
 
-    /// The same flag with another per-attempt timeout.
+    /// The same flag with another timeout per request (retries and waits included).
     pub fn with_timeout(mut self, timeout: Duration) -> LaunchDarklyFlag {
         self.timeout = timeout;
         self
@@ -271,7 +271,7 @@ impl LaunchDarklyFlag {
             url,
             &self.headers(writing),
             body,
-            self.timeout,
+            http::Deadline::after(self.timeout),
             !writing,
         )
         .await

@@ -30,7 +30,7 @@ pub const STRATEGY_TITLE: &str = "flagramp";
 /// The strategy type flagramp owns.
 pub const STRATEGY_NAME: &str = "flexibleRollout";
 
-/// How long one request may take by default (each attempt; `http::send` retries reads).
+/// How long one request may take by default, its retries and waits included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The permission Unleash's 403 names when change requests are required in an environment.
@@ -109,7 +109,7 @@ impl UnleashFlag {
         self
     }
 
-    /// Bounds each request attempt (default [`DEFAULT_TIMEOUT`]).
+    /// Bounds each request, its retries and waits included (default [`DEFAULT_TIMEOUT`]).
     pub fn with_timeout(mut self, timeout: Duration) -> UnleashFlag {
         self.timeout = timeout;
         self
@@ -166,14 +166,21 @@ impl UnleashFlag {
         }
         // Reads, JSON-patch replaces and /on, /off are safe to repeat; creating a strategy is not.
         let idempotent = method != Method::POST || path.ends_with("/on") || path.ends_with("/off");
-        http::send(method.clone(), &url, &headers, body, self.timeout, idempotent)
-            .await
-            .map_err(|e| {
-                ProviderError::Io(format!(
-                    "Unleash {method} {path} failed: {}; nothing is known to have changed",
-                    self.scrub(&e)
-                ))
-            })
+        http::send(
+            method.clone(),
+            &url,
+            &headers,
+            body,
+            http::Deadline::after(self.timeout),
+            idempotent,
+        )
+        .await
+        .map_err(|e| {
+            ProviderError::Io(format!(
+                "Unleash {method} {path} failed: {}; nothing is known to have changed",
+                self.scrub(&e)
+            ))
+        })
     }
 
     /// The error for a non-success answer to `method path` (`what` says what was being done).

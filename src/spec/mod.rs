@@ -342,14 +342,23 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<RolloutSpec>, SpecErrors> {
 /// A spec file's text, read with the [`MAX_SPEC_BYTES`] cap; UTF-8 only.
 fn read_spec(file: &Path) -> Result<String, Box<Diagnostic>> {
     let bytes = match crate::fsutil::read_capped(file, MAX_SPEC_BYTES) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => return Err(Box::new(parse::too_large(file))),
+        Ok(Some(bytes)) => bytes,
+        Err(crate::fsutil::ReadError::TooLarge(_)) => return Err(Box::new(parse::too_large(file))),
+        Ok(None) => {
+            return Err(Box::new(Diagnostic::new(
+                file.to_path_buf(),
+                1,
+                1,
+                "cannot read the spec: the file does not exist",
+                Some("check the path"),
+            )))
+        }
         Err(e) => {
             return Err(Box::new(Diagnostic::new(
                 file.to_path_buf(),
                 1,
                 1,
-                &format!("cannot read the spec: {e}"),
+                &format!("the spec {e}"),
                 Some("check the path and the file's permissions"),
             )))
         }

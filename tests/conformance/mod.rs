@@ -113,6 +113,7 @@ impl Bench {
             now,
             actor: "flagramp".into(),
             secrets: Secrets::new(),
+            budget: None,
         };
         runner.decide(&self.spec, &Mode::Run).await.record
     }
