@@ -19,9 +19,9 @@ impl SpecDuration {
         self.seconds
     }
 
-    /// As a chrono duration, for arithmetic on timestamps.
-    pub fn to_chrono(self) -> chrono::Duration {
-        chrono::Duration::seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX / 1000))
+    /// As a chrono duration, for arithmetic on timestamps; `None` when chrono cannot hold it.
+    pub fn to_chrono(self) -> Option<chrono::TimeDelta> {
+        chrono::TimeDelta::try_seconds(i64::try_from(self.seconds).ok()?)
     }
 
     /// As a std duration, for timeouts.
@@ -109,6 +109,16 @@ mod tests {
         for bad in ["", "10", "h", "1x", "1.5h", "-1h", "99999999999999999999d"] {
             assert!(SpecDuration::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn converts_to_chrono_without_overflowing() {
+        assert_eq!(
+            SpecDuration::from_secs(90).to_chrono(),
+            Some(chrono::TimeDelta::seconds(90))
+        );
+        assert_eq!(SpecDuration::from_secs(9_999_999_999_999_999).to_chrono(), None);
+        assert_eq!(SpecDuration::from_secs(u64::MAX).to_chrono(), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{FlagProvider, FlagReading, ProviderError};
+use super::{ChangeNote, FlagProvider, FlagReading, ProviderError};
 use crate::fsutil::{fingerprint, write_atomically};
 use crate::github::{GitHub, GitHubError};
 use crate::percent::Percent;
@@ -22,6 +22,19 @@ pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
     async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError>;
     /// Replaces the file if it is still at `version`.
     async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError>;
+
+    /// [`store`](FlagFileStore::store), for a change to `key` described by `note` (a store
+    /// that keeps history, a branch, puts it in the commit message).
+    async fn store_noted(
+        &self,
+        bytes: &[u8],
+        version: &str,
+        key: &str,
+        note: &ChangeNote,
+    ) -> Result<(), ProviderError> {
+        let _ = (key, note);
+        self.store(bytes, version).await
+    }
 }
 
 /// A file in the local checkout.
@@ -107,9 +120,27 @@ impl FlagFileStore for RepoFileOnBranch {
     }
 
     async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
-        let message = format!("flagramp: update {}", self.path);
+        self.write(bytes, version, &format!("flagramp: update {}", self.path))
+            .await
+    }
+
+    async fn store_noted(
+        &self,
+        bytes: &[u8],
+        version: &str,
+        key: &str,
+        note: &ChangeNote,
+    ) -> Result<(), ProviderError> {
+        let subject = format!("flagramp: update {key} in {}", self.path);
+        let message = crate::github::commit_message(&subject, &[("Actor", &note.actor), ("Reason", &note.reason)]);
+        self.write(bytes, version, &message).await
+    }
+}
+
+impl RepoFileOnBranch {
+    async fn write(&self, bytes: &[u8], version: &str, message: &str) -> Result<(), ProviderError> {
         self.github
-            .put_file(&self.branch, &self.path, bytes, Some(version), &message)
+            .put_file(&self.branch, &self.path, bytes, Some(version), message)
             .await
             .map(|_| ())
             .map_err(|e| {
@@ -269,6 +300,15 @@ impl FlagProvider for FlagdFile {
     }
 
     async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
+        self.set_noted(to, seen, &ChangeNote::default()).await
+    }
+
+    async fn set_noted(
+        &self,
+        to: FlagValue,
+        seen: &FlagReading,
+        note: &ChangeNote,
+    ) -> Result<FlagReading, ProviderError> {
         let (version, mut doc) = self.load().await?;
         if version != seen.version {
             return Err(ProviderError::Conflict(format!(
@@ -295,7 +335,7 @@ impl FlagProvider for FlagdFile {
         }
         let mut out = serde_json::to_vec_pretty(&doc).map_err(|e| ProviderError::Io(e.to_string()))?;
         out.push(b'\n');
-        self.store.store(&out, &version).await?;
+        self.store.store_noted(&out, &version, &self.key, note).await?;
         let back = self.read().await?;
         if back.value != to {
             return Err(ProviderError::Io(format!(
