@@ -140,7 +140,8 @@ pub fn time_after(at: DateTime<Utc>, by: TimeDelta) -> Option<DateTime<Utc>> {
 pub fn claim_in_progress(state: &RolloutState, now: DateTime<Utc>) -> Option<&crate::state::PendingTransition> {
     state.pending.as_ref().filter(|p| {
         p.claimed_at.is_some_and(|at| {
-            now.checked_add_signed(CLAIM_LEASE).is_some_and(|limit| at <= limit)
+            in_time_range(at)
+                && now.checked_add_signed(CLAIM_LEASE).is_some_and(|limit| at <= limit)
                 && now.signed_duration_since(at) < CLAIM_LEASE
         })
     })

@@ -1031,3 +1031,42 @@ fn a_fresh_claim_belongs_to_a_run_at_work_and_an_old_one_is_resolved() {
     // A claim from the future (a skewed clock) is not trusted forever either.
     assert!(engine::claim_in_progress(&claimed, t("2026-11-24T08:00:00Z")).is_none());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// A manual advance moves at most one stage up, only when every check passes (from off:
+    /// when none fails or errors) or it is forced; a refusal changes neither the flag nor what
+    /// flagramp last set; rollback, pause and resume never raise the flag.
+    #[test]
+    fn manual_command_invariants(
+        (state, flag) in arb_state(&spec_with("", "[10, 50, 100]")),
+        a in arb_measurement(),
+        b in arb_measurement(),
+        force in any::<bool>(),
+        op in 0usize..4,
+    ) {
+        let spec = spec_with("", "[10, 50, 100]");
+        let results = checks(&spec, &[a, b]);
+        let op = [ManualOp::Advance { force }, ManualOp::Rollback, ManualOp::Pause, ManualOp::Resume][op];
+        let e = manual(&spec, Some(&state), flag, op, Some(&results));
+        let index = |v: FlagValue| if v.enabled { engine::stage_at(&spec, v.percent).map(|i| i as i64) } else { None }.unwrap_or(-1);
+        if let Some(to) = e.flag_change {
+            prop_assert!(!e.record.refused, "a refusal changed the flag: {:?}", e.record);
+            prop_assert!((index(to) - index(flag)).abs() <= 1, "moved more than one stage: {:?} -> {:?}", flag, to);
+            if to.effective() > flag.effective() {
+                prop_assert!(matches!(op, ManualOp::Advance { .. }), "{op:?} raised the flag");
+                let blocking = |r: &CheckRecord| if flag.enabled { r.verdict != flagramp::check::Verdict::Pass } else { matches!(r.verdict, flagramp::check::Verdict::Fail | flagramp::check::Verdict::Error) };
+                prop_assert!(force || !results.iter().any(blocking), "advanced past {:?}", results);
+            }
+        }
+        if matches!(op, ManualOp::Advance { .. }) && state.completed_at.is_none() {
+            prop_assert_eq!(&e.record.checks, &results, "an advance records every check");
+        }
+        if e.record.refused {
+            let after = e.state.as_ref().unwrap_or(&state);
+            prop_assert_eq!(after.last_set, state.last_set);
+            prop_assert_eq!(after.locked, state.locked);
+        }
+    }
+}

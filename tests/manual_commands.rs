@@ -280,6 +280,18 @@ fn a_panic_in_one_rollout_is_its_error_and_the_next_rollout_still_runs() {
     );
 }
 
+#[test]
+fn every_profile_unwinds_so_the_panic_guard_works() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let settings: Vec<&str> = manifest
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| l.replace(' ', "").starts_with("panic="))
+        .collect();
+    assert!(!settings.is_empty(), "the release profile says `panic = \"unwind\"`");
+    assert!(settings.iter().all(|l| l.contains("\"unwind\"")), "{settings:?}");
+}
+
 /// A child whose stdout is a pipe nobody reads any more.
 fn with_closed_stdout(mut cmd: Command) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
