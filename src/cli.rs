@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use flagramp::duration::SpecDuration;
-use flagramp::engine::ManualOp;
+use flagramp::engine::{self, ManualOp};
 use flagramp::exit;
 use flagramp::http::Deadline;
 use flagramp::provider::FlagFiles;
@@ -19,13 +19,14 @@ use flagramp::runner::{Decided, Mode, Runner};
 use flagramp::schema::{self, SchemaKind};
 use flagramp::secrets::Secrets;
 use flagramp::spec::{self, RolloutSpec, SpecErrors, DEFAULT_SPEC_DIR};
-use flagramp::state::{LocalStateStore, StateStore};
+use flagramp::state::{LocalStateStore, StateError, StateStore};
 
 /// Roll a feature flag out in stages (10% → 50% → 100%), only while its metrics stay healthy.
 ///
 /// Specs are YAML files (default: every *.yml/*.yaml under .github/rollouts). Exit codes: 0 every
 /// rollout decided (hold, drift and rollback included); 1 an invalid spec or a rollout that ended
-/// in error; 2 a usage error.
+/// in error; 2 a usage error; 3 a manual command was refused and changed nothing (an advance its
+/// checks refused, a rollback of a flag that is off, another run holding the state lock).
 #[derive(Debug, Parser)]
 #[command(name = "flagramp", version, max_term_width = 100)]
 struct Cli {
@@ -99,11 +100,11 @@ enum Command {
     Run(Targets),
     /// Show each rollout's stages, position and recent history.
     Status(Targets),
-    /// Move one stage up now, ignoring bake and window; checks must pass unless --force.
+    /// Move one stage up now (from off: start), ignoring bake and window; checks must pass unless --force.
     Advance {
         #[command(flatten)]
         named: Named,
-        /// Advance even when a check does not pass.
+        /// Advance even when a check does not pass; the checks are still queried and recorded.
         #[arg(long)]
         force: bool,
     },
@@ -147,23 +148,47 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+    // A panic is a bug. It is reported as one log line, not as Rust's panic report: its message
+    // reaches the person through the rollout's `error` decision (redacted like every reason),
+    // or through the catch below when it happened outside a rollout.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(%location, "internal error (a bug in flagramp, please report it)");
+    }));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("flagramp: cannot start the async runtime: {e}");
+            say_error(&format!("flagramp: cannot start the async runtime: {e}"));
             return ExitCode::from(exit::INVALID);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli))));
+    let result = match outcome {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            say_error(&format!(
+                "flagramp: internal error (a bug in flagramp, please report it): {message}"
+            ));
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    match result {
         Ok(code) => code,
         Err(err) => {
             if let Some(spec_errors) = err.downcast_ref::<SpecErrors>() {
-                eprintln!("{spec_errors}");
+                say_error(&spec_errors.to_string());
                 return ExitCode::from(exit::INVALID);
             }
-            eprintln!("flagramp: {err:#}");
+            say_error(&format!("flagramp: {err:#}"));
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(exit::USAGE)
+            } else if err.downcast_ref::<Refused>().is_some() {
+                ExitCode::from(exit::REFUSED)
             } else {
                 ExitCode::from(exit::INVALID)
             }
@@ -171,17 +196,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A manual command that could not even be decided (another run holds the state): exit 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// Writes a line to stderr; a closed stderr loses the line but never panics.
+fn say_error(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+}
+
 fn parse_now(now: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
-    match now {
-        None => Ok(Utc::now()),
-        Some(text) => DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                usage(format!(
-                    "--now `{text}` is not an RFC 3339 time ({e}); write e.g. 2026-11-24T10:00:00Z"
-                ))
-            }),
+    let Some(text) = now else { return Ok(Utc::now()) };
+    let at = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            usage(format!(
+                "--now `{text}` is not an RFC 3339 time ({e}); write e.g. 2026-11-24T10:00:00Z"
+            ))
+        })?;
+    // `9999-12-31T23:00:00-05:00` parses, but lies in the year 10000 (and its records could
+    // not be written in RFC 3339).
+    if !engine::in_time_range(at) {
+        return Err(usage(format!(
+            "--now `{text}` lies outside the years 0000–9999 (in UTC), which is all flagramp works with"
+        )));
     }
+    Ok(at)
 }
 
 fn looks_like_path(arg: &str) -> bool {
@@ -359,7 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 &serde_json::json!({ "valid": false, "rollouts": [], "problems": spec_errors.diagnostics }),
                             )? + "\n"),
                         )?;
-                        eprintln!("{spec_errors}");
+                        say_error(&spec_errors.to_string());
                         Ok(ExitCode::from(exit::INVALID))
                     }
                     _ => Err(err),
@@ -420,10 +462,14 @@ async fn manual(
     let store: Box<dyn StateStore> = if named.dry_run {
         Box::new(LocalStateStore::read_only(&global.state_dir))
     } else {
-        Box::new(LocalStateStore::for_writing(
-            &global.state_dir,
-            global.lock_wait.to_std(),
-        )?)
+        match LocalStateStore::for_writing(&global.state_dir, global.lock_wait.to_std()) {
+            Ok(store) => Box::new(store),
+            // The person's command did not happen: exit 3 like any refusal, not 1 (a failure).
+            Err(StateError::Locked(why)) => {
+                return Err(Refused(format!("`{} {}` refused: {why}", op.command(), named.name)).into())
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
     let r = runner(store, actor);
     let mode = Mode::Manual {

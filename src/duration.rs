@@ -30,10 +30,9 @@ impl SpecDuration {
         self.seconds
     }
 
-    /// As a chrono duration, for arithmetic on timestamps; never out of chrono's range, since every
-    /// value is at most [`SpecDuration::MAX`].
-    pub fn to_chrono(self) -> chrono::Duration {
-        chrono::Duration::try_seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX)).unwrap_or(chrono::Duration::MAX)
+    /// As a chrono duration, for arithmetic on timestamps; `None` when chrono cannot hold it.
+    pub fn to_chrono(self) -> Option<chrono::TimeDelta> {
+        chrono::TimeDelta::try_seconds(i64::try_from(self.seconds).ok()?)
     }
 
     /// As a std duration, for timeouts.
@@ -148,12 +147,12 @@ mod tests {
             SpecDuration::from_secs(u64::MAX),
         ] {
             assert!(d <= SpecDuration::MAX);
-            assert_eq!(d.to_chrono().num_seconds() as u64, d.as_secs());
+            assert_eq!(d.to_chrono().expect("in range").num_seconds() as u64, d.as_secs());
             assert_eq!(d.to_std().as_secs(), d.as_secs());
         }
         // The furthest a bake can reach from now stays inside chrono's range for millennia.
         assert!(chrono::Utc::now()
-            .checked_add_signed(SpecDuration::MAX.to_chrono())
+            .checked_add_signed(SpecDuration::MAX.to_chrono().expect("in range"))
             .is_some());
     }
 
@@ -162,6 +161,16 @@ mod tests {
         for bad in ["", "10", "h", "1x", "1.5h", "-1h", "99999999999999999999d"] {
             assert!(SpecDuration::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn converts_to_chrono_without_overflowing() {
+        assert_eq!(
+            SpecDuration::from_secs(90).to_chrono(),
+            Some(chrono::TimeDelta::seconds(90))
+        );
+        assert_eq!(SpecDuration::from_secs(9_999_999_999_999_999).to_chrono(), None);
+        assert_eq!(SpecDuration::from_secs(u64::MAX).to_chrono(), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! spec whose stages change mid-rollout, or a value adopted from a person, needs no migration:
 //! the current stage is the highest stage at or below the current percentage.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::check::{sig4, Measurement, Verdict};
 use crate::percent::Percent;
@@ -42,6 +42,18 @@ pub enum ManualOp {
     Pause,
     /// Restart advancing; adopts a value a person set.
     Resume,
+}
+
+impl ManualOp {
+    /// The command's name: `advance`, `rollback`, `pause` or `resume`.
+    pub fn command(self) -> &'static str {
+        match self {
+            ManualOp::Advance { .. } => "advance",
+            ManualOp::Rollback => "rollback",
+            ManualOp::Pause => "pause",
+            ManualOp::Resume => "resume",
+        }
+    }
 }
 
 /// The outcome of one call to [`evaluate`] or [`evaluate_manual`].
@@ -99,13 +111,39 @@ pub fn check_records(checks: &[CheckSpec], measurements: &[Measurement]) -> Vec<
 
 /// How long a claim protects a change in progress. A run takes seconds; a claim older than this
 /// was left by a run that died, and rule 1 resolves it.
-pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+pub const CLAIM_LEASE: TimeDelta = TimeDelta::minutes(10);
+
+/// The earliest time flagramp decides at, computes or records (see [`LATEST_TIME`]).
+pub const EARLIEST_TIME: DateTime<Utc> = match DateTime::from_timestamp(-62_167_219_200, 0) {
+    Some(t) => t,
+    None => panic!("0000-01-01T00:00:00Z is a valid time"),
+};
+
+/// The latest time flagramp decides at, computes or records: RFC 3339 has four-digit years, and
+/// a later time would be written as `+10000-…`, which other tools cannot read back.
+pub const LATEST_TIME: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(t) => t,
+    None => panic!("9999-12-31T23:59:59Z is a valid time"),
+};
+
+/// Whether `t` can be written in RFC 3339: years 0000 to 9999.
+pub fn in_time_range(t: DateTime<Utc>) -> bool {
+    (EARLIEST_TIME..=LATEST_TIME).contains(&t)
+}
+
+/// `at + by`, or `None` when that overflows or leaves the years 0000–9999.
+pub fn time_after(at: DateTime<Utc>, by: TimeDelta) -> Option<DateTime<Utc>> {
+    at.checked_add_signed(by).filter(|t| in_time_range(*t))
+}
 
 /// A claim recent enough that its run may still be changing the flag: leave it alone.
 pub fn claim_in_progress(state: &RolloutState, now: DateTime<Utc>) -> Option<&crate::state::PendingTransition> {
     state.pending.as_ref().filter(|p| {
-        p.claimed_at
-            .is_some_and(|at| at <= now + CLAIM_LEASE && now - at < CLAIM_LEASE)
+        p.claimed_at.is_some_and(|at| {
+            in_time_range(at)
+                && now.checked_add_signed(CLAIM_LEASE).is_some_and(|limit| at <= limit)
+                && now.signed_duration_since(at) < CLAIM_LEASE
+        })
     })
 }
 
@@ -128,7 +166,12 @@ pub fn resolve_pending(state: &RolloutState, found: FlagValue) -> Option<Rollout
 
 /// Index of the highest stage at or below `percent`.
 pub fn stage_at(spec: &RolloutSpec, percent: Percent) -> Option<usize> {
-    spec.stages.iter().rposition(|s| s.percent <= percent)
+    position(&spec.stage_percents(), percent)
+}
+
+/// Index of the highest of `stages` at or below `percent`: where a flag at `percent` is.
+pub fn position(stages: &[Percent], percent: Percent) -> Option<usize> {
+    stages.iter().rposition(|p| *p <= percent)
 }
 
 fn next_stage_above(spec: &RolloutSpec, percent: Percent) -> Option<usize> {
@@ -290,7 +333,39 @@ impl<'a> Decider<'a> {
             reason,
             eligible_at,
             checks: checks.to_vec(),
+            refused: false,
         }
+    }
+
+    /// A person's command that is not carried out: a hold (or `kind`) that says why, marked
+    /// `refused` so the command exits 3 and the Action fails the step.
+    fn refusal(&self, kind: DecisionKind, at: FlagValue, reason: String, checks: &[CheckRecord]) -> DecisionRecord {
+        DecisionRecord {
+            refused: true,
+            ..self.record(kind, at, at, reason, None, checks)
+        }
+    }
+
+    /// A time the evaluation would use or print that lies outside what flagramp works with:
+    /// the evaluation time, or one stored in state (edited by hand, or corrupt).
+    fn time_out_of_range(&self) -> Option<String> {
+        if !in_time_range(self.input.now) {
+            return Some(
+                "the evaluation time lies outside the years 0000–9999, which is all flagramp works with".into(),
+            );
+        }
+        let s = &self.state;
+        let stored = [
+            ("started_at", s.started_at),
+            ("stage_entered_at", s.stage_entered_at),
+            ("last_advanced_at", s.last_advanced_at),
+            ("completed_at", s.completed_at),
+            ("drift.since", s.drift.map(|d| d.since)),
+        ];
+        let (field, _) = stored.into_iter().find(|(_, t)| t.is_some_and(|t| !in_time_range(t)))?;
+        Some(format!(
+            "the state's `{field}` lies outside the years 0000–9999: the state was edited or is corrupt; correct that field or delete the rollout's state"
+        ))
     }
 
     /// Finishes with a decision; records it in history unless it repeats the last one verbatim.
@@ -343,7 +418,9 @@ impl<'a> Decider<'a> {
 
     fn error(self, message: &str) -> Step {
         let last = self.expected();
-        let record = self.record(DecisionKind::Error, last, last, message.to_string(), None, &[]);
+        let mut record = self.record(DecisionKind::Error, last, last, message.to_string(), None, &[]);
+        // Never record a time that cannot be written in RFC 3339 (see `time_out_of_range`).
+        record.at = record.at.clamp(EARLIEST_TIME, LATEST_TIME);
         // An error changes nothing and is not history: the next run decides afresh.
         Step::Decided(Evaluation {
             record,
@@ -397,6 +474,26 @@ impl<'a> Decider<'a> {
         Some(self.record(DecisionKind::Drift, found, found, reason, None, &[]))
     }
 
+    /// A person acting on the rollout takes responsibility for the flag as it is now; a refused
+    /// command does not, so the drift stays reported.
+    fn adopt(&mut self, found: FlagValue) {
+        if found == self.expected() || (!found.enabled && self.state.last_set.is_none()) {
+            return;
+        }
+        self.notes.push(format!(
+            "adopted {} (was {} as flagramp last set it)",
+            found.describe(),
+            self.expected().describe()
+        ));
+        self.state.last_set = Some(found);
+        self.state.drift = None;
+        self.state.stage_entered_at = Some(self.input.now);
+        if found.enabled {
+            self.state.started_at.get_or_insert(self.input.now);
+        }
+        self.changed = true;
+    }
+
     fn rollback_target(&self, current: Percent, policy: RollbackPolicy) -> FlagValue {
         match (policy, highest_stage_below(self.spec(), current)) {
             (RollbackPolicy::Previous, Some(i)) => FlagValue::on(self.spec().stages[i].percent),
@@ -427,6 +524,28 @@ impl<'a> Decider<'a> {
     }
 }
 
+/// When `window` next opens at or after `at`, if that is no later than [`LATEST_TIME`].
+fn next_opening(window: &crate::window::Window, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    window.next_open_at_or_after(at).filter(|t| in_time_range(*t))
+}
+
+fn window_beyond_range(window: &crate::window::Window) -> String {
+    format!(
+        "the window ({}) does not open again before {}: flagramp works with times up to the year 9999",
+        window.describe(),
+        LATEST_TIME.to_rfc3339()
+    )
+}
+
+/// `(forced past: …)` when `--force` overrode checks that did not pass.
+fn forced_note(force: bool, problems: &[String]) -> String {
+    if force && !problems.is_empty() {
+        format!(" (forced past: {})", problems.join("; "))
+    } else {
+        String::new()
+    }
+}
+
 /// Decides what a scheduled run does (DESIGN.md §3, rules 2–9; run [`resolve_pending`] first).
 pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let mut d = Decider::new(input);
@@ -434,6 +553,9 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let now = input.now;
     let name = &spec.name;
 
+    if let Some(message) = d.time_out_of_range() {
+        return d.error(&message);
+    }
     // Rule 2: a provider that cannot be read is an error; metric sources are handled in 5.
     let found = match input.flag {
         Ok(found) => found,
@@ -468,7 +590,9 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         let first = FlagValue::on(spec.stages[0].percent);
         if let Some(window) = &spec.policy.window {
             if !window.contains(now) {
-                let opens = window.next_open_at_or_after(now);
+                let Some(opens) = next_opening(window, now) else {
+                    return d.error(&window_beyond_range(window));
+                };
                 let reason = format!(
                     "ready to start, but outside the window ({}); it opens {}",
                     window.describe(),
@@ -492,6 +616,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
 
     // Rule 6 comes before 5's hold: a failure counts even when another check errored.
     if !verdicts.failing.is_empty() {
+        // Saturating: a counter read from state may already be at the maximum.
         d.state.consecutive_failures = d.state.consecutive_failures.saturating_add(1);
         d.changed = true;
         let failures = d.state.consecutive_failures;
@@ -547,14 +672,23 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     // Rule 9. Below the first stage (a person set less, then resumed) there is nothing to bake.
     let bake = stage.map(|i| spec.stages[i].bake).unwrap_or_default();
     let entered = d.state.stage_entered_at.unwrap_or(now);
-    let bake_end = entered + bake.to_chrono();
     let at_last_stage = current == Percent::FULL;
     let here = stage
         .map(|i| stage_label(spec, i))
         .unwrap_or_else(|| current.to_string());
+    let Some(bake_end) = bake.to_chrono().and_then(|b| time_after(entered, b)) else {
+        return d.error(&format!(
+            "the bake of {bake} at {here}, entered {}, would end past {}: flagramp cannot wait that long; shorten the bake in the spec",
+            entered.to_rfc3339(),
+            LATEST_TIME.to_rfc3339()
+        ));
+    };
     if now < bake_end {
         let eligible = match (&spec.policy.window, at_last_stage) {
-            (Some(w), false) => w.next_open_at_or_after(bake_end),
+            (Some(w), false) => match next_opening(w, bake_end) {
+                Some(t) => t,
+                None => return d.error(&window_beyond_range(w)),
+            },
             _ => bake_end,
         };
         let what = if at_last_stage { "the final bake" } else { "the bake" };
@@ -586,7 +720,9 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     }
     if let Some(window) = &spec.policy.window {
         if !window.contains(now) {
-            let opens = window.next_open_at_or_after(now);
+            let Some(opens) = next_opening(window, now) else {
+                return d.error(&window_beyond_range(window));
+            };
             let reason = format!(
                 "{} and the bake of {here} has elapsed, but outside the window ({}); it opens {}",
                 verdicts.summary(),
@@ -610,11 +746,18 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
 }
 
 /// Decides what a manual command does. `reason` is the person's words, recorded with the actor.
+///
+/// A command that cannot be carried out (an advance its checks refuse, a rollback of a flag that
+/// is off, an advance of a complete rollout) changes nothing but the history, and its record is
+/// marked `refused`.
 pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Option<&[CheckRecord]>) -> Step {
     let mut d = Decider::new(input);
     let spec = input.spec;
     let name = &spec.name;
     let actor = input.actor;
+    if let Some(message) = d.time_out_of_range() {
+        return d.error(&message);
+    }
     let found = match input.flag {
         Ok(found) => found,
         Err(message) => return d.error(&format!("flag provider: {message}")),
@@ -624,23 +767,6 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
     } else {
         format!(" ({})", reason.trim())
     };
-
-    // A person acting on the rollout takes responsibility for the flag as it is now.
-    let adopting = op != ManualOp::Pause && found != d.expected() && (found.enabled || d.state.last_set.is_some());
-    if adopting {
-        d.notes.push(format!(
-            "adopted {} (was {} as flagramp last set it)",
-            found.describe(),
-            d.expected().describe()
-        ));
-        d.state.last_set = Some(found);
-        d.state.drift = None;
-        d.state.stage_entered_at = Some(input.now);
-        if found.enabled {
-            d.state.started_at.get_or_insert(input.now);
-        }
-        d.changed = true;
-    }
 
     match op {
         ManualOp::Pause => {
@@ -654,6 +780,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             d.finish(record, None)
         }
         ManualOp::Resume => {
+            d.adopt(found);
             d.state.paused = false;
             d.state.drift = None;
             d.changed = true;
@@ -666,10 +793,11 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
         }
         ManualOp::Rollback => {
             if !found.enabled {
-                let text = format!("rollback by {actor}{because}: nothing to roll back, the flag is off");
-                let record = d.record(DecisionKind::Hold, found, found, text, None, &[]);
+                let text = format!("rollback by {actor}{because} refused: nothing to roll back, the flag is off");
+                let record = d.refusal(DecisionKind::Hold, found, text, &[]);
                 return d.finish(record, None);
             }
+            d.adopt(found);
             let to = d.rollback_target(found.percent, RollbackPolicy::Previous);
             let kind = d.roll_back_to(to);
             let text = format!(
@@ -682,42 +810,34 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
         }
         ManualOp::Advance { force } => {
             if let Some(done) = d.state.completed_at {
-                let text = format!("advance by {actor}: already complete since {}", done.to_rfc3339());
-                let record = d.record(DecisionKind::Complete, found, found, text, None, &[]);
+                let text = format!(
+                    "advance by {actor}{because} refused: already complete since {}",
+                    done.to_rfc3339()
+                );
+                let record = d.refusal(DecisionKind::Complete, found, text, &[]);
                 return d.finish(record, None);
             }
-            if !found.enabled {
-                let first = FlagValue::on(spec.stages[0].percent);
-                d.move_to(first);
-                d.state.locked = false;
-                let text = format!(
-                    "manual advance by {actor}{because}: started at {}",
-                    stage_label(spec, 0)
-                );
-                let record = d.record(DecisionKind::Start, found, first, text, None, &[]);
-                return d.finish(record, Some(first));
-            }
-            let records: Vec<CheckRecord> = match (checks, force) {
-                (Some(c), _) => c.to_vec(),
-                (None, true) => Vec::new(),
-                (None, false) => return Step::NeedsChecks,
+            // Every advance queries every check, forced or not, so the record shows what it
+            // went past.
+            let Some(records) = checks else {
+                return Step::NeedsChecks;
             };
-            let verdicts = Verdicts::sort(spec, &records);
+            let verdicts = Verdicts::sort(spec, records);
+            if !found.enabled {
+                return advance_from_off(d, found, force, &because, records);
+            }
             let mut problems = verdicts.failing.clone();
             problems.extend(verdicts.waiting.iter().cloned());
             if !force && !verdicts.all_pass() {
                 let text = format!(
-                    "advance by {actor} refused: {}; fix the checks or rerun with --force to advance anyway",
+                    "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to advance anyway",
                     problems.join("; ")
                 );
-                let record = d.record(DecisionKind::Hold, found, found, text, None, &records);
+                let record = d.refusal(DecisionKind::Hold, found, text, records);
                 return d.finish(record, None);
             }
-            let forced = if force && !problems.is_empty() {
-                format!(" (forced past: {})", problems.join("; "))
-            } else {
-                String::new()
-            };
+            let forced = forced_note(force, &problems);
+            d.adopt(found);
             d.state.locked = false;
             match next_stage_above(spec, found.percent) {
                 Some(next) => {
@@ -727,7 +847,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                         "manual advance by {actor}{because}: advanced to {}{forced}",
                         stage_label(spec, next)
                     );
-                    let record = d.record(DecisionKind::Advance, found, to, text, None, &records);
+                    let record = d.record(DecisionKind::Advance, found, to, text, None, records);
                     d.finish(record, Some(to))
                 }
                 None => {
@@ -735,10 +855,43 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     d.state.consecutive_failures = 0;
                     d.changed = true;
                     let text = format!("manual advance by {actor}{because}: marked complete at 100%{forced}");
-                    let record = d.record(DecisionKind::Complete, found, found, text, None, &records);
+                    let record = d.record(DecisionKind::Complete, found, found, text, None, records);
                     d.finish(record, None)
                 }
             }
         }
     }
+}
+
+/// `advance` of a rollout whose flag is off: start it at the first stage. Nobody is exposed
+/// yet, so no data is what a healthy check reports; a failing or broken check refuses.
+fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: &str, records: &[CheckRecord]) -> Step {
+    let spec = d.spec();
+    let actor = d.input.actor;
+    let blocking: Vec<String> = spec
+        .checks
+        .iter()
+        .zip(records)
+        .filter(|(_, r)| matches!(r.verdict, Verdict::Fail | Verdict::Error))
+        .map(|(check, r)| check_phrase(check, r))
+        .collect();
+    if !force && !blocking.is_empty() {
+        let text = format!(
+            "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to start anyway",
+            blocking.join("; ")
+        );
+        let record = d.refusal(DecisionKind::Hold, found, text, records);
+        return d.finish(record, None);
+    }
+    let forced = forced_note(force, &blocking);
+    d.adopt(found);
+    let first = FlagValue::on(spec.stages[0].percent);
+    d.move_to(first);
+    d.state.locked = false;
+    let text = format!(
+        "manual advance by {actor}{because}: started at {}{forced}",
+        stage_label(spec, 0)
+    );
+    let record = d.record(DecisionKind::Start, found, first, text, None, records);
+    d.finish(record, Some(first))
 }

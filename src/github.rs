@@ -79,6 +79,48 @@ pub struct GitHub {
 }
 
 /// Percent-encodes a path segment, keeping `/` between segments.
+/// Longest subject or trailer value in a commit message flagramp writes.
+const COMMIT_LINE_LIMIT: usize = 500;
+
+/// A commit message: the subject, a blank line, then one `Name: value` line per non-empty
+/// value. Each part comes from outside (flag keys, actors, reasons), so each is folded to one
+/// line, without control or bidirectional formatting characters, and cut to
+/// [`COMMIT_LINE_LIMIT`] characters: a value can never forge another trailer or hide text.
+pub fn commit_message(subject: &str, trailers: &[(&str, &str)]) -> String {
+    let one_line = |text: &str| -> String {
+        let folded = text
+            .chars()
+            .map(|c| {
+                let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+                if c.is_control() || bidi || matches!(c, '\u{2028}' | '\u{2029}') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect::<String>();
+        let words: Vec<&str> = folded.split_whitespace().collect();
+        let line = words.join(" ");
+        if line.chars().count() <= COMMIT_LINE_LIMIT {
+            line
+        } else {
+            line.chars().take(COMMIT_LINE_LIMIT - 1).collect::<String>() + "…"
+        }
+    };
+    let mut message = one_line(subject);
+    let body: Vec<String> = trailers
+        .iter()
+        .map(|(name, value)| (name, one_line(value)))
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    if !body.is_empty() {
+        message.push_str("\n\n");
+        message.push_str(&body.join("\n"));
+    }
+    message
+}
+
 fn encode_path(path: &str) -> String {
     path.split('/')
         .map(|segment| {

@@ -101,6 +101,10 @@ pub struct DecisionRecord {
     pub eligible_at: Option<DateTime<Utc>>,
     /// The checks queried for this decision (empty when none were needed).
     pub checks: Vec<CheckRecord>,
+    /// A person's command that was not carried out (an advance its checks refused, a rollback of
+    /// a flag that is off): nothing changed, and the command exits 3. Absent when `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 /// One rollout's status. `status` prints an array of these.

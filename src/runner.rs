@@ -2,17 +2,19 @@
 //! the order of DESIGN.md rule 1 (claim, change the flag, record) and builds status.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 
 use crate::check::Measurement;
 use crate::engine::{self, Input, ManualOp, Step};
 use crate::http::{Credentials, Deadline};
 use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSource};
 use crate::percent::Percent;
-use crate::provider::{self, FlagFiles, FlagProvider, FlagReading, ProviderError};
+use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use crate::record::{CheckRecord, DecisionKind, DecisionRecord, Status};
 use crate::secrets::Secrets;
 use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceSpec};
@@ -101,7 +103,9 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Decides every rollout in turn.
+    /// Decides every rollout in turn. A panic while deciding one (a bug) ends that rollout in
+    /// `error` and the others go on: one bad rollout must not stop the rest, nor leave them
+    /// changed with nothing reported.
     pub async fn decide_all(&self, specs: &[RolloutSpec], mode: &Mode) -> Vec<Decided> {
         let mut records = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -109,7 +113,24 @@ impl Runner {
                 records.push(held);
                 continue;
             }
-            let mut decided = self.decide(spec, mode).await;
+            // Unwind safety: after a panic nothing of the abandoned attempt is used again. Its
+            // state writes are compare-and-swap, and a claim it left is resolved from the flag
+            // by the next run (rule 1).
+            let guarded = AssertUnwindSafe(self.decide(spec, mode)).catch_unwind().await;
+            let mut decided = guarded.unwrap_or_else(|panic| {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(rollout = %spec.name, "deciding this rollout panicked; it ends in error");
+                Decided {
+                    record: self.error_record(
+                        spec,
+                        format!(
+                            "internal error (a bug in flagramp, please report it): {message}; a change this run may have claimed is finished or dropped from the flag by the next run"
+                        ),
+                    ),
+                    changed_state: false,
+                    history: Vec::new(),
+                }
+            });
             let record = &mut decided.record;
             record.reason = self.secrets.redact(&record.reason);
             for check in &mut record.checks {
@@ -146,7 +167,7 @@ impl Runner {
             rollout: spec.name.clone(),
             flag: spec.flag.key.clone(),
             decision: DecisionKind::Error,
-            at: self.now,
+            at: self.now.clamp(engine::EARLIEST_TIME, engine::LATEST_TIME),
             actor: self.actor.clone(),
             from_percent: Percent::ZERO,
             to_percent: Percent::ZERO,
@@ -154,6 +175,7 @@ impl Runner {
             reason: message,
             eligible_at: None,
             checks: Vec::new(),
+            refused: false,
         }
     }
 
@@ -162,6 +184,7 @@ impl Runner {
     /// When another run changed the state or the flag file first (a compare-and-swap
     /// conflict), everything is read again and decided again, a bounded number of times.
     pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> Decided {
+        inject_panic(spec);
         let mut last = String::new();
         for attempt in 1..=CONFLICT_ATTEMPTS {
             match self.decide_once(spec, mode).await {
@@ -277,7 +300,13 @@ impl Runner {
         let writes = evaluation.state.is_some();
         let result = match (evaluation.flag_change, evaluation.state) {
             (Some(to), Some(next)) => {
-                self.carry_out(flags.as_ref(), &read, state, version, to, next, spec)
+                // Redacted here: the note leaves the process (a commit message) before the
+                // record is redacted for printing.
+                let note = ChangeNote {
+                    actor: self.actor.clone(),
+                    reason: self.secrets.redact(&evaluation.record.reason),
+                };
+                self.carry_out(flags.as_ref(), &read, state, version, to, &note, next, spec)
                     .await
             }
             (None, Some(next)) => match self.store.save(&next, version.as_ref()).await {
@@ -341,6 +370,7 @@ impl Runner {
         state: Option<RolloutState>,
         version: Option<StateVersion>,
         to: crate::state::FlagValue,
+        note: &ChangeNote,
         next: RolloutState,
         spec: &RolloutSpec,
     ) -> Result<(), CarryOut> {
@@ -361,7 +391,7 @@ impl Runner {
         };
         tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
         crate::crashpoint::pause_at("after-claim");
-        match flags.set(to, read).await {
+        match flags.set_noted(to, read, note).await {
             Ok(_) => {}
             Err(ProviderError::Conflict(why)) => {
                 // The flag file changed under us, so our change never happened: withdraw the claim.
@@ -507,7 +537,7 @@ impl Runner {
                         flag: s.flag.clone(),
                         stages: s.stages.clone(),
                         current_stage: if last.enabled {
-                            s.stages.iter().rposition(|p| *p <= last.percent)
+                            engine::position(&s.stages, last.percent)
                         } else {
                             None
                         },
@@ -527,6 +557,26 @@ impl Runner {
         }
         Ok(out)
     }
+}
+
+/// The variable that, in debug builds only, makes deciding the rollout it names panic: the
+/// tests prove the panic guard of [`Runner::decide_all`] with it.
+#[doc(hidden)]
+pub const INJECT_PANIC_VAR: &str = "FLAGRAMP_TEST_PANIC_IN_ROLLOUT";
+
+fn inject_panic(spec: &RolloutSpec) {
+    if cfg!(debug_assertions) && std::env::var_os(INJECT_PANIC_VAR).is_some_and(|v| v == spec.name.as_str()) {
+        panic!("injected by {INJECT_PANIC_VAR} for rollout `{}`", spec.name);
+    }
+}
+
+/// The text a panic was raised with (`panic!("…")`, `expect("…")`, a failed assertion).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn build_status(

@@ -1,6 +1,6 @@
 //! The `policy.window`: when a rollout may start or advance (rollbacks ignore it).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -99,9 +99,16 @@ impl Window {
         self.close_minute <= self.open_minute
     }
 
+    /// `at` in the window's timezone; `None` at the edges of chrono's range, where the offset
+    /// would push the local time past what chrono can represent.
+    fn local(&self, at: DateTime<Utc>) -> Option<NaiveDateTime> {
+        let offset = self.timezone.offset_from_utc_datetime(&at.naive_utc()).fix();
+        at.naive_utc().checked_add_offset(offset)
+    }
+
     /// Whether `at` falls inside the window.
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
-        let local = at.with_timezone(&self.timezone);
+        let Some(local) = self.local(at) else { return false };
         let minute = local.hour() * 60 + local.minute();
         let today = local.weekday().num_days_from_monday() as usize;
         let yesterday = (today + 6) % 7;
@@ -112,12 +119,13 @@ impl Window {
         }
     }
 
-    /// `at` itself when inside the window, else the next moment the window opens.
-    pub fn next_open_at_or_after(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+    /// `at` itself when inside the window, else the next moment the window opens; `None` when
+    /// it does not open again within the dates chrono can represent.
+    pub fn next_open_at_or_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.contains(at) {
-            return at;
+            return Some(at);
         }
-        let local_date = at.with_timezone(&self.timezone).date_naive();
+        let local_date = self.local(at)?.date();
         (-1..=8)
             .filter_map(|offset| {
                 let date = local_date.checked_add_signed(Duration::days(offset))?;
@@ -126,8 +134,6 @@ impl Window {
             })
             .filter(|open| *open > at)
             .min()
-            // Unreachable with at least one day set; a week later is a safe answer all the same.
-            .unwrap_or(at + Duration::days(7))
     }
 
     fn opening_on(&self, date: NaiveDate) -> Option<DateTime<Utc>> {
@@ -138,7 +144,7 @@ impl Window {
             if let Some(t) = self.timezone.from_local_datetime(&local).earliest() {
                 return Some(t.with_timezone(&Utc));
             }
-            local += Duration::minutes(30);
+            local = local.checked_add_signed(Duration::minutes(30))?;
         }
         None
     }
@@ -191,7 +197,7 @@ mod tests {
         assert!(!w.contains(utc("2026-11-28T10:00:00Z")), "Saturday");
         assert_eq!(
             w.next_open_at_or_after(utc("2026-11-27T17:00:00Z")),
-            utc("2026-11-30T08:00:00Z")
+            Some(utc("2026-11-30T08:00:00Z"))
         );
     }
 
@@ -218,8 +224,31 @@ mod tests {
         // 2026-03-30 is the Monday after Berlin moves to UTC+2.
         assert_eq!(
             w.next_open_at_or_after(utc("2026-03-28T12:00:00Z")),
-            utc("2026-03-30T07:00:00Z")
+            Some(utc("2026-03-30T07:00:00Z"))
         );
+    }
+
+    #[test]
+    fn the_last_representable_days_have_no_opening_and_do_not_panic() {
+        let w = berlin_office();
+        let end = DateTime::<Utc>::MAX_UTC;
+        for back in [0, 1, 60, 3600, 86_400, 7 * 86_400] {
+            let at = end - Duration::seconds(back);
+            let _ = w.contains(at);
+            if let Some(open) = w.next_open_at_or_after(at) {
+                assert!(open >= at);
+            }
+        }
+        assert_eq!(
+            w.next_open_at_or_after(end),
+            None,
+            "no Monday-to-Friday opening after the last moment"
+        );
+        let start = DateTime::<Utc>::MIN_UTC;
+        for ahead in [0, 1, 3600, 86_400] {
+            let at = start + Duration::seconds(ahead);
+            let _ = (w.contains(at), w.next_open_at_or_after(at));
+        }
     }
 
     #[test]

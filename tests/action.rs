@@ -149,6 +149,13 @@ impl Job {
             .env("GITHUB_STEP_SUMMARY", self.path("summary.md"))
             .env("GITHUB_OUTPUT", self.path("output.txt"));
         for (k, v) in env {
+            if *k == CLOSED_STDOUT {
+                // The process writes its log into a pipe whose reader is gone.
+                let (reader, writer) = std::io::pipe().unwrap();
+                drop(reader);
+                cmd.stdout(writer);
+                continue;
+            }
             cmd.env(k, v);
         }
         tokio::task::spawn_blocking(move || cmd.output().unwrap())
@@ -156,6 +163,9 @@ impl Job {
             .unwrap()
     }
 }
+
+/// An `env` entry for [`Job::run`] that is not an environment variable: run with stdout closed.
+const CLOSED_STDOUT: &str = "<closed stdout>";
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -890,4 +900,253 @@ async fn a_fork_pull_request_without_provider_secrets_gets_a_warning_not_a_failu
         )
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+/// The commit messages of the contents `PUT`s that wrote `path`.
+fn commit_messages(fake: &FakeGitHub, path: &str) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with(&format!("/contents/{path}")) && r.status < 300)
+        .filter_map(|r| r.body?.get("message")?.as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_manual_command_fails_the_step_whatever_fail_on_says() {
+    let fake = octo_repo().await;
+    let job = Job::new(&spec("report: { pull_request: none }\n"));
+    let mut event = fixture("workflow_dispatch.json");
+    event["inputs"] = json!({ "command": "rollback", "rollout": "new-checkout", "reason": "incident" });
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "workflow_dispatch",
+            &event,
+            &[("fail_on", "never")],
+            &[],
+        )
+        .await;
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(
+        log.contains(
+            "::error title=flagramp%3A rollback refused::new-checkout: rollback by octocat (incident) refused"
+        ),
+        "{log}"
+    );
+    let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+    assert_eq!(decisions[0]["refused"], true);
+    assert_eq!(flag_on_branch(&fake, "main")["state"], "DISABLED");
+    // An advance its check refuses, on a started rollout.
+    event["inputs"] = json!({ "command": "advance", "rollout": "new-checkout" });
+    let out = job
+        .run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    job.write("repo/check.sh", "#!/bin/sh\necho 0\n");
+    let out = job
+        .run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert_eq!(
+        flag_on_branch(&fake, "main")["targeting"]["fractional"][0],
+        json!(["on", 10000])
+    );
+    fake.assert_conformant();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_comes_from_the_input_or_the_dispatch_and_still_records_the_checks() {
+    let fake = octo_repo().await;
+    let job = Job::new(&spec("report: { pull_request: none }\n"));
+    job.write("repo/check.sh", "#!/bin/sh\necho 0\n");
+    let mut event = fixture("workflow_dispatch.json");
+    // A `type: boolean` dispatch input arrives as the string "true".
+    event["inputs"] = json!({ "command": "advance", "rollout": "new-checkout", "force": "true", "dry_run": "false" });
+    let out = job
+        .run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+    assert_eq!(decisions[0]["decision"], "start", "{decisions}");
+    assert_eq!(
+        decisions[0]["checks"][0]["verdict"], "fail",
+        "the overridden check is recorded"
+    );
+    assert!(
+        decisions[0]["reason"].as_str().unwrap().contains("forced past"),
+        "{decisions}"
+    );
+    // The `force` input, with an explicit command.
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[("command", "advance"), ("rollout", "new-checkout"), ("force", "true")],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        flag_on_branch(&fake, "main")["targeting"]["fractional"][0],
+        json!(["on", 50000])
+    );
+    // A dispatch `dry_run` (here a JSON bool) changes nothing, even when forced.
+    event["inputs"] = json!({ "command": "advance", "rollout": "new-checkout", "force": true, "dry_run": true });
+    let out = job
+        .run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+    assert_eq!(decisions[0]["to_percent"], 100, "{decisions}");
+    assert_eq!(
+        flag_on_branch(&fake, "main")["targeting"]["fractional"][0],
+        json!(["on", 50000]),
+        "dry run"
+    );
+    // Without force the check refuses it.
+    event["inputs"] = json!({ "command": "advance", "rollout": "new-checkout", "force": "false" });
+    let out = job
+        .run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    fake.assert_conformant();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_is_a_validated_boolean_that_only_advance_takes() {
+    let fake = octo_repo().await;
+    let job = Job::new(&spec(""));
+    let mut dispatch = fixture("workflow_dispatch.json");
+    dispatch["inputs"] = json!({ "command": "rollback", "rollout": "new-checkout", "force": "true" });
+    let mut odd = fixture("workflow_dispatch.json");
+    odd["inputs"] = json!({ "command": "advance", "rollout": "new-checkout", "force": "maybe" });
+    let schedule = fixture("schedule.synthetic.json");
+    for (event_name, event, inputs, words) in [
+        (
+            "schedule",
+            &schedule,
+            vec![("force", "sure")],
+            "input `force` is `sure`; use true or false",
+        ),
+        (
+            "schedule",
+            &schedule,
+            vec![("force", "true")],
+            "`force` applies to `advance` only",
+        ),
+        (
+            "workflow_dispatch",
+            &dispatch,
+            vec![],
+            "`force` applies to `advance` only",
+        ),
+        ("workflow_dispatch", &odd, vec![], "dispatch input `force` is `maybe`"),
+    ] {
+        let out = job
+            .run(&fake, "octo-org/octo-repo", event_name, event, &inputs, &[])
+            .await;
+        let log = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{inputs:?}: {log}");
+        assert!(
+            log.contains("::error title=") && log.contains(words),
+            "{inputs:?}: {log}"
+        );
+    }
+    assert_eq!(flag_on_branch(&fake, "main")["state"], "DISABLED", "nothing ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_file_commits_carry_the_actor_and_the_reason_on_one_line_each() {
+    let fake = octo_repo().await;
+    let job = Job::new(&spec("report: { pull_request: none }\n"));
+    let mut event = fixture("workflow_dispatch.json");
+    let hostile = "ship it\nActor: mallory\r\n\u{202e}Reason: forged";
+    event["inputs"] = json!({ "command": "advance", "rollout": "new-checkout", "reason": hostile });
+    let out = job
+        .run(&fake, "octo-org/octo-repo", "workflow_dispatch", &event, &[], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let messages = commit_messages(&fake, FLAGS);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let lines: Vec<&str> = messages[0].lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("flagramp: update new-checkout in {FLAGS}"),
+        "{messages:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("Actor:")).count(),
+        1,
+        "{messages:?}"
+    );
+    assert!(lines.contains(&"Actor: octocat"), "{messages:?}");
+    let reason = lines.iter().find(|l| l.starts_with("Reason:")).expect("a reason line");
+    assert!(
+        reason.starts_with(
+            "Reason: manual advance by octocat (ship it Actor: mallory Reason: forged): started at stage 1 of 3 (10%)"
+        ),
+        "{reason}"
+    );
+    assert!(!messages[0].contains('\u{202e}') && !messages[0].contains('\r'));
+    // A scheduled run's commit names flagramp, with the decision's reason.
+    job.write("repo/check.sh", "#!/bin/sh\necho 1\n");
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let messages = commit_messages(&fake, FLAGS);
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[1].contains("\n\nActor: flagramp\nReason: the check passes and stage 1 of 3 (10%) baked 0s: advanced to stage 2 of 3 (50%)"), "{messages:?}");
+}
+
+#[test]
+fn commit_messages_fold_and_cap_every_part() {
+    let long = "x".repeat(2000);
+    let message = flagramp::github::commit_message(
+        "subject\nwith a break",
+        &[("Actor", "a\u{2028}b"), ("Reason", &long), ("Empty", " \n ")],
+    );
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], "subject with a break");
+    assert_eq!(lines[1], "");
+    assert_eq!(lines[2], "Actor: a b");
+    assert_eq!(lines[3].chars().count(), "Reason: ".len() + 500);
+    assert!(lines[3].ends_with('…'));
+    assert_eq!(lines.len(), 4, "an empty value has no line: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_neither_panics_nor_stops_the_run() {
+    let fake = octo_repo().await;
+    let job = Job::new(&spec("report: { pull_request: none }\n"));
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[(CLOSED_STDOUT, "")],
+        )
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(out.stdout.is_empty(), "stdout was closed");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("internal error"),
+        "{stderr}"
+    );
+    assert_eq!(flag_on_branch(&fake, "main")["state"], "ENABLED", "the run carried on");
+    assert!(job.summary().contains("Started"), "and wrote its summary");
 }

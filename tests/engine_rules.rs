@@ -710,8 +710,18 @@ fn manual_advance_is_refused_when_a_check_does_not_pass_unless_forced() {
         Some(&failing(&spec)),
     );
     assert_eq!(m.record.decision, DecisionKind::Hold);
+    assert!(m.record.refused, "a refused advance is marked refused");
     assert_eq!(m.flag_change, None);
     assert!(m.record.reason.contains("--force"), "{}", m.record.reason);
+    assert_eq!(
+        m.record.checks,
+        failing(&spec),
+        "the refusal shows the checks that refused it"
+    );
+    assert!(
+        m.state.unwrap().history.last().unwrap().refused,
+        "and is recorded as refused"
+    );
     let nodata = checks(&spec, &[Measurement::NoData("empty".into()), Measurement::Value(1.0)]);
     let m = manual(
         &spec,
@@ -721,23 +731,149 @@ fn manual_advance_is_refused_when_a_check_does_not_pass_unless_forced() {
         Some(&nodata),
     );
     assert_eq!(m.flag_change, None, "no data is not a pass for a manual advance either");
-    let input = Input {
-        spec: &spec,
-        state: Some(&state),
-        flag: Ok(on(10)),
-        now: t(T0),
-        actor: "alice",
-    };
-    let Step::Decided(forced) = evaluate_manual(input, ManualOp::Advance { force: true }, "", None) else {
-        panic!("--force needs no checks")
-    };
+    assert!(m.record.refused);
+    // --force queries the checks too, so the record shows what it overrode.
+    let forced = manual(
+        &spec,
+        Some(&state),
+        on(10),
+        ManualOp::Advance { force: true },
+        Some(&failing(&spec)),
+    );
     assert_eq!(forced.flag_change, Some(on(50)));
+    assert!(!forced.record.refused);
+    assert_eq!(forced.record.checks, failing(&spec));
+    assert!(
+        forced.record.reason.contains("forced past: success-rate 0.8"),
+        "{}",
+        forced.record.reason
+    );
+}
+
+#[test]
+fn manual_advance_from_off_queries_every_check_and_only_fail_or_error_refuses_it() {
+    let spec = spec();
+    // No data: nobody is exposed yet, so it does not refuse the start.
+    let nodata = checks(&spec, &[Measurement::NoData("empty".into()), Measurement::Value(120.0)]);
+    let m = manual(
+        &spec,
+        None,
+        FlagValue::OFF,
+        ManualOp::Advance { force: false },
+        Some(&nodata),
+    );
+    assert_eq!(m.record.decision, DecisionKind::Start);
+    assert_eq!(m.flag_change, Some(on(10)));
+    assert_eq!(m.record.checks, nodata, "every check is recorded");
+    // Also with on_no_data: fail, which is about users who are exposed.
+    let strict = spec_with(
+        "",
+        "[{ percent: 10, bake: 1h }, { percent: 50, bake: 1h }, { percent: 100, bake: 30m }]",
+    );
+    let mut strict = strict;
+    strict.checks[0].on_no_data = flagramp::spec::NoDataPolicy::Fail;
+    let m = manual(
+        &strict,
+        None,
+        FlagValue::OFF,
+        ManualOp::Advance { force: false },
+        Some(&nodata),
+    );
+    assert_eq!(m.flag_change, Some(on(10)));
+    for bad in [
+        failing(&spec),
+        checks(
+            &spec,
+            &[Measurement::Error("connection refused".into()), Measurement::Value(1.0)],
+        ),
+    ] {
+        let m = manual(
+            &spec,
+            None,
+            FlagValue::OFF,
+            ManualOp::Advance { force: false },
+            Some(&bad),
+        );
+        assert_eq!(m.flag_change, None, "{}", m.record.reason);
+        assert_eq!(m.record.decision, DecisionKind::Hold);
+        assert!(m.record.refused);
+        assert!(m.record.reason.contains("refused"), "{}", m.record.reason);
+        assert_eq!(m.record.checks, bad);
+        let state = m.state.expect("the refusal is recorded");
+        assert_eq!(state.last_set, None, "nothing started");
+        let forced = manual(
+            &spec,
+            None,
+            FlagValue::OFF,
+            ManualOp::Advance { force: true },
+            Some(&bad),
+        );
+        assert_eq!(forced.record.decision, DecisionKind::Start);
+        assert_eq!(forced.flag_change, Some(on(10)));
+        assert!(forced.record.reason.contains("forced past"), "{}", forced.record.reason);
+        assert_eq!(forced.record.checks, bad);
+    }
+    // After a rollback to off, too.
+    let mut off = state_at(&spec, 10, T0);
+    off.last_set = Some(FlagValue::OFF);
+    off.locked = true;
+    let m = manual(
+        &spec,
+        Some(&off),
+        FlagValue::OFF,
+        ManualOp::Advance { force: false },
+        Some(&failing(&spec)),
+    );
+    assert!(m.record.refused);
+    assert!(m.state.unwrap().locked, "a refused advance does not unlock");
+}
+
+#[test]
+fn refused_commands_change_nothing_but_the_history() {
+    let spec = spec();
+    // Rollback of a flag that is off.
+    let mut off = state_at(&spec, 10, T0);
+    off.last_set = Some(FlagValue::OFF);
+    let m = manual(&spec, Some(&off), FlagValue::OFF, ManualOp::Rollback, None);
+    assert!(m.record.refused);
+    assert_eq!(m.flag_change, None);
+    let after = m.state.unwrap();
+    assert_eq!((after.last_set, after.locked), (off.last_set, off.locked));
+    assert_eq!(after.history.len(), 1);
+    // Advance of a complete rollout.
+    let mut done = state_at(&spec, 100, T0);
+    done.completed_at = Some(t(T0));
+    let m = manual(&spec, Some(&done), on(100), ManualOp::Advance { force: true }, None);
+    assert!(m.record.refused);
+    assert_eq!(m.flag_change, None);
+    // A refused advance does not adopt a value a person set: the drift stays reported.
+    let state = state_at(&spec, 10, T0);
+    let m = manual(
+        &spec,
+        Some(&state),
+        on(30),
+        ManualOp::Advance { force: false },
+        Some(&failing(&spec)),
+    );
+    assert!(m.record.refused);
+    assert_eq!(m.state.unwrap().last_set, Some(on(10)));
+    // Commands that are carried out are not refused.
+    for op in [ManualOp::Pause, ManualOp::Resume, ManualOp::Rollback] {
+        let m = manual(&spec, Some(&state), on(10), op, None);
+        assert!(!m.record.refused, "{op:?}: {}", m.record.reason);
+    }
 }
 
 #[test]
 fn manual_advance_starts_a_rollout_that_has_not_started_and_completes_at_100() {
     let spec = spec();
-    let m = manual(&spec, None, FlagValue::OFF, ManualOp::Advance { force: false }, None);
+    let m = manual(
+        &spec,
+        None,
+        FlagValue::OFF,
+        ManualOp::Advance { force: false },
+        Some(&healthy(&spec)),
+    );
     assert_eq!(m.record.decision, DecisionKind::Start);
     assert_eq!(m.flag_change, Some(on(10)));
     let state = state_at(&spec, 100, T0);
@@ -894,4 +1030,43 @@ fn a_fresh_claim_belongs_to_a_run_at_work_and_an_old_one_is_resolved() {
     assert!(engine::claim_in_progress(&claimed, t("2026-11-24T09:10:00Z")).is_none());
     // A claim from the future (a skewed clock) is not trusted forever either.
     assert!(engine::claim_in_progress(&claimed, t("2026-11-24T08:00:00Z")).is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// A manual advance moves at most one stage up, only when every check passes (from off:
+    /// when none fails or errors) or it is forced; a refusal changes neither the flag nor what
+    /// flagramp last set; rollback, pause and resume never raise the flag.
+    #[test]
+    fn manual_command_invariants(
+        (state, flag) in arb_state(&spec_with("", "[10, 50, 100]")),
+        a in arb_measurement(),
+        b in arb_measurement(),
+        force in any::<bool>(),
+        op in 0usize..4,
+    ) {
+        let spec = spec_with("", "[10, 50, 100]");
+        let results = checks(&spec, &[a, b]);
+        let op = [ManualOp::Advance { force }, ManualOp::Rollback, ManualOp::Pause, ManualOp::Resume][op];
+        let e = manual(&spec, Some(&state), flag, op, Some(&results));
+        let index = |v: FlagValue| if v.enabled { engine::stage_at(&spec, v.percent).map(|i| i as i64) } else { None }.unwrap_or(-1);
+        if let Some(to) = e.flag_change {
+            prop_assert!(!e.record.refused, "a refusal changed the flag: {:?}", e.record);
+            prop_assert!((index(to) - index(flag)).abs() <= 1, "moved more than one stage: {:?} -> {:?}", flag, to);
+            if to.effective() > flag.effective() {
+                prop_assert!(matches!(op, ManualOp::Advance { .. }), "{op:?} raised the flag");
+                let blocking = |r: &CheckRecord| if flag.enabled { r.verdict != flagramp::check::Verdict::Pass } else { matches!(r.verdict, flagramp::check::Verdict::Fail | flagramp::check::Verdict::Error) };
+                prop_assert!(force || !results.iter().any(blocking), "advanced past {:?}", results);
+            }
+        }
+        if matches!(op, ManualOp::Advance { .. }) && state.completed_at.is_none() {
+            prop_assert_eq!(&e.record.checks, &results, "an advance records every check");
+        }
+        if e.record.refused {
+            let after = e.state.as_ref().unwrap_or(&state);
+            prop_assert_eq!(after.last_set, state.last_set);
+            prop_assert_eq!(after.locked, state.locked);
+        }
+    }
 }

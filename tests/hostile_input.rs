@@ -82,7 +82,9 @@ fn assert_promises(spec: &RolloutSpec) {
     for stage in &spec.stages {
         assert!(stage.bake <= SpecDuration::MAX, "{stage:?}");
         // The arithmetic that once overflowed: a stage's start plus its bake.
-        assert!(chrono::Utc::now().checked_add_signed(stage.bake.to_chrono()).is_some());
+        assert!(chrono::Utc::now()
+            .checked_add_signed(stage.bake.to_chrono().expect("a spec bake fits chrono"))
+            .is_some());
     }
     assert!(!spec.checks.is_empty());
     for check in &spec.checks {

@@ -40,6 +40,7 @@ fn record(
         reason: reason.into(),
         eligible_at: None,
         checks: Vec::new(),
+        refused: false,
     }
 }
 
@@ -206,4 +207,38 @@ fn the_comment_stays_under_65536_characters_and_cuts_on_a_character_boundary() {
         &body[body.len() - 300..]
     );
     assert!(body.contains("é✓é✓"), "the section is cut, not dropped");
+}
+
+#[test]
+fn progress_bolds_where_the_flag_really_is_not_a_stale_stage_index() {
+    // Decided while the stages were [10, 50, 100] (stage index 0 = 10%); a pull request then
+    // edits them to [5, 25, 100]. The flag is at 10%: between 5% and 25%.
+    let stages = vec![pct(5), pct(25), pct(100)];
+    let at_ten = record("new-checkout", DecisionKind::Hold, 10, 10, Some(0), "holding");
+    assert_eq!(report::progress(&stages, &at_ten), "**5%** (flag at 10%) → 25% → 100%");
+    let body = report::comment(
+        MARKER,
+        "flagramp plan for this pull request",
+        &[RolloutReport {
+            record: at_ten,
+            provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
+            stages: stages.clone(),
+            history: Vec::new(),
+        }],
+        &[],
+        RUN,
+    );
+    assert!(body.contains("**5%** (flag at 10%) → 25% → 100%"), "{body}");
+    assert!(!body.contains("**5%** → 25%"), "{body}");
+    // A stage index that points elsewhere is ignored: the percentage decides.
+    let at_fifty = record("new-checkout", DecisionKind::Advance, 10, 50, Some(0), "advanced");
+    assert_eq!(
+        report::progress(&[pct(10), pct(50), pct(100)], &at_fifty),
+        "10% → **50%** → 100%"
+    );
+    // Below the first stage, and off.
+    let at_two = record("new-checkout", DecisionKind::Hold, 2, 2, None, "a person set 2%");
+    assert_eq!(report::progress(&stages, &at_two), "**2%** · 5% → 25% → 100%");
+    let off = record("new-checkout", DecisionKind::Disable, 10, 0, Some(0), "turned off");
+    assert_eq!(report::progress(&stages, &off), "**off** · 5% → 25% → 100%");
 }

@@ -79,6 +79,8 @@ pub struct Inputs {
     pub reason: String,
     /// Only plan.
     pub dry_run: bool,
+    /// `advance` even when a check does not pass.
+    pub force: bool,
     /// The token.
     pub github_token: String,
     /// The state branch.
@@ -117,11 +119,9 @@ impl Inputs {
             }
         };
         let command = one_of("command", input("command", "auto").to_ascii_lowercase(), COMMANDS)?;
-        let dry_run = match input("dry_run", "false").to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => true,
-            "false" | "no" | "0" => false,
-            other => return Err(format!("input `dry_run` is `{other}`; use true or false")),
-        };
+        let boolean = |name: &str| parse_boolean(&input(name, "false")).map_err(|e| format!("input `{name}` {e}"));
+        let dry_run = boolean("dry_run")?;
+        let force = boolean("force")?;
         let comment = match one_of(
             "comment",
             input("comment", "auto").to_ascii_lowercase(),
@@ -177,6 +177,7 @@ impl Inputs {
             rollout,
             reason: input("reason", ""),
             dry_run,
+            force,
             github_token,
             state_branch,
             comment,
@@ -198,12 +199,32 @@ fn entries_outside_repository(specs: &str) -> Option<String> {
 /// The largest event payload read; GitHub's stay far below it.
 const MAX_EVENT_BYTES: u64 = 32 << 20;
 
-/// The operation, rollout and reason for this event (explicit `command` input wins).
-pub fn operation(
-    inputs: &Inputs,
-    event_name: &str,
-    event: &Value,
-) -> Result<(Operation, Option<String>, String), String> {
+/// A boolean input: `true`/`false` (also yes/no, 1/0), in any case. The error names the value.
+fn parse_boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        other => Err(format!("is `{other}`; use true or false")),
+    }
+}
+
+/// What this run was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The operation (`advance` carries `force`).
+    pub op: Operation,
+    /// The rollout it is limited to, if any.
+    pub rollout: Option<String>,
+    /// The person's reason, for manual commands.
+    pub reason: String,
+    /// Decide only, change nothing.
+    pub dry_run: bool,
+}
+
+/// The request for this event (explicit `command` input wins). With `command: auto` on
+/// `workflow_dispatch`, the dispatch inputs `command`, `rollout`, `reason`, `force` and
+/// `dry_run` are read from the event too; `force` and `dry_run` hold when either side sets them.
+pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Request, String> {
     let dispatch = |key: &str| {
         event
             .pointer(&format!("/inputs/{key}"))
@@ -211,6 +232,25 @@ pub fn operation(
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
+    };
+    // A `type: boolean` dispatch input arrives as a string in the event, but may be a JSON bool.
+    let dispatch_boolean = |key: &str| -> Result<bool, String> {
+        match event.pointer(&format!("/inputs/{key}")) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(false),
+            Some(Value::String(s)) => parse_boolean(s).map_err(|e| format!("dispatch input `{key}` {e}")),
+            Some(other) => Err(format!("dispatch input `{key}` is `{other}`; use true or false")),
+        }
+    };
+    let from_dispatch = inputs.command == "auto" && event_name == "workflow_dispatch";
+    let (force, dry_run) = if from_dispatch {
+        (
+            inputs.force || dispatch_boolean("force")?,
+            inputs.dry_run || dispatch_boolean("dry_run")?,
+        )
+    } else {
+        (inputs.force, inputs.dry_run)
     };
     let (command, rollout, reason) = match (inputs.command.as_str(), event_name) {
         ("auto", "schedule") => ("run".to_string(), inputs.rollout.clone(), inputs.reason.clone()),
@@ -236,7 +276,7 @@ pub fn operation(
         "plan" => Operation::Plan,
         "status" => Operation::Status,
         "validate" => Operation::Validate,
-        "advance" => Operation::Manual(ManualOp::Advance { force: false }),
+        "advance" => Operation::Manual(ManualOp::Advance { force }),
         "rollback" => Operation::Manual(ManualOp::Rollback),
         "pause" => Operation::Manual(ManualOp::Pause),
         "resume" => Operation::Manual(ManualOp::Resume),
@@ -247,7 +287,17 @@ pub fn operation(
             "`{command}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)"
         ));
     }
-    Ok((op, rollout, reason))
+    if force && !matches!(op, Operation::Manual(ManualOp::Advance { .. })) {
+        return Err(format!(
+            "`force` applies to `advance` only, and this run is `{command}`: unset it, or choose `advance`"
+        ));
+    }
+    Ok(Request {
+        op,
+        rollout,
+        reason,
+        dry_run,
+    })
 }
 
 /// The environment variables a spec reads secrets from.
@@ -308,7 +358,9 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
         Some(path) => {
             let bytes = crate::fsutil::read_capped(Path::new(&path), MAX_EVENT_BYTES)
                 .map_err(|e| format!("GITHUB_EVENT_PATH {path} {e}"))?
-                .ok_or_else(|| format!("GITHUB_EVENT_PATH {path} does not exist: the runner writes the event payload there"))?;
+                .ok_or_else(|| {
+                    format!("GITHUB_EVENT_PATH {path} does not exist: the runner writes the event payload there")
+                })?;
             let event: Value =
                 serde_json::from_slice(&bytes).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?;
             if !event.is_object() {
@@ -339,11 +391,15 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
     })
 }
 
+/// Writes to the step log (stdout). A closed stdout (`flagramp action | head`) loses the log but
+/// must never stop a run between claiming a change and recording it, so errors are dropped.
 fn say(text: &str) {
-    print!("{text}");
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
-/// Runs the Action; returns the process exit code (0 or 1).
+/// Runs the Action; returns the process exit code (0, 1, or 3 for a refused manual command).
 pub async fn run() -> u8 {
     // Masks come before anything else is printed: the token first.
     let secrets = Secrets::new();
@@ -384,7 +440,8 @@ pub async fn run() -> u8 {
 }
 
 async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8, String> {
-    let (op, rollout, reason) = operation(inputs, &renv.event_name, &renv.event)?;
+    let request = operation(inputs, &renv.event_name, &renv.event)?;
+    let (op, rollout) = (request.op.clone(), request.rollout.clone());
     let root = std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
     let paths = glob::resolve(&inputs.specs)?;
     for p in &paths {
@@ -468,8 +525,7 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         decide(
             inputs,
             renv,
-            &op,
-            &reason,
+            &request,
             &specs,
             github.clone(),
             default_branch.as_deref(),
@@ -578,6 +634,12 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
             ));
         }
     }
+    for refused in records.iter().filter(|r| r.refused) {
+        say(&commands::error(
+            &format!("flagramp: {} refused", describe_op(&op)),
+            &secrets.redact(&format!("{}: {}", refused.rollout, refused.reason)),
+        ));
+    }
     Ok(exit_code(inputs.fail_on, &problems, &counted))
 }
 
@@ -587,7 +649,8 @@ fn describe_op(op: &Operation) -> String {
         Operation::Plan => "plan".into(),
         Operation::Status => "status".into(),
         Operation::Validate => "validate".into(),
-        Operation::Manual(m) => format!("{m:?}").to_ascii_lowercase(),
+        Operation::Manual(ManualOp::Advance { force: true }) => "advance --force".into(),
+        Operation::Manual(m) => m.command().into(),
     }
 }
 
@@ -598,8 +661,12 @@ fn pull_request_number(event: &Value) -> Option<u64> {
         .or_else(|| event.get("number").and_then(Value::as_u64))
 }
 
-/// Whether the step fails.
+/// The step's exit code. A refused manual command fails the step whatever `fail_on` says: the
+/// person who dispatched it must not see green when nothing happened.
 pub fn exit_code(fail_on: FailOn, problems: &[Diagnostic], records: &[DecisionRecord]) -> u8 {
+    if records.iter().any(|r| r.refused) {
+        return crate::exit::REFUSED;
+    }
     let errors = !problems.is_empty() || records.iter().any(|r| r.decision == DecisionKind::Error);
     let rollbacks = records
         .iter()
@@ -634,8 +701,7 @@ fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
 async fn decide(
     inputs: &Inputs,
     renv: &RunnerEnv,
-    op: &Operation,
-    reason: &str,
+    request: &Request,
     specs: &[RolloutSpec],
     github: Arc<GitHub>,
     default_branch: Option<&str>,
@@ -644,7 +710,8 @@ async fn decide(
     let Some(default_branch) = default_branch.filter(|_| !specs.is_empty()) else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let writes = matches!(op, Operation::Run | Operation::Manual(_)) && !inputs.dry_run;
+    let op = &request.op;
+    let writes = matches!(op, Operation::Run | Operation::Manual(_)) && !request.dry_run;
     let store = GitHubStateStore::open(github.clone(), &inputs.state_branch, writes.then_some(default_branch))
         .await
         .map_err(|e| e.to_string())?;
@@ -665,10 +732,10 @@ async fn decide(
         secrets: secrets.clone(),
         budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
     };
-    let mode = match (op, inputs.dry_run) {
+    let mode = match (op, request.dry_run) {
         (Operation::Manual(m), dry_run) => Mode::Manual {
             op: *m,
-            reason: reason.to_string(),
+            reason: request.reason.clone(),
             dry_run,
         },
         (Operation::Run, false) => Mode::Run,
@@ -729,6 +796,7 @@ fn status_record(status: &crate::record::Status, runner: &Runner) -> DecisionRec
         reason: status.flag_error.clone().unwrap_or_else(|| "not started yet".into()),
         eligible_at: None,
         checks: Vec::new(),
+        refused: false,
     })
 }
 

@@ -113,23 +113,32 @@ fn cell(text: &str) -> String {
         .replace('`', "&#96;")
 }
 
-/// `10% → **50%** → 100%`, the current stage in bold; `off` in front when the flag is off.
+/// `10% → **50%** → 100%`: the stage the flag is at in bold, `off` in front when it is off.
+///
+/// The position comes from the flag's percentage after the decision, as the engine derives it
+/// (the highest stage at or below it), never from the record's stage index, which refers to the
+/// stages as they were when it was decided. A percentage between stages (a stage edit, a value
+/// a person set) is shown beside its stage: `**5%** (flag at 10%) → 25% → 100%`.
 pub fn progress(stages: &[Percent], record: &DecisionRecord) -> String {
-    let line: Vec<String> = stages
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            if record.stage == Some(i) {
-                format!("**{p}**")
-            } else {
-                p.to_string()
-            }
-        })
-        .collect();
-    match record.stage {
-        Some(_) => line.join(" → "),
-        None if record.to_percent > Percent::ZERO => format!("**{}** · {}", record.to_percent, line.join(" → ")),
-        None => format!("**off** · {}", line.join(" → ")),
+    let at = record.to_percent;
+    let line = |bold: Option<usize>, note: &str| {
+        stages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match bold == Some(i) {
+                true => format!("**{p}**{note}"),
+                false => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" → ")
+    };
+    if at == Percent::ZERO {
+        return format!("**off** · {}", line(None, ""));
+    }
+    match crate::engine::position(stages, at) {
+        Some(i) if stages[i] == at => line(Some(i), ""),
+        Some(i) => line(Some(i), &format!(" (flag at {at})")),
+        None => format!("**{at}** · {}", line(None, "")),
     }
 }
 

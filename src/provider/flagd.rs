@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{FlagProvider, FlagReading, ProviderError};
+use super::{ChangeNote, FlagProvider, FlagReading, ProviderError};
 use crate::fsutil::{fingerprint, read_capped, DirLock, WriteError, MIB};
 use crate::github::{GitHub, GitHubError};
 use crate::percent::Percent;
@@ -25,6 +25,19 @@ pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
     async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError>;
     /// Replaces the file if it is still at `version`.
     async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError>;
+
+    /// [`store`](FlagFileStore::store), for a change to `key` described by `note` (a store
+    /// that keeps history, a branch, puts it in the commit message).
+    async fn store_noted(
+        &self,
+        bytes: &[u8],
+        version: &str,
+        key: &str,
+        note: &ChangeNote,
+    ) -> Result<(), ProviderError> {
+        let _ = (key, note);
+        self.store(bytes, version).await
+    }
 }
 
 /// Flag files are small; anything larger is not one (and would be slow to parse on every run).
@@ -161,9 +174,27 @@ impl FlagFileStore for RepoFileOnBranch {
     }
 
     async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
-        let message = format!("flagramp: update {}", self.path);
+        self.write(bytes, version, &format!("flagramp: update {}", self.path))
+            .await
+    }
+
+    async fn store_noted(
+        &self,
+        bytes: &[u8],
+        version: &str,
+        key: &str,
+        note: &ChangeNote,
+    ) -> Result<(), ProviderError> {
+        let subject = format!("flagramp: update {key} in {}", self.path);
+        let message = crate::github::commit_message(&subject, &[("Actor", &note.actor), ("Reason", &note.reason)]);
+        self.write(bytes, version, &message).await
+    }
+}
+
+impl RepoFileOnBranch {
+    async fn write(&self, bytes: &[u8], version: &str, message: &str) -> Result<(), ProviderError> {
         self.github
-            .put_file(&self.branch, &self.path, bytes, Some(version), &message)
+            .put_file(&self.branch, &self.path, bytes, Some(version), message)
             .await
             .map(|_| ())
             .map_err(|e| {
@@ -474,6 +505,15 @@ impl FlagProvider for FlagdFile {
     }
 
     async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
+        self.set_noted(to, seen, &ChangeNote::default()).await
+    }
+
+    async fn set_noted(
+        &self,
+        to: FlagValue,
+        seen: &FlagReading,
+        note: &ChangeNote,
+    ) -> Result<FlagReading, ProviderError> {
         let (text, version, doc) = self.load().await?;
         if version != seen.version {
             return Err(ProviderError::Conflict(format!(
@@ -483,7 +523,9 @@ impl FlagProvider for FlagdFile {
         }
         self.understand(self.flag(&doc)?)?;
         let out = self.rewrite(&text, &doc, to)?;
-        self.store.store(out.as_bytes(), &version).await?;
+        self.store
+            .store_noted(out.as_bytes(), &version, &self.key, note)
+            .await?;
         let back = self.read().await?;
         if back.value != to {
             return Err(ProviderError::Io(format!(

@@ -68,6 +68,27 @@ pub trait FlagProvider: std::fmt::Debug + Send + Sync {
     /// Sets the flag, failing with [`ProviderError::Conflict`] if it changed since `seen` was
     /// read; returns the value read back after the write.
     async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError>;
+
+    /// [`set`](FlagProvider::set), saying who changed the flag and why where the flag system
+    /// keeps a note with each change (a flagd file's commit message).
+    async fn set_noted(
+        &self,
+        to: FlagValue,
+        seen: &FlagReading,
+        note: &ChangeNote,
+    ) -> Result<FlagReading, ProviderError> {
+        let _ = note;
+        self.set(to, seen).await
+    }
+}
+
+/// Who changes a flag and why, as the decision record says (already redacted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeNote {
+    /// `flagramp`, or the person who ran a manual command.
+    pub actor: String,
+    /// The decision's reason.
+    pub reason: String,
 }
 
 /// Where flag files are read and written.

@@ -139,7 +139,10 @@ impl Bench {
     }
 
     fn runner(&self, now: DateTime<Utc>) -> Runner {
-        self.runner_with(now, Box::new(LocalStateStore::for_writing(&self.state_dir(), std::time::Duration::ZERO).unwrap()))
+        self.runner_with(
+            now,
+            Box::new(LocalStateStore::for_writing(&self.state_dir(), std::time::Duration::ZERO).unwrap()),
+        )
     }
 
     fn runner_with(&self, now: DateTime<Utc>, store: Box<dyn StateStore>) -> Runner {
