@@ -245,12 +245,13 @@ fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn print_decisions(decided: Vec<Decided>, format: Format) -> anyhow::Result<ExitCode> {
+/// Prints decisions; the text passes the runner's secrets once more on its way out.
+fn print_decisions(decided: Vec<Decided>, format: Format, secrets: &Secrets) -> anyhow::Result<ExitCode> {
     let records: Vec<DecisionRecord> = decided.into_iter().map(|d| d.record).collect();
     let records = records.as_slice();
     match format {
-        Format::Json => print(&(serde_json::to_string_pretty(records)? + "\n"))?,
-        Format::Text => print(&render::decisions(records))?,
+        Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(records)? + "\n")))?,
+        Format::Text => print(&secrets.redact(&render::decisions(records)))?,
     }
     Ok(exit::for_decisions(records))
 }
@@ -357,7 +358,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Box::new(LocalStateStore::read_only(&global.state_dir)),
                 "flagramp".into(),
             );
-            print_decisions(r.decide_all(&specs, &Mode::Plan).await, format)
+            print_decisions(r.decide_all(&specs, &Mode::Plan).await, format, &r.secrets)
         }
         Command::Run(targets) => {
             let (format, _, specs) = targeted(&global, &targets)?;
@@ -365,7 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Box::new(LocalStateStore::for_writing(&global.state_dir)?),
                 "flagramp".into(),
             );
-            print_decisions(r.decide_all(&specs, &Mode::Run).await, format)
+            print_decisions(r.decide_all(&specs, &Mode::Run).await, format, &r.secrets)
         }
         Command::Status(targets) => {
             let (format, name, specs) = targeted(&global, &targets)?;
@@ -375,8 +376,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let statuses = r.status(&specs, name.is_none()).await?;
             match format {
-                Format::Json => print(&(serde_json::to_string_pretty(&statuses)? + "\n"))?,
-                Format::Text => print(&render::statuses(&statuses))?,
+                Format::Json => print(&r.secrets.redact(&(serde_json::to_string_pretty(&statuses)? + "\n")))?,
+                Format::Text => print(&r.secrets.redact(&render::statuses(&statuses)))?,
             }
             Ok(ExitCode::from(exit::DECIDED))
         }
@@ -410,5 +411,5 @@ async fn manual(
         reason: named.reason,
         dry_run: named.dry_run,
     };
-    print_decisions(r.decide_all(&specs, &mode).await, format)
+    print_decisions(r.decide_all(&specs, &mode).await, format, &r.secrets)
 }

@@ -9,6 +9,7 @@ pub mod action;
 pub mod check;
 pub mod duration;
 pub mod engine;
+pub mod escape;
 pub mod exit;
 mod fsutil;
 pub mod github;

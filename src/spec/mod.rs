@@ -189,6 +189,9 @@ pub enum Probe {
     Command {
         /// Program and arguments.
         argv: Vec<String>,
+        /// Environment variables passed to it besides `PATH`, `HOME`, `LANG` and `FLAGRAMP_*`;
+        /// their values are secrets.
+        env: Vec<String>,
     },
 }
 
@@ -197,7 +200,7 @@ impl Probe {
     pub fn describe(&self) -> String {
         match self {
             Probe::Query { query, .. } => query.clone(),
-            Probe::Command { argv } => argv.join(" "),
+            Probe::Command { argv, .. } => argv.join(" "),
         }
     }
 }

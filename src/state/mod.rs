@@ -142,6 +142,16 @@ impl RolloutState {
         }
     }
 
+    /// Redacts every record it holds (the claimed next state's too) before it is stored.
+    pub fn scrub(&mut self, secrets: &crate::secrets::Secrets) {
+        for record in &mut self.history {
+            record.scrub(secrets);
+        }
+        if let Some(pending) = &mut self.pending {
+            pending.then.scrub(secrets);
+        }
+    }
+
     /// Appends a decision, keeping the last [`HISTORY_CAP`].
     pub fn push_history(&mut self, record: DecisionRecord) {
         self.history.push(record);
@@ -150,6 +160,53 @@ impl RolloutState {
             self.history.drain(..excess);
         }
     }
+}
+
+/// The largest state document a store writes (bytes): GitHub's contents API refuses files
+/// over 1 MB, and a state file too large to read would stop the rollout for good.
+pub const STATE_SIZE_CAP: usize = 512 * 1024;
+
+/// The bytes a store writes for `state`: pretty JSON, with the oldest history entries dropped
+/// (the claimed next state's too) until it fits in [`STATE_SIZE_CAP`].
+pub fn encode(state: &RolloutState) -> Result<Vec<u8>, StateError> {
+    let to_bytes = |s: &RolloutState| {
+        let mut bytes = serde_json::to_vec_pretty(s).map_err(|e| StateError::Io(e.to_string()))?;
+        bytes.push(b'\n');
+        Ok::<_, StateError>(bytes)
+    };
+    let mut bytes = to_bytes(state)?;
+    if bytes.len() <= STATE_SIZE_CAP {
+        return Ok(bytes);
+    }
+    let mut trimmed = state.clone();
+    while bytes.len() > STATE_SIZE_CAP {
+        let then_len = trimmed.pending.as_ref().map_or(0, |p| p.then.history.len());
+        if trimmed.history.is_empty() && then_len == 0 {
+            return Err(StateError::Io(format!(
+                "the state of `{}` is {} bytes even without history, over the {STATE_SIZE_CAP}-byte limit",
+                state.rollout,
+                bytes.len()
+            )));
+        }
+        // Drop a share proportional to the excess, at least one entry, from the longer history.
+        let excess = bytes.len() - STATE_SIZE_CAP;
+        let entries = trimmed.history.len() + then_len;
+        let per_entry = (bytes.len() / entries.max(1)).max(1);
+        let drop = excess.div_ceil(per_entry).max(1);
+        if let Some(p) = trimmed
+            .pending
+            .as_mut()
+            .filter(|p| p.then.history.len() >= trimmed.history.len())
+        {
+            let n = drop.min(p.then.history.len());
+            p.then.history.drain(..n);
+        } else {
+            let n = drop.min(trimmed.history.len());
+            trimmed.history.drain(..n);
+        }
+        bytes = to_bytes(&trimmed)?;
+    }
+    Ok(bytes)
 }
 
 /// An opaque token for compare-and-swap: what a store saw when it read a document.
