@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 
 use crate::support::github::FakeGitHub;
 
-const TOKEN: &str = "ghs_fakeTokenForTests0123456789";
-const FLAGS: &str = "flags/flags.flagd.json";
-const STATE_BRANCH: &str = "flagramp-state";
+pub(crate) const TOKEN: &str = "ghs_fakeTokenForTests0123456789";
+pub(crate) const FLAGS: &str = "flags/flags.flagd.json";
+pub(crate) const STATE_BRANCH: &str = "flagramp-state";
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/github/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -43,7 +43,7 @@ fn action_defaults() -> BTreeMap<String, String> {
         .collect()
 }
 
-fn flags_json(state: &str, on: Option<u32>) -> String {
+pub(crate) fn flags_json(state: &str, on: Option<u32>) -> String {
     let mut flag = json!({ "state": state, "variants": { "on": true, "off": false }, "defaultVariant": "off" });
     if let Some(on) = on {
         flag["targeting"] = json!({ "fractional": [["on", on], ["off", 100_000 - on]] });
@@ -58,12 +58,12 @@ fn spec(extra: &str) -> String {
 }
 
 /// A checked-out workspace plus the runner's files.
-struct Job {
+pub(crate) struct Job {
     dir: tempfile::TempDir,
 }
 
 impl Job {
-    fn new(spec_text: &str) -> Job {
+    pub(crate) fn new(spec_text: &str) -> Job {
         let job = Job {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -76,22 +76,22 @@ impl Job {
         job
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
 
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         std::fs::read_to_string(self.path("summary.md")).unwrap_or_default()
     }
 
     /// Parses `$GITHUB_OUTPUT`'s heredocs.
-    fn outputs(&self) -> BTreeMap<String, String> {
+    pub(crate) fn outputs(&self) -> BTreeMap<String, String> {
         let text = std::fs::read_to_string(self.path("output.txt")).unwrap_or_default();
         let mut out = BTreeMap::new();
         let mut lines = text.lines();
@@ -113,7 +113,7 @@ impl Job {
         out
     }
 
-    async fn run(
+    pub(crate) async fn run(
         &self,
         fake: &FakeGitHub,
         repository: &str,
@@ -157,7 +157,7 @@ impl Job {
     }
 }
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -173,7 +173,7 @@ fn state_on_branch(fake: &FakeGitHub) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-async fn octo_repo() -> FakeGitHub {
+pub(crate) async fn octo_repo() -> FakeGitHub {
     let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
     fake.put_file("main", FLAGS, flags_json("DISABLED", None).as_bytes());
     fake
@@ -466,13 +466,13 @@ async fn spec_secrets_are_masked_before_anything_else_and_never_printed() {
     }
 }
 
-async fn hello_world() -> FakeGitHub {
+pub(crate) async fn hello_world() -> FakeGitHub {
     let fake = FakeGitHub::start("Codertocat", "Hello-World", "main").await;
     fake.put_file("main", FLAGS, flags_json("DISABLED", None).as_bytes());
     fake
 }
 
-const PR: u64 = 2;
+pub(crate) const PR: u64 = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_gets_a_plan_for_the_specs_it_changes_and_nothing_is_changed() {

@@ -14,6 +14,7 @@ mod outputs;
 mod prometheus_answers;
 mod prometheus_live;
 mod reports;
+mod secrets;
 mod spec_errors;
 mod support;
 mod support_selftest;
