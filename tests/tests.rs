@@ -9,6 +9,7 @@ mod conformance;
 mod engine_rules;
 mod flagd_core;
 mod flagd_file;
+mod injection;
 mod launchdarkly;
 mod outputs;
 mod prometheus_answers;
