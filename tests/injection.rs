@@ -141,7 +141,7 @@ fn flags_with_hostile_key() -> String {
 fn write_hostile_script(repo: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     let path = repo.join("hostile.sh");
-    let line = HOSTILE.replace('\n', " ").replace('\r', " ");
+    let line = HOSTILE.replace(['\n', '\r'], " ");
     std::fs::write(
         &path,
         format!("#!/bin/sh\nprintf '%s\\n' '{}' >&2\nexit 1\n", line.replace('\'', "")),

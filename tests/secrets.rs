@@ -513,3 +513,59 @@ async fn a_pull_request_plan_sends_no_secret_where_the_pull_request_could_point_
         }
     }
 }
+
+#[test]
+fn a_command_checks_env_lists_names_only_with_positioned_errors() {
+    let parse = |checks: &str| {
+        let text = format!(
+            "version: 1\nname: r\nflag: {{ provider: flagd, key: k, flagd: {{ path: f.json }} }}\nchecks:\n{checks}"
+        );
+        let (spec, _, diags) = flagramp::spec::parse_spec(Path::new("r.yml"), &text);
+        (spec, diags)
+    };
+    let (spec, diags) =
+        parse("  - { name: smoke, command: [\"./s.sh\"], env: [SMOKE_TOKEN, OTHER_1], pass: \"== 1\" }\n");
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        spec.unwrap().checks[0].probe,
+        flagramp::spec::Probe::Command {
+            argv: vec!["./s.sh".into()],
+            env: vec!["SMOKE_TOKEN".into(), "OTHER_1".into()],
+        }
+    );
+    for (checks, line, column, message) in [
+        (
+            "  - name: smoke\n    command: [\"./s.sh\"]\n    env: [\"ghp_pasted-secret-value\", \"1BAD\"]\n    pass: \"== 1\"\n",
+            7,
+            11,
+            "`checks[0].env[0]` must name an environment variable",
+        ),
+        (
+            "  - name: smoke\n    command: [\"./s.sh\"]\n    env: SMOKE_TOKEN\n    pass: \"== 1\"\n",
+            7,
+            10,
+            "`checks[0].env` must be a list of environment variable names",
+        ),
+        (
+            "  - name: smoke\n    command: [\"./s.sh\"]\n    env: [A_B, A_B]\n    pass: \"== 1\"\n",
+            7,
+            16,
+            "`checks[0].env` lists `A_B` twice",
+        ),
+        (
+            "  - name: q\n    source: p\n    query: up\n    env: [A_B]\n    pass: \"== 1\"\n",
+            8,
+            10,
+            "`checks[0]` is a query check and cannot have `env`",
+        ),
+    ] {
+        let (spec, diags) = parse(checks);
+        assert!(spec.is_none());
+        let found = diags
+            .iter()
+            .find(|d| d.message.starts_with(message))
+            .unwrap_or_else(|| panic!("{message}: {diags:?}"));
+        assert_eq!((found.line, found.column), (line, column), "{found:?}");
+        assert!(!found.to_string().contains("ghp_pasted"), "the value is not echoed: {found}");
+    }
+}

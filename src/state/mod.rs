@@ -188,22 +188,18 @@ pub fn encode(state: &RolloutState) -> Result<Vec<u8>, StateError> {
                 bytes.len()
             )));
         }
-        // Drop a share proportional to the excess, at least one entry, from the longer history.
+        // Drop about as many entries as the excess holds, oldest first, from both histories in
+        // proportion to their lengths (at least one entry).
         let excess = bytes.len() - STATE_SIZE_CAP;
         let entries = trimmed.history.len() + then_len;
         let per_entry = (bytes.len() / entries.max(1)).max(1);
-        let drop = excess.div_ceil(per_entry).max(1);
-        if let Some(p) = trimmed
-            .pending
-            .as_mut()
-            .filter(|p| p.then.history.len() >= trimmed.history.len())
-        {
-            let n = drop.min(p.then.history.len());
-            p.then.history.drain(..n);
-        } else {
-            let n = drop.min(trimmed.history.len());
-            trimmed.history.drain(..n);
+        let drop = excess.div_ceil(per_entry).clamp(1, entries);
+        let from_then = (drop * then_len).div_ceil(entries).min(then_len);
+        let from_main = (drop - from_then).min(trimmed.history.len());
+        if let Some(p) = trimmed.pending.as_mut() {
+            p.then.history.drain(..from_then);
         }
+        trimmed.history.drain(..from_main);
         bytes = to_bytes(&trimmed)?;
     }
     Ok(bytes)
@@ -261,4 +257,67 @@ pub trait StateStore: std::fmt::Debug + Send + Sync {
 
     /// Names of every rollout that has state.
     async fn list(&self) -> Result<Vec<String>, StateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Verdict;
+    use crate::record::{CheckRecord, DecisionKind};
+
+    fn bulky_record(i: usize) -> DecisionRecord {
+        DecisionRecord {
+            rollout: "r".into(),
+            flag: "f".into(),
+            decision: DecisionKind::Hold,
+            at: DateTime::<Utc>::from_timestamp(1_800_000_000 + i as i64, 0).unwrap(),
+            actor: "flagramp".into(),
+            from_percent: Percent::ZERO,
+            to_percent: Percent::ZERO,
+            stage: None,
+            reason: format!("decision {i}: {}", "r".repeat(2000)),
+            eligible_at: None,
+            checks: (0..10)
+                .map(|c| CheckRecord {
+                    name: format!("check-{c}"),
+                    query: "up".into(),
+                    value: None,
+                    condition: ">= 1".into(),
+                    verdict: Verdict::Error,
+                    detail: Some("d".repeat(2000)),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_state_file_never_exceeds_the_size_cap_and_loses_the_oldest_history_first() {
+        let mut state = RolloutState::new("r", "f", vec![Percent::FULL]);
+        for i in 0..HISTORY_CAP {
+            state.push_history(bulky_record(i));
+        }
+        let mut then = state.clone();
+        then.push_history(bulky_record(HISTORY_CAP));
+        state.pending = Some(PendingTransition {
+            from: FlagValue::OFF,
+            to: FlagValue::OFF,
+            then: Box::new(then),
+            claimed_at: None,
+        });
+        assert!(serde_json::to_vec_pretty(&state).unwrap().len() > 4 * STATE_SIZE_CAP);
+        let bytes = encode(&state).unwrap();
+        assert!(bytes.len() <= STATE_SIZE_CAP, "{} bytes", bytes.len());
+        let kept: RolloutState = serde_json::from_slice(&bytes).unwrap();
+        let newest = |s: &RolloutState| s.history.last().map(|r| r.reason[..12].to_string());
+        assert_eq!(newest(&kept), newest(&state), "the newest decision stays");
+        assert!(kept.history.len() < state.history.len() && !kept.history.is_empty());
+        let then = &kept.pending.as_ref().unwrap().then;
+        assert_eq!(newest(then).as_deref(), Some("decision 100"));
+        // A small state is written as it is.
+        let small = RolloutState::new("r", "f", vec![Percent::FULL]);
+        assert_eq!(
+            encode(&small).unwrap().len(),
+            serde_json::to_vec_pretty(&small).unwrap().len() + 1
+        );
+    }
 }
