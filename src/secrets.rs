@@ -113,13 +113,13 @@ impl Secrets {
         if let Ok(json) = serde_json::to_string(value) {
             forms.push(json.trim_matches('"').to_string());
         }
-        self.register(forms);
+        self.register(value, forms);
     }
 
     /// Remembers a bearer token and the `Authorization` value made from it.
     pub fn remember_bearer(&self, token: &str) {
         self.remember(token);
-        self.remember(&format!("Bearer {token}"));
+        self.register(token, vec![format!("Bearer {token}")]);
     }
 
     /// Remembers a basic-auth user and password, and the credential sent on the wire,
@@ -132,17 +132,22 @@ impl Secrets {
         for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
             let encoded = engine.encode(&pair);
             self.remember(&encoded);
-            self.remember(&format!("Basic {encoded}"));
+            self.register(&encoded, vec![format!("Basic {encoded}")]);
         }
     }
 
-    /// Registers (and, when masking, masks) every form not registered yet.
-    fn register(&self, forms: Vec<String>) {
+    /// Registers (and, when masking, masks) every form of the secret `base` not registered yet.
+    fn register(&self, base: &str, forms: Vec<String>) {
         let mut registry = self.lock();
         let mut masks = String::new();
+        let base_known = registry.values.iter().any(|v| v == base);
         for form in forms {
-            // A form that contains a registered one is redacted and masked through it already.
-            if form.len() < SHORTEST_SECRET || registry.values.iter().any(|v| form.contains(v.as_str())) {
+            // A form that wraps the registered secret itself (`Bearer <token>`) is redacted and
+            // masked through it already; only the secret's own forms are skipped like this, since
+            // a longer, different secret that merely contains a registered one must be replaced
+            // whole.
+            let wraps_base = base_known && form != base && form.contains(base);
+            if form.len() < SHORTEST_SECRET || wraps_base || registry.values.contains(&form) {
                 continue;
             }
             if registry.mask {
@@ -283,7 +288,12 @@ mod tests {
             "tok%3Aen%2F1%2B2".into(),
             "Bearer tok:en/1+2".into(),
         ] {
-            assert_eq!(s.redact(&format!("echo [{form}]")), "echo [***]", "{form}");
+            let redacted = s.redact(&format!("echo [{form}]"));
+            let wrapper = ["Basic ", "Bearer "]
+                .into_iter()
+                .find(|w| form.starts_with(w))
+                .unwrap_or("");
+            assert_eq!(redacted, format!("echo [{wrapper}***]"), "{form}");
         }
     }
 
