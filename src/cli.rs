@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use flagramp::engine::ManualOp;
+use flagramp::escape::plain;
 use flagramp::exit;
 use flagramp::provider::FlagFiles;
 use flagramp::record::DecisionRecord;
@@ -324,9 +325,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                     .collect();
                                 out += &format!(
                                     "ok {} ({}): flag {} via {}, stages {}, {} check{}\n",
-                                    s.name,
-                                    s.file.display(),
-                                    s.flag.key,
+                                    plain(&s.name),
+                                    plain(&s.file.display().to_string()),
+                                    plain(&s.flag.key),
                                     s.flag.provider.name(),
                                     stages.join(" → "),
                                     s.checks.len(),

@@ -569,3 +569,38 @@ fn a_command_checks_env_lists_names_only_with_positioned_errors() {
         assert!(!found.to_string().contains("ghp_pasted"), "the value is not echoed: {found}");
     }
 }
+
+#[test]
+fn a_pull_request_withholds_exactly_what_it_changed_compared_with_the_base() {
+    let parse = |flag: &str, sources: &str| {
+        let text = format!(
+            "version: 1\nname: r\nflag: {flag}\nsources:\n{sources}checks:\n  - {{ name: a, source: a, query: up, pass: \">= 1\" }}\n  - {{ name: b, source: b, query: up, pass: \">= 1\" }}\n"
+        );
+        let (spec, _, diags) = flagramp::spec::parse_spec(Path::new("r.yml"), &text);
+        spec.unwrap_or_else(|| panic!("{diags:?}"))
+    };
+    let unleash = |url: &str| {
+        format!("{{ provider: unleash, key: k, unleash: {{ url: {url}, project: p, environment: e, token_env: T }} }}")
+    };
+    let a = "  a: { provider: prometheus, url: http://127.0.0.1:1, token_env: A }\n";
+    let base = parse(
+        &unleash("http://127.0.0.1:2"),
+        &format!("{a}  b: {{ provider: prometheus, url: http://127.0.0.1:3 }}\n"),
+    );
+    let same = flagramp::action::withheld(&base, Some(&base));
+    assert!(same.sources.is_empty() && !same.flag_provider, "{same:?}");
+    // Each of url, auth and headers counts; so does a flag provider pointed elsewhere.
+    for b in [
+        "  b: { provider: prometheus, url: http://127.0.0.1:4 }\n",
+        "  b: { provider: prometheus, url: http://127.0.0.1:3, token_env: A }\n",
+        "  b: { provider: prometheus, url: http://127.0.0.1:3, headers: { X-A: { env: A } } }\n",
+    ] {
+        let changed = parse(&unleash("http://127.0.0.1:9"), &format!("{a}{b}"));
+        let w = flagramp::action::withheld(&changed, Some(&base));
+        assert_eq!(w.sources.iter().collect::<Vec<_>>(), ["b"], "{b}");
+        assert!(w.flag_provider);
+    }
+    let new = flagramp::action::withheld(&base, None);
+    assert_eq!(new.sources.len(), 2);
+    assert!(new.flag_provider, "a spec new on the base branch is changed everywhere");
+}
