@@ -94,7 +94,8 @@ impl Secrets {
     }
 
     /// Remembers a value that must never be printed, with its percent-encoded and JSON-escaped
-    /// forms (how it looks in a URL query or inside JSON that echoes it).
+    /// forms (how it looks in a URL query or inside JSON that echoes it) and the forms each
+    /// output sink escapes it to.
     pub fn remember(&self, value: &str) {
         if value.len() < SHORTEST_SECRET {
             return;
@@ -113,6 +114,10 @@ impl Secrets {
         if let Ok(json) = serde_json::to_string(value) {
             forms.push(json.trim_matches('"').to_string());
         }
+        // As each sink escapes it, so that the last redaction on the way out still matches.
+        forms.push(crate::escape::markdown(value));
+        forms.push(crate::escape::plain(value));
+        forms.push(crate::escape::workflow_data(value));
         self.register(value, forms);
     }
 
@@ -287,6 +292,7 @@ mod tests {
             "p%40ss+w%2Frd%2B1".into(),
             "tok%3Aen%2F1%2B2".into(),
             "Bearer tok:en/1+2".into(),
+            "p@\u{200D}ss w/rd+1".into(),
         ] {
             let redacted = s.redact(&format!("echo [{form}]"));
             let wrapper = ["Basic ", "Bearer "]

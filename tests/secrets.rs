@@ -2,8 +2,8 @@
 //! header, a basic-auth user and password, a command check's `env:` variable, the GitHub token —
 //! against a server that echoes every request header and the query back in its errors (as some
 //! proxies do), in CLI mode and in Action mode. Every byte flagramp wrote is scanned for every
-//! form of every secret (raw, percent-encoded, JSON-escaped, `Bearer …`, the basic credential
-//! in each base64 alphabet): stdout, stderr, the job summary, step outputs, state and flag files
+//! form of every secret (raw, percent-encoded, JSON-escaped, Markdown-escaped, `Bearer …`, the
+//! basic credential in each base64 alphabet): stdout, stderr, the job summary, step outputs, state and flag files
 //! (local and on the fake GitHub's branches, every version), request bodies the fakes received
 //! and the environments command checks ran with. A check's own `env:` variable is allowed only
 //! in that check's environment.
@@ -42,6 +42,8 @@ fn forms(value: &str) -> Vec<String> {
             .replace("%20", "+"),
         serde_json::to_string(value).unwrap().trim_matches('"').to_string(),
         format!("Bearer {value}"),
+        // As the job summary and comments escape it.
+        flagramp::escape::markdown(value),
     ];
     out.sort();
     out.dedup();

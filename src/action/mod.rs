@@ -304,7 +304,8 @@ fn print_log(text: &str) {
 }
 
 /// Prints flagramp's own workflow command lines (built by [`commands`], whose every untrusted
-/// part is escaped), redacted.
+/// part is escaped), redacted once more as a whole; messages are redacted before they are
+/// escaped, since escaping changes how a secret with `%` or a line break looks.
 fn command(secrets: &Secrets, line: &str) {
     print_log(&secrets.redact(line));
 }
@@ -327,7 +328,10 @@ pub async fn run() -> u8 {
     let inputs = match Inputs::read(&env) {
         Ok(i) => i,
         Err(msg) => {
-            command(&secrets, &commands::error("flagramp: invalid input", &msg));
+            command(
+                &secrets,
+                &commands::error("flagramp: invalid input", &secrets.redact(&msg)),
+            );
             return 1;
         }
     };
@@ -336,7 +340,7 @@ pub async fn run() -> u8 {
         Err(msg) => {
             command(
                 &secrets,
-                &commands::error("flagramp: not in a GitHub Actions job", &msg),
+                &commands::error("flagramp: not in a GitHub Actions job", &secrets.redact(&msg)),
             );
             return 1;
         }
@@ -353,7 +357,7 @@ pub async fn run() -> u8 {
     match act(&inputs, &runner_env, &secrets).await {
         Ok(code) => code,
         Err(msg) => {
-            command(&secrets, &commands::error("flagramp", &msg));
+            command(&secrets, &commands::error("flagramp", &secrets.redact(&msg)));
             1
         }
     }
@@ -538,9 +542,9 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
                 Ok(outcome) => say(secrets, &format!("pull request #{pr}: comment {outcome:?}\n")),
                 Err(GitHubError::Forbidden(msg)) => command(secrets, &commands::warning(
                     "flagramp: cannot comment",
-                    &format!("the token is read-only here (forks and Dependabot get read-only tokens), so no comment on #{pr}; the job summary has the report. ({msg})"),
+                    &secrets.redact(&format!("the token is read-only here (forks and Dependabot get read-only tokens), so no comment on #{pr}; the job summary has the report. ({msg})")),
                 )),
-                Err(e) => command(secrets, &commands::warning("flagramp: comment failed", &format!("#{pr}: {e}"))),
+                Err(e) => command(secrets, &commands::warning("flagramp: comment failed", &secrets.redact(&format!("#{pr}: {e}")))),
             }
         }
     }
