@@ -606,3 +606,46 @@ fn a_pull_request_withholds_exactly_what_it_changed_compared_with_the_base() {
     assert_eq!(new.sources.len(), 2);
     assert!(new.flag_provider, "a spec new on the base branch is changed everywhere");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_error_text_is_cut_to_2_kib_and_cannot_wedge_the_state() {
+    let server = MockServer::start().await;
+    let huge = format!("{BEARER} {}", "é".repeat(450_000));
+    Mock::given(path_regex("^/api/v1/query"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "status": "error", "errorType": "bad_data", "error": huge
+        })))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let spec = format!(
+        "version: 1\nname: huge\nflag: {{ provider: flagd, key: k, flagd: {{ path: flags.json }} }}\nsources:\n  prom: {{ provider: prometheus, url: {}, token_env: PROM_BEARER }}\nchecks:\n  - {{ name: a, source: prom, query: up, pass: \">= 1\" }}\n  - {{ name: b, source: prom, query: up, pass: \">= 1\" }}\n",
+        server.uri()
+    );
+    std::fs::create_dir_all(repo.join(".github/rollouts")).unwrap();
+    std::fs::write(repo.join(".github/rollouts/huge.yml"), spec).unwrap();
+    std::fs::write(
+        repo.join("flags.json"),
+        r#"{"flags":{"k":{"state":"DISABLED","variants":{"on":true,"off":false},"defaultVariant":"off"}}}"#,
+    )
+    .unwrap();
+    cli(repo, &["run", "--now", "2026-11-24T09:00:00Z"]);
+    let out = cli(repo, &["run", "--now", "2026-11-24T09:30:00Z", "--output", "json"]);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for check in d[0]["checks"].as_array().unwrap() {
+        let detail = check["detail"].as_str().unwrap();
+        assert!(
+            detail.len() <= 2048 && detail.ends_with("… (cut)"),
+            "{} bytes",
+            detail.len()
+        );
+        assert!(
+            detail.contains("***") && !detail.contains(BEARER),
+            "redacted before it is cut"
+        );
+    }
+    assert!(d[0]["reason"].as_str().unwrap().len() <= 2048);
+    let state = std::fs::read(repo.join(".flagramp/state/huge.json")).unwrap();
+    assert!(state.len() < 16 * 1024, "the state file is {} bytes", state.len());
+}
