@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use flagramp::duration::SpecDuration;
 use flagramp::engine::{self, ManualOp};
+use flagramp::escape::plain;
 use flagramp::exit;
 use flagramp::http::Deadline;
 use flagramp::provider::FlagFiles;
@@ -297,13 +298,14 @@ fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn print_decisions(decided: Vec<Decided>, format: Format) -> anyhow::Result<ExitCode> {
+/// Prints decisions; the text passes the runner's secrets once more on its way out.
+fn print_decisions(decided: Vec<Decided>, format: Format, secrets: &Secrets) -> anyhow::Result<ExitCode> {
     flagramp::crashpoint::pause_at("during-report");
     let records: Vec<DecisionRecord> = decided.into_iter().map(|d| d.record).collect();
     let records = records.as_slice();
     match format {
-        Format::Json => print(&(serde_json::to_string_pretty(records)? + "\n"))?,
-        Format::Text => print(&render::decisions(records))?,
+        Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(records)? + "\n")))?,
+        Format::Text => print(&secrets.redact(&render::decisions(records)))?,
     }
     Ok(exit::for_decisions(records))
 }
@@ -380,9 +382,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                     .collect();
                                 out += &format!(
                                     "ok {} ({}): flag {} via {}, stages {}, {} check{}\n",
-                                    s.name,
-                                    s.file.display(),
-                                    s.flag.key,
+                                    plain(&s.name),
+                                    plain(&s.file.display().to_string()),
+                                    plain(&s.flag.key),
                                     s.flag.provider.name(),
                                     stages.join(" → "),
                                     s.checks.len(),
@@ -414,7 +416,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Box::new(LocalStateStore::read_only(&global.state_dir)),
                 "flagramp".into(),
             );
-            print_decisions(r.decide_all(&specs, &Mode::Plan).await, format)
+            print_decisions(r.decide_all(&specs, &Mode::Plan).await, format, &r.secrets)
         }
         Command::Run(targets) => {
             let (format, _, specs) = targeted(&global, &targets)?;
@@ -425,7 +427,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?),
                 "flagramp".into(),
             );
-            print_decisions(r.decide_all(&specs, &Mode::Run).await, format)
+            print_decisions(r.decide_all(&specs, &Mode::Run).await, format, &r.secrets)
         }
         Command::Status(targets) => {
             let (format, name, specs) = targeted(&global, &targets)?;
@@ -435,8 +437,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let statuses = r.status(&specs, name.is_none()).await?;
             match format {
-                Format::Json => print(&(serde_json::to_string_pretty(&statuses)? + "\n"))?,
-                Format::Text => print(&render::statuses(&statuses))?,
+                Format::Json => print(&r.secrets.redact(&(serde_json::to_string_pretty(&statuses)? + "\n")))?,
+                Format::Text => print(&r.secrets.redact(&render::statuses(&statuses)))?,
             }
             Ok(ExitCode::from(exit::DECIDED))
         }
@@ -477,5 +479,5 @@ async fn manual(
         reason: named.reason,
         dry_run: named.dry_run,
     };
-    print_decisions(r.decide_all(&specs, &mode).await, format)
+    print_decisions(r.decide_all(&specs, &mode).await, format, &r.secrets)
 }

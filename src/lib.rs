@@ -11,6 +11,7 @@ pub mod check;
 pub mod crashpoint;
 pub mod duration;
 pub mod engine;
+pub mod escape;
 pub mod exit;
 mod fsutil;
 pub mod github;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::Verdict;
 use crate::percent::Percent;
+use crate::secrets::{cap, Secrets, OUTSIDE_TEXT_LIMIT};
 
 /// What one evaluation of one rollout decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -139,4 +140,40 @@ pub struct Status {
     pub flag_error: Option<String>,
     /// Decisions, newest last (the state file keeps the last 100).
     pub history: Vec<DecisionRecord>,
+}
+
+impl CheckRecord {
+    /// Redacts every text and caps the detail: what every record passes before it is stored or
+    /// printed (README "Secrets").
+    pub fn scrub(&mut self, secrets: &Secrets) {
+        self.name = secrets.redact(&self.name);
+        self.query = secrets.redact(&self.query);
+        self.condition = secrets.redact(&self.condition);
+        self.detail = self.detail.as_deref().map(|d| secrets.admit(d));
+    }
+}
+
+impl DecisionRecord {
+    /// Redacts every text and caps the reason and details (README "Secrets").
+    pub fn scrub(&mut self, secrets: &Secrets) {
+        self.rollout = secrets.redact(&self.rollout);
+        self.flag = secrets.redact(&self.flag);
+        self.actor = cap(&secrets.redact(&self.actor), OUTSIDE_TEXT_LIMIT);
+        self.reason = secrets.admit(&self.reason);
+        for check in &mut self.checks {
+            check.scrub(secrets);
+        }
+    }
+}
+
+impl Status {
+    /// Redacts every text, history included (README "Secrets").
+    pub fn scrub(&mut self, secrets: &Secrets) {
+        self.rollout = secrets.redact(&self.rollout);
+        self.flag = secrets.redact(&self.flag);
+        self.flag_error = self.flag_error.as_deref().map(|e| secrets.admit(e));
+        for record in &mut self.history {
+            record.scrub(secrets);
+        }
+    }
 }

@@ -1,8 +1,12 @@
 //! Short, readable text for people; JSON output is the records themselves.
+//!
+//! Every string that flagramp did not write itself goes through [`escape::plain`], so no value,
+//! error or name can start a line of its own, in a terminal or in the step log.
 
 use std::fmt::Write;
 
 use crate::check::{sig4, Verdict};
+use crate::escape::plain;
 use crate::record::{DecisionRecord, Status};
 
 /// `at 10%`, or `10% → 50%` when the decision moved the flag.
@@ -21,12 +25,12 @@ pub fn decisions(records: &[DecisionRecord]) -> String {
         let _ = writeln!(
             out,
             "{} ({}): {} {}",
-            record.rollout,
-            record.flag,
+            plain(&record.rollout),
+            plain(&record.flag),
             record.decision.as_str().to_uppercase(),
             transition(record)
         );
-        let _ = writeln!(out, "  {}", record.reason);
+        let _ = writeln!(out, "  {}", plain(&record.reason));
         for check in &record.checks {
             let mark = match check.verdict {
                 Verdict::Pass => "ok  ",
@@ -35,11 +39,16 @@ pub fn decisions(records: &[DecisionRecord]) -> String {
                 Verdict::Error => "ERR ",
             };
             let value = check.value.map(sig4).unwrap_or_else(|| "-".into());
-            let detail = check.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            let detail = check
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({})", plain(d)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  [{mark}] {} = {value}, needs {}{detail}",
-                check.name, check.condition
+                plain(&check.name),
+                plain(&check.condition)
             );
         }
         if let Some(at) = record.eligible_at {
@@ -89,7 +98,7 @@ pub fn statuses(statuses: &[Status]) -> String {
         } else {
             format!(" ({})", flags.join(", "))
         };
-        let _ = writeln!(out, "{} ({}): {position}{extra}", s.rollout, s.flag);
+        let _ = writeln!(out, "{} ({}): {position}{extra}", plain(&s.rollout), plain(&s.flag));
         let _ = writeln!(out, "  stages: {}", stages.join(" → "));
         if let Some(t) = s.started_at {
             let _ = write!(out, "  started {}", t.to_rfc3339());
@@ -99,7 +108,7 @@ pub fn statuses(statuses: &[Status]) -> String {
             let _ = writeln!(out);
         }
         if let Some(e) = &s.flag_error {
-            let _ = writeln!(out, "  flag: {e}");
+            let _ = writeln!(out, "  flag: {}", plain(e));
         }
         for record in s.history.iter().rev().take(5) {
             let _ = writeln!(
@@ -108,7 +117,7 @@ pub fn statuses(statuses: &[Status]) -> String {
                 record.at.to_rfc3339(),
                 record.decision.as_str(),
                 transition(record),
-                record.reason
+                plain(&record.reason)
             );
         }
     }

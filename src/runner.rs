@@ -16,7 +16,7 @@ use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSour
 use crate::percent::Percent;
 use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use crate::record::{CheckRecord, DecisionKind, DecisionRecord, Status};
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
 use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceSpec};
 use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
 
@@ -106,7 +106,22 @@ impl Runner {
     /// Decides every rollout in turn. A panic while deciding one (a bug) ends that rollout in
     /// `error` and the others go on: one bad rollout must not stop the rest, nor leave them
     /// changed with nothing reported.
+    ///
+    ///
+    /// Every secret the specs name is registered first, and a person's reason is admitted like
+    /// any text from outside, so that nothing this run stores or returns carries a secret.
     pub async fn decide_all(&self, specs: &[RolloutSpec], mode: &Mode) -> Vec<Decided> {
+        for spec in specs {
+            self.secrets.learn(spec);
+        }
+        let mode = match mode {
+            Mode::Manual { op, reason, dry_run } => Mode::Manual {
+                op: *op,
+                reason: self.secrets.admit(reason),
+                dry_run: *dry_run,
+            },
+            other => other.clone(),
+        };
         let mut records = Vec::with_capacity(specs.len());
         for spec in specs {
             if let Some(held) = self.out_of_budget(spec) {
@@ -116,7 +131,7 @@ impl Runner {
             // Unwind safety: after a panic nothing of the abandoned attempt is used again. Its
             // state writes are compare-and-swap, and a claim it left is resolved from the flag
             // by the next run (rule 1).
-            let guarded = AssertUnwindSafe(self.decide(spec, mode)).catch_unwind().await;
+            let guarded = AssertUnwindSafe(self.decide(spec, &mode)).catch_unwind().await;
             let mut decided = guarded.unwrap_or_else(|panic| {
                 let message = panic_message(panic.as_ref());
                 tracing::error!(rollout = %spec.name, "deciding this rollout panicked; it ends in error");
@@ -131,10 +146,9 @@ impl Runner {
                     history: Vec::new(),
                 }
             });
-            let record = &mut decided.record;
-            record.reason = self.secrets.redact(&record.reason);
-            for check in &mut record.checks {
-                check.detail = check.detail.as_deref().map(|d| self.secrets.redact(d));
+            decided.record.scrub(&self.secrets);
+            for record in &mut decided.history {
+                record.scrub(&self.secrets);
             }
             records.push(decided);
         }
@@ -162,6 +176,13 @@ impl Runner {
         })
     }
 
+    /// The one way state is written: every record in it scrubbed first.
+    async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError> {
+        let mut state = state.clone();
+        state.scrub(&self.secrets);
+        self.store.save(&state, expected).await
+    }
+
     fn error_record(&self, spec: &RolloutSpec, message: String) -> DecisionRecord {
         DecisionRecord {
             rollout: spec.name.clone(),
@@ -172,7 +193,7 @@ impl Runner {
             from_percent: Percent::ZERO,
             to_percent: Percent::ZERO,
             stage: None,
-            reason: message,
+            reason: self.secrets.admit(&message),
             eligible_at: None,
             checks: Vec::new(),
             refused: false,
@@ -207,6 +228,12 @@ impl Runner {
     }
 
     async fn decide_once(&self, spec: &RolloutSpec, mode: &Mode) -> Attempt {
+        if self.secrets.withheld(&spec.name).is_some_and(|w| w.flag_provider) {
+            return Attempt::unchanged(
+                self.error_record(spec, format!("flag provider: {WITHHELD_PROVIDER}")),
+                Vec::new(),
+            );
+        }
         let flags = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
             Ok(p) => p,
             Err(e) => return Attempt::unchanged(self.error_record(spec, format!("flag provider: {e}")), Vec::new()),
@@ -240,7 +267,7 @@ impl Runner {
             if let Some(resolved) = engine::resolve_pending(current, read.value) {
                 tracing::info!(rollout = %spec.name, finished = resolved.last_set == Some(read.value), "resolved a pending transition");
                 if !mode.changes_nothing() {
-                    match self.store.save(&resolved, version.as_ref()).await {
+                    match self.save(&resolved, version.as_ref()).await {
                         Ok(v) => {
                             version = Some(v);
                             resolved_claim = true;
@@ -260,7 +287,7 @@ impl Runner {
             }
         }
 
-        let flag_error = reading.as_ref().err().map(|e| e.to_string());
+        let flag_error = reading.as_ref().err().map(|e| self.secrets.admit(&e.to_string()));
         let input = Input {
             spec,
             state: state.as_ref(),
@@ -309,7 +336,7 @@ impl Runner {
                 self.carry_out(flags.as_ref(), &read, state, version, to, &note, next, spec)
                     .await
             }
-            (None, Some(next)) => match self.store.save(&next, version.as_ref()).await {
+            (None, Some(next)) => match self.save(&next, version.as_ref()).await {
                 Ok(_) => Ok(()),
                 Err(StateError::Conflict { .. }) => {
                     return Attempt::Conflict("the state changed since it was read".into())
@@ -382,7 +409,7 @@ impl Runner {
             then: Box::new(next.clone()),
             claimed_at: Some(self.now),
         });
-        let claimed = match self.store.save(&claim, version.as_ref()).await {
+        let claimed = match self.save(&claim, version.as_ref()).await {
             Ok(v) => v,
             Err(StateError::Conflict { .. }) => {
                 return Err(CarryOut::Conflict("the state changed since it was read".into()))
@@ -395,7 +422,7 @@ impl Runner {
             Ok(_) => {}
             Err(ProviderError::Conflict(why)) => {
                 // The flag file changed under us, so our change never happened: withdraw the claim.
-                return match self.store.save(&before, Some(&claimed)).await {
+                return match self.save(&before, Some(&claimed)).await {
                     Ok(_) => Err(CarryOut::Conflict(why)),
                     Err(e) => Err(CarryOut::Failed(format!(
                         "{why}; withdrawing the claim failed: {e} (it expires after {} minutes)",
@@ -413,7 +440,7 @@ impl Runner {
                 | ProviderError::CannotOwn(_)
                 | ProviderError::Unsupported(_)),
             ) => {
-                return match self.store.save(&before, Some(&claimed)).await {
+                return match self.save(&before, Some(&claimed)).await {
                     Ok(_) => Err(CarryOut::Failed(format!("the flag was not changed: {e}"))),
                     Err(save) => Err(CarryOut::Failed(format!(
                         "the flag was not changed: {e}; withdrawing the claim failed: {save} (it expires after {} minutes)",
@@ -431,7 +458,7 @@ impl Runner {
             }
         }
         crate::crashpoint::pause_at("before-record");
-        self.store.save(&next, Some(&claimed)).await.map_err(|e| {
+        self.save(&next, Some(&claimed)).await.map_err(|e| {
             CarryOut::Failed(format!(
                 "the flag is set but recording failed: {e} (the next run finishes it from the claim)"
             ))
@@ -442,9 +469,11 @@ impl Runner {
     /// Queries every check, concurrently, each within its own timeout.
     pub async fn measure(&self, spec: &RolloutSpec, percent: Percent) -> Vec<CheckRecord> {
         let sources = self.sources(spec);
-        let commands = CommandSource::new(&self.repo_root, self.secrets.clone());
+        let withheld = self.secrets.withheld(&spec.name);
+        let commands = CommandSource::new(&self.repo_root, self.secrets.clone(), withheld.is_none());
         let measurements = futures::future::join_all(spec.checks.iter().map(|check| {
             let sources = &sources;
+            let withheld = &withheld;
             let commands = &commands;
             async move {
                 let request = MeasureRequest {
@@ -456,6 +485,9 @@ impl Runner {
                 };
                 match &check.probe {
                     Probe::Command { .. } => commands.measure(&request).await,
+                    Probe::Query { source, .. } if withheld.as_ref().is_some_and(|w| w.sources.contains(source)) => {
+                        Measurement::Error(WITHHELD_SOURCE.into())
+                    }
                     Probe::Query { source, .. } => match sources.get(source) {
                         Some(Ok(s)) => s.measure(&request).await,
                         Some(Err(why)) => Measurement::Error(format!("source `{source}`: {why}")),
@@ -465,12 +497,24 @@ impl Runner {
             }
         }))
         .await;
+        // Answers, errors and command output enter the record here: redacted and capped first.
+        let measurements: Vec<Measurement> = measurements
+            .into_iter()
+            .map(|m| match m {
+                Measurement::Value(v) => Measurement::Value(v),
+                Measurement::NoData(why) => Measurement::NoData(self.secrets.admit(&why)),
+                Measurement::Error(why) => Measurement::Error(self.secrets.admit(&why)),
+            })
+            .collect();
         engine::check_records(&spec.checks, &measurements)
     }
 
     fn sources(&self, spec: &RolloutSpec) -> BTreeMap<String, Result<Arc<dyn MetricSource>, String>> {
+        let withheld = self.secrets.withheld(&spec.name).unwrap_or_default();
         spec.sources
             .iter()
+            // A source a pull request changed is never built: its secrets are not even read.
+            .filter(|(name, _)| !withheld.sources.contains(*name))
             .map(|(name, source)| {
                 let built = match source {
                     SourceSpec::Prometheus(http) => self.credentials(&http.auth, &http.headers).map(|credentials| {
@@ -491,11 +535,19 @@ impl Runner {
         let mut credentials = Credentials::default();
         match auth {
             Auth::None => {}
-            Auth::Bearer { token_env } => credentials.bearer = Some(self.secrets.read(token_env)?),
+            Auth::Bearer { token_env } => {
+                let token = self.secrets.read(token_env)?;
+                self.secrets.remember_bearer(&token);
+                credentials.bearer = Some(token);
+            }
             Auth::Basic {
                 username_env,
                 password_env,
-            } => credentials.basic = Some((self.secrets.read(username_env)?, self.secrets.read(password_env)?)),
+            } => {
+                let (user, password) = (self.secrets.read(username_env)?, self.secrets.read(password_env)?);
+                self.secrets.remember_basic(&user, &password);
+                credentials.basic = Some((user, password));
+            }
         }
         for (name, value) in headers {
             let value = match value {
@@ -508,7 +560,21 @@ impl Runner {
     }
 
     /// The status of each rollout, then of each state document whose spec is gone.
+    ///
+    /// Every status is scrubbed of the secrets the specs name, history included: state written
+    /// by an older version, or by hand, may carry one.
     pub async fn status(&self, specs: &[RolloutSpec], include_orphans: bool) -> Result<Vec<Status>, StateError> {
+        for spec in specs {
+            self.secrets.learn(spec);
+        }
+        let mut out = self.raw_status(specs, include_orphans).await?;
+        for status in &mut out {
+            status.scrub(&self.secrets);
+        }
+        Ok(out)
+    }
+
+    async fn raw_status(&self, specs: &[RolloutSpec], include_orphans: bool) -> Result<Vec<Status>, StateError> {
         let mut out = Vec::new();
         for spec in specs {
             let state = self.store.load(&spec.name).await?.map(|s| s.state);

@@ -1,20 +1,84 @@
 //! Secrets come only from environment variables and never appear in any output.
 //!
-//! Every value read through [`Secrets::read`] is remembered so that text bound for a person
-//! (errors, command output, reports) can be scrubbed with [`Secrets::redact`].
+//! [`Secrets`] is the one place where secrets are read and registered: every value read, and
+//! every form it can take on the wire (the basic-auth credential `base64(user:pass)`,
+//! `Bearer <token>`, percent-encoded and JSON-escaped forms), is remembered so that any text can
+//! be scrubbed with [`Secrets::redact`]. In Action mode each form is also masked
+//! (`::add-mask::`) the moment it is registered, before anything could print it.
+//!
+//! Text from outside (metric answers, provider errors, command output, a person's reason)
+//! enters a record only through [`Secrets::admit`]: redacted, then capped at
+//! [`OUTSIDE_TEXT_LIMIT`], before anything can store or print it.
 
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The secret values read so far in this process.
+use base64::Engine;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
+use crate::spec::{Auth, HeaderValue, Probe, ProviderSpec, RolloutSpec, SourceSpec};
+
+/// How long a text from outside may be in a record (bytes).
+pub const OUTSIDE_TEXT_LIMIT: usize = 2048;
+
+/// What ends a text that was cut to [`OUTSIDE_TEXT_LIMIT`].
+pub const CUT_MARK: &str = "… (cut)";
+
+/// Values shorter than this are not secrets worth masking: they would mask ordinary words and
+/// numbers all over the output.
+const SHORTEST_SECRET: usize = 4;
+
+/// RFC 3986 unreserved characters stay; everything else is encoded (as URL query builders do).
+const QUERY_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// What a pull request's plan of a spec it changed may not use (README "The GitHub Action").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withheld {
+    /// Sources whose `url`, auth or headers the pull request changed: they are not queried.
+    pub sources: BTreeSet<String>,
+    /// The flag provider's URL or token variable changed: the flag is not read.
+    pub flag_provider: bool,
+}
+
+/// The message for a check whose source a pull request changed.
+pub const WITHHELD_SOURCE: &str = "not run on a pull-request plan: this PR changes the source";
+
+/// The message for a flag provider a pull request changed.
+pub const WITHHELD_PROVIDER: &str = "not run on a pull-request plan: this PR changes the flag provider";
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Every registered form, longest first (so a longer form is replaced before its parts).
+    values: Vec<String>,
+    /// Print `::add-mask::` for each new form (Action mode).
+    mask: bool,
+    /// Rollouts whose spec a pull request changed, and what they may not use.
+    withheld: BTreeMap<String, Withheld>,
+}
+
+/// The secret values read so far in this process, with every derived form.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
-    values: Arc<Mutex<Vec<String>>>,
+    registry: Arc<Mutex<Registry>>,
 }
 
 impl Secrets {
     /// An empty registry.
     pub fn new() -> Secrets {
         Secrets::default()
+    }
+
+    /// An empty registry that masks every form in the step log as it is registered.
+    pub fn masking() -> Secrets {
+        let secrets = Secrets::default();
+        secrets.lock().mask = true;
+        secrets
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic elsewhere while holding the lock leaves the list intact: keep using it.
+        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reads a secret from the environment and remembers it for redaction.
@@ -29,34 +93,177 @@ impl Secrets {
         }
     }
 
-    /// Remembers a value that must never be printed.
+    /// Remembers a value that must never be printed, with its percent-encoded and JSON-escaped
+    /// forms (how it looks in a URL query or inside JSON that echoes it) and the forms each
+    /// output sink escapes it to.
     pub fn remember(&self, value: &str) {
-        // Very short values would mask ordinary words and numbers all over the output.
-        if value.len() >= 4 {
-            let mut values = self.values.lock().expect("secrets lock");
-            if !values.iter().any(|v| v == value) {
-                values.push(value.to_string());
-                values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        if value.len() < SHORTEST_SECRET {
+            return;
+        }
+        let mut forms = vec![value.to_string()];
+        forms.push(percent_encoding::utf8_percent_encode(value, NON_ALPHANUMERIC).to_string());
+        forms.push(percent_encoding::utf8_percent_encode(value, QUERY_UNRESERVED).to_string());
+        // The form encoding of URL queries: like the above, but a space becomes `+`.
+        forms.push(
+            value
+                .split(' ')
+                .map(|part| percent_encoding::utf8_percent_encode(part, QUERY_UNRESERVED).to_string())
+                .collect::<Vec<_>>()
+                .join("+"),
+        );
+        if let Ok(json) = serde_json::to_string(value) {
+            forms.push(json.trim_matches('"').to_string());
+        }
+        // As each sink escapes it, so that the last redaction on the way out still matches.
+        forms.push(crate::escape::markdown(value));
+        forms.push(crate::escape::plain(value));
+        forms.push(crate::escape::workflow_data(value));
+        self.register(value, forms);
+    }
+
+    /// Remembers a bearer token and the `Authorization` value made from it.
+    pub fn remember_bearer(&self, token: &str) {
+        self.remember(token);
+        self.register(token, vec![format!("Bearer {token}")]);
+    }
+
+    /// Remembers a basic-auth user and password, and the credential sent on the wire,
+    /// `base64(user:password)`, in every base64 alphabet and with and without `Basic `.
+    pub fn remember_basic(&self, user: &str, password: &str) {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+        self.remember(user);
+        self.remember(password);
+        let pair = format!("{user}:{password}");
+        for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+            let encoded = engine.encode(&pair);
+            self.remember(&encoded);
+            self.register(&encoded, vec![format!("Basic {encoded}")]);
+        }
+    }
+
+    /// Registers (and, when masking, masks) every form of the secret `base` not registered yet.
+    fn register(&self, base: &str, forms: Vec<String>) {
+        let mut registry = self.lock();
+        let mut masks = String::new();
+        let base_known = registry.values.iter().any(|v| v == base);
+        for form in forms {
+            // A form that wraps the registered secret itself (`Bearer <token>`) is redacted and
+            // masked through it already; only the secret's own forms are skipped like this, since
+            // a longer, different secret that merely contains a registered one must be replaced
+            // whole.
+            let wraps_base = base_known && form != base && form.contains(base);
+            if form.len() < SHORTEST_SECRET || wraps_base || registry.values.contains(&form) {
+                continue;
+            }
+            if registry.mask {
+                masks.push_str(&crate::escape::mask_command(&form));
+            }
+            registry.values.push(form);
+        }
+        registry.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        if !masks.is_empty() {
+            // The mask must reach the log before any line that could carry the value.
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(masks.as_bytes()).and_then(|_| stdout.flush());
+        }
+    }
+
+    /// Registers every secret `spec` names whose variable is set, so that text can be scrubbed
+    /// of it even when this run never sends it (`status`, reports of earlier decisions).
+    pub fn learn(&self, spec: &RolloutSpec) {
+        let set = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+        match &spec.flag.provider {
+            ProviderSpec::Unleash { token_env, .. } | ProviderSpec::LaunchDarkly { token_env, .. } => {
+                if let Some(token) = set(token_env) {
+                    self.remember(&token);
+                }
+            }
+            ProviderSpec::Flagd { .. } => {}
+        }
+        for source in spec.sources.values() {
+            let SourceSpec::Prometheus(http) = source;
+            match &http.auth {
+                Auth::None => {}
+                Auth::Bearer { token_env } => {
+                    if let Some(token) = set(token_env) {
+                        self.remember_bearer(&token);
+                    }
+                }
+                Auth::Basic {
+                    username_env,
+                    password_env,
+                } => match (set(username_env), set(password_env)) {
+                    (Some(user), Some(password)) => self.remember_basic(&user, &password),
+                    (user, password) => {
+                        for value in user.iter().chain(password.iter()) {
+                            self.remember(value);
+                        }
+                    }
+                },
+            }
+            for (_, value) in &http.headers {
+                if let HeaderValue::Env(var) = value {
+                    if let Some(value) = set(var) {
+                        self.remember(&value);
+                    }
+                }
+            }
+        }
+        for check in &spec.checks {
+            if let Probe::Command { env, .. } = &check.probe {
+                for var in env {
+                    if let Some(value) = set(var) {
+                        self.remember(&value);
+                    }
+                }
             }
         }
     }
 
-    /// Every remembered value, for `::add-mask::`.
+    /// Every registered form, for `::add-mask::`.
     pub fn values(&self) -> Vec<String> {
-        self.values.lock().expect("secrets lock").clone()
+        self.lock().values.clone()
     }
 
-    /// `text` with every remembered secret replaced by `***`.
+    /// `text` with every registered form replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        let values = self.values.lock().expect("secrets lock");
+        let registry = self.lock();
         let mut out = text.to_string();
-        for v in values.iter() {
+        for v in registry.values.iter() {
             if out.contains(v.as_str()) {
                 out = out.replace(v.as_str(), "***");
             }
         }
         out
     }
+
+    /// Text from outside, as it may enter a record: redacted first (so no fragment of a secret
+    /// survives the cut), then capped at [`OUTSIDE_TEXT_LIMIT`].
+    pub fn admit(&self, text: &str) -> String {
+        cap(&self.redact(text), OUTSIDE_TEXT_LIMIT)
+    }
+
+    /// Marks `rollout` as planned for a pull request that changed its spec.
+    pub fn withhold(&self, rollout: &str, withheld: Withheld) {
+        self.lock().withheld.insert(rollout.to_string(), withheld);
+    }
+
+    /// What `rollout` may not use, when a pull request changed its spec.
+    pub fn withheld(&self, rollout: &str) -> Option<Withheld> {
+        self.lock().withheld.get(rollout).cloned()
+    }
+}
+
+/// `text` cut to at most `limit` bytes on a character boundary, ending in [`CUT_MARK`] when cut.
+pub fn cap(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit.saturating_sub(CUT_MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARK}", &text[..end])
 }
 
 #[cfg(test)]
@@ -69,5 +276,56 @@ mod tests {
         s.remember("abcd");
         s.remember("abcdefgh");
         assert_eq!(s.redact("token abcdefgh and abcd"), "token *** and ***");
+    }
+
+    #[test]
+    fn redacts_every_derived_form() {
+        let s = Secrets::new();
+        s.remember_basic("alice-user", "p@ss w/rd+1");
+        s.remember_bearer("tok:en/1+2");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("alice-user:p@ss w/rd+1");
+        for form in [
+            b64.clone(),
+            format!("Basic {b64}"),
+            b64.trim_end_matches('=').to_string(),
+            "p%40ss%20w%2Frd%2B1".into(),
+            "p%40ss+w%2Frd%2B1".into(),
+            "tok%3Aen%2F1%2B2".into(),
+            "Bearer tok:en/1+2".into(),
+            "p@\u{200D}ss w/rd+1".into(),
+        ] {
+            let redacted = s.redact(&format!("echo [{form}]"));
+            let wrapper = ["Basic ", "Bearer "]
+                .into_iter()
+                .find(|w| form.starts_with(w))
+                .unwrap_or("");
+            assert_eq!(redacted, format!("echo [{wrapper}***]"), "{form}");
+        }
+    }
+
+    #[test]
+    fn short_values_are_not_secrets() {
+        let s = Secrets::new();
+        s.remember("abc");
+        assert_eq!(s.redact("abc"), "abc");
+    }
+
+    #[test]
+    fn admits_redacted_and_capped_on_a_char_boundary() {
+        let s = Secrets::new();
+        s.remember("s3cr3t-value");
+        let long = format!("{}s3cr3t-value{}", "é".repeat(500), "x".repeat(3001));
+        let admitted = s.admit(&long);
+        assert!(admitted.len() <= OUTSIDE_TEXT_LIMIT, "{}", admitted.len());
+        assert!(admitted.ends_with(CUT_MARK));
+        let accents = cap(&"é".repeat(2000), OUTSIDE_TEXT_LIMIT);
+        assert!(
+            accents.len() <= OUTSIDE_TEXT_LIMIT && accents.len() >= OUTSIDE_TEXT_LIMIT - 1,
+            "{}",
+            accents.len()
+        );
+        assert!(!admitted.contains("s3cr3t"));
+        assert!(admitted.contains("***"));
+        assert_eq!(s.admit("short"), "short");
     }
 }

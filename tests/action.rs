@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use crate::support::github::FakeGitHub;
 
-const TOKEN: &str = "ghs_fakeTokenForTests0123456789";
-const FLAGS: &str = "flags/flags.flagd.json";
-const STATE_BRANCH: &str = "flagramp-state";
+pub(crate) const TOKEN: &str = "ghs_fakeTokenForTests0123456789";
+pub(crate) const FLAGS: &str = "flags/flags.flagd.json";
+pub(crate) const STATE_BRANCH: &str = "flagramp-state";
 
 pub(crate) fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/github/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -43,7 +43,7 @@ fn action_defaults() -> BTreeMap<String, String> {
         .collect()
 }
 
-fn flags_json(state: &str, on: Option<u32>) -> String {
+pub(crate) fn flags_json(state: &str, on: Option<u32>) -> String {
     let mut flag = json!({ "state": state, "variants": { "on": true, "off": false }, "defaultVariant": "off" });
     if let Some(on) = on {
         flag["targeting"] = json!({ "fractional": [["on", on], ["off", 100_000 - on]] });
@@ -76,7 +76,7 @@ impl Job {
         job
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
@@ -86,7 +86,7 @@ impl Job {
         std::fs::write(p, text).unwrap();
     }
 
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         std::fs::read_to_string(self.path("summary.md")).unwrap_or_default()
     }
 
@@ -167,7 +167,7 @@ impl Job {
 /// An `env` entry for [`Job::run`] that is not an environment variable: run with stdout closed.
 const CLOSED_STDOUT: &str = "<closed stdout>";
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -183,7 +183,7 @@ fn state_on_branch(fake: &FakeGitHub) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-async fn octo_repo() -> FakeGitHub {
+pub(crate) async fn octo_repo() -> FakeGitHub {
     let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
     fake.put_file("main", FLAGS, flags_json("DISABLED", None).as_bytes());
     fake
@@ -420,7 +420,7 @@ async fn spec_secrets_are_masked_before_anything_else_and_never_printed() {
     let fake = octo_repo().await;
     let spec_text = spec("").replace(
         "checks:\n",
-        "sources:\n  prom:\n    provider: prometheus\n    url: http://127.0.0.1:9\n    token_env: PROM_TOKEN\nchecks:\n  - { name: leak, command: [\"./leak.sh\"], pass: \">= 1\" }\n",
+        "sources:\n  prom:\n    provider: prometheus\n    url: http://127.0.0.1:9\n    token_env: PROM_TOKEN\nchecks:\n  - { name: leak, command: [\"./leak.sh\"], env: [PROM_TOKEN], pass: \">= 1\" }\n",
     );
     let job = Job::new(&spec_text);
     job.write("repo/leak.sh", "#!/bin/sh\necho \"token=$PROM_TOKEN\" >&2\nexit 1\n");
@@ -449,9 +449,14 @@ async fn spec_secrets_are_masked_before_anything_else_and_never_printed() {
         .await;
     let log = stdout(&out);
     let lines: Vec<&str> = log.lines().collect();
+    // Every form of every secret (percent-encoded ones too) is masked first, the token first of all.
+    let masks = lines.iter().take_while(|l| l.starts_with("::add-mask::")).count();
     assert_eq!(lines[0], format!("::add-mask::{TOKEN}"));
-    assert_eq!(lines[1], format!("::add-mask::{secret}"));
-    let after_masks = lines[2..].join("\n");
+    assert!(
+        lines[..masks].contains(&format!("::add-mask::{secret}").as_str()),
+        "{log}"
+    );
+    let after_masks = lines[masks..].join("\n");
     assert!(!after_masks.contains(secret) && !after_masks.contains(TOKEN), "{log}");
     assert!(
         after_masks.contains("token=***"),
@@ -471,13 +476,13 @@ async fn spec_secrets_are_masked_before_anything_else_and_never_printed() {
     }
 }
 
-async fn hello_world() -> FakeGitHub {
+pub(crate) async fn hello_world() -> FakeGitHub {
     let fake = FakeGitHub::start("Codertocat", "Hello-World", "main").await;
     fake.put_file("main", FLAGS, flags_json("DISABLED", None).as_bytes());
     fake
 }
 
-const PR: u64 = 2;
+pub(crate) const PR: u64 = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_gets_a_plan_for_the_specs_it_changes_and_nothing_is_changed() {
@@ -513,7 +518,8 @@ async fn a_pull_request_gets_a_plan_for_the_specs_it_changes_and_nothing_is_chan
     let comments = fake.comments(PR);
     assert_eq!(comments.len(), 1);
     assert!(
-        comments[0].body.contains("flagramp plan for this pull request") && comments[0].body.contains("`new-checkout`"),
+        comments[0].body.contains("flagramp plan for this pull request")
+            && comments[0].body.contains("<code>new-checkout</code>"),
         "{}",
         comments[0].body
     );
@@ -661,7 +667,7 @@ async fn a_read_only_token_gets_a_warning_the_summary_and_success() {
         "{}",
         stdout(&out)
     );
-    assert!(job.summary().contains("`new-checkout`"));
+    assert!(job.summary().contains("<code>new-checkout</code>"));
     assert!(fake.comments(PR).is_empty());
     fake.assert_conformant();
 }
@@ -719,6 +725,7 @@ mod concurrency {
         // `true` prints nothing; a check that prints 1 keeps the test free of files.
         spec.checks[0].probe = flagramp::spec::Probe::Command {
             argv: vec!["echo".into(), "1".into()],
+            env: Vec::new(),
         };
         spec
     }

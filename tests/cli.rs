@@ -355,7 +355,7 @@ async fn a_rejected_query_is_an_error_with_prometheus_own_message() {
 fn a_command_that_prints_a_secret_is_redacted() {
     let spec = prom_spec("http://127.0.0.1:9", "    token_env: PROM_TOKEN").replace(
         "checks:\n",
-        "checks:\n  - { name: leaky, command: [\"./leak.sh\"], pass: \">= 1\" }\n",
+        "checks:\n  - { name: leaky, command: [\"./leak.sh\"], env: [PROM_TOKEN], pass: \">= 1\" }\n",
     );
     let repo = Repo::new(&spec);
     repo.script("leak.sh", "echo \"token is $PROM_TOKEN\" >&2; exit 1");

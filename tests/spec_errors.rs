@@ -580,7 +580,8 @@ fn design_example_parses_into_the_expected_values() {
     assert_eq!(
         smoke.probe,
         Probe::Command {
-            argv: vec!["./scripts/smoke.sh".into(), "--fast".into()]
+            argv: vec!["./scripts/smoke.sh".into(), "--fast".into()],
+            env: Vec::new(),
         }
     );
     assert_eq!(smoke.probe.describe(), "./scripts/smoke.sh --fast");

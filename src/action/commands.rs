@@ -4,29 +4,11 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
+use crate::escape::{workflow_data as escape_data, workflow_property as escape_property};
 use crate::spec::Diagnostic;
 
 /// GitHub shows at most this many error annotations per step.
 pub const ANNOTATIONS_PER_STEP: usize = 10;
-
-/// Escapes a command's message (`%`, CR, LF), as the runner's toolkit does.
-pub fn escape_data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
-}
-
-/// Escapes a command property value (also `:` and `,`).
-pub fn escape_property(text: &str) -> String {
-    escape_data(text).replace(':', "%3A").replace(',', "%2C")
-}
-
-/// `::add-mask::` lines for a secret; each line of a multi-line value is masked on its own.
-pub fn mask(value: &str) -> String {
-    value
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| format!("::add-mask::{}\n", escape_data(line)))
-        .collect()
-}
 
 /// `::error file=…,line=…,col=…,title=…::` for each diagnostic (paths relative to the
 /// repository root), folding everything past the per-step limit into one counting annotation.
@@ -67,6 +49,11 @@ pub fn spec_annotations(diagnostics: &[Diagnostic], repo_root: &Path) -> String 
     out
 }
 
+/// A `::group::` line; the title is untrusted text (a rollout name).
+pub fn group(title: &str) -> String {
+    format!("::group::{}\n", escape_data(title))
+}
+
 /// A `::warning::` line.
 pub fn warning(title: &str, message: &str) -> String {
     format!("::warning title={}::{}\n", escape_property(title), escape_data(message))
@@ -102,13 +89,6 @@ pub fn append(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_like_the_toolkit() {
-        assert_eq!(escape_data("50% done\r\nnext"), "50%25 done%0D%0Anext");
-        assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
-        assert_eq!(mask("line1\nline2\n"), "::add-mask::line1\n::add-mask::line2\n");
-    }
 
     #[test]
     fn folds_annotations_past_the_limit() {

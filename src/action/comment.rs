@@ -38,7 +38,7 @@ pub async fn upsert(github: &GitHub, pr: u64, author: &str, body: &str) -> Resul
     match github.create_comment(pr, body).await {
         Ok(_) => Ok(Upserted::Created),
         Err(GitHubError::Other(first)) => {
-            tracing::warn!(pr, error = %first, "creating the comment failed ambiguously; searching again before retrying");
+            tracing::warn!(pr, error = %crate::escape::plain(&first), "creating the comment failed ambiguously; searching again before retrying");
             match find(github, pr, author).await? {
                 Some(existing) if existing.body == body => Ok(Upserted::Created),
                 Some(existing) => {

@@ -19,13 +19,14 @@ use serde_json::Value;
 
 use crate::duration::SpecDuration;
 use crate::engine::ManualOp;
+use crate::escape;
 use crate::github::{GitHub, GitHubError};
 use crate::http::Deadline;
 use crate::provider::FlagFiles;
 use crate::record::{DecisionKind, DecisionRecord};
 use crate::runner::{Decided, Mode, Runner};
-use crate::secrets::Secrets;
-use crate::spec::{self, Auth, Diagnostic, HeaderValue, ProviderSpec, PullRequestRef, RolloutSpec, SourceSpec};
+use crate::secrets::{Secrets, Withheld, WITHHELD_PROVIDER};
+use crate::spec::{self, Auth, Diagnostic, HeaderValue, Probe, ProviderSpec, PullRequestRef, RolloutSpec, SourceSpec};
 use crate::state::{GitHubStateStore, StateStore};
 use report::RolloutReport;
 
@@ -300,7 +301,7 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
     })
 }
 
-/// The environment variables a spec reads secrets from.
+/// The environment variables a spec reads secrets from (a command check's `env:` included).
 pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
     let mut names = Vec::new();
     for s in specs {
@@ -324,6 +325,11 @@ pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
                 HeaderValue::Env(var) => Some(var.clone()),
                 HeaderValue::Literal(_) => None,
             }));
+        }
+        for check in &s.checks {
+            if let Probe::Command { env, .. } = &check.probe {
+                names.extend(env.iter().cloned());
+            }
         }
     }
     names.sort();
@@ -391,49 +397,68 @@ fn read_runner_env() -> Result<RunnerEnv, String> {
     })
 }
 
-/// Writes to the step log (stdout). A closed stdout (`flagramp action | head`) loses the log but
-/// must never stop a run between claiming a change and recording it, so errors are dropped.
-fn say(text: &str) {
+/// Prints text to the step log; a closed pipe is not worth a panic.
+fn print_log(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
+}
+
+/// Prints flagramp's own workflow command lines (built by [`commands`], whose every untrusted
+/// part is escaped), redacted once more as a whole; messages are redacted before they are
+/// escaped, since escaping changes how a secret with `%` or a line break looks.
+fn command(secrets: &Secrets, line: &str) {
+    print_log(&secrets.redact(line));
+}
+
+/// Prints plain text to the step log, redacted, with no line that could read as a workflow
+/// command.
+fn say(secrets: &Secrets, text: &str) {
+    print_log(&escape::log(&secrets.redact(text)));
 }
 
 /// Runs the Action; returns the process exit code (0, 1, or 3 for a refused manual command).
 pub async fn run() -> u8 {
-    // Masks come before anything else is printed: the token first.
-    let secrets = Secrets::new();
+    // Masks come before anything else is printed: every secret is masked as it is registered,
+    // the token first.
+    let secrets = Secrets::masking();
     if let Some(token) = env("INPUT_GITHUB_TOKEN") {
-        say(&commands::mask(&token));
-        secrets.remember(&token);
+        secrets.remember_bearer(&token);
+        secrets.remember(&format!("token {token}"));
     }
     let inputs = match Inputs::read(&env) {
         Ok(i) => i,
         Err(msg) => {
-            say(&commands::error("flagramp: invalid input", &msg));
+            command(
+                &secrets,
+                &commands::error("flagramp: invalid input", &secrets.redact(&msg)),
+            );
             return 1;
         }
     };
     let runner_env = match read_runner_env() {
         Ok(e) => e,
         Err(msg) => {
-            say(&commands::error("flagramp: not in a GitHub Actions job", &msg));
+            command(
+                &secrets,
+                &commands::error("flagramp: not in a GitHub Actions job", &secrets.redact(&msg)),
+            );
             return 1;
         }
     };
     if let Some(workspace) = env("GITHUB_WORKSPACE") {
         if let Err(e) = std::env::set_current_dir(&workspace) {
-            say(&commands::error(
-                "flagramp",
-                &format!("cannot enter GITHUB_WORKSPACE {workspace}: {e}"),
-            ));
+            command(
+                &secrets,
+                &commands::error("flagramp", &format!("cannot enter GITHUB_WORKSPACE {workspace}: {e}")),
+            );
             return 1;
         }
     }
     match act(&inputs, &runner_env, &secrets).await {
         Ok(code) => code,
         Err(msg) => {
-            say(&commands::error("flagramp", &secrets.redact(&msg)));
+            command(&secrets, &commands::error("flagramp", &secrets.redact(&msg)));
             1
         }
     }
@@ -457,22 +482,22 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         Ok(specs) => (specs, Vec::new()),
         Err(errors) => (Vec::new(), errors.diagnostics),
     };
-    // Every secret a spec names is masked before any decision or report is printed.
-    for name in secret_variables(&specs) {
-        if let Some(value) = env(&name) {
-            say(&commands::mask(&value));
-            secrets.remember(&value);
-        }
+    // Every secret a spec names, in every form, is masked before any decision or report is printed.
+    for spec in &specs {
+        secrets.learn(spec);
     }
-    say(&format!(
-        "flagramp {}: {} on `{}`, {} spec file(s)\n",
-        env!("CARGO_PKG_VERSION"),
-        describe_op(&op),
-        renv.event_name,
-        files.len()
-    ));
+    say(
+        secrets,
+        &format!(
+            "flagramp {}: {} on `{}`, {} spec file(s)\n",
+            env!("CARGO_PKG_VERSION"),
+            describe_op(&op),
+            renv.event_name,
+            files.len()
+        ),
+    );
     if !problems.is_empty() {
-        say(&commands::spec_annotations(&problems, &root));
+        command(secrets, &commands::spec_annotations(&problems, &root));
     }
     let specs = match &rollout {
         Some(name) if !specs.is_empty() => {
@@ -494,7 +519,8 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
     let pull_request = pull_request_number(&renv.event);
     let is_pr_event = matches!(renv.event_name.as_str(), "pull_request" | "pull_request_target");
 
-    // Plans on a pull request cover the specs it changes.
+    // Plans on a pull request cover the specs it changes, and those get no secrets where the
+    // pull request could have redirected them.
     let specs = if is_pr_event && op == Operation::Plan {
         match pull_request {
             Some(pr) => {
@@ -509,6 +535,20 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
     } else {
         specs
     };
+    if is_pr_event && op == Operation::Plan {
+        let base = renv
+            .event
+            .pointer("/pull_request/base/ref")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        for spec in &specs {
+            let base_spec = match &base {
+                Some(base) => base_version(&github, base, spec).await,
+                None => None,
+            };
+            secrets.withhold(&spec.name, withheld(spec, base_spec.as_ref()));
+        }
+    }
 
     // Read once, for state, flag files and comment targets alike.
     let default_branch = if problems.is_empty() && op != Operation::Validate && !specs.is_empty() {
@@ -538,16 +578,15 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
     let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
 
     for r in &reports {
-        say(&format!(
-            "::group::{} ({})\n",
-            r.record.rollout,
-            r.record.decision.as_str()
-        ));
-        say(&secrets.redact(&crate::render::decisions(std::slice::from_ref(&r.record))));
-        say("::endgroup::\n");
+        command(
+            secrets,
+            &commands::group(&format!("{} ({})", r.record.rollout, r.record.decision.as_str())),
+        );
+        say(secrets, &crate::render::decisions(std::slice::from_ref(&r.record)));
+        command(secrets, "::endgroup::\n");
     }
     if op == Operation::Validate && problems.is_empty() {
-        say(&format!("{} rollout spec(s) valid\n", specs.len()));
+        say(secrets, &format!("{} rollout spec(s) valid\n", specs.len()));
     }
 
     // Step outputs and summary.
@@ -601,12 +640,12 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
                 &renv.run_url,
             ));
             match comment::upsert(&github, pr, &inputs.comment_author, &body).await {
-                Ok(outcome) => say(&format!("pull request #{pr}: comment {outcome:?}\n")),
-                Err(GitHubError::Forbidden(msg)) => say(&commands::warning(
+                Ok(outcome) => say(secrets, &format!("pull request #{pr}: comment {outcome:?}\n")),
+                Err(GitHubError::Forbidden(msg)) => command(secrets, &commands::warning(
                     "flagramp: cannot comment",
-                    &format!("the token is read-only here (forks and Dependabot get read-only tokens), so no comment on #{pr}; the job summary has the report. ({msg})"),
+                    &secrets.redact(&format!("the token is read-only here (forks and Dependabot get read-only tokens), so no comment on #{pr}; the job summary has the report. ({msg})")),
                 )),
-                Err(e) => say(&commands::warning("flagramp: comment failed", &format!("#{pr}: {e}"))),
+                Err(e) => command(secrets, &commands::warning("flagramp: comment failed", &secrets.redact(&format!("#{pr}: {e}")))),
             }
         }
     }
@@ -620,27 +659,72 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
                 .into_iter()
                 .filter(|v| env(v).is_none())
                 .collect();
-            if missing.is_empty() {
+            let warning = if !missing.is_empty() {
+                commands::warning(
+                    "flagramp: secrets unavailable",
+                    &format!(
+                        "`{}` could not be planned: {} not set for this pull request (forks and Dependabot get no secrets); the plan runs on the next scheduled run",
+                        spec.name,
+                        missing.join(", ")
+                    ),
+                )
+            } else if secrets.withheld(&spec.name).is_some_and(|w| w.flag_provider) {
+                commands::warning(
+                    "flagramp: flag provider not read",
+                    &format!(
+                        "`{}`: {WITHHELD_PROVIDER}, so its token is not sent where the pull request could point it; the plan runs on the next scheduled run",
+                        spec.name
+                    ),
+                )
+            } else {
                 continue;
-            }
+            };
             counted.retain(|r| !(r.rollout == spec.name && r.decision == DecisionKind::Error));
-            say(&commands::warning(
-                "flagramp: secrets unavailable",
-                &format!(
-                    "`{}` could not be planned: {} not set for this pull request (forks and Dependabot get no secrets); the plan runs on the next scheduled run",
-                    spec.name,
-                    missing.join(", ")
-                ),
-            ));
+            command(secrets, &warning);
         }
     }
     for refused in records.iter().filter(|r| r.refused) {
-        say(&commands::error(
-            &format!("flagramp: {} refused", describe_op(&op)),
-            &secrets.redact(&format!("{}: {}", refused.rollout, refused.reason)),
-        ));
+        command(
+            secrets,
+            &commands::error(
+                &format!("flagramp: {} refused", describe_op(&op)),
+                &secrets.redact(&format!("{}: {}", refused.rollout, refused.reason)),
+            ),
+        );
     }
     Ok(exit_code(inputs.fail_on, &problems, &counted))
+}
+
+/// The spec as the pull request's base branch has it; `None` when it is new there, or cannot
+/// be read or parsed (then everything in it counts as changed: the safe direction).
+async fn base_version(github: &GitHub, base: &str, spec: &RolloutSpec) -> Option<RolloutSpec> {
+    let path = spec.file.to_string_lossy().replace('\\', "/");
+    let path = path.strip_prefix("./").unwrap_or(&path);
+    let file = github.get_file(base, path).await.ok().flatten()?;
+    let text = String::from_utf8(file.content).ok()?;
+    spec::parse_spec(&spec.file, &text).0
+}
+
+/// What a pull request's plan of `spec` may not use, compared with the base branch's version:
+/// sources whose URL, auth or headers differ (or are new), and a flag provider whose address
+/// or token variable differs. Command checks never get their `env:` on such a plan.
+pub fn withheld(spec: &RolloutSpec, base: Option<&RolloutSpec>) -> Withheld {
+    let sources = spec
+        .sources
+        .iter()
+        .filter(|(name, source)| {
+            let SourceSpec::Prometheus(now) = source;
+            let before = base.and_then(|b| b.sources.get(*name));
+            !matches!(before, Some(SourceSpec::Prometheus(was))
+                if was.url == now.url && was.auth == now.auth && was.headers == now.headers)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let flag_provider = match &spec.flag.provider {
+        ProviderSpec::Flagd { .. } => false,
+        provider => base.map(|b| &b.flag.provider) != Some(provider),
+    };
+    Withheld { sources, flag_provider }
 }
 
 fn describe_op(op: &Operation) -> String {
@@ -678,22 +762,24 @@ pub fn exit_code(fail_on: FailOn, problems: &[Diagnostic], records: &[DecisionRe
     }
 }
 
+/// Where the flag lives, as Markdown (every part from the spec escaped).
 fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
+    let code = |text: &str| format!("<code>{}</code>", escape::markdown(text));
     match &spec.flag.provider {
         ProviderSpec::Flagd { path, branch } => format!(
-            "flagd file `{}` on `{}`",
-            path.display(),
-            branch.as_deref().unwrap_or(default_branch)
+            "flagd file {} on {}",
+            code(&path.to_string_lossy()),
+            code(branch.as_deref().unwrap_or(default_branch))
         ),
         ProviderSpec::Unleash {
             url,
             project,
             environment,
             ..
-        } => format!("Unleash `{project}`/`{environment}` at {url}"),
+        } => format!("Unleash {}/{} at {}", code(project), code(environment), code(url)),
         ProviderSpec::LaunchDarkly {
             project, environment, ..
-        } => format!("LaunchDarkly `{project}`/`{environment}`"),
+        } => format!("LaunchDarkly {}/{}", code(project), code(environment)),
     }
 }
 

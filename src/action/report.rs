@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::check::{sig4, Verdict};
+use crate::escape::{markdown, markdown_block};
 use crate::percent::Percent;
 use crate::record::{DecisionKind, DecisionRecord};
 use crate::render::transition;
@@ -22,7 +23,8 @@ const HISTORY_SHOWN: usize = 5;
 pub struct RolloutReport {
     /// This run's decision.
     pub record: DecisionRecord,
-    /// The flag system and where the flag lives, e.g. `flagd file flags/f.json on branch main`.
+    /// The flag system and where the flag lives, as Markdown whose untrusted parts are escaped
+    /// already, e.g. `flagd file <code>flags/f.json</code> on <code>main</code>`.
     pub provider: String,
     /// The stage percentages.
     pub stages: Vec<Percent>,
@@ -103,16 +105,6 @@ fn verdict_cell(v: Verdict) -> &'static str {
     }
 }
 
-/// Text that is safe inside a Markdown table cell and inline HTML.
-fn cell(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "&#124;")
-        .replace('\n', " ")
-        .replace('`', "&#96;")
-}
-
 /// `10% → **50%** → 100%`: the stage the flag is at in bold, `off` in front when it is off.
 ///
 /// The position comes from the flag's percentage after the decision, as the engine derives it
@@ -146,9 +138,20 @@ pub fn progress(stages: &[Percent], record: &DecisionRecord) -> String {
 pub fn section(report: &RolloutReport) -> String {
     let r = &report.record;
     let mut out = String::new();
-    let _ = writeln!(out, "### `{}` · flag `{}`\n", r.rollout, r.flag);
+    let _ = writeln!(
+        out,
+        "### <code>{}</code> · flag <code>{}</code>\n",
+        markdown(&r.rollout),
+        markdown(&r.flag)
+    );
     let _ = writeln!(out, "{} · {}\n", report.provider, progress(&report.stages, r));
-    let _ = writeln!(out, "**{}** {}: {}\n", headline(r.decision), transition(r), r.reason);
+    let _ = writeln!(
+        out,
+        "**{}** {}: {}\n",
+        headline(r.decision),
+        transition(r),
+        markdown(&r.reason)
+    );
     if let Some(at) = r.eligible_at {
         let _ = writeln!(out, "Eligible to move on at **{}**.\n", at.format("%Y-%m-%d %H:%M UTC"));
     }
@@ -159,14 +162,14 @@ pub fn section(report: &RolloutReport) -> String {
             let detail = c
                 .detail
                 .as_deref()
-                .map(|d| format!("<br>{}", cell(d)))
+                .map(|d| format!("<br>{}", markdown(d)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "| <details><summary>{}</summary><code>{}</code></details> | {value} | <code>{}</code> | {}{detail} |",
-                cell(&c.name),
-                cell(&c.query),
-                cell(&c.condition),
+                markdown(&c.name),
+                markdown(&c.query),
+                markdown(&c.condition),
                 verdict_cell(c.verdict)
             );
         }
@@ -182,8 +185,8 @@ pub fn section(report: &RolloutReport) -> String {
                 h.at.format("%Y-%m-%d %H:%M UTC"),
                 h.decision.as_str(),
                 transition(h),
-                h.actor,
-                h.reason.replace('\n', " ")
+                markdown(&h.actor),
+                markdown(&h.reason)
             );
         }
         out.push_str("\n</details>\n\n");
@@ -196,14 +199,13 @@ fn problems_section(problems: &[Diagnostic]) -> String {
         return String::new();
     }
     let mut out = format!(
-        "### ❌ {} problem{} in rollout specs\n\n```\n",
+        "### ❌ {} problem{} in rollout specs\n\n",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
-    for d in problems {
-        let _ = writeln!(out, "{d}");
-    }
-    out.push_str("```\n\n");
+    let listed: Vec<String> = problems.iter().map(|d| d.to_string()).collect();
+    out.push_str(&markdown_block(&listed.join("\n")));
+    out.push('\n');
     out
 }
 

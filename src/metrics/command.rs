@@ -8,19 +8,27 @@ use crate::check::Measurement;
 use crate::secrets::Secrets;
 use crate::spec::Probe;
 
+/// The variables of flagramp's own environment that every command check gets; anything else
+/// (a token, a provider secret, `GITHUB_TOKEN`) only when the check names it in `env:`.
+const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG"];
+
 /// Runs command checks with the repository root as working directory.
 #[derive(Debug, Clone)]
 pub struct CommandSource {
     root: PathBuf,
     secrets: Secrets,
+    pass_env: bool,
 }
 
 impl CommandSource {
     /// Commands run in `root`; their output is scrubbed of `secrets` before it is reported.
-    pub fn new(root: &Path, secrets: Secrets) -> CommandSource {
+    /// Without `pass_env` (a pull request's plan of a spec it changed), a check's `env:`
+    /// variables are not passed.
+    pub fn new(root: &Path, secrets: Secrets, pass_env: bool) -> CommandSource {
         CommandSource {
             root: root.to_path_buf(),
             secrets,
+            pass_env,
         }
     }
 }
@@ -34,7 +42,7 @@ fn last_line(bytes: &[u8]) -> String {
 #[async_trait::async_trait]
 impl MetricSource for CommandSource {
     async fn measure(&self, request: &MeasureRequest<'_>) -> Measurement {
-        let Probe::Command { argv } = request.probe else {
+        let Probe::Command { argv, env } = request.probe else {
             return Measurement::Error("internal: a query was sent to the command runner".into());
         };
         let program = &argv[0];
@@ -45,6 +53,20 @@ impl MetricSource for CommandSource {
             PathBuf::from(program)
         };
         let mut command = tokio::process::Command::new(&resolved);
+        command.env_clear();
+        for var in PASSED_THROUGH {
+            if let Some(value) = std::env::var_os(var) {
+                command.env(var, value);
+            }
+        }
+        if self.pass_env {
+            for var in env {
+                match self.secrets.read(var) {
+                    Ok(value) => command.env(var, value),
+                    Err(why) => return Measurement::Error(format!("`{program}` needs {why}")),
+                };
+            }
+        }
         command
             .args(&argv[1..])
             .current_dir(&self.root)

@@ -195,6 +195,9 @@ pub enum Probe {
     Command {
         /// Program and arguments.
         argv: Vec<String>,
+        /// Environment variables passed to it besides `PATH`, `HOME`, `LANG` and `FLAGRAMP_*`;
+        /// their values are secrets.
+        env: Vec<String>,
     },
 }
 
@@ -203,7 +206,7 @@ impl Probe {
     pub fn describe(&self) -> String {
         match self {
             Probe::Query { query, .. } => query.clone(),
-            Probe::Command { argv } => argv.join(" "),
+            Probe::Command { argv, .. } => argv.join(" "),
         }
     }
 }

@@ -72,7 +72,16 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
     ("header", &["env"]),
     (
         "check",
-        &["name", "source", "query", "command", "pass", "on_no_data", "timeout"],
+        &[
+            "name",
+            "source",
+            "query",
+            "command",
+            "env",
+            "pass",
+            "on_no_data",
+            "timeout",
+        ],
     ),
     ("policy", &["failures_to_rollback", "rollback", "window"]),
     ("window", &["days", "hours", "timezone"]),
@@ -1188,6 +1197,13 @@ impl Walker<'_> {
         };
         let probe = match (self.get(map, "query"), self.get(map, "command")) {
             (Some(q), None) => {
+                if let Some(e) = self.get(map, "env") {
+                    self.report(
+                        e.span(),
+                        format!("`{path}` is a query check and cannot have `env`"),
+                        "`env:` passes variables to a `command:` check; a source's secrets go in its `token_env`, `basic_auth` or `headers`",
+                    );
+                }
                 let query = self
                     .scalar(q, &join(path, "query"), "query: up")
                     .map(|s| s.as_str().to_string());
@@ -1231,6 +1247,7 @@ impl Walker<'_> {
                         "remove `source`, or use `query:` instead of `command:`",
                     );
                 }
+                let env = self.command_env(map, path);
                 match c.as_sequence() {
                     Some(seq) if !seq.is_empty() => {
                         let mut argv = Vec::new();
@@ -1241,7 +1258,7 @@ impl Walker<'_> {
                                     .to_string(),
                             );
                         }
-                        Some(Probe::Command { argv })
+                        Some(Probe::Command { argv, env: env? })
                     }
                     Some(_) => {
                         self.report(
@@ -1281,6 +1298,51 @@ impl Walker<'_> {
             on_no_data: on_no_data?,
             timeout: timeout?,
         })
+    }
+
+    /// A command check's `env:`: the names of the variables it gets besides `PATH`, `HOME`,
+    /// `LANG` and `FLAGRAMP_*` (their values are secrets, so names only).
+    fn command_env(&mut self, map: &MarkedMappingNode, path: &str) -> Option<Vec<String>> {
+        let Some(node) = self.get(map, "env") else {
+            return Some(Vec::new());
+        };
+        let field = join(path, "env");
+        let Some(seq) = node.as_sequence() else {
+            self.report(
+                node.span(),
+                format!("`{field}` must be a list of environment variable names"),
+                "e.g. env: [SMOKE_TOKEN]; set the values in the workflow step's `env:`",
+            );
+            return None;
+        };
+        let mut names: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (j, item) in seq.iter().enumerate() {
+            let Some(name) = self.scalar(item, &format!("{field}[{j}]"), "SMOKE_TOKEN") else {
+                ok = false;
+                continue;
+            };
+            let name = name.as_str().to_string();
+            if !is_env_name(&name) {
+                // The value is not echoed: it may be the secret itself, pasted by mistake.
+                self.report(
+                    item.span(),
+                    format!("`{field}[{j}]` must name an environment variable (letters, digits and `_`, not starting with a digit)"),
+                    "list names only, e.g. env: [SMOKE_TOKEN]; if this was the secret itself, rotate it",
+                );
+                ok = false;
+            } else if names.contains(&name) {
+                self.report(
+                    item.span(),
+                    format!("`{field}` lists `{name}` twice"),
+                    "list each variable once",
+                );
+                ok = false;
+            } else {
+                names.push(name);
+            }
+        }
+        ok.then_some(names)
     }
 
     fn policy(&mut self, node: Option<&Node>) -> Option<Policy> {

@@ -82,8 +82,7 @@ impl StateStore for GitHubStateStore {
     }
 
     async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError> {
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io(e.to_string()))?;
-        bytes.push(b'\n');
+        let bytes = super::encode(state)?;
         let what = match (&state.pending, state.history.last()) {
             (Some(p), _) => format!("claim {}", p.to.describe()),
             (None, Some(last)) => format!("{} {}", last.decision.as_str(), last.to_percent),

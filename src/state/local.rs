@@ -107,8 +107,7 @@ impl StateStore for LocalStateStore {
                 rollout: state.rollout.clone(),
             });
         }
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io(e.to_string()))?;
-        bytes.push(b'\n');
+        let bytes = super::encode(state)?;
         let path = self.path_of(&state.rollout);
         write_atomically(&path, &bytes).map_err(|e| match e {
             WriteError::ReadOnly => StateError::Io(format!("{} {e}; nothing was written", path.display())),

@@ -142,6 +142,16 @@ impl RolloutState {
         }
     }
 
+    /// Redacts every record it holds (the claimed next state's too) before it is stored.
+    pub fn scrub(&mut self, secrets: &crate::secrets::Secrets) {
+        for record in &mut self.history {
+            record.scrub(secrets);
+        }
+        if let Some(pending) = &mut self.pending {
+            pending.then.scrub(secrets);
+        }
+    }
+
     /// Appends a decision, keeping the last [`HISTORY_CAP`].
     pub fn push_history(&mut self, record: DecisionRecord) {
         self.history.push(record);
@@ -150,6 +160,49 @@ impl RolloutState {
             self.history.drain(..excess);
         }
     }
+}
+
+/// The largest state document a store writes (bytes): GitHub's contents API refuses files
+/// over 1 MB, and a state file too large to read would stop the rollout for good.
+pub const STATE_SIZE_CAP: usize = 512 * 1024;
+
+/// The bytes a store writes for `state`: pretty JSON, with the oldest history entries dropped
+/// (the claimed next state's too) until it fits in [`STATE_SIZE_CAP`].
+pub fn encode(state: &RolloutState) -> Result<Vec<u8>, StateError> {
+    let to_bytes = |s: &RolloutState| {
+        let mut bytes = serde_json::to_vec_pretty(s).map_err(|e| StateError::Io(e.to_string()))?;
+        bytes.push(b'\n');
+        Ok::<_, StateError>(bytes)
+    };
+    let mut bytes = to_bytes(state)?;
+    if bytes.len() <= STATE_SIZE_CAP {
+        return Ok(bytes);
+    }
+    let mut trimmed = state.clone();
+    while bytes.len() > STATE_SIZE_CAP {
+        let then_len = trimmed.pending.as_ref().map_or(0, |p| p.then.history.len());
+        if trimmed.history.is_empty() && then_len == 0 {
+            return Err(StateError::Io(format!(
+                "the state of `{}` is {} bytes even without history, over the {STATE_SIZE_CAP}-byte limit",
+                state.rollout,
+                bytes.len()
+            )));
+        }
+        // Drop about as many entries as the excess holds, oldest first, from both histories in
+        // proportion to their lengths (at least one entry).
+        let excess = bytes.len() - STATE_SIZE_CAP;
+        let entries = trimmed.history.len() + then_len;
+        let per_entry = (bytes.len() / entries.max(1)).max(1);
+        let drop = excess.div_ceil(per_entry).clamp(1, entries);
+        let from_then = (drop * then_len).div_ceil(entries).min(then_len);
+        let from_main = (drop - from_then).min(trimmed.history.len());
+        if let Some(p) = trimmed.pending.as_mut() {
+            p.then.history.drain(..from_then);
+        }
+        trimmed.history.drain(..from_main);
+        bytes = to_bytes(&trimmed)?;
+    }
+    Ok(bytes)
 }
 
 /// An opaque token for compare-and-swap: what a store saw when it read a document.
@@ -210,4 +263,68 @@ pub trait StateStore: std::fmt::Debug + Send + Sync {
 
     /// Names of every rollout that has state.
     async fn list(&self) -> Result<Vec<String>, StateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Verdict;
+    use crate::record::{CheckRecord, DecisionKind};
+
+    fn bulky_record(i: usize) -> DecisionRecord {
+        DecisionRecord {
+            rollout: "r".into(),
+            flag: "f".into(),
+            decision: DecisionKind::Hold,
+            at: DateTime::<Utc>::from_timestamp(1_800_000_000 + i as i64, 0).unwrap(),
+            actor: "flagramp".into(),
+            from_percent: Percent::ZERO,
+            to_percent: Percent::ZERO,
+            stage: None,
+            reason: format!("decision {i}: {}", "r".repeat(2000)),
+            eligible_at: None,
+            checks: (0..10)
+                .map(|c| CheckRecord {
+                    name: format!("check-{c}"),
+                    query: "up".into(),
+                    value: None,
+                    condition: ">= 1".into(),
+                    verdict: Verdict::Error,
+                    detail: Some("d".repeat(2000)),
+                })
+                .collect(),
+            refused: false,
+        }
+    }
+
+    #[test]
+    fn a_state_file_never_exceeds_the_size_cap_and_loses_the_oldest_history_first() {
+        let mut state = RolloutState::new("r", "f", vec![Percent::FULL]);
+        for i in 0..HISTORY_CAP {
+            state.push_history(bulky_record(i));
+        }
+        let mut then = state.clone();
+        then.push_history(bulky_record(HISTORY_CAP));
+        state.pending = Some(PendingTransition {
+            from: FlagValue::OFF,
+            to: FlagValue::OFF,
+            then: Box::new(then),
+            claimed_at: None,
+        });
+        assert!(serde_json::to_vec_pretty(&state).unwrap().len() > 4 * STATE_SIZE_CAP);
+        let bytes = encode(&state).unwrap();
+        assert!(bytes.len() <= STATE_SIZE_CAP, "{} bytes", bytes.len());
+        let kept: RolloutState = serde_json::from_slice(&bytes).unwrap();
+        let newest = |s: &RolloutState| s.history.last().map(|r| r.reason[..12].to_string());
+        assert_eq!(newest(&kept), newest(&state), "the newest decision stays");
+        assert!(kept.history.len() < state.history.len() && !kept.history.is_empty());
+        let then = &kept.pending.as_ref().unwrap().then;
+        assert_eq!(newest(then).as_deref(), Some("decision 100"));
+        // A small state is written as it is.
+        let small = RolloutState::new("r", "f", vec![Percent::FULL]);
+        assert_eq!(
+            encode(&small).unwrap().len(),
+            serde_json::to_vec_pretty(&small).unwrap().len() + 1
+        );
+    }
 }
