@@ -95,7 +95,11 @@ fn assert_promises(spec: &RolloutSpec) {
         let flagramp::spec::SourceSpec::Prometheus(http) = source;
         assert!(http.timeout.is_none_or(|t| t <= SpecDuration::MAX));
         let url = url::Url::parse(&http.url).expect("an accepted URL parses");
-        assert!(url.username().is_empty() && url.password().is_none(), "credentials in {}", http.url);
+        assert!(
+            url.username().is_empty() && url.password().is_none(),
+            "credentials in {}",
+            http.url
+        );
         assert!(matches!(url.scheme(), "http" | "https"), "{}", http.url);
     }
 }
@@ -356,6 +360,8 @@ fn measure(args: &[&std::ffi::OsStr], limit: Duration) -> Measured {
     let out_path = out_dir.path().join("out");
     let out = std::fs::File::create(&out_path).unwrap();
     let started = Instant::now();
+    // Reaped below with wait4, which also reports its resource use; `Child::wait` would not.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"))
         .args(args)
         .stdout(out.try_clone().unwrap())

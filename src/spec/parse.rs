@@ -719,7 +719,9 @@ impl Walker<'_> {
                 };
                 let on_variation = self.optional_str(block, "on_variation", &path, "on_variation: enabled");
                 let on_variation = match on_variation {
-                    Some(v) => self.visible(block, "on_variation", &path, Some(v), Hidden::Any).map(Some),
+                    Some(v) => self
+                        .visible(block, "on_variation", &path, Some(v), Hidden::Any)
+                        .map(Some),
                     None => Some(None),
                 };
                 ProviderSpec::LaunchDarkly {
@@ -801,7 +803,14 @@ impl Walker<'_> {
     }
 
     /// `value` (read from `map[key]`) unless it carries a hidden character; see [`Hidden`].
-    fn visible(&mut self, map: &MarkedMappingNode, key: &str, path: &str, value: Option<String>, hidden: Hidden) -> Option<String> {
+    fn visible(
+        &mut self,
+        map: &MarkedMappingNode,
+        key: &str,
+        path: &str,
+        value: Option<String>,
+        hidden: Hidden,
+    ) -> Option<String> {
         let node = self.get(map, key)?;
         self.visible_node(node, &join(path, key), value?, hidden)
     }
@@ -834,10 +843,7 @@ impl Walker<'_> {
             return Some(false);
         };
         let field = join(path, "allow_insecure_http");
-        match self.one_of(node, &field, &["true", "false"]) {
-            Some(v) => Some(v == "true"),
-            None => None,
-        }
+        self.one_of(node, &field, &["true", "false"]).map(|v| v == "true")
     }
 
     fn stages(&mut self, node: Option<&Node>, flag: Option<&FlagSpec>) -> Option<Vec<Stage>> {
