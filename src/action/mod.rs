@@ -150,12 +150,6 @@ impl Inputs {
             return Err("input `github_token` is empty: keep its default `${{ github.token }}` or pass a token".into());
         }
         let rollout = Some(input("rollout", "")).filter(|r| !r.is_empty());
-        if let Some(r) = rollout.as_deref().filter(|r| !spec::text::is_name(r)) {
-            return Err(format!(
-                "input `rollout` is `{}`, which is not a rollout name (1 to 64 letters, digits, `.`, `_` or `-`)",
-                spec::text::shown(r)
-            ));
-        }
         let state_branch = input("state_branch", "flagramp-state");
         if !spec::text::is_branch_name(&state_branch) {
             return Err(format!(
@@ -283,6 +277,12 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
         "resume" => Operation::Manual(ManualOp::Resume),
         other => return Err(format!("command `{other}` is not one of: {}", COMMANDS[1..].join(", "))),
     };
+    if let Some(r) = rollout.as_deref().filter(|r| !spec::text::is_name(r)) {
+        return Err(format!(
+            "the rollout `{}` (input or dispatch input `rollout`) is not a rollout name: 1 to 64 letters, digits, `.`, `_` or `-`",
+            spec::text::shown(r)
+        ));
+    }
     if matches!(op, Operation::Manual(_)) && rollout.is_none() {
         return Err(format!(
             "`{command}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)"

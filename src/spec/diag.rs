@@ -40,7 +40,8 @@ impl fmt::Display for Diagnostic {
         write!(
             f,
             "{}:{}:{}: error: {}",
-            self.file.display(),
+            // A file name can hide characters too.
+            super::text::shown(&self.file.display().to_string()),
             self.line,
             self.column,
             self.message

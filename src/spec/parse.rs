@@ -222,6 +222,25 @@ fn anchor(map: &MarkedMappingNode) -> Span {
     map.iter().next().map(|(key, _)| *key.span()).unwrap_or(*map.span())
 }
 
+/// Which hidden characters a value may not carry (see [`text::is_hidden`]).
+#[derive(Clone, Copy)]
+enum Hidden {
+    /// None at all: identifiers such as the flag key, which are compared and shown on one line.
+    Any,
+    /// None but tabs and line breaks: queries and command arguments, which may span lines, and
+    /// where a bidi override would make a reviewed line run as something else.
+    Format,
+}
+
+impl Hidden {
+    fn forbids(self, c: char) -> bool {
+        match self {
+            Hidden::Any => text::is_hidden(c),
+            Hidden::Format => text::is_hidden(c) && !matches!(c, '\t' | '\n' | '\r'),
+        }
+    }
+}
+
 /// Whether a URL's host is this machine: 127.0.0.0/8, ::1 or `localhost`.
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
@@ -632,21 +651,8 @@ impl Walker<'_> {
 
     fn flag(&mut self, node: &Node) -> Option<FlagSpec> {
         let map = self.mapping(node, "flag", "flag")?;
-        let key = self.required_str(map, "key", "flag", "key: new_checkout").and_then(|key| {
-            let Some(hidden) = text::first_hidden(&key) else {
-                return Some(key);
-            };
-            let span = *self.get(map, "key").expect("just read").span();
-            self.report(
-                &span,
-                format!(
-                    "`flag.key` contains {}, an invisible control or format character",
-                    text::code_point(hidden)
-                ),
-                "such characters make a key look like another one (bidi overrides, zero-width spaces) or break report lines: write the key with visible characters only",
-            );
-            None
-        });
+        let key = self.required_str(map, "key", "flag", "key: new_checkout");
+        let key = self.visible(map, "key", "flag", key, Hidden::Any);
         let provider_node = self.required(map, "provider", "flag", "provider: flagd")?;
         let provider = self.one_of(provider_node, "flag.provider", &["flagd", "unleash", "launchdarkly"])?;
         for other in ["flagd", "unleash", "launchdarkly"] {
@@ -671,6 +677,7 @@ impl Walker<'_> {
         let provider = match provider {
             "flagd" => {
                 let file = self.required_str(block, "path", &path, "path: flags/flags.flagd.json");
+                let file = self.visible(block, "path", &path, file, Hidden::Any);
                 let branch = self.optional_str(block, "branch", &path, "branch: main");
                 if let Some(b) = branch.as_deref().filter(|b| !text::is_branch_name(b)) {
                     let n = self.get(block, "branch").expect("just read");
@@ -698,7 +705,9 @@ impl Walker<'_> {
             "unleash" => {
                 let url = self.url(block, &path);
                 let project = self.required_str(block, "project", &path, "project: default");
+                let project = self.visible(block, "project", &path, project, Hidden::Any);
                 let environment = self.required_str(block, "environment", &path, "environment: production");
+                let environment = self.visible(block, "environment", &path, environment, Hidden::Any);
                 let token_env = self.env_name(block, "token_env", &path, true);
                 ProviderSpec::Unleash {
                     url: url?,
@@ -709,19 +718,27 @@ impl Walker<'_> {
             }
             _ => {
                 let project = self.required_str(block, "project", &path, "project: default");
+                let project = self.visible(block, "project", &path, project, Hidden::Any);
                 let environment = self.required_str(block, "environment", &path, "environment: production");
+                let environment = self.visible(block, "environment", &path, environment, Hidden::Any);
                 let token_env = self.env_name(block, "token_env", &path, true);
                 let base_url = match self.get(block, "base_url") {
                     Some(_) => self.url_at(block, "base_url", &path).map(Some),
                     None => self.insecure_allowed(block, &path).map(|_| None),
                 };
                 let on_variation = self.optional_str(block, "on_variation", &path, "on_variation: enabled");
+                let on_variation = match on_variation {
+                    Some(v) => self
+                        .visible(block, "on_variation", &path, Some(v), Hidden::Any)
+                        .map(Some),
+                    None => Some(None),
+                };
                 ProviderSpec::LaunchDarkly {
                     project: project?,
                     environment: environment?,
                     token_env: token_env?,
                     base_url: base_url?,
-                    on_variation,
+                    on_variation: on_variation?,
                 }
             }
         };
@@ -794,16 +811,48 @@ impl Walker<'_> {
         Some(text.trim_end_matches('/').to_string())
     }
 
+    /// `value` (read from `map[key]`) unless it carries a hidden character; see [`Hidden`].
+    fn visible(
+        &mut self,
+        map: &MarkedMappingNode,
+        key: &str,
+        path: &str,
+        value: Option<String>,
+        hidden: Hidden,
+    ) -> Option<String> {
+        let node = self.get(map, key)?;
+        self.visible_node(node, &join(path, key), value?, hidden)
+    }
+
+    fn visible_node(&mut self, node: &Node, field: &str, value: String, hidden: Hidden) -> Option<String> {
+        let Some(c) = value.chars().find(|c| hidden.forbids(*c)) else {
+            return Some(value);
+        };
+        let (what, hint) = match hidden {
+            Hidden::Any => (
+                "a control or format character",
+                "such characters make a value look like another one (bidi overrides, zero-width spaces) or break report lines: write it with visible characters only",
+            ),
+            Hidden::Format => (
+                "a control or format character",
+                "bidi overrides and zero-width characters make the text read differently from what runs: remove it",
+            ),
+        };
+        self.report(
+            node.span(),
+            format!("`{field}` contains {}, {what}", text::code_point(c)),
+            hint,
+        );
+        None
+    }
+
     /// The block's `allow_insecure_http`: `Some(false)` when absent, `None` when not a boolean.
     fn insecure_allowed(&mut self, map: &MarkedMappingNode, path: &str) -> Option<bool> {
         let Some(node) = self.get(map, "allow_insecure_http") else {
             return Some(false);
         };
         let field = join(path, "allow_insecure_http");
-        match self.one_of(node, &field, &["true", "false"]) {
-            Some(v) => Some(v == "true"),
-            None => None,
-        }
+        self.one_of(node, &field, &["true", "false"]).map(|v| v == "true")
     }
 
     fn stages(&mut self, node: Option<&Node>, flag: Option<&FlagSpec>) -> Option<Vec<Stage>> {
@@ -1207,6 +1256,7 @@ impl Walker<'_> {
                 let query = self
                     .scalar(q, &join(path, "query"), "query: up")
                     .map(|s| s.as_str().to_string());
+                let query = self.visible(map, "query", path, query, Hidden::Format);
                 let source = match self.get(map, "source") {
                     None => {
                         self.report(
@@ -1251,14 +1301,19 @@ impl Walker<'_> {
                 match c.as_sequence() {
                     Some(seq) if !seq.is_empty() => {
                         let mut argv = Vec::new();
+                        let mut ok = true;
                         for (j, arg) in seq.iter().enumerate() {
-                            argv.push(
-                                self.scalar(arg, &format!("{path}.command[{j}]"), "\"--fast\"")?
-                                    .as_str()
-                                    .to_string(),
-                            );
+                            let field = format!("{path}.command[{j}]");
+                            let value = self.scalar(arg, &field, "\"--fast\"").map(|s| s.as_str().to_string());
+                            match value.and_then(|v| self.visible_node(arg, &field, v, Hidden::Format)) {
+                                Some(v) => argv.push(v),
+                                None => ok = false,
+                            }
                         }
-                        Some(Probe::Command { argv, env: env? })
+                        match (ok, env) {
+                            (true, Some(env)) => Some(Probe::Command { argv, env }),
+                            _ => None,
+                        }
                     }
                     Some(_) => {
                         self.report(
