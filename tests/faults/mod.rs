@@ -346,11 +346,21 @@ fn snapshot(bench: &Bench) -> World {
 
 /// Starts a flagd rollout (at 10%, bake 1h) with `spec`, then decides it two hours later.
 async fn started_then_decided(bench: &Bench, spec: &RolloutSpec) -> Outcome {
-    let started = bench.runner(t0()).decide(spec, &Mode::Run).await;
+    started_then_decided_at(bench, spec, t0(), later()).await
+}
+
+/// [`started_then_decided`] at chosen times (a real server has data only for the real clock).
+async fn started_then_decided_at(
+    bench: &Bench,
+    spec: &RolloutSpec,
+    start: DateTime<Utc>,
+    decide: DateTime<Utc>,
+) -> Outcome {
+    let started = bench.runner(start).decide(spec, &Mode::Run).await;
     assert_eq!(started.record.decision, DecisionKind::Start, "{:?}", started.record);
     let before = snapshot(bench);
     let clock = Instant::now();
-    let decided = bench.runner(later()).decide(spec, &Mode::Run).await;
+    let decided = bench.runner(decide).decide(spec, &Mode::Run).await;
     Outcome {
         decided,
         elapsed: clock.elapsed(),
