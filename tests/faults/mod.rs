@@ -381,11 +381,11 @@ async fn prometheus_faults_hold() {
     expect(&mut rows, "401", &["HTTP 401"]);
     expect(&mut rows, "403", &["HTTP 403"]);
     expect(&mut rows, "409 conflict", &["HTTP 409"]);
-    expect(&mut rows, "429", &["HTTP 429", "(rate limited)", "after 3 attempts"]);
+    expect(&mut rows, "429", &["HTTP 429", "(rate limited; after 3 attempts)"]);
     expect(
         &mut rows,
         "429 Retry-After: 10",
-        &["HTTP 429", "(rate limited)", "a wait of 10s does not fit"],
+        &["HTTP 429", "(rate limited; a wait of 10s does not fit in the 5s"],
     );
     let (faults, cases): (Vec<Fault>, Vec<Case>) = rows.into_iter().unzip();
     let faults = Arc::new(faults);
