@@ -770,7 +770,7 @@ async fn a_timeout_bounds_the_whole_read() {
 #[tokio::test]
 async fn a_short_timeout_gives_up_at_its_deadline() {
     let fake = fake_with_flag().await;
-    fake.delay_next("GET", Duration::from_secs(2), 3);
+    fake.delay_next("GET", Duration::from_secs(2), 1);
     let ld = provider(&fake, KEY, None).with_timeout(Duration::from_millis(300));
     let started = Instant::now();
     let e = ld.read().await.unwrap_err();

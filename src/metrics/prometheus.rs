@@ -123,11 +123,15 @@ impl PrometheusSource {
             ),
             _ => format!("source `{}` answered HTTP {status}", self.name),
         };
+        let mut notes = Vec::new();
         if http::is_rate_limited(status, &answer.headers) {
-            text.push_str(" (rate limited)");
+            notes.push("rate limited");
         }
         if let Some(why) = &answer.gave_up {
-            text.push_str(&format!(" ({why})"));
+            notes.push(why);
+        }
+        if !notes.is_empty() {
+            text.push_str(&format!(" ({})", notes.join("; ")));
         }
         text
     }

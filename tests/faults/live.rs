@@ -8,9 +8,14 @@ use flagramp::runner::Mode;
 
 use super::server::{Fault, FaultProxy, FaultServer, ProxyMode};
 use super::{
-    judge, parse, passing_check, prometheus_spec, spec_text, started_then_decided, unleash_block, Bench, Case, Outcome,
-    CHECK_TIMEOUT, PROVIDER_TIMEOUT, SLACK, UNLEASH_TOKEN_ENV,
+    judge, parse, passing_check, prometheus_spec, spec_text, started_then_decided_at, unleash_block, Bench, Case,
+    Outcome, CHECK_TIMEOUT, PROVIDER_TIMEOUT, SLACK, UNLEASH_TOKEN_ENV,
 };
+
+/// Prometheus has samples only near the real clock: the rollout starts two hours before now.
+fn two_hours_ago() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::hours(2)
+}
 
 fn env_addr(var: &str) -> String {
     let url = std::env::var(var)
@@ -24,8 +29,8 @@ fn modes() -> Vec<(Option<ProxyMode>, &'static str, &'static [&'static str])> {
     vec![
         (None, "refused", &["cannot connect to 127.0.0.1"]),
         (Some(ProxyMode::Stall), "stall", &["no answer from 127.0.0.1"]),
-        (Some(ProxyMode::Cut(40)), "cut inside the headers", &["127.0.0.1"]),
-        (Some(ProxyMode::Cut(400)), "cut inside the body", &["127.0.0.1"]),
+        (Some(ProxyMode::CutHead(40)), "cut inside the head", &["127.0.0.1"]),
+        (Some(ProxyMode::CutBody(20)), "cut inside the body", &["broke off"]),
     ]
 }
 
@@ -49,7 +54,7 @@ async fn real_prometheus_behind_a_faulty_proxy_holds() {
     // Control: through a proxy that passes everything, the same setup advances (`up` is 1).
     let (url, _proxy, _) = through(&upstream, Some(ProxyMode::Pass)).await;
     let bench = Bench::new(None);
-    let control = started_then_decided(&bench, &prometheus_spec(&url)).await;
+    let control = started_then_decided_at(&bench, &prometheus_spec(&url), two_hours_ago(), chrono::Utc::now()).await;
     assert_eq!(
         control.decided.record.decision,
         DecisionKind::Advance,
@@ -61,7 +66,8 @@ async fn real_prometheus_behind_a_faulty_proxy_holds() {
     for (mode, fault, expect) in modes() {
         let (url, _proxy, _refused) = through(&upstream, mode).await;
         let bench = Bench::new(None);
-        let outcome = started_then_decided(&bench, &prometheus_spec(&url)).await;
+        let outcome =
+            started_then_decided_at(&bench, &prometheus_spec(&url), two_hours_ago(), chrono::Utc::now()).await;
         let case = Case {
             fault: fault.into(),
             expect: expect.iter().map(|s| s.to_string()).collect(),

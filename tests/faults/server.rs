@@ -205,7 +205,10 @@ pub enum ProxyMode {
     /// Accept, read, never forward or answer.
     Stall,
     /// Forward the request, then pass on only the first `n` bytes of the answer and close.
-    Cut(usize),
+    CutHead(usize),
+    /// Forward the request, then pass on the answer's head and the first `n` bytes of its body,
+    /// and close.
+    CutBody(usize),
 }
 
 /// A TCP proxy on 127.0.0.1 in front of a real server (Prometheus, Unleash): faults reach only
@@ -248,23 +251,28 @@ async fn relay(mut client: TcpStream, upstream: &str, mode: ProxyMode) {
         ProxyMode::Pass | ProxyMode::Stall => {
             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
         }
-        ProxyMode::Cut(limit) => {
+        ProxyMode::CutHead(_) | ProxyMode::CutBody(_) => {
             let (mut client_read, mut client_write) = client.split();
             let (mut server_read, mut server_write) = server.split();
             let upstream_copy = tokio::io::copy(&mut client_read, &mut server_write);
             let downstream = async {
-                let mut sent = 0;
+                // Read the whole answer first (the server closes or the head says its length is
+                // small), then pass on the part the mode allows.
+                let mut answer = Vec::new();
                 let mut buf = [0u8; 4096];
-                while sent < limit {
-                    let n = match server_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n.min(limit - sent),
-                    };
-                    if client_write.write_all(&buf[..n]).await.is_err() {
-                        break;
+                let limit = loop {
+                    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+                    match (mode, head_end) {
+                        (ProxyMode::CutHead(n), _) if answer.len() >= n => break n,
+                        (ProxyMode::CutBody(n), Some(end)) if answer.len() >= end + n => break end + n,
+                        _ => {}
                     }
-                    sent += n;
-                }
+                    match server_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break answer.len().saturating_sub(1),
+                        Ok(n) => answer.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let _ = client_write.write_all(&answer[..limit.min(answer.len())]).await;
                 let _ = client_write.shutdown().await;
             };
             tokio::select! {
