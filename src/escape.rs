@@ -44,8 +44,27 @@ pub fn plain(text: &str) -> String {
     out
 }
 
-/// A workflow command's message: `%`, CR and LF escaped, as the runner's toolkit does.
+/// A workflow command's message: `%`, CR and LF escaped, as the runner's toolkit does; other
+/// control and format characters (a right-to-left override) become visible escapes as in
+/// [`plain`].
 pub fn workflow_data(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            c if is_control_or_format(c) => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    // The runner also reads its older `##[name]` form anywhere in a line.
+    out.replace("##[", "#\u{200B}#[")
+}
+
+/// The runner's percent-encoding of a workflow command's data, and nothing more: a mask must
+/// name the secret exactly as it will appear.
+fn command_percent(text: &str) -> String {
     text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
@@ -59,7 +78,7 @@ pub fn mask_command(value: &str) -> String {
     value
         .lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| format!("::add-mask::{}\n", workflow_data(line)))
+        .map(|line| format!("::add-mask::{}\n", command_percent(line)))
         .collect()
 }
 

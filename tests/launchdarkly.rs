@@ -103,7 +103,9 @@ impl Bench {
         let now = "2026-11-24T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()
             + chrono::Duration::minutes(self.minutes);
         let runner = Runner {
-            store: Box::new(LocalStateStore::for_writing(&self.dir.path().join("state"), Duration::ZERO).unwrap()),
+            store: Box::new(
+                LocalStateStore::for_writing(&self.dir.path().join("state"), Duration::from_secs(10)).unwrap(),
+            ),
             repo_root: self.dir.path().to_path_buf(),
             flag_files: FlagFiles::Local(self.dir.path().to_path_buf()),
             now,
@@ -786,7 +788,7 @@ async fn a_short_timeout_gives_up_at_its_deadline() {
     assert_eq!(fake.requests().len(), 1);
     // A write that times out is not sent again: it may have been applied.
     fake.delay_next("PATCH", Duration::from_secs(2), 1);
-    let seen = ld.read().await.unwrap();
+    let seen = provider(&fake, KEY, None).read().await.unwrap();
     let e = ld.set(FlagValue::on(pct(10)), &seen).await.unwrap_err();
     assert!(
         matches!(&e, ProviderError::Io(m) if m.contains("may or may not have been applied")),

@@ -194,12 +194,12 @@ fn a_manual_command_that_finds_the_state_locked_exits_3() {
     std::fs::create_dir_all(repo.root().join(".flagramp/state")).unwrap();
     let lock = std::fs::File::create(repo.root().join(".flagramp/state/.lock")).unwrap();
     lock.lock().unwrap();
-    let out = repo.run(&["rollback", "demo", "--now", NOW]);
+    let out = repo.run(&["rollback", "demo", "--now", NOW, "--lock-wait", "1s"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("`rollback demo` refused"), "{stderr}");
     assert_eq!(
-        repo.run(&["run", "--now", NOW]).status.code(),
+        repo.run(&["run", "--now", NOW, "--lock-wait", "1s"]).status.code(),
         Some(1),
         "a scheduled run fails as before"
     );

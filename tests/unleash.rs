@@ -550,7 +550,7 @@ impl Bench {
 async fn lock_state(dir: &Path) -> LocalStateStore {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match LocalStateStore::for_writing(dir, Duration::ZERO) {
+        match LocalStateStore::for_writing(dir, Duration::from_secs(10)) {
             Ok(store) => return store,
             Err(flagramp::state::StateError::Locked(_)) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;

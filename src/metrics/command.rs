@@ -5,12 +5,21 @@ use std::process::Stdio;
 
 use super::{MeasureRequest, MetricSource};
 use crate::check::Measurement;
+use crate::fsutil::MIB;
 use crate::secrets::Secrets;
 use crate::spec::Probe;
 
 /// The variables of flagramp's own environment that every command check gets; anything else
 /// (a token, a provider secret, `GITHUB_TOKEN`) only when the check names it in `env:`.
 const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG"];
+
+/// The most of a check's stdout that is read: one number needs a few bytes, and a runaway
+/// command (`yes 1`) must not fill memory. Past it the command is stopped and the check errs.
+const STDOUT_CAP: u64 = MIB;
+
+/// The start of a check's stderr that is kept for its error text; the rest is read and dropped,
+/// so that a chatty command never blocks on a full pipe.
+const STDERR_KEPT: u64 = 64 * 1024;
 
 /// Runs command checks with the repository root as working directory.
 #[derive(Debug, Clone)]
@@ -90,8 +99,14 @@ impl MetricSource for CommandSource {
             }
             Err(e) => return Measurement::Error(format!("`{program}` could not start: {e}")),
         };
-        let output = match tokio::time::timeout(request.timeout, child.wait_with_output()).await {
-            Ok(Ok(output)) => output,
+        let output = match tokio::time::timeout(request.timeout, capped_output(child)).await {
+            Ok(Ok(Captured::Done(output))) => output,
+            Ok(Ok(Captured::TooLong)) => {
+                return Measurement::Error(format!(
+                    "`{program}` printed more than {} on stdout and was stopped; a check command prints one number",
+                    crate::fsutil::size_text(STDOUT_CAP)
+                ))
+            }
             Ok(Err(e)) => return Measurement::Error(format!("`{program}` failed: {e}")),
             Err(_) => {
                 return Measurement::Error(format!(
@@ -131,4 +146,55 @@ impl MetricSource for CommandSource {
             )),
         }
     }
+}
+
+/// A command's outcome, read within the caps.
+enum Captured {
+    Done(std::process::Output),
+    /// Stdout passed [`STDOUT_CAP`]; the command was killed.
+    TooLong,
+}
+
+/// Waits for `child`, reading at most [`STDOUT_CAP`] + 1 bytes of stdout and keeping
+/// [`STDERR_KEPT`] bytes of stderr. The caller's timeout drops this future, and with it the
+/// child (`kill_on_drop`).
+async fn capped_output(mut child: tokio::process::Child) -> std::io::Result<Captured> {
+    use tokio::io::AsyncReadExt;
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(std::io::Error::other("the command's output pipes were not set up"));
+    };
+    let read_stdout = async {
+        let mut bytes = Vec::new();
+        stdout.take(STDOUT_CAP + 1).read_to_end(&mut bytes).await.map(|_| bytes)
+    };
+    let read_stderr = async {
+        let mut kept = Vec::new();
+        (&mut stderr).take(STDERR_KEPT).read_to_end(&mut kept).await?;
+        tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await?;
+        Ok::<_, std::io::Error>(kept)
+    };
+    // Both pipes are read at once, or a command filling one would block while the other is
+    // awaited. Once stdout passes the cap the child is killed, which also ends its stderr.
+    let mut too_long = false;
+    let (stdout, stderr) = tokio::join!(
+        async {
+            let stdout = read_stdout.await;
+            too_long = matches!(&stdout, Ok(bytes) if bytes.len() as u64 > STDOUT_CAP);
+            if too_long {
+                let _ = child.start_kill();
+            }
+            stdout
+        },
+        read_stderr
+    );
+    let stderr = stderr?;
+    let status = child.wait().await?;
+    if too_long {
+        return Ok(Captured::TooLong);
+    }
+    Ok(Captured::Done(std::process::Output {
+        status,
+        stdout: stdout?,
+        stderr,
+    }))
 }

@@ -90,7 +90,7 @@ impl Bench {
     async fn lock_state(&self) -> LocalStateStore {
         let dir = self.dir.path().join("state");
         for _ in 0..50 {
-            match LocalStateStore::for_writing(&dir, std::time::Duration::ZERO) {
+            match LocalStateStore::for_writing(&dir, std::time::Duration::from_secs(10)) {
                 Ok(store) => return store,
                 Err(flagramp::state::StateError::Locked(_)) => {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await

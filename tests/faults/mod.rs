@@ -141,7 +141,7 @@ impl Bench {
     fn runner(&self, now: DateTime<Utc>) -> Runner {
         self.runner_with(
             now,
-            Box::new(LocalStateStore::for_writing(&self.state_dir(), std::time::Duration::ZERO).unwrap()),
+            Box::new(LocalStateStore::for_writing(&self.state_dir(), std::time::Duration::from_secs(10)).unwrap()),
         )
     }
 
@@ -462,7 +462,18 @@ async fn command_faults_hold() {
         ),
         (
             vec!["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' 9"],
-            case("oversized output", &["success-rate"]),
+            case(
+                "oversized output",
+                &["printed more than 1 MiB on stdout and was stopped"],
+            ),
+        ),
+        (
+            vec!["yes", "1"],
+            case("endless output", &["printed more than 1 MiB on stdout and was stopped"]),
+        ),
+        (
+            vec!["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' e >&2; exit 1"],
+            case("a flood on stderr, then a failure", &["exited with 1"]),
         ),
         (
             vec!["sh", "-c", "echo 'permission denied' >&2; exit 77"],
