@@ -367,12 +367,12 @@ fn measure(args: &[&std::ffi::OsStr], limit: Duration) -> Measured {
     let out = std::fs::File::create(&out_path).unwrap();
     let started = Instant::now();
     // Reaped below with wait4, which also reports its resource use; `Child::wait` would not.
-    #[allow(clippy::zombie_processes)]
     let rss_path = out_dir.path().join("peak-kib");
     assert!(
         Path::new("/usr/bin/time").exists(),
         "install Debian's `time` (scripts/services install does)"
     );
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new("/usr/bin/time")
         .arg("-f")
         .arg("%M")
