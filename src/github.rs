@@ -219,16 +219,7 @@ impl GitHub {
             retryable: idempotent,
         })?;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_ascii_lowercase(),
-                    v.to_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let headers = http::header_pairs(response.headers());
         let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
@@ -236,7 +227,10 @@ impl GitHub {
                 let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
                 AttemptError {
                     message: if too_large {
-                        format!("the answer is larger than {}", http::describe_size(MAX_ANSWER_BYTES))
+                        format!(
+                            "the answer is larger than {}",
+                            crate::fsutil::size_text(MAX_ANSWER_BYTES as u64)
+                        )
                     } else {
                         format!("reading the answer: {e}")
                     },

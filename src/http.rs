@@ -460,6 +460,19 @@ async fn exchange(
     unreachable!("the loop returns at its last hop")
 }
 
+/// Response headers as (lower-case name, value) pairs; a value that is not text reads as empty.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Reads a response's headers and body, failing once the body exceeds `cap` bytes. A body
 /// that broke off is worth another try only for an `idempotent` request (a write may have
 /// been applied).
@@ -470,18 +483,12 @@ async fn read_answer(
     cap: usize,
     idempotent: bool,
 ) -> Result<Answer, AttemptError> {
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_ascii_lowercase(),
-                v.to_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(response.headers());
     let too_large = || AttemptError {
-        message: format!("{target} sent an answer larger than {}", describe_size(cap)),
+        message: format!(
+            "{target} sent an answer larger than {}",
+            crate::fsutil::size_text(cap as u64)
+        ),
         retryable: false,
     };
     if response.content_length().is_some_and(|n| n > cap as u64) {
@@ -511,17 +518,6 @@ async fn read_answer(
         body,
         gave_up: None,
     })
-}
-
-/// `1 MiB`, `16 MiB`, `512 KiB`.
-pub fn describe_size(bytes: usize) -> String {
-    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
-        format!("{} MiB", bytes / (1024 * 1024))
-    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
-        format!("{} KiB", bytes / 1024)
-    } else {
-        format!("{bytes} bytes")
-    }
 }
 
 #[cfg(test)]
@@ -572,8 +568,6 @@ mod tests {
 
     #[test]
     fn sizes_read_well() {
-        assert_eq!(describe_size(MAX_ANSWER_BYTES), "1 MiB");
-        assert_eq!(describe_size(512 * 1024), "512 KiB");
-        assert_eq!(describe_size(100), "100 bytes");
+        assert_eq!(crate::fsutil::size_text(MAX_ANSWER_BYTES as u64), "1 MiB");
     }
 }
