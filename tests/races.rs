@@ -136,9 +136,9 @@ mod action {
 
     fn trials() -> usize {
         if std::env::var_os("FLAGRAMP_LONG").is_some() {
-            200
+            1000
         } else {
-            20
+            200
         }
     }
 
