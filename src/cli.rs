@@ -144,9 +144,18 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::DECIDED });
         }
     };
+    // One registry of secrets for the whole process, so that every line on stderr (log events,
+    // the final error) passes the same redaction as stdout, state and reports. In Action mode it
+    // also masks each secret as it is registered.
+    let secrets = if matches!(cli.command, Command::Action) {
+        Secrets::masking()
+    } else {
+        Secrets::new()
+    };
+    let log_secrets = secrets.clone();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FLAGRAMP_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
+        .with_writer(move || RedactedStderr(log_secrets.clone()))
         .without_time()
         .init();
     // A panic is a bug. It is reported as one log line, not as Rust's panic report: its message
@@ -159,11 +168,13 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            say_error(&format!("flagramp: cannot start the async runtime: {e}"));
+            say_error(&secrets, &format!("flagramp: cannot start the async runtime: {e}"));
             return ExitCode::from(exit::INVALID);
         }
     };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli))));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(run(cli, secrets.clone()))
+    }));
     let result = match outcome {
         Ok(result) => result,
         Err(panic) => {
@@ -172,9 +183,10 @@ pub fn main() -> ExitCode {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            say_error(&format!(
-                "flagramp: internal error (a bug in flagramp, please report it): {message}"
-            ));
+            say_error(
+                &secrets,
+                &format!("flagramp: internal error (a bug in flagramp, please report it): {message}"),
+            );
             return ExitCode::from(exit::INVALID);
         }
     };
@@ -182,10 +194,10 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             if let Some(spec_errors) = err.downcast_ref::<SpecErrors>() {
-                say_error(&spec_errors.to_string());
+                say_error(&secrets, &spec_errors.to_string());
                 return ExitCode::from(exit::INVALID);
             }
-            say_error(&format!("flagramp: {err:#}"));
+            say_error(&secrets, &format!("flagramp: {err:#}"));
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(exit::USAGE)
             } else if err.downcast_ref::<Refused>().is_some() {
@@ -203,9 +215,25 @@ pub fn main() -> ExitCode {
 struct Refused(String);
 
 /// Writes a line to stderr; a closed stderr loses the line but never panics.
-fn say_error(text: &str) {
+fn say_error(secrets: &Secrets, text: &str) {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "{text}");
+    let _ = writeln!(stderr, "{}", secrets.redact(text));
+}
+
+/// Stderr for log events, redacted: an event may carry text from outside (a provider's error).
+struct RedactedStderr(Secrets);
+
+impl Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter writes one whole event per call, so a secret is never split across calls.
+        let text = self.0.redact(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn parse_now(now: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
@@ -325,7 +353,7 @@ fn default_actor() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     let fixed_now = global.now.as_deref().map(|t| parse_now(Some(t))).transpose()?;
     let budget = SpecDuration::parse(&global.time_budget).map_err(|e| usage(format!("--time-budget: {e}")))?;
@@ -338,12 +366,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         flag_files: FlagFiles::Local(repo_root.clone()),
         now: fixed_now.unwrap_or_else(Utc::now),
         actor,
-        secrets: Secrets::new(),
+        secrets: secrets.clone(),
         budget: Some(budget),
     };
 
     match cli.command {
-        Command::Action => Ok(ExitCode::from(flagramp::action::run().await)),
+        Command::Action => Ok(ExitCode::from(flagramp::action::run(secrets.clone()).await)),
         Command::Schema => {
             let kind = match global.output.as_str() {
                 "spec" | "text" => SchemaKind::Spec,
@@ -403,7 +431,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 &serde_json::json!({ "valid": false, "rollouts": [], "problems": spec_errors.diagnostics }),
                             )? + "\n"),
                         )?;
-                        say_error(&spec_errors.to_string());
+                        say_error(&secrets, &spec_errors.to_string());
                         Ok(ExitCode::from(exit::INVALID))
                     }
                     _ => Err(err),

@@ -245,6 +245,9 @@ fn cli(repo: &Path, args: &[&str]) -> Output {
         .env("PATH", std::env::var("PATH").unwrap())
         .env("HOME", repo)
         .env("LANG", "C.UTF-8")
+        // Every log event reaches stderr too, and the scan covers it: log lines carry
+        // providers' and sources' error texts.
+        .env("FLAGRAMP_LOG", "debug")
         .env("INPUT_GITHUB_TOKEN", AMBIENT);
     for (k, v) in secret_env() {
         cmd.env(k, v);

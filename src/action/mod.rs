@@ -418,10 +418,12 @@ fn say(secrets: &Secrets, text: &str) {
 }
 
 /// Runs the Action; returns the process exit code (0, 1, or 3 for a refused manual command).
-pub async fn run() -> u8 {
+///
+/// `secrets` is the process's registry, made with [`Secrets::masking`], so that the binary's
+/// stderr redacts what the Action learns.
+pub async fn run(secrets: Secrets) -> u8 {
     // Masks come before anything else is printed: every secret is masked as it is registered,
     // the token first.
-    let secrets = Secrets::masking();
     if let Some(token) = env("INPUT_GITHUB_TOKEN") {
         secrets.remember_bearer(&token);
         secrets.remember(&format!("token {token}"));
