@@ -127,20 +127,13 @@ mod action {
 
     use serde_json::{json, Value};
 
+    use super::trials;
     use crate::action::{fixture, Job};
     use crate::support::github::FakeGitHub;
 
     const FLAGS_PATH: &str = "flags/flags.flagd.json";
     const ROLLOUTS: [&str; 2] = ["new-checkout", "second"];
     const CONCURRENT_RUNS: usize = 10;
-
-    fn trials() -> usize {
-        if std::env::var_os("FLAGRAMP_LONG").is_some() {
-            1000
-        } else {
-            200
-        }
-    }
 
     fn spec(name: &str) -> String {
         format!(

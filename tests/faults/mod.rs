@@ -361,9 +361,14 @@ async fn started_then_decided_at(
 ) -> Outcome {
     let started = bench.runner(start).decide(spec, &Mode::Run).await;
     assert_eq!(started.record.decision, DecisionKind::Start, "{:?}", started.record);
+    decided_at(bench, spec, decide).await
+}
+
+/// One scheduled decision at `at`, with the local flag and state before and after it.
+async fn decided_at(bench: &Bench, spec: &RolloutSpec, at: DateTime<Utc>) -> Outcome {
     let before = snapshot(bench);
     let clock = Instant::now();
-    let decided = bench.runner(decide).decide(spec, &Mode::Run).await;
+    let decided = bench.runner(at).decide(spec, &Mode::Run).await;
     Outcome {
         decided,
         elapsed: clock.elapsed(),
@@ -496,15 +501,7 @@ async fn command_faults_hold() {
 async fn provider_outcome(flag_block: String) -> Outcome {
     let bench = Bench::new(None);
     let spec = parse(&spec_text(&flag_block, passing_check()));
-    let before = snapshot(&bench);
-    let clock = Instant::now();
-    let decided = bench.runner(t0()).decide(&spec, &Mode::Run).await;
-    Outcome {
-        decided,
-        elapsed: clock.elapsed(),
-        before,
-        after: snapshot(&bench),
-    }
+    decided_at(&bench, &spec, t0()).await
 }
 
 fn unleash_block(url: &str) -> String {
@@ -893,15 +890,7 @@ async fn flagd_file_faults_are_errors() {
                 None => std::fs::remove_file(bench.root().join(FLAGS)).unwrap(),
             }
             let spec = parse(&spec_text(&flagd_block(), passing_check()));
-            let before = snapshot(&bench);
-            let clock = Instant::now();
-            let decided = bench.runner(t0()).decide(&spec, &Mode::Run).await;
-            Outcome {
-                decided,
-                elapsed: clock.elapsed(),
-                before,
-                after: snapshot(&bench),
-            }
+            decided_at(&bench, &spec, t0()).await
         }
     })
     .await;
@@ -932,15 +921,7 @@ async fn state_store_faults_are_errors() {
             let bench = Bench::new(Some(10_000));
             bench.write(".flagramp/state/demo.json", contents[i]);
             let spec = parse(&spec_text(&flagd_block(), passing_check()));
-            let before = snapshot(&bench);
-            let clock = Instant::now();
-            let decided = bench.runner(later()).decide(&spec, &Mode::Run).await;
-            Outcome {
-                decided,
-                elapsed: clock.elapsed(),
-                before,
-                after: snapshot(&bench),
-            }
+            decided_at(&bench, &spec, later()).await
         }
     })
     .await;
