@@ -1,4 +1,4 @@
-//! The decision engine (DESIGN.md §3): a pure function of spec, state, flag reading, check
+//! The decision engine (docs/rules.md §3): a pure function of spec, state, flag reading, check
 //! results and `now`. No I/O, no clock: the runner gathers the inputs and carries out the result.
 //!
 //! Position is derived from the flag's real percentage, not from a stored stage index, so a
@@ -28,7 +28,7 @@ pub struct Input<'a> {
     pub actor: &'a str,
 }
 
-/// A manual command (DESIGN.md §3, "Manual commands").
+/// A manual command (docs/rules.md §3, "Manual commands").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManualOp {
     /// One stage up now, ignoring bake and window; checks must pass unless `force`.
@@ -546,7 +546,7 @@ fn forced_note(force: bool, problems: &[String]) -> String {
     }
 }
 
-/// Decides what a scheduled run does (DESIGN.md §3, rules 2–9; run [`resolve_pending`] first).
+/// Decides what a scheduled run does (docs/rules.md §3, rules 2–9; run [`resolve_pending`] first).
 pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let mut d = Decider::new(input);
     let spec = input.spec;

@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN.md §4), decided in one place.
+//! Exit codes (docs/rules.md §4), decided in one place.
 
 use std::process::ExitCode;
 

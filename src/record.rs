@@ -1,4 +1,4 @@
-//! Decision records and rollout status: the JSON shapes of DESIGN.md §4.
+//! Decision records and rollout status: the JSON shapes of docs/rules.md §4.
 //!
 //! Reports are rendered from these records and never recomputed.
 

@@ -1,5 +1,5 @@
 //! The shell around the engine: reads state and flags, queries checks, carries out decisions in
-//! the order of DESIGN.md rule 1 (claim, change the flag, record) and builds status.
+//! the order of docs/rules.md §3 rule 1 (claim, change the flag, record) and builds status.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;

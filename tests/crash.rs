@@ -1,4 +1,4 @@
-//! Crash consistency: the real binary is SIGKILLed at each point of a transition (DESIGN.md rule
+//! Crash consistency: the real binary is SIGKILLed at each point of a transition (docs/rules.md §3 rule
 //! 1: claim, change the flag, record) and the next run must find the truth from the flag, record
 //! the transition exactly once, keep every earlier history entry and leave no temporary file.
 //!

@@ -1,4 +1,4 @@
-//! Every rule of DESIGN.md §3, and every manual command, against the pure engine.
+//! Every rule of docs/rules.md §3, and every manual command, against the pure engine.
 
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;

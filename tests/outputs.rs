@@ -1,4 +1,4 @@
-//! The JSON outputs of DESIGN.md §4, driven through the real binary in a temporary repository:
+//! The JSON outputs of docs/rules.md §4, driven through the real binary in a temporary repository:
 //! snapshots of `status` and `plan`/`run` records, exit codes, and a structural check of each
 //! output against the schema `flagramp schema --output decision|status` prints.
 
@@ -220,7 +220,7 @@ fn assert_conforms(repo: &Repo, kind: &str, value: &Value) {
     );
 }
 
-/// The fields DESIGN.md §4 lists, present in every record whatever the schema says.
+/// The fields docs/rules.md §4 lists, present in every record whatever the schema says.
 fn assert_decision_fields(records: &Value) {
     for record in records.as_array().expect("an array of records") {
         for key in [

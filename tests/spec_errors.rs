@@ -1,4 +1,4 @@
-//! Rendered spec diagnostics (DESIGN.md §2): every bad spec names `path:line:col`, says what is
+//! Rendered spec diagnostics (docs/rules.md §2): every bad spec names `path:line:col`, says what is
 //! wrong and how to fix it, and every problem in a file is reported at once.
 //!
 //! Each snapshot shows the diagnostics followed by the source line they point at with a caret
@@ -437,7 +437,7 @@ fn load_all_reports_every_file() {
     );
 }
 
-/// The DESIGN.md §2 example, with whole-number stages so that the Unleash provider accepts it.
+/// The docs/rules.md §2 example, with whole-number stages so that the Unleash provider accepts it.
 const DESIGN_EXAMPLE: &str = r#"# .github/rollouts/new-checkout.yml   (specs are found recursively, *.yml and *.yaml)
 version: 1
 name: new-checkout                 # default: file stem; unique across specs

@@ -1,4 +1,4 @@
-//! Rollout specs, version 1 (DESIGN.md §2): the typed form and how files are found and read.
+//! Rollout specs, version 1 (docs/rules.md §2): the typed form and how files are found and read.
 
 mod diag;
 mod parse;
