@@ -432,3 +432,25 @@ fn usage_errors_exit_2() {
     repo.fails(&["frobnicate"], 2);
     repo.fails(&["plan", "--frobnicate"], 2);
 }
+
+/// State written by the released format (docs/rules.md §1, "State") still loads after the record
+/// gains evidence fields: `status` reads it, in JSON and as text, and `plan` decides from it.
+#[test]
+fn state_written_by_the_released_format_still_loads() {
+    let repo = Repo::new();
+    repo.write(".flagramp/state/x.json", include_str!("fixtures/state/x.v1.json"));
+    repo.write(FLAG_FILE, include_str!("fixtures/state/x.v1.flags.flagd.json"));
+    let status = repo.json(&["status", "--output", "json"], "2026-11-24T12:30:00Z", 0);
+    assert_conforms(&repo, "status", &status);
+    assert_eq!(status[0]["current_percent"], 50);
+    assert_eq!(status[0]["history"].as_array().map(Vec::len), Some(2));
+    let output = repo
+        .command(&["status", "--now", "2026-11-24T12:30:00Z"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(text.contains("50%"), "status text:\n{text}");
+    let plan = repo.json(&["plan", "--output", "json"], "2026-11-24T12:30:00Z", 0);
+    assert_conforms(&repo, "decision", &plan);
+}
