@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::check::{sig4, Measurement, Verdict};
 use crate::percent::Percent;
-use crate::record::{CheckRecord, DecisionKind, DecisionRecord};
+use crate::record::{BakeProgress, CheckRecord, DecisionKind, DecisionRecord, Failures, Rule};
 use crate::spec::{CheckSpec, NoDataPolicy, RollbackPolicy, RolloutSpec};
 use crate::state::{DriftNote, FlagValue, RolloutState};
 
@@ -260,6 +260,8 @@ struct Decider<'a> {
     state: RolloutState,
     changed: bool,
     notes: Vec<String>,
+    /// The rule deciding, set just before the record is made (docs/rules.md §3).
+    rule: Rule,
 }
 
 impl<'a> Decider<'a> {
@@ -277,6 +279,7 @@ impl<'a> Decider<'a> {
             state,
             changed,
             notes: Vec::new(),
+            rule: Rule::Error,
         };
         let stages = spec.stage_percents();
         if decider.state.stages != stages {
@@ -334,7 +337,30 @@ impl<'a> Decider<'a> {
             eligible_at,
             checks: checks.to_vec(),
             refused: false,
+            rule: Some(self.rule),
+            bake: self.bake_progress(from),
+            failures: Some(Failures {
+                count: self.state.consecutive_failures,
+                limit: self.spec().policy.failures_to_rollback,
+            }),
+            planned: false,
         }
+    }
+
+    /// Bake progress of the stage `from` is at, measured from when the stored state says it was
+    /// entered (before this decision moved anything): the evidence behind rule 9.
+    fn bake_progress(&self, from: FlagValue) -> Option<BakeProgress> {
+        let entered = self.input.state.and_then(|s| s.stage_entered_at)?;
+        let stage = if from.enabled {
+            stage_at(self.spec(), from.percent)?
+        } else {
+            return None;
+        };
+        let elapsed = (self.input.now - entered).num_seconds().max(0);
+        Some(BakeProgress {
+            required_s: self.spec().stages[stage].bake.as_secs(),
+            elapsed_s: u64::try_from(elapsed).unwrap_or(0),
+        })
     }
 
     /// A person's command that is not carried out: a hold (or `kind`) that says why, marked
@@ -419,6 +445,7 @@ impl<'a> Decider<'a> {
     fn error(self, message: &str) -> Step {
         let last = self.expected();
         let mut record = self.record(DecisionKind::Error, last, last, message.to_string(), None, &[]);
+        record.rule = Some(Rule::Error);
         // Never record a time that cannot be written in RFC 3339 (see `time_out_of_range`).
         record.at = record.at.clamp(EARLIEST_TIME, LATEST_TIME);
         // An error changes nothing and is not history: the next run decides afresh.
@@ -471,6 +498,7 @@ impl<'a> Decider<'a> {
             self.name(),
             found.describe()
         );
+        self.rule = Rule::Drift;
         Some(self.record(DecisionKind::Drift, found, found, reason, None, &[]))
     }
 
@@ -573,17 +601,20 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "complete since {}: the flag serves everyone; nothing to do",
             done.to_rfc3339()
         );
+        d.rule = Rule::Complete;
         let record = d.record(DecisionKind::Complete, found, found, reason, None, &[]);
         return d.report_only(record);
     }
     if !found.enabled {
         if d.state.locked {
             let reason = format!("rolled back to off: run `flagramp advance {name}` to start again");
+            d.rule = Rule::Locked;
             let record = d.record(DecisionKind::Hold, found, found, reason, None, &[]);
             return d.finish(record, None);
         }
         if d.state.paused {
             let reason = format!("paused before starting: run `flagramp resume {name}` to continue");
+            d.rule = Rule::Paused;
             let record = d.record(DecisionKind::Paused, found, found, reason, None, &[]);
             return d.finish(record, None);
         }
@@ -598,12 +629,14 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                     window.describe(),
                     opens.to_rfc3339()
                 );
+                d.rule = Rule::Window;
                 let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), &[]);
                 return d.finish(record, None);
             }
         }
         d.move_to(first);
         let reason = format!("started at {}", stage_label(spec, 0));
+        d.rule = Rule::Start;
         let record = d.record(DecisionKind::Start, found, first, reason, None, &[]);
         return d.finish(record, Some(first));
     }
@@ -629,10 +662,12 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                 "{what}: {} from {current} (failure {failures} of {limit}); locked until someone runs `flagramp advance {name}`",
                 d.rollback_reason(to)
             );
+            d.rule = Rule::Rollback;
             let record = d.record(kind, found, to, reason, None, verdicts.records);
             return d.finish(record, Some(to));
         }
         let reason = format!("{what}: failure {failures} of {limit} before rollback, holding at {current}");
+        d.rule = Rule::Rollback;
         let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
@@ -641,6 +676,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "holding at {current}: {}; missing data and source trouble are never a pass, nor a failure",
             verdicts.waiting.join("; ")
         );
+        d.rule = Rule::Checks;
         let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
@@ -656,6 +692,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "{}, but the rollout is paused at {current}: run `flagramp resume {name}` to continue",
             verdicts.summary()
         );
+        d.rule = Rule::Paused;
         let record = d.record(DecisionKind::Paused, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
@@ -665,6 +702,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "{}; rolled back earlier, so holding at {current}: run `flagramp advance {name}` to continue",
             verdicts.summary()
         );
+        d.rule = Rule::Locked;
         let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
@@ -698,6 +736,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             entered.to_rfc3339(),
             bake_end.to_rfc3339()
         );
+        d.rule = Rule::Bake;
         let record = d.record(
             DecisionKind::Hold,
             found,
@@ -715,6 +754,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "{} and the final bake of {bake} at 100% has elapsed: rollout complete",
             verdicts.summary()
         );
+        d.rule = Rule::Complete;
         let record = d.record(DecisionKind::Complete, found, found, reason, None, verdicts.records);
         return d.finish(record, None);
     }
@@ -729,6 +769,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                 window.describe(),
                 opens.to_rfc3339()
             );
+            d.rule = Rule::Window;
             let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), verdicts.records);
             return d.finish(record, None);
         }
@@ -741,6 +782,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         verdicts.summary(),
         stage_label(spec, next)
     );
+    d.rule = Rule::Advance;
     let record = d.record(DecisionKind::Advance, found, to, reason, None, verdicts.records);
     d.finish(record, Some(to))
 }
@@ -776,6 +818,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 "paused by {actor}{because} at {found_desc}: run `flagramp resume {name}` to continue",
                 found_desc = found.describe()
             );
+            d.rule = Rule::Pause;
             let record = d.record(DecisionKind::Paused, found, found, text, None, &[]);
             d.finish(record, None)
         }
@@ -788,12 +831,14 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 "resumed by {actor}{because} at {}; the next run continues from there",
                 found.describe()
             );
+            d.rule = Rule::Resume;
             let record = d.record(DecisionKind::Hold, found, found, text, None, &[]);
             d.finish(record, None)
         }
         ManualOp::Rollback => {
             if !found.enabled {
                 let text = format!("rollback by {actor}{because} refused: nothing to roll back, the flag is off");
+                d.rule = Rule::Rollback;
                 let record = d.refusal(DecisionKind::Hold, found, text, &[]);
                 return d.finish(record, None);
             }
@@ -805,6 +850,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 d.rollback_reason(to),
                 found.percent
             );
+            d.rule = Rule::Rollback;
             let record = d.record(kind, found, to, text, None, &[]);
             d.finish(record, Some(to))
         }
@@ -814,6 +860,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     "advance by {actor}{because} refused: already complete since {}",
                     done.to_rfc3339()
                 );
+                d.rule = Rule::Advance;
                 let record = d.refusal(DecisionKind::Complete, found, text, &[]);
                 return d.finish(record, None);
             }
@@ -833,6 +880,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to advance anyway",
                     problems.join("; ")
                 );
+                d.rule = Rule::Advance;
                 let record = d.refusal(DecisionKind::Hold, found, text, records);
                 return d.finish(record, None);
             }
@@ -847,6 +895,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                         "manual advance by {actor}{because}: advanced to {}{forced}",
                         stage_label(spec, next)
                     );
+                    d.rule = Rule::Advance;
                     let record = d.record(DecisionKind::Advance, found, to, text, None, records);
                     d.finish(record, Some(to))
                 }
@@ -855,6 +904,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     d.state.consecutive_failures = 0;
                     d.changed = true;
                     let text = format!("manual advance by {actor}{because}: marked complete at 100%{forced}");
+                    d.rule = Rule::Advance;
                     let record = d.record(DecisionKind::Complete, found, found, text, None, records);
                     d.finish(record, None)
                 }
@@ -880,6 +930,7 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
             "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to start anyway",
             blocking.join("; ")
         );
+        d.rule = Rule::Advance;
         let record = d.refusal(DecisionKind::Hold, found, text, records);
         return d.finish(record, None);
     }
@@ -892,6 +943,100 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
         "manual advance by {actor}{because}: started at {}{forced}",
         stage_label(spec, 0)
     );
+    d.rule = Rule::Advance;
     let record = d.record(DecisionKind::Start, found, first, text, None, records);
     d.finish(record, Some(first))
+}
+
+/// The record of a rollout that could not be decided (docs/rules.md §3, rule 2): spec, state or
+/// provider unusable, or a bug. `message` is already admitted by the caller.
+pub fn error_record(spec: &RolloutSpec, now: DateTime<Utc>, actor: &str, message: String) -> DecisionRecord {
+    DecisionRecord {
+        rollout: spec.name.clone(),
+        flag: spec.flag.key.clone(),
+        decision: DecisionKind::Error,
+        at: now.clamp(EARLIEST_TIME, LATEST_TIME),
+        actor: actor.to_string(),
+        from_percent: Percent::ZERO,
+        to_percent: Percent::ZERO,
+        stage: None,
+        reason: message,
+        eligible_at: None,
+        checks: Vec::new(),
+        refused: false,
+        rule: Some(Rule::Error),
+        bake: None,
+        failures: None,
+        planned: false,
+    }
+}
+
+/// The hold for a rollout not reached before the run's time budget was spent (docs/rules.md §3,
+/// rule 2): nothing read, nothing changed. `budget` is the budget as people read it.
+pub fn budget_record(spec: &RolloutSpec, now: DateTime<Utc>, actor: &str, budget: &str) -> DecisionRecord {
+    DecisionRecord {
+        decision: DecisionKind::Hold,
+        rule: Some(Rule::Budget),
+        ..error_record(
+            spec,
+            now,
+            actor,
+            format!(
+                "time budget exhausted: the run's {budget} (--time-budget, input `time_budget`) was spent before this rollout's turn; nothing was read or changed, the next run decides it"
+            ),
+        )
+    }
+}
+
+/// The hold while another run's claim is fresh (docs/rules.md §3, rule 1): leave its work alone.
+/// `found` is the flag as read, when it could be read.
+pub fn busy_record(
+    spec: &RolloutSpec,
+    now: DateTime<Utc>,
+    actor: &str,
+    pending: &crate::state::PendingTransition,
+    found: Option<FlagValue>,
+) -> DecisionRecord {
+    let at = found.map(FlagValue::effective).unwrap_or(pending.from.effective());
+    let since = pending.claimed_at.map(crate::window::human_time).unwrap_or_default();
+    DecisionRecord {
+        decision: DecisionKind::Hold,
+        from_percent: at,
+        to_percent: at,
+        stage: found.filter(|f| f.enabled).and_then(|f| stage_at(spec, f.percent)),
+        reason: format!(
+            "another run claimed a change to {} at {since} and may still be carrying it out; holding (a claim older than {} minutes is resolved from the flag)",
+            pending.to.describe(),
+            CLAIM_LEASE.num_minutes()
+        ),
+        rule: Some(Rule::Busy),
+        ..error_record(spec, now, actor, String::new())
+    }
+}
+
+/// A status shown as one record (the Action's status-only reports): its latest decision, or, for
+/// a rollout with no history, a hold that says it has not started (or why the flag is unread).
+pub fn status_record(status: &crate::record::Status, now: DateTime<Utc>, actor: &str) -> DecisionRecord {
+    status.history.last().cloned().unwrap_or_else(|| DecisionRecord {
+        rollout: status.rollout.clone(),
+        flag: status.flag.clone(),
+        decision: DecisionKind::Hold,
+        at: now,
+        actor: actor.to_string(),
+        from_percent: status.current_percent,
+        to_percent: status.current_percent,
+        stage: status.current_stage,
+        reason: status.flag_error.clone().unwrap_or_else(|| "not started yet".into()),
+        eligible_at: None,
+        checks: Vec::new(),
+        refused: false,
+        rule: Some(if status.flag_error.is_some() {
+            Rule::Error
+        } else {
+            Rule::Start
+        }),
+        bake: None,
+        failures: None,
+        planned: false,
+    })
 }

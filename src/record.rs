@@ -59,6 +59,87 @@ impl DecisionKind {
     }
 }
 
+/// Which rule of docs/rules.md §3 decided (manual commands: the command's name; the actor shows
+/// who). Records written before this field existed load with `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Rule 1: a pending transition was finished or dropped.
+    Pending,
+    /// Rule 1: another run's fresh claim; hold.
+    Busy,
+    /// Rule 2: spec, state or provider unusable.
+    Error,
+    /// Rule 2: the run's time budget was spent.
+    Budget,
+    /// Rule 3: a person changed the flag.
+    Drift,
+    /// Rule 4: started at stage 1.
+    Start,
+    /// Rules 4 and 9: complete (also `advance` at 100%).
+    Complete,
+    /// Rule 5: a check errored or had no data.
+    Checks,
+    /// Rule 6: a check failed (rolled back, or counted below the limit); also the `rollback` command.
+    Rollback,
+    /// Rule 7, and the `pause` command's name is `pause`.
+    Paused,
+    /// Rule 8: locked after a rollback.
+    Locked,
+    /// Rule 9: the bake has not elapsed.
+    Bake,
+    /// Rules 4 and 9: outside the window.
+    Window,
+    /// Rule 9: advanced one stage; also the `advance` command.
+    Advance,
+    /// The `pause` command.
+    Pause,
+    /// The `resume` command.
+    Resume,
+}
+
+impl Rule {
+    /// The word used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Pending => "pending",
+            Rule::Busy => "busy",
+            Rule::Error => "error",
+            Rule::Budget => "budget",
+            Rule::Drift => "drift",
+            Rule::Start => "start",
+            Rule::Complete => "complete",
+            Rule::Checks => "checks",
+            Rule::Rollback => "rollback",
+            Rule::Paused => "paused",
+            Rule::Locked => "locked",
+            Rule::Bake => "bake",
+            Rule::Window => "window",
+            Rule::Advance => "advance",
+            Rule::Pause => "pause",
+            Rule::Resume => "resume",
+        }
+    }
+}
+
+/// How long the stage the decision was made at must bake, and how long it has (docs/rules.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BakeProgress {
+    /// The stage's bake, in seconds.
+    pub required_s: u64,
+    /// Seconds since the stage was entered.
+    pub elapsed_s: u64,
+}
+
+/// The consecutive-failure counter after the decision and the rollback limit (docs/rules.md §3, rule 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Failures {
+    /// Consecutive failing evaluations.
+    pub count: u32,
+    /// `failures_to_rollback`.
+    pub limit: u32,
+}
+
 /// One check's evidence in a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckRecord {
@@ -106,6 +187,18 @@ pub struct DecisionRecord {
     /// a flag that is off): nothing changed, and the command exits 3. Absent when `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refused: bool,
+    /// The rule that decided; `null` in records written before this field existed.
+    #[serde(default)]
+    pub rule: Option<Rule>,
+    /// Bake progress of the stage the decision was made at; `null` before a stage was entered.
+    #[serde(default)]
+    pub bake: Option<BakeProgress>,
+    /// The consecutive-failure counter and its limit; `null` in older records.
+    #[serde(default)]
+    pub failures: Option<Failures>,
+    /// True for `plan` and dry runs: what the next run would do, nothing was done.
+    #[serde(default)]
+    pub planned: bool,
 }
 
 /// One rollout's status. `status` prints an array of these.

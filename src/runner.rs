@@ -15,7 +15,7 @@ use crate::http::{Credentials, Deadline};
 use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSource};
 use crate::percent::Percent;
 use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
-use crate::record::{CheckRecord, DecisionKind, DecisionRecord, Status};
+use crate::record::{CheckRecord, DecisionRecord, Status};
 use crate::secrets::{Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
 use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceSpec};
 use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
@@ -24,6 +24,8 @@ use crate::state::{PendingTransition, RolloutState, StateError, StateStore, Stat
 const CONFLICT_ATTEMPTS: u32 = 3;
 
 /// One attempt at deciding a rollout.
+// Built once per attempt and matched at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Attempt {
     Done(Decided),
     /// Another run changed the state or flag first: read everything again and decide again.
@@ -146,6 +148,9 @@ impl Runner {
                     history: Vec::new(),
                 }
             });
+            // A plan or dry run did nothing: its record says what the next run would do
+            // (docs/rules.md §4, `planned`).
+            decided.record.planned = mode.changes_nothing();
             decided.record.scrub(&self.secrets);
             for record in &mut decided.history {
                 record.scrub(&self.secrets);
@@ -159,18 +164,8 @@ impl Runner {
     /// slow dependency cannot keep the run going past its budget.
     fn out_of_budget(&self, spec: &RolloutSpec) -> Option<Decided> {
         let budget = self.budget.filter(Deadline::passed)?;
-        let record = DecisionRecord {
-            decision: DecisionKind::Hold,
-            ..self.error_record(
-                spec,
-                format!(
-                    "time budget exhausted: the run's {} (--time-budget, input `time_budget`) was spent before this rollout's turn; nothing was read or changed, the next run decides it",
-                    budget.describe()
-                ),
-            )
-        };
         Some(Decided {
-            record,
+            record: engine::budget_record(spec, self.now, &self.actor, &budget.describe()),
             changed_state: false,
             history: Vec::new(),
         })
@@ -184,20 +179,7 @@ impl Runner {
     }
 
     fn error_record(&self, spec: &RolloutSpec, message: String) -> DecisionRecord {
-        DecisionRecord {
-            rollout: spec.name.clone(),
-            flag: spec.flag.key.clone(),
-            decision: DecisionKind::Error,
-            at: self.now.clamp(engine::EARLIEST_TIME, engine::LATEST_TIME),
-            actor: self.actor.clone(),
-            from_percent: Percent::ZERO,
-            to_percent: Percent::ZERO,
-            stage: None,
-            reason: self.secrets.admit(&message),
-            eligible_at: None,
-            checks: Vec::new(),
-            refused: false,
-        }
+        engine::error_record(spec, self.now, &self.actor, self.secrets.admit(&message))
     }
 
     /// Decides one rollout and, unless the mode changes nothing, carries the decision out.
@@ -258,7 +240,13 @@ impl Runner {
             .and_then(|s| engine::claim_in_progress(s, self.now))
         {
             return Attempt::unchanged(
-                self.busy_record(spec, pending, reading.as_ref().ok()),
+                engine::busy_record(
+                    spec,
+                    self.now,
+                    &self.actor,
+                    pending,
+                    reading.as_ref().ok().map(|r| r.value),
+                ),
                 history_of(state.as_ref()),
             );
         }
@@ -362,29 +350,6 @@ impl Runner {
                 ),
                 before,
             ),
-        }
-    }
-
-    /// The decision while another run's claim is fresh: hold, and leave its work alone.
-    fn busy_record(
-        &self,
-        spec: &RolloutSpec,
-        pending: &PendingTransition,
-        read: Option<&FlagReading>,
-    ) -> DecisionRecord {
-        let at = read.map(|r| r.value.effective()).unwrap_or(pending.from.effective());
-        let since = pending.claimed_at.map(|t| t.to_rfc3339()).unwrap_or_default();
-        DecisionRecord {
-            decision: DecisionKind::Hold,
-            from_percent: at,
-            to_percent: at,
-            stage: read.filter(|r| r.value.enabled).and_then(|r| engine::stage_at(spec, r.value.percent)),
-            reason: format!(
-                "another run claimed a change to {} at {since} and may still be carrying it out; holding (a claim older than {} minutes is resolved from the flag)",
-                pending.to.describe(),
-                engine::CLAIM_LEASE.num_minutes()
-            ),
-            ..self.error_record(spec, String::new())
         }
     }
 

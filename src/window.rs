@@ -167,6 +167,11 @@ impl Window {
     }
 }
 
+/// A time as people read it, the one format of docs/rules.md §4: `2026-11-24 10:30 UTC`.
+pub fn human_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,10 @@ fn record(
         eligible_at: None,
         checks: Vec::new(),
         refused: false,
+        rule: None,
+        bake: None,
+        failures: None,
+        planned: false,
     }
 }
 

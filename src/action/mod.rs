@@ -837,7 +837,7 @@ async fn decide(
             .iter()
             .zip(statuses)
             .map(|(spec, status)| {
-                let record = status_record(&status, &runner);
+                let record = crate::engine::status_record(&status, runner.now, &runner.actor);
                 report(record, provider(spec), spec, status.history)
             })
             .collect();
@@ -868,24 +868,6 @@ fn report(
         stages: spec.stage_percents(),
         history,
     }
-}
-
-/// A status shown as a record: the latest decision, or "not started".
-fn status_record(status: &crate::record::Status, runner: &Runner) -> DecisionRecord {
-    status.history.last().cloned().unwrap_or_else(|| DecisionRecord {
-        rollout: status.rollout.clone(),
-        flag: status.flag.clone(),
-        decision: DecisionKind::Hold,
-        at: runner.now,
-        actor: runner.actor.clone(),
-        from_percent: status.current_percent,
-        to_percent: status.current_percent,
-        stage: status.current_stage,
-        reason: status.flag_error.clone().unwrap_or_else(|| "not started yet".into()),
-        eligible_at: None,
-        checks: Vec::new(),
-        refused: false,
-    })
 }
 
 /// Which pull request gets which rollouts, with the comment's title.

@@ -294,6 +294,10 @@ mod tests {
                 })
                 .collect(),
             refused: false,
+            rule: None,
+            bake: None,
+            failures: None,
+            planned: false,
         }
     }
 
