@@ -1,47 +1,36 @@
 //! The real binary against a temporary repository: locking, command checks, Prometheus requests
 //! (against a local mock), secrets, and recovery of a crashed run's claim.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::repo::TempRepo;
+
 const NOW: &str = "2026-11-24T09:00:00Z";
 const NOW_EPOCH: &str = "1795510800.000";
 
-struct Repo {
-    dir: tempfile::TempDir,
+struct Repo(TempRepo);
+
+impl std::ops::Deref for Repo {
+    type Target = TempRepo;
+
+    fn deref(&self) -> &TempRepo {
+        &self.0
+    }
 }
 
 impl Repo {
     fn new(spec: &str) -> Repo {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Repo { dir };
+        let repo = Repo(TempRepo::new());
         repo.write(".github/rollouts/demo.yml", spec);
         repo.write(
             "flags/flags.flagd.json",
             r#"{"flags":{"demo":{"state":"DISABLED","variants":{"on":true,"off":false},"defaultVariant":"off"}}}"#,
         );
         repo
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let path = self.root().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn script(&self, rel: &str, body: &str) {
-        let path = self.write(rel, &format!("#!/bin/sh\n{body}\n"));
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
@@ -87,6 +76,14 @@ fn decisions(out: &Output) -> Vec<Value> {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// The decisions of a second `run --output json` against the Prometheus at `uri` (the first run
+/// starts the rollout, so the second one queries the check); `auth` is the check's extra lines.
+async fn second_run_decisions(uri: &str, auth: &str) -> Vec<Value> {
+    let repo = Repo::new(&prom_spec(uri, auth));
+    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
+    decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await)
 }
 
 fn command_spec(argv: &str, extra: &str) -> String {
@@ -288,9 +285,7 @@ async fn a_missing_secret_variable_holds_with_a_hint_and_no_request() {
         .expect(0)
         .mount(&server)
         .await;
-    let repo = Repo::new(&prom_spec(&server.uri(), "    token_env: PROM_TOKEN_NOT_SET"));
-    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
-    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    let d = second_run_decisions(&server.uri(), "    token_env: PROM_TOKEN_NOT_SET").await;
     assert_eq!(d[0]["decision"], "hold");
     let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("PROM_TOKEN_NOT_SET is not set"), "{detail}");
@@ -312,9 +307,7 @@ async fn prometheus_server_errors_are_retried_a_bounded_number_of_times() {
         .expect(1)
         .mount(&server)
         .await;
-    let repo = Repo::new(&prom_spec(&server.uri(), ""));
-    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
-    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    let d = second_run_decisions(&server.uri(), "").await;
     assert_eq!(d[0]["decision"], "advance", "{d:?}");
 
     let always_down = MockServer::start().await;
@@ -323,9 +316,7 @@ async fn prometheus_server_errors_are_retried_a_bounded_number_of_times() {
         .expect(3)
         .mount(&always_down)
         .await;
-    let repo = Repo::new(&prom_spec(&always_down.uri(), ""));
-    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
-    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    let d = second_run_decisions(&always_down.uri(), "").await;
     assert_eq!(d[0]["decision"], "hold");
     assert_eq!(d[0]["checks"][0]["verdict"], "error");
 }
@@ -340,9 +331,7 @@ async fn a_rejected_query_is_an_error_with_prometheus_own_message() {
         .expect(1)
         .mount(&server)
         .await;
-    let repo = Repo::new(&prom_spec(&server.uri(), ""));
-    assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
-    let d = decisions(&repo.run_async(&["run", "--now", NOW, "--output", "json"], &[]).await);
+    let d = second_run_decisions(&server.uri(), "").await;
     assert_eq!(d[0]["decision"], "hold");
     let detail = d[0]["checks"][0]["detail"].as_str().unwrap();
     assert!(

@@ -6,6 +6,8 @@ use proptest::prelude::*;
 use flagramp::check::Measurement;
 use flagramp::engine::{self, evaluate, evaluate_manual, Evaluation, Input, ManualOp, Step};
 use flagramp::percent::Percent;
+
+use crate::support::pct;
 use flagramp::record::{CheckRecord, DecisionKind};
 use flagramp::spec::{parse_spec, RolloutSpec};
 use flagramp::state::{FlagValue, PendingTransition, RolloutState};
@@ -31,10 +33,6 @@ fn t(text: &str) -> DateTime<Utc> {
 }
 
 const T0: &str = "2026-11-24T09:00:00Z";
-
-fn pct(p: u32) -> Percent {
-    Percent::from_millis(p * 1000).unwrap()
-}
 
 fn on(p: u32) -> FlagValue {
     FlagValue::on(pct(p))

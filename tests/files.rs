@@ -14,33 +14,28 @@ use flagramp::percent::Percent;
 use flagramp::provider::{FlagProvider, FlagdFile, ProviderError};
 use flagramp::state::{FlagValue, LocalStateStore, RolloutState, StateStore};
 
+use crate::support::repo::TempRepo;
+
 fn pct(p: u32) -> FlagValue {
-    FlagValue::on(Percent::from_millis(p * 1000).unwrap())
+    FlagValue::on(crate::support::pct(p))
 }
 
 /// A repository root holding `flags/flags.flagd.json`.
-struct Repo {
-    dir: tempfile::TempDir,
+struct Repo(TempRepo);
+
+impl std::ops::Deref for Repo {
+    type Target = TempRepo;
+
+    fn deref(&self) -> &TempRepo {
+        &self.0
+    }
 }
 
 impl Repo {
     fn with_flags(text: &str) -> Repo {
-        let repo = Repo {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let repo = Repo(TempRepo::new());
         repo.write("flags/flags.flagd.json", text);
         repo
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let path = self.root().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
     }
 
     fn flags_path(&self) -> PathBuf {

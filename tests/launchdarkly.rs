@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use flagramp::percent::Percent;
+
+use crate::support::pct;
 use flagramp::provider::launchdarkly::LaunchDarklyFlag;
 use flagramp::provider::{FlagFiles, FlagProvider, FlagReading, ProviderError};
 use flagramp::record::{DecisionKind, DecisionRecord};
@@ -25,10 +27,6 @@ use crate::support::launchdarkly::{
 };
 
 const KEY: &str = "new-checkout";
-
-fn pct(p: u32) -> Percent {
-    Percent::from_millis(p * 1000).unwrap()
-}
 
 fn provider(fake: &FakeLaunchDarkly, key: &str, on_variation: Option<&str>) -> LaunchDarklyFlag {
     LaunchDarklyFlag::new(

@@ -2,25 +2,30 @@
 //! (from off and with `--force` too), a refused command exits 3 with `refused: true` in its
 //! record, and the process survives a panic, a closed stdout and an absurd `--now`.
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+use crate::support::repo::TempRepo;
 
 const NOW: &str = "2026-11-24T09:00:00Z";
 const LATER: &str = "2026-11-24T12:00:00Z";
 
 /// A repository whose rollouts each have a flag in one flagd file and a command check printing
 /// what `metrics/<name>` holds (1 unless a test writes something else), noting every query.
-struct Repo {
-    dir: tempfile::TempDir,
+struct Repo(TempRepo);
+
+impl std::ops::Deref for Repo {
+    type Target = TempRepo;
+
+    fn deref(&self) -> &TempRepo {
+        &self.0
+    }
 }
 
 impl Repo {
     fn new(names: &[&str]) -> Repo {
-        let repo = Repo {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let repo = Repo(TempRepo::new());
         let mut flags = serde_json::Map::new();
         for name in names {
             repo.write(
@@ -46,16 +51,6 @@ impl Repo {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(repo.root().join("check.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         repo
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let path = self.root().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
     }
 
     fn set_value(&self, name: &str, value: &str) {

@@ -6,18 +6,15 @@ use chrono::{DateTime, Utc};
 use flagramp::action::comment::MARKER;
 use flagramp::action::report::{self, RolloutReport, COMMENT_LIMIT, SUMMARY_LIMIT};
 use flagramp::check::Verdict;
-use flagramp::percent::Percent;
 use flagramp::record::{CheckRecord, DecisionKind, DecisionRecord};
 use flagramp::spec::Diagnostic;
+
+use crate::support::pct;
 
 const RUN: &str = "https://github.com/octo-org/octo-repo/actions/runs/4242";
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
-}
-
-fn pct(p: u32) -> Percent {
-    Percent::from_millis(p * 1000).unwrap()
 }
 
 fn record(

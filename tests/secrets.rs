@@ -438,6 +438,20 @@ async fn start(job: &Job, fake: &FakeGitHub) {
     assert_eq!(out.status.code(), Some(0), "{}", action::stdout(&out));
 }
 
+/// Starts the rollout, then runs the Action's plan of `pull_request.opened` with the secrets set.
+async fn start_then_plan_pr(job: &Job, fake: &FakeGitHub) -> Output {
+    start(job, fake).await;
+    job.run(
+        fake,
+        "Codertocat/Hello-World",
+        "pull_request",
+        &action::fixture("pull_request.opened.json"),
+        &[],
+        &secret_env(),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_plan_sends_no_secret_where_the_pull_request_could_point_it() {
     let server = echo_server().await;
@@ -454,17 +468,7 @@ async fn a_pull_request_plan_sends_no_secret_where_the_pull_request_could_point_
     fake.set_pr_files(action::PR, &[(path, "modified")]);
     let job = Job::new(&changed);
     write_scripts(&job.path("repo"));
-    start(&job, &fake).await;
-    let out = job
-        .run(
-            &fake,
-            "Codertocat/Hello-World",
-            "pull_request",
-            &action::fixture("pull_request.opened.json"),
-            &[],
-            &secret_env(),
-        )
-        .await;
+    let out = start_then_plan_pr(&job, &fake).await;
     let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
     let checks = decisions[0]["checks"].as_array().unwrap();
     let check = |name: &str| checks.iter().find(|c| c["name"] == name).unwrap().clone();
@@ -498,16 +502,7 @@ async fn a_pull_request_plan_sends_no_secret_where_the_pull_request_could_point_
     fake.set_pr_files(action::PR, &[(path, "added")]);
     let job = Job::new(&changed);
     write_scripts(&job.path("repo"));
-    start(&job, &fake).await;
-    job.run(
-        &fake,
-        "Codertocat/Hello-World",
-        "pull_request",
-        &action::fixture("pull_request.opened.json"),
-        &[],
-        &secret_env(),
-    )
-    .await;
+    start_then_plan_pr(&job, &fake).await;
     let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
     for c in decisions[0]["checks"].as_array().unwrap() {
         if c["name"].as_str().unwrap().contains("echo") || c["name"] == "healthy" {

@@ -15,6 +15,8 @@ use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use flagramp::percent::Percent;
+
+use crate::support::pct;
 use flagramp::provider::unleash::{UnleashFlag, STRATEGY_TITLE};
 use flagramp::provider::{FlagFiles, FlagProvider, ProviderError};
 use flagramp::record::{DecisionKind, DecisionRecord};
@@ -26,10 +28,6 @@ use flagramp::state::{FlagValue, LocalStateStore};
 use crate::conformance::unique;
 use crate::conformance::unleash::{value_of, Server, ENVIRONMENT, PROJECT};
 use crate::support::openapi::OpenApi;
-
-fn pct(p: u32) -> Percent {
-    Percent::from_millis(p * 1000).unwrap()
-}
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -14,6 +14,8 @@ use flagramp::secrets::Secrets;
 use flagramp::spec::{parse_spec, RolloutSpec};
 use flagramp::state::{FlagValue, LocalStateStore};
 
+use crate::support::pct;
+
 /// What the suite needs from a provider's test setup.
 #[async_trait::async_trait]
 pub trait Harness: Send + Sync {
@@ -36,10 +38,6 @@ pub trait Harness: Send + Sync {
     fn files_root(&self) -> Option<std::path::PathBuf> {
         None
     }
-}
-
-fn pct(p: u32) -> flagramp::percent::Percent {
-    flagramp::percent::Percent::from_millis(p * 1000).unwrap()
 }
 
 /// A unique name for flags and token variables, so scenarios can share one server.
@@ -123,18 +121,23 @@ fn assert_decision(record: &DecisionRecord, kind: DecisionKind, context: &str) {
     assert_eq!(record.decision, kind, "{context}: {}", record.reason);
 }
 
-/// Start, advance through every stage, hold during the bake, complete.
-pub async fn start_advance_hold_complete(h: &dyn Harness) {
-    let key = unique("ramp");
+/// A new flag named after `prefix` (with a valid token) and a bench over a spec with `stages`.
+async fn fresh_flag(h: &dyn Harness, prefix: &str, stages: &str) -> (String, Bench) {
+    let key = unique(prefix);
     let token_env = h.token(true).unwrap_or_default();
     h.create_flag(&key).await;
-    let mut b = Bench::new(
+    let bench = Bench::new(h, spec(&h.flag_block(&key, &token_env), stages));
+    (key, bench)
+}
+
+/// Start, advance through every stage, hold during the bake, complete.
+pub async fn start_advance_hold_complete(h: &dyn Harness) {
+    let (key, mut b) = fresh_flag(
         h,
-        spec(
-            &h.flag_block(&key, &token_env),
-            "[{ percent: 10, bake: 30m }, { percent: 50, bake: 30m }, { percent: 100, bake: 30m }]",
-        ),
-    );
+        "ramp",
+        "[{ percent: 10, bake: 30m }, { percent: 50, bake: 30m }, { percent: 100, bake: 30m }]",
+    )
+    .await;
     assert_decision(&b.run_after(0).await, DecisionKind::Start, "start");
     assert_eq!(h.observe(&key).await, FlagValue::on(pct(10)));
     assert_decision(&b.run_after(10).await, DecisionKind::Hold, "bake not elapsed");
@@ -149,16 +152,12 @@ pub async fn start_advance_hold_complete(h: &dyn Harness) {
 
 /// A failing check rolls back to the previous stage, then from the first stage turns the flag off.
 pub async fn rollback_to_previous_then_disable(h: &dyn Harness) {
-    let key = unique("rollback");
-    let token_env = h.token(true).unwrap_or_default();
-    h.create_flag(&key).await;
-    let mut b = Bench::new(
+    let (key, mut b) = fresh_flag(
         h,
-        spec(
-            &h.flag_block(&key, &token_env),
-            "[{ percent: 10, bake: 0s }, { percent: 50, bake: 0s }, 100]",
-        ),
-    );
+        "rollback",
+        "[{ percent: 10, bake: 0s }, { percent: 50, bake: 0s }, 100]",
+    )
+    .await;
     assert_decision(&b.run_after(0).await, DecisionKind::Start, "start");
     assert_decision(&b.run_after(1).await, DecisionKind::Advance, "advance");
     assert_eq!(h.observe(&key).await, FlagValue::on(pct(50)));
@@ -174,16 +173,12 @@ pub async fn rollback_to_previous_then_disable(h: &dyn Harness) {
 
 /// A person's change is drift: flagramp holds and leaves the hand-set value alone.
 pub async fn drift_holds_and_never_overwrites(h: &dyn Harness) {
-    let key = unique("drift");
-    let token_env = h.token(true).unwrap_or_default();
-    h.create_flag(&key).await;
-    let mut b = Bench::new(
+    let (key, mut b) = fresh_flag(
         h,
-        spec(
-            &h.flag_block(&key, &token_env),
-            "[{ percent: 10, bake: 0s }, { percent: 50, bake: 0s }, 100]",
-        ),
-    );
+        "drift",
+        "[{ percent: 10, bake: 0s }, { percent: 50, bake: 0s }, 100]",
+    )
+    .await;
     assert_decision(&b.run_after(0).await, DecisionKind::Start, "start");
     h.set_by_hand(&key, FlagValue::on(pct(30))).await;
     for _ in 0..2 {

@@ -8,6 +8,12 @@
 pub mod github;
 pub mod launchdarkly;
 pub mod openapi;
+pub mod repo;
+
+/// A whole percentage, `pct(10)` = 10 %: `Percent` counts thousandths of a percent.
+pub fn pct(p: u32) -> flagramp::percent::Percent {
+    flagramp::percent::Percent::from_millis(p * 1000).unwrap()
+}
 
 /// SHA-1 of `data` (FIPS 180-4). Only for git object ids in tests: there is no sha1 crate here.
 pub fn sha1(data: &[u8]) -> [u8; 20] {
