@@ -260,8 +260,6 @@ struct Decider<'a> {
     state: RolloutState,
     changed: bool,
     notes: Vec<String>,
-    /// The rule deciding, set just before the record is made (docs/rules.md §3).
-    rule: Rule,
 }
 
 impl<'a> Decider<'a> {
@@ -279,7 +277,6 @@ impl<'a> Decider<'a> {
             state,
             changed,
             notes: Vec::new(),
-            rule: Rule::Error,
         };
         let stages = spec.stage_percents();
         if decider.state.stages != stages {
@@ -307,8 +304,12 @@ impl<'a> Decider<'a> {
         self.state.last_set.unwrap_or(FlagValue::OFF)
     }
 
+    // Every field of a record a decision sets, named at each call: a parameter struct would only
+    // repeat the record's own fields.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
+        rule: Rule,
         kind: DecisionKind,
         from: FlagValue,
         to: FlagValue,
@@ -337,7 +338,7 @@ impl<'a> Decider<'a> {
             eligible_at,
             checks: checks.to_vec(),
             refused: false,
-            rule: Some(self.rule),
+            rule: Some(rule),
             bake: self.bake_progress(from),
             failures: Some(Failures {
                 count: self.state.consecutive_failures,
@@ -351,11 +352,7 @@ impl<'a> Decider<'a> {
     /// entered (before this decision moved anything): the evidence behind rule 9.
     fn bake_progress(&self, from: FlagValue) -> Option<BakeProgress> {
         let entered = self.input.state.and_then(|s| s.stage_entered_at)?;
-        let stage = if from.enabled {
-            stage_at(self.spec(), from.percent)?
-        } else {
-            return None;
-        };
+        let stage = stage_at(self.spec(), from.percent).filter(|_| from.enabled)?;
         let elapsed = (self.input.now - entered).num_seconds().max(0);
         Some(BakeProgress {
             required_s: self.spec().stages[stage].bake.as_secs(),
@@ -365,10 +362,17 @@ impl<'a> Decider<'a> {
 
     /// A person's command that is not carried out: a hold (or `kind`) that says why, marked
     /// `refused` so the command exits 3 and the Action fails the step.
-    fn refusal(&self, kind: DecisionKind, at: FlagValue, reason: String, checks: &[CheckRecord]) -> DecisionRecord {
+    fn refusal(
+        &self,
+        rule: Rule,
+        kind: DecisionKind,
+        at: FlagValue,
+        reason: String,
+        checks: &[CheckRecord],
+    ) -> DecisionRecord {
         DecisionRecord {
             refused: true,
-            ..self.record(kind, at, at, reason, None, checks)
+            ..self.record(rule, kind, at, at, reason, None, checks)
         }
     }
 
@@ -444,8 +448,15 @@ impl<'a> Decider<'a> {
 
     fn error(self, message: &str) -> Step {
         let last = self.expected();
-        let mut record = self.record(DecisionKind::Error, last, last, message.to_string(), None, &[]);
-        record.rule = Some(Rule::Error);
+        let mut record = self.record(
+            Rule::Error,
+            DecisionKind::Error,
+            last,
+            last,
+            message.to_string(),
+            None,
+            &[],
+        );
         // Never record a time that cannot be written in RFC 3339 (see `time_out_of_range`).
         record.at = record.at.clamp(EARLIEST_TIME, LATEST_TIME);
         // An error changes nothing and is not history: the next run decides afresh.
@@ -498,8 +509,7 @@ impl<'a> Decider<'a> {
             self.name(),
             found.describe()
         );
-        self.rule = Rule::Drift;
-        Some(self.record(DecisionKind::Drift, found, found, reason, None, &[]))
+        Some(self.record(Rule::Drift, DecisionKind::Drift, found, found, reason, None, &[]))
     }
 
     /// A person acting on the rollout takes responsibility for the flag as it is now; a refused
@@ -601,21 +611,18 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "complete since {}: the flag serves everyone; nothing to do",
             done.to_rfc3339()
         );
-        d.rule = Rule::Complete;
-        let record = d.record(DecisionKind::Complete, found, found, reason, None, &[]);
+        let record = d.record(Rule::Complete, DecisionKind::Complete, found, found, reason, None, &[]);
         return d.report_only(record);
     }
     if !found.enabled {
         if d.state.locked {
             let reason = format!("rolled back to off: run `flagramp advance {name}` to start again");
-            d.rule = Rule::Locked;
-            let record = d.record(DecisionKind::Hold, found, found, reason, None, &[]);
+            let record = d.record(Rule::Locked, DecisionKind::Hold, found, found, reason, None, &[]);
             return d.finish(record, None);
         }
         if d.state.paused {
             let reason = format!("paused before starting: run `flagramp resume {name}` to continue");
-            d.rule = Rule::Paused;
-            let record = d.record(DecisionKind::Paused, found, found, reason, None, &[]);
+            let record = d.record(Rule::Paused, DecisionKind::Paused, found, found, reason, None, &[]);
             return d.finish(record, None);
         }
         let first = FlagValue::on(spec.stages[0].percent);
@@ -629,15 +636,13 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                     window.describe(),
                     opens.to_rfc3339()
                 );
-                d.rule = Rule::Window;
-                let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), &[]);
+                let record = d.record(Rule::Window, DecisionKind::Hold, found, found, reason, Some(opens), &[]);
                 return d.finish(record, None);
             }
         }
         d.move_to(first);
         let reason = format!("started at {}", stage_label(spec, 0));
-        d.rule = Rule::Start;
-        let record = d.record(DecisionKind::Start, found, first, reason, None, &[]);
+        let record = d.record(Rule::Start, DecisionKind::Start, found, first, reason, None, &[]);
         return d.finish(record, Some(first));
     }
 
@@ -662,13 +667,19 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                 "{what}: {} from {current} (failure {failures} of {limit}); locked until someone runs `flagramp advance {name}`",
                 d.rollback_reason(to)
             );
-            d.rule = Rule::Rollback;
-            let record = d.record(kind, found, to, reason, None, verdicts.records);
+            let record = d.record(Rule::Rollback, kind, found, to, reason, None, verdicts.records);
             return d.finish(record, Some(to));
         }
         let reason = format!("{what}: failure {failures} of {limit} before rollback, holding at {current}");
-        d.rule = Rule::Rollback;
-        let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
+        let record = d.record(
+            Rule::Rollback,
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
         return d.finish(record, None);
     }
     if !verdicts.waiting.is_empty() {
@@ -676,8 +687,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "holding at {current}: {}; missing data and source trouble are never a pass, nor a failure",
             verdicts.waiting.join("; ")
         );
-        d.rule = Rule::Checks;
-        let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
+        let record = d.record(
+            Rule::Checks,
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
         return d.finish(record, None);
     }
 
@@ -692,8 +710,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "{}, but the rollout is paused at {current}: run `flagramp resume {name}` to continue",
             verdicts.summary()
         );
-        d.rule = Rule::Paused;
-        let record = d.record(DecisionKind::Paused, found, found, reason, None, verdicts.records);
+        let record = d.record(
+            Rule::Paused,
+            DecisionKind::Paused,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
         return d.finish(record, None);
     }
     // Rule 8.
@@ -702,8 +727,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "{}; rolled back earlier, so holding at {current}: run `flagramp advance {name}` to continue",
             verdicts.summary()
         );
-        d.rule = Rule::Locked;
-        let record = d.record(DecisionKind::Hold, found, found, reason, None, verdicts.records);
+        let record = d.record(
+            Rule::Locked,
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
         return d.finish(record, None);
     }
 
@@ -736,8 +768,8 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             entered.to_rfc3339(),
             bake_end.to_rfc3339()
         );
-        d.rule = Rule::Bake;
         let record = d.record(
+            Rule::Bake,
             DecisionKind::Hold,
             found,
             found,
@@ -754,8 +786,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "{} and the final bake of {bake} at 100% has elapsed: rollout complete",
             verdicts.summary()
         );
-        d.rule = Rule::Complete;
-        let record = d.record(DecisionKind::Complete, found, found, reason, None, verdicts.records);
+        let record = d.record(
+            Rule::Complete,
+            DecisionKind::Complete,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
         return d.finish(record, None);
     }
     if let Some(window) = &spec.policy.window {
@@ -769,8 +808,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                 window.describe(),
                 opens.to_rfc3339()
             );
-            d.rule = Rule::Window;
-            let record = d.record(DecisionKind::Hold, found, found, reason, Some(opens), verdicts.records);
+            let record = d.record(
+                Rule::Window,
+                DecisionKind::Hold,
+                found,
+                found,
+                reason,
+                Some(opens),
+                verdicts.records,
+            );
             return d.finish(record, None);
         }
     }
@@ -782,8 +828,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         verdicts.summary(),
         stage_label(spec, next)
     );
-    d.rule = Rule::Advance;
-    let record = d.record(DecisionKind::Advance, found, to, reason, None, verdicts.records);
+    let record = d.record(
+        Rule::Advance,
+        DecisionKind::Advance,
+        found,
+        to,
+        reason,
+        None,
+        verdicts.records,
+    );
     d.finish(record, Some(to))
 }
 
@@ -818,8 +871,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 "paused by {actor}{because} at {found_desc}: run `flagramp resume {name}` to continue",
                 found_desc = found.describe()
             );
-            d.rule = Rule::Pause;
-            let record = d.record(DecisionKind::Paused, found, found, text, None, &[]);
+            let record = d.record(Rule::Pause, DecisionKind::Paused, found, found, text, None, &[]);
             d.finish(record, None)
         }
         ManualOp::Resume => {
@@ -831,15 +883,13 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 "resumed by {actor}{because} at {}; the next run continues from there",
                 found.describe()
             );
-            d.rule = Rule::Resume;
-            let record = d.record(DecisionKind::Hold, found, found, text, None, &[]);
+            let record = d.record(Rule::Resume, DecisionKind::Hold, found, found, text, None, &[]);
             d.finish(record, None)
         }
         ManualOp::Rollback => {
             if !found.enabled {
                 let text = format!("rollback by {actor}{because} refused: nothing to roll back, the flag is off");
-                d.rule = Rule::Rollback;
-                let record = d.refusal(DecisionKind::Hold, found, text, &[]);
+                let record = d.refusal(Rule::Rollback, DecisionKind::Hold, found, text, &[]);
                 return d.finish(record, None);
             }
             d.adopt(found);
@@ -850,8 +900,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 d.rollback_reason(to),
                 found.percent
             );
-            d.rule = Rule::Rollback;
-            let record = d.record(kind, found, to, text, None, &[]);
+            let record = d.record(Rule::Rollback, kind, found, to, text, None, &[]);
             d.finish(record, Some(to))
         }
         ManualOp::Advance { force } => {
@@ -860,8 +909,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     "advance by {actor}{because} refused: already complete since {}",
                     done.to_rfc3339()
                 );
-                d.rule = Rule::Advance;
-                let record = d.refusal(DecisionKind::Complete, found, text, &[]);
+                let record = d.refusal(Rule::Advance, DecisionKind::Complete, found, text, &[]);
                 return d.finish(record, None);
             }
             // Every advance queries every check, forced or not, so the record shows what it
@@ -880,8 +928,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to advance anyway",
                     problems.join("; ")
                 );
-                d.rule = Rule::Advance;
-                let record = d.refusal(DecisionKind::Hold, found, text, records);
+                let record = d.refusal(Rule::Advance, DecisionKind::Hold, found, text, records);
                 return d.finish(record, None);
             }
             let forced = forced_note(force, &problems);
@@ -895,8 +942,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                         "manual advance by {actor}{because}: advanced to {}{forced}",
                         stage_label(spec, next)
                     );
-                    d.rule = Rule::Advance;
-                    let record = d.record(DecisionKind::Advance, found, to, text, None, records);
+                    let record = d.record(Rule::Advance, DecisionKind::Advance, found, to, text, None, records);
                     d.finish(record, Some(to))
                 }
                 None => {
@@ -904,8 +950,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     d.state.consecutive_failures = 0;
                     d.changed = true;
                     let text = format!("manual advance by {actor}{because}: marked complete at 100%{forced}");
-                    d.rule = Rule::Advance;
-                    let record = d.record(DecisionKind::Complete, found, found, text, None, records);
+                    let record = d.record(Rule::Advance, DecisionKind::Complete, found, found, text, None, records);
                     d.finish(record, None)
                 }
             }
@@ -930,8 +975,7 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
             "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to start anyway",
             blocking.join("; ")
         );
-        d.rule = Rule::Advance;
-        let record = d.refusal(DecisionKind::Hold, found, text, records);
+        let record = d.refusal(Rule::Advance, DecisionKind::Hold, found, text, records);
         return d.finish(record, None);
     }
     let forced = forced_note(force, &blocking);
@@ -943,8 +987,7 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
         "manual advance by {actor}{because}: started at {}{forced}",
         stage_label(spec, 0)
     );
-    d.rule = Rule::Advance;
-    let record = d.record(DecisionKind::Start, found, first, text, None, records);
+    let record = d.record(Rule::Advance, DecisionKind::Start, found, first, text, None, records);
     d.finish(record, Some(first))
 }
 

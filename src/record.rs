@@ -98,30 +98,6 @@ pub enum Rule {
     Resume,
 }
 
-impl Rule {
-    /// The word used in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::Pending => "pending",
-            Rule::Busy => "busy",
-            Rule::Error => "error",
-            Rule::Budget => "budget",
-            Rule::Drift => "drift",
-            Rule::Start => "start",
-            Rule::Complete => "complete",
-            Rule::Checks => "checks",
-            Rule::Rollback => "rollback",
-            Rule::Paused => "paused",
-            Rule::Locked => "locked",
-            Rule::Bake => "bake",
-            Rule::Window => "window",
-            Rule::Advance => "advance",
-            Rule::Pause => "pause",
-            Rule::Resume => "resume",
-        }
-    }
-}
-
 /// How long the stage the decision was made at must bake, and how long it has (docs/rules.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BakeProgress {

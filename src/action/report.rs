@@ -153,7 +153,7 @@ pub fn section(report: &RolloutReport) -> String {
         markdown(&r.reason)
     );
     if let Some(at) = r.eligible_at {
-        let _ = writeln!(out, "Eligible to move on at **{}**.\n", at.format("%Y-%m-%d %H:%M UTC"));
+        let _ = writeln!(out, "Eligible to move on at **{}**.\n", crate::window::human_time(at));
     }
     if !r.checks.is_empty() {
         out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
@@ -182,7 +182,7 @@ pub fn section(report: &RolloutReport) -> String {
             let _ = writeln!(
                 out,
                 "- {} **{}** {} by {}: {}",
-                h.at.format("%Y-%m-%d %H:%M UTC"),
+                crate::window::human_time(h.at),
                 h.decision.as_str(),
                 transition(h),
                 markdown(&h.actor),
