@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod action;
+pub mod app;
 pub mod check;
 #[doc(hidden)]
 pub mod crashpoint;
@@ -13,7 +14,8 @@ pub mod duration;
 pub mod engine;
 pub mod escape;
 pub mod exit;
-mod fsutil;
+#[doc(hidden)]
+pub mod fsutil;
 pub mod github;
 pub mod http;
 pub mod metrics;

@@ -596,7 +596,7 @@ impl Runner {
 pub const INJECT_PANIC_VAR: &str = "FLAGRAMP_TEST_PANIC_IN_ROLLOUT";
 
 fn inject_panic(spec: &RolloutSpec) {
-    if cfg!(debug_assertions) && std::env::var_os(INJECT_PANIC_VAR).is_some_and(|v| v == spec.name.as_str()) {
+    if crate::crashpoint::panics_in(&spec.name) {
         panic!("injected by {INJECT_PANIC_VAR} for rollout `{}`", spec.name);
     }
 }

@@ -6,12 +6,16 @@
 //! be scrubbed with [`Secrets::redact`]. In Action mode each form is also masked
 //! (`::add-mask::`) the moment it is registered, before anything could print it.
 //!
+//! This module is also the library's one door to the process environment: secrets, whether a
+//! secret's variable is set, and the few variables a command check inherits. Everything else a
+//! run needs from its environment is read by a front end (`src/cli/`) and handed over as data.
+//!
 //! Text from outside (metric answers, provider errors, command output, a person's reason)
 //! enters a record only through [`Secrets::admit`]: redacted, then capped at
 //! [`OUTSIDE_TEXT_LIMIT`], before anything can store or print it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::ffi::OsString;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine;
@@ -47,14 +51,32 @@ pub const WITHHELD_SOURCE: &str = "not run on a pull-request plan: this PR chang
 /// The message for a flag provider a pull request changed.
 pub const WITHHELD_PROVIDER: &str = "not run on a pull-request plan: this PR changes the flag provider";
 
-#[derive(Debug, Default)]
+/// Where `::add-mask::` lines go (the step log, written by the front end).
+pub type MaskSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The variables a command check inherits from flagramp's own environment: enough to find
+/// programs and run a shell, nothing that could carry a secret (README "Checks").
+const INHERITED_BY_COMMANDS: &[&str] = &["PATH", "HOME", "LANG"];
+
+#[derive(Default)]
 struct Registry {
     /// Every registered form, longest first (so a longer form is replaced before its parts).
     values: Vec<String>,
-    /// Print `::add-mask::` for each new form (Action mode).
-    mask: bool,
+    /// Where each new form is masked (Action mode).
+    mask: Option<MaskSink>,
     /// Rollouts whose spec a pull request changed, and what they may not use.
     withheld: BTreeMap<String, Withheld>,
+}
+
+impl std::fmt::Debug for Registry {
+    // Never the values themselves: a debug print of a runner must not show a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("values", &self.values.len())
+            .field("masking", &self.mask.is_some())
+            .field("withheld", &self.withheld)
+            .finish()
+    }
 }
 
 /// The secret values read so far in this process, with every derived form.
@@ -69,11 +91,26 @@ impl Secrets {
         Secrets::default()
     }
 
-    /// An empty registry that masks every form in the step log as it is registered.
-    pub fn masking() -> Secrets {
+    /// An empty registry that masks every form as it is registered, by handing its
+    /// `::add-mask::` line to `sink` (the front end writes it to the step log at once).
+    pub fn masking(sink: MaskSink) -> Secrets {
         let secrets = Secrets::default();
-        secrets.lock().mask = true;
+        secrets.lock().mask = Some(sink);
         secrets
+    }
+
+    /// Whether the variable `var` holds a value (a pull request's plan warns about those that
+    /// do not).
+    pub fn is_set(&self, var: &str) -> bool {
+        std::env::var_os(var).is_some_and(|v| !v.is_empty())
+    }
+
+    /// The variables a command check inherits ([`INHERITED_BY_COMMANDS`]) that are set.
+    pub fn inherited_by_commands(&self) -> Vec<(&'static str, OsString)> {
+        INHERITED_BY_COMMANDS
+            .iter()
+            .filter_map(|var| std::env::var_os(var).map(|value| (*var, value)))
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -155,16 +192,16 @@ impl Secrets {
             if form.len() < SHORTEST_SECRET || wraps_base || registry.values.contains(&form) {
                 continue;
             }
-            if registry.mask {
+            if registry.mask.is_some() {
                 masks.push_str(&crate::escape::mask_command(&form));
             }
             registry.values.push(form);
         }
         registry.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        if !masks.is_empty() {
-            // The mask must reach the log before any line that could carry the value.
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(masks.as_bytes()).and_then(|_| stdout.flush());
+        if let Some(sink) = registry.mask.as_ref().filter(|_| !masks.is_empty()) {
+            // The mask must reach the log before any line that could carry the value, so the
+            // sink writes it while the registry is still locked.
+            sink(&masks);
         }
     }
 

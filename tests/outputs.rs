@@ -101,9 +101,15 @@ impl Repo {
             .replace(&self.path().display().to_string(), "<repo>")
     }
 
+    /// `flagramp schema KIND`, which must print exactly what the older `--output KIND` prints.
     fn schema(&self, kind: &str) -> Value {
-        let output = self.command(&["schema", "--output", kind]).output().expect("runs");
+        let output = self.command(&["schema", kind]).output().expect("runs");
         assert_eq!(output.status.code(), Some(0));
+        let alias = self.command(&["schema", "--output", kind]).output().expect("runs");
+        assert_eq!(
+            output.stdout, alias.stdout,
+            "schema {kind} and schema --output {kind} differ"
+        );
         serde_json::from_slice(&output.stdout).expect("schema is JSON")
     }
 }
@@ -398,7 +404,7 @@ fn an_invalid_spec_exits_1() {
 #[test]
 fn usage_errors_exit_2() {
     let repo = Repo::new();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["plan", "nope", "--now", T0900],
             "unknown rollout `nope`; rollouts in these specs: x",
@@ -415,9 +421,14 @@ fn usage_errors_exit_2() {
         (&["run", "--now", "2026-11-24 09:00"], "is not an RFC 3339 time"),
         (
             &["status", "--output", "yaml", "--now", T0900],
-            "--output `yaml` is not a format: use text or json",
+            // clap checks the typed `--output` of each command (its message, exit 2).
+            "[possible values: text, json]",
         ),
-        (&["schema", "--output", "json"], "use spec, decision or status"),
+        (
+            &["schema", "--output", "json"],
+            "[possible values: spec, decision, status]",
+        ),
+        (&["schema", "json"], "[possible values: spec, decision, status]"),
     ];
     for (args, expected) in cases {
         let stderr = repo.fails(args, 2);

@@ -14,6 +14,7 @@ mod faults;
 mod files;
 mod flagd_core;
 mod flagd_file;
+mod front_ends;
 mod hostile_input;
 mod injection;
 mod launchdarkly;

@@ -1,9 +1,10 @@
-//! The GitHub Action mode (`flagramp action`): everything comes from the runner's environment.
+//! The GitHub Action mode (`flagramp action`), given what the front end (`src/cli/action.rs`)
+//! read from the runner: the inputs, the event and the repository.
 //!
 //! Order matters: secrets are masked before anything else is printed; specs are validated with
 //! annotations on the right lines; state and flag files are read and written through the
 //! contents API; the job summary, step outputs and pull request comments are rendered from the
-//! decision records.
+//! decision records. The step log is written through the front end's sink, never directly.
 
 pub mod commands;
 pub mod comment;
@@ -14,20 +15,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::Value;
 
+use crate::app::{self, Operation, Outcome, Place, RunRequest};
 use crate::duration::SpecDuration;
 use crate::engine::ManualOp;
 use crate::escape;
 use crate::github::{GitHub, GitHubError};
 use crate::http::Deadline;
-use crate::provider::FlagFiles;
 use crate::record::{DecisionKind, DecisionRecord};
-use crate::runner::{Decided, Mode, Runner};
+use crate::runner::Decided;
 use crate::secrets::{Secrets, Withheld, WITHHELD_PROVIDER};
 use crate::spec::{self, Auth, Diagnostic, HeaderValue, Probe, ProviderSpec, PullRequestRef, RolloutSpec, SourceSpec};
-use crate::state::{GitHubStateStore, StateStore};
 use report::RolloutReport;
 
 /// When to comment on pull requests.
@@ -50,21 +49,6 @@ pub enum FailOn {
     Rollback,
     /// Nothing.
     Never,
-}
-
-/// The operation a run performs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operation {
-    /// Decide and act.
-    Run,
-    /// Decide, change nothing.
-    Plan,
-    /// Report status.
-    Status,
-    /// Validate specs only.
-    Validate,
-    /// A person's command.
-    Manual(ManualOp),
 }
 
 /// The step's inputs, validated by flagramp (the runner does not enforce `required:`).
@@ -192,7 +176,7 @@ fn entries_outside_repository(specs: &str) -> Option<String> {
 }
 
 /// The largest event payload read; GitHub's stay far below it.
-const MAX_EVENT_BYTES: u64 = 32 << 20;
+pub const MAX_EVENT_BYTES: u64 = 32 << 20;
 
 /// A boolean input: `true`/`false` (also yes/no, 1/0), in any case. The error names the value.
 fn parse_boolean(text: &str) -> Result<bool, String> {
@@ -337,149 +321,62 @@ pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
     names
 }
 
-/// Everything the Action reads from the runner, gathered once.
-struct RunnerEnv {
-    event_name: String,
-    event: Value,
-    repository: String,
-    api_url: String,
-    run_url: String,
-    actor: String,
-    summary: Option<PathBuf>,
-    output: Option<PathBuf>,
+/// Everything the Action needs from the runner, read once by the front end.
+#[derive(Debug, Clone)]
+pub struct ActionEnv {
+    /// `GITHUB_EVENT_NAME`.
+    pub event_name: String,
+    /// The event payload (`GITHUB_EVENT_PATH`), `null` when there is none.
+    pub event: Value,
+    /// `owner/name`.
+    pub repository: String,
+    /// The REST API's base URL.
+    pub api_url: String,
+    /// This workflow run's page.
+    pub run_url: String,
+    /// Who triggered the run.
+    pub actor: String,
+    /// `GITHUB_STEP_SUMMARY`.
+    pub summary: Option<PathBuf>,
+    /// `GITHUB_OUTPUT`.
+    pub output: Option<PathBuf>,
     /// When the run began: its time budget counts from here.
-    started: tokio::time::Instant,
+    pub started: tokio::time::Instant,
+    /// The checked-out repository (`GITHUB_WORKSPACE`, or the working directory).
+    pub workspace: PathBuf,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn read_runner_env() -> Result<RunnerEnv, String> {
-    let need = |name: &str| {
-        env(name).ok_or_else(|| format!("{name} is not set: `flagramp action` runs inside a GitHub Actions job"))
-    };
-    let event_name = need("GITHUB_EVENT_NAME")?;
-    let event = match env("GITHUB_EVENT_PATH") {
-        Some(path) => {
-            let bytes = crate::fsutil::read_capped(Path::new(&path), MAX_EVENT_BYTES)
-                .map_err(|e| format!("GITHUB_EVENT_PATH {path} {e}"))?
-                .ok_or_else(|| {
-                    format!("GITHUB_EVENT_PATH {path} does not exist: the runner writes the event payload there")
-                })?;
-            let event: Value =
-                serde_json::from_slice(&bytes).map_err(|e| format!("GITHUB_EVENT_PATH {path} is not JSON: {e}"))?;
-            if !event.is_object() {
-                return Err(format!(
-                    "GITHUB_EVENT_PATH {path} is not an event: the runner writes a JSON object there"
-                ));
-            }
-            event
-        }
-        None => Value::Null,
-    };
-    let repository = need("GITHUB_REPOSITORY")?;
-    let server = env("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
-    let run_url = match env("GITHUB_RUN_ID") {
-        Some(id) => format!("{server}/{repository}/actions/runs/{id}"),
-        None => format!("{server}/{repository}/actions"),
-    };
-    Ok(RunnerEnv {
-        event_name,
-        event,
-        repository,
-        api_url: env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
-        run_url,
-        actor: env("GITHUB_ACTOR").unwrap_or_else(|| "github-actions".into()),
-        summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-        output: env("GITHUB_OUTPUT").map(PathBuf::from),
-        started: tokio::time::Instant::now(),
-    })
-}
-
-/// Prints text to the step log; a closed pipe is not worth a panic.
-fn print_log(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
-}
+/// The step log: the front end writes each piece at once, in order (masks before anything
+/// that could carry a secret).
+pub type StepLog<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Prints flagramp's own workflow command lines (built by [`commands`], whose every untrusted
 /// part is escaped), redacted once more as a whole; messages are redacted before they are
 /// escaped, since escaping changes how a secret with `%` or a line break looks.
-fn command(secrets: &Secrets, line: &str) {
-    print_log(&secrets.redact(line));
+fn command(log: StepLog, secrets: &Secrets, line: &str) {
+    log(&secrets.redact(line));
 }
 
 /// Prints plain text to the step log, redacted, with no line that could read as a workflow
 /// command.
-fn say(secrets: &Secrets, text: &str) {
-    print_log(&escape::log(&secrets.redact(text)));
+fn say(log: StepLog, secrets: &Secrets, text: &str) {
+    log(&escape::log(&secrets.redact(text)));
 }
 
 /// Runs the Action; returns the process exit code (0, 1, or 3 for a refused manual command).
+/// An error is the one line the front end prints as the step's error annotation.
 ///
-/// `secrets` is the process's registry, made with [`Secrets::masking`], so that the binary's
-/// stderr redacts what the Action learns.
-pub async fn run(secrets: Secrets) -> u8 {
-    // Masks come before anything else is printed: every secret is masked as it is registered,
-    // the token first.
-    if let Some(token) = env("INPUT_GITHUB_TOKEN") {
-        secrets.remember_bearer(&token);
-        secrets.remember(&format!("token {token}"));
-    }
-    let inputs = match Inputs::read(&env) {
-        Ok(i) => i,
-        Err(msg) => {
-            command(
-                &secrets,
-                &commands::error("flagramp: invalid input", &secrets.redact(&msg)),
-            );
-            return 1;
-        }
-    };
-    let runner_env = match read_runner_env() {
-        Ok(e) => e,
-        Err(msg) => {
-            command(
-                &secrets,
-                &commands::error("flagramp: not in a GitHub Actions job", &secrets.redact(&msg)),
-            );
-            return 1;
-        }
-    };
-    if let Some(workspace) = env("GITHUB_WORKSPACE") {
-        if let Err(e) = std::env::set_current_dir(&workspace) {
-            command(
-                &secrets,
-                &commands::error("flagramp", &format!("cannot enter GITHUB_WORKSPACE {workspace}: {e}")),
-            );
-            return 1;
-        }
-    }
-    match act(&inputs, &runner_env, &secrets).await {
-        Ok(code) => code,
-        Err(msg) => {
-            command(&secrets, &commands::error("flagramp", &secrets.redact(&msg)));
-            1
-        }
-    }
-}
-
-async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8, String> {
+/// `secrets` is the process's registry, made with [`Secrets::masking`], the token already in
+/// it, so that the binary's stderr redacts what the Action learns.
+pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: StepLog<'_>) -> Result<u8, String> {
     let request = operation(inputs, &renv.event_name, &renv.event)?;
-    let (op, rollout) = (request.op.clone(), request.rollout.clone());
-    let root = std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
-    let paths = glob::resolve(&inputs.specs)?;
-    for p in &paths {
-        if !p.exists() {
-            return Err(format!(
-                "spec path {} does not exist in the repository (input `specs`)",
-                p.display()
-            ));
-        }
-    }
-    let files = spec::discover(&paths).map_err(|e| e.to_string())?;
+    let (op, rollout) = (request.op, request.rollout.clone());
+    let root = &renv.workspace;
+    let paths: Vec<PathBuf> = glob::resolve(&inputs.specs)?;
+    let files = app::find_spec_files(&paths).map_err(|e| match e {
+        app::AppError::NoSuchSpecPath(_) => format!("{e} in the repository (input `specs`)"),
+        e => e.to_string(),
+    })?;
     let (specs, problems) = match spec::load_all(&files) {
         Ok(specs) => (specs, Vec::new()),
         Err(errors) => (Vec::new(), errors.diagnostics),
@@ -489,31 +386,24 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         secrets.learn(spec);
     }
     say(
+        log,
         secrets,
         &format!(
             "flagramp {}: {} on `{}`, {} spec file(s)\n",
             env!("CARGO_PKG_VERSION"),
-            describe_op(&op),
+            op.describe(),
             renv.event_name,
             files.len()
         ),
     );
     if !problems.is_empty() {
-        command(secrets, &commands::spec_annotations(&problems, &root));
+        command(log, secrets, &commands::spec_annotations(&problems, root));
     }
-    let specs = match &rollout {
-        Some(name) if !specs.is_empty() => {
-            let chosen: Vec<RolloutSpec> = specs.iter().filter(|s| &s.name == name).cloned().collect();
-            if chosen.is_empty() {
-                let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-                return Err(format!(
-                    "unknown rollout `{name}`; rollouts in these specs: {}",
-                    known.join(", ")
-                ));
-            }
-            chosen
-        }
-        _ => specs,
+    // With invalid specs there is nothing to pick from: the problems are the report.
+    let specs = if specs.is_empty() {
+        specs
+    } else {
+        app::select(specs, rollout.as_deref()).map_err(|e| e.to_string())?
     };
 
     let github =
@@ -581,14 +471,15 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
 
     for r in &reports {
         command(
+            log,
             secrets,
             &commands::group(&format!("{} ({})", r.record.rollout, r.record.decision.as_str())),
         );
-        say(secrets, &crate::render::decisions(std::slice::from_ref(&r.record)));
-        command(secrets, "::endgroup::\n");
+        say(log, secrets, &crate::render::decisions(std::slice::from_ref(&r.record)));
+        command(log, secrets, "::endgroup::\n");
     }
     if op == Operation::Validate && problems.is_empty() {
-        say(secrets, &format!("{} rollout spec(s) valid\n", specs.len()));
+        say(log, secrets, &format!("{} rollout spec(s) valid\n", specs.len()));
     }
 
     // Step outputs and summary.
@@ -642,12 +533,12 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
                 &renv.run_url,
             ));
             match comment::upsert(&github, pr, &inputs.comment_author, &body).await {
-                Ok(outcome) => say(secrets, &format!("pull request #{pr}: comment {outcome:?}\n")),
-                Err(GitHubError::Forbidden(msg)) => command(secrets, &commands::warning(
+                Ok(outcome) => say(log, secrets, &format!("pull request #{pr}: comment {outcome:?}\n")),
+                Err(GitHubError::Forbidden(msg)) => command(log, secrets, &commands::warning(
                     "flagramp: cannot comment",
                     &secrets.redact(&format!("the token is read-only here (forks and Dependabot get read-only tokens), so no comment on #{pr}; the job summary has the report. ({msg})")),
                 )),
-                Err(e) => command(secrets, &commands::warning("flagramp: comment failed", &secrets.redact(&format!("#{pr}: {e}")))),
+                Err(e) => command(log, secrets, &commands::warning("flagramp: comment failed", &secrets.redact(&format!("#{pr}: {e}")))),
             }
         }
     }
@@ -659,7 +550,7 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
         for spec in &specs {
             let missing: Vec<String> = secret_variables(std::slice::from_ref(spec))
                 .into_iter()
-                .filter(|v| env(v).is_none())
+                .filter(|v| !secrets.is_set(v))
                 .collect();
             let warning = if !missing.is_empty() {
                 commands::warning(
@@ -682,14 +573,15 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
                 continue;
             };
             counted.retain(|r| !(r.rollout == spec.name && r.decision == DecisionKind::Error));
-            command(secrets, &warning);
+            command(log, secrets, &warning);
         }
     }
     for refused in records.iter().filter(|r| r.refused) {
         command(
+            log,
             secrets,
             &commands::error(
-                &format!("flagramp: {} refused", describe_op(&op)),
+                &format!("flagramp: {} refused", op.describe()),
                 &secrets.redact(&format!("{}: {}", refused.rollout, refused.reason)),
             ),
         );
@@ -700,9 +592,11 @@ async fn act(inputs: &Inputs, renv: &RunnerEnv, secrets: &Secrets) -> Result<u8,
 /// The spec as the pull request's base branch has it; `None` when it is new there, or cannot
 /// be read or parsed (then everything in it counts as changed: the safe direction).
 async fn base_version(github: &GitHub, base: &str, spec: &RolloutSpec) -> Option<RolloutSpec> {
-    let path = spec.file.to_string_lossy().replace('\\', "/");
-    let path = path.strip_prefix("./").unwrap_or(&path);
-    let file = github.get_file(base, path).await.ok().flatten()?;
+    let file = github
+        .get_file(base, &app::repository_path(&spec.file))
+        .await
+        .ok()
+        .flatten()?;
     let text = String::from_utf8(file.content).ok()?;
     spec::parse_spec(&spec.file, &text).0
 }
@@ -727,17 +621,6 @@ pub fn withheld(spec: &RolloutSpec, base: Option<&RolloutSpec>) -> Withheld {
         provider => base.map(|b| &b.flag.provider) != Some(provider),
     };
     Withheld { sources, flag_provider }
-}
-
-fn describe_op(op: &Operation) -> String {
-    match op {
-        Operation::Run => "run".into(),
-        Operation::Plan => "plan".into(),
-        Operation::Status => "status".into(),
-        Operation::Validate => "validate".into(),
-        Operation::Manual(ManualOp::Advance { force: true }) => "advance --force".into(),
-        Operation::Manual(m) => m.command().into(),
-    }
 }
 
 fn pull_request_number(event: &Value) -> Option<u64> {
@@ -785,10 +668,9 @@ fn provider_text(spec: &RolloutSpec, default_branch: &str) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn decide(
     inputs: &Inputs,
-    renv: &RunnerEnv,
+    renv: &ActionEnv,
     request: &Request,
     specs: &[RolloutSpec],
     github: Arc<GitHub>,
@@ -798,58 +680,48 @@ async fn decide(
     let Some(default_branch) = default_branch.filter(|_| !specs.is_empty()) else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let op = &request.op;
-    let writes = matches!(op, Operation::Run | Operation::Manual(_)) && !request.dry_run;
-    let store = GitHubStateStore::open(github.clone(), &inputs.state_branch, writes.then_some(default_branch))
-        .await
-        .map_err(|e| e.to_string())?;
-    let root = std::env::current_dir().map_err(|e| e.to_string())?;
-    let actor = match op {
-        Operation::Manual(_) => renv.actor.clone(),
-        _ => "flagramp".to_string(),
-    };
-    let runner = Runner {
-        store: Box::new(store) as Box<dyn StateStore>,
-        repo_root: root,
-        flag_files: FlagFiles::GitHub {
+    let run = RunRequest {
+        operation: request.op,
+        rollout: request.rollout.clone(),
+        spec_paths: Vec::new(),
+        now: None,
+        actor: renv.actor.clone(),
+        reason: request.reason.clone(),
+        dry_run: request.dry_run,
+        repo_root: renv.workspace.clone(),
+        place: Place::GitHub {
             github,
+            state_branch: inputs.state_branch.clone(),
             default_branch: default_branch.to_string(),
         },
-        now: Utc::now(),
-        actor,
-        secrets: secrets.clone(),
         budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
+        include_orphans: false,
     };
-    let mode = match (op, request.dry_run) {
-        (Operation::Manual(m), dry_run) => Mode::Manual {
-            op: *m,
-            reason: request.reason.clone(),
-            dry_run,
-        },
-        (Operation::Run, false) => Mode::Run,
-        _ => Mode::Plan,
-    };
+    let runner = app::runner(&run, secrets).await.map_err(|e| e.to_string())?;
     let provider = |spec: &RolloutSpec| provider_text(spec, default_branch);
     // Decisions carry the history they leave behind; only `status` reads state on its own.
-    if *op == Operation::Status {
-        let statuses = runner.status(specs, false).await.map_err(|e| e.to_string())?;
-        let reports = specs
-            .iter()
-            .zip(statuses)
-            .map(|(spec, status)| {
-                let record = crate::engine::status_record(&status, runner.now, &runner.actor);
-                report(record, provider(spec), spec, status.history)
-            })
-            .collect();
-        return Ok((reports, Vec::new()));
+    match app::run_with(&runner, &run, specs).await.map_err(|e| e.to_string())? {
+        Outcome::Statuses(statuses) => {
+            let reports = specs
+                .iter()
+                .zip(statuses)
+                .map(|(spec, status)| {
+                    let record = crate::engine::status_record(&status, runner.now, &runner.actor);
+                    report(record, provider(spec), spec, status.history)
+                })
+                .collect();
+            Ok((reports, Vec::new()))
+        }
+        Outcome::Decided(decided) => {
+            let reports = specs
+                .iter()
+                .zip(&decided)
+                .map(|(spec, d)| report(d.record.clone(), provider(spec), spec, d.history.clone()))
+                .collect();
+            Ok((reports, decided))
+        }
+        Outcome::Validated => Ok((Vec::new(), Vec::new())),
     }
-    let decided = runner.decide_all(specs, &mode).await;
-    let reports = specs
-        .iter()
-        .zip(&decided)
-        .map(|(spec, d)| report(d.record.clone(), provider(spec), spec, d.history.clone()))
-        .collect();
-    Ok((reports, decided))
 }
 
 /// One rollout's report; this run's own record is shown once, not again as history.
@@ -907,8 +779,7 @@ async fn comment_targets(
             PullRequestRef::None => None,
             PullRequestRef::Number(n) => Some(n),
             PullRequestRef::Auto => {
-                let path = spec.file.to_string_lossy().replace('\\', "/");
-                let path = path.strip_prefix("./").unwrap_or(&path).to_string();
+                let path = app::repository_path(&spec.file);
                 github.last_pull_request_for(default_branch, &path).await.ok().flatten()
             }
         };

@@ -9,10 +9,6 @@ use crate::fsutil::MIB;
 use crate::secrets::Secrets;
 use crate::spec::Probe;
 
-/// The variables of flagramp's own environment that every command check gets; anything else
-/// (a token, a provider secret, `GITHUB_TOKEN`) only when the check names it in `env:`.
-const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG"];
-
 /// The most of a check's stdout that is read: one number needs a few bytes, and a runaway
 /// command (`yes 1`) must not fill memory. Past it the command is stopped and the check errs.
 const STDOUT_CAP: u64 = MIB;
@@ -63,10 +59,8 @@ impl MetricSource for CommandSource {
         };
         let mut command = tokio::process::Command::new(&resolved);
         command.env_clear();
-        for var in PASSED_THROUGH {
-            if let Some(value) = std::env::var_os(var) {
-                command.env(var, value);
-            }
+        for (var, value) in self.secrets.inherited_by_commands() {
+            command.env(var, value);
         }
         if self.pass_env {
             for var in env {

@@ -1,0 +1,294 @@
+//! The application layer: what both front ends (the CLI and the GitHub Action) ask for, as one
+//! [`RunRequest`], carried out once here. Finding and loading specs, picking the rollout a
+//! command names, building the [`Runner`] over the right state store and flag files, and
+//! status all live here, so that the two front ends differ only in where their request comes
+//! from and where their output goes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::ManualOp;
+use crate::github::GitHub;
+use crate::http::Deadline;
+use crate::provider::FlagFiles;
+use crate::record::Status;
+use crate::runner::{Decided, Mode, Runner};
+use crate::secrets::Secrets;
+use crate::spec::{self, RolloutSpec, SpecErrors};
+use crate::state::{GitHubStateStore, LocalStateStore, StateError, StateStore};
+
+/// The actor of automatic runs (`run`, `plan`, `status`); manual commands record the person.
+pub const AUTOMATIC_ACTOR: &str = "flagramp";
+
+/// The operation a run performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Decide and act.
+    Run,
+    /// Decide, change nothing.
+    Plan,
+    /// Report status.
+    Status,
+    /// Validate specs only.
+    Validate,
+    /// A person's command.
+    Manual(ManualOp),
+}
+
+impl Operation {
+    /// How a person would type it (`advance --force` included).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Operation::Run => "run",
+            Operation::Plan => "plan",
+            Operation::Status => "status",
+            Operation::Validate => "validate",
+            Operation::Manual(ManualOp::Advance { force: true }) => "advance --force",
+            Operation::Manual(m) => m.command(),
+        }
+    }
+}
+
+/// Where state and flag files live.
+#[derive(Debug, Clone)]
+pub enum Place {
+    /// A local checkout: state in a directory, flag files in the working tree (the CLI).
+    Local {
+        /// The directory of state files.
+        state_dir: PathBuf,
+        /// How long a writing run waits for another local run's lock.
+        lock_wait: Duration,
+    },
+    /// A GitHub repository: state on a branch, flag files on their branches, through the API
+    /// (the Action).
+    GitHub {
+        /// The API client.
+        github: Arc<GitHub>,
+        /// The state branch.
+        state_branch: String,
+        /// The repository's default branch (flag files without a `branch:` live there; a new
+        /// state branch starts from it).
+        default_branch: String,
+    },
+}
+
+/// One run, as a front end asks for it.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// What to do.
+    pub operation: Operation,
+    /// The one rollout to act on, if the request names one.
+    pub rollout: Option<String>,
+    /// Spec files or directories.
+    pub spec_paths: Vec<PathBuf>,
+    /// The evaluation time; `None`: the clock, read once the state store is open (after any
+    /// wait for another run's lock).
+    pub now: Option<DateTime<Utc>>,
+    /// The person acting (recorded with manual commands).
+    pub actor: String,
+    /// The person's reason (manual commands).
+    pub reason: String,
+    /// Decide only, change nothing.
+    pub dry_run: bool,
+    /// The repository root: command checks run here, local flag files are relative to it.
+    pub repo_root: PathBuf,
+    /// Where state and flag files live.
+    pub place: Place,
+    /// The run's time budget.
+    pub budget: Option<Deadline>,
+    /// `status` also lists state whose spec is gone.
+    pub include_orphans: bool,
+}
+
+impl RunRequest {
+    /// Whether this request may write state or flags.
+    pub fn writes(&self) -> bool {
+        matches!(self.operation, Operation::Run | Operation::Manual(_)) && !self.dry_run
+    }
+
+    fn mode(&self) -> Mode {
+        match self.operation {
+            Operation::Manual(op) => Mode::Manual {
+                op,
+                reason: self.reason.clone(),
+                dry_run: self.dry_run,
+            },
+            Operation::Run if !self.dry_run => Mode::Run,
+            _ => Mode::Plan,
+        }
+    }
+}
+
+/// What a request produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// One decision per rollout, in spec order (`run`, `plan`, manual commands).
+    Decided(Vec<Decided>),
+    /// One status per rollout (`status`), orphans last.
+    Statuses(Vec<Status>),
+    /// Nothing to decide (`validate`).
+    Validated,
+}
+
+/// Why a request could not be carried out. Exit codes follow from the kind (`src/exit.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A spec path that is not there.
+    #[error("spec path {} does not exist", .0.display())]
+    NoSuchSpecPath(PathBuf),
+    /// A spec path that could not be read.
+    #[error(transparent)]
+    Discover(std::io::Error),
+    /// Paths that hold no spec file.
+    #[error("no rollout specs (*.yml, *.yaml) found in {}", shown_paths(.0))]
+    NoSpecs(Vec<PathBuf>),
+    /// Invalid specs, every problem with its position.
+    #[error(transparent)]
+    Spec(#[from] SpecErrors),
+    /// The request names a rollout no spec has.
+    #[error("unknown rollout `{name}`; rollouts in these specs: {}", .known.join(", "))]
+    UnknownRollout {
+        /// The name asked for.
+        name: String,
+        /// The names the specs have.
+        known: Vec<String>,
+    },
+    /// A manual command could not even be decided: another run holds the state.
+    #[error("`{command} {rollout}` refused: {why}")]
+    Refused {
+        /// The command.
+        command: &'static str,
+        /// The rollout.
+        rollout: String,
+        /// Why.
+        why: String,
+    },
+    /// The state store could not be opened or read.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+fn shown_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The spec files under `paths` (each a file or a directory), sorted; every path must exist.
+pub fn find_spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AppError> {
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        return Err(AppError::NoSuchSpecPath(missing.clone()));
+    }
+    spec::discover(paths).map_err(AppError::Discover)
+}
+
+/// Every spec under `paths`, all valid, or every problem found.
+pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<RolloutSpec>, AppError> {
+    let files = find_spec_files(paths)?;
+    if files.is_empty() {
+        return Err(AppError::NoSpecs(paths.to_vec()));
+    }
+    Ok(spec::load_all(&files)?)
+}
+
+/// The specs a request acts on: all of them, or the one it names.
+pub fn select(specs: Vec<RolloutSpec>, rollout: Option<&str>) -> Result<Vec<RolloutSpec>, AppError> {
+    let Some(name) = rollout else { return Ok(specs) };
+    if specs.iter().any(|s| s.name == name) {
+        return Ok(specs.into_iter().filter(|s| s.name == name).collect());
+    }
+    Err(AppError::UnknownRollout {
+        name: name.to_string(),
+        known: specs.into_iter().map(|s| s.name).collect(),
+    })
+}
+
+/// Carries out `request` on `specs` (already selected).
+pub async fn execute(request: &RunRequest, specs: &[RolloutSpec], secrets: &Secrets) -> Result<Outcome, AppError> {
+    if request.operation == Operation::Validate {
+        return Ok(Outcome::Validated);
+    }
+    let runner = runner(request, secrets).await?;
+    run_with(&runner, request, specs).await
+}
+
+/// Carries out `request` on `specs` with a runner built by [`runner`].
+pub async fn run_with(runner: &Runner, request: &RunRequest, specs: &[RolloutSpec]) -> Result<Outcome, AppError> {
+    match request.operation {
+        Operation::Validate => Ok(Outcome::Validated),
+        Operation::Status => Ok(Outcome::Statuses(runner.status(specs, request.include_orphans).await?)),
+        _ => Ok(Outcome::Decided(runner.decide_all(specs, &request.mode()).await)),
+    }
+}
+
+/// The runner for `request`: its state store opened (for writing only when the request
+/// writes), its flag files, its actor and its clock.
+pub async fn runner(request: &RunRequest, secrets: &Secrets) -> Result<Runner, AppError> {
+    let writes = request.writes();
+    let (store, flag_files): (Box<dyn StateStore>, FlagFiles) = match &request.place {
+        Place::Local { state_dir, lock_wait } => {
+            let store = if writes {
+                match LocalStateStore::for_writing(state_dir, *lock_wait) {
+                    Ok(store) => store,
+                    // The person's command did not happen: a refusal, not a failure.
+                    Err(StateError::Locked(why)) if matches!(request.operation, Operation::Manual(_)) => {
+                        return Err(refused(request, why))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                LocalStateStore::read_only(state_dir)
+            };
+            (Box::new(store), FlagFiles::Local(request.repo_root.clone()))
+        }
+        Place::GitHub {
+            github,
+            state_branch,
+            default_branch,
+        } => {
+            let store =
+                GitHubStateStore::open(github.clone(), state_branch, writes.then_some(default_branch.as_str())).await?;
+            let files = FlagFiles::GitHub {
+                github: github.clone(),
+                default_branch: default_branch.clone(),
+            };
+            (Box::new(store), files)
+        }
+    };
+    let actor = match request.operation {
+        Operation::Manual(_) => request.actor.clone(),
+        _ => AUTOMATIC_ACTOR.to_string(),
+    };
+    Ok(Runner {
+        store,
+        repo_root: request.repo_root.clone(),
+        flag_files,
+        now: request.now.unwrap_or_else(Utc::now),
+        actor,
+        secrets: secrets.clone(),
+        budget: request.budget,
+    })
+}
+
+fn refused(request: &RunRequest, why: String) -> AppError {
+    let command = match request.operation {
+        Operation::Manual(op) => op.command(),
+        other => other.describe(),
+    };
+    AppError::Refused {
+        command,
+        rollout: request.rollout.clone().unwrap_or_default(),
+        why,
+    }
+}
+
+/// A spec file's path as the repository names it (forward slashes, no leading `./`).
+pub fn repository_path(file: &Path) -> String {
+    let path = file.to_string_lossy().replace('\\', "/");
+    path.strip_prefix("./").unwrap_or(&path).to_string()
+}

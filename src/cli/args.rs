@@ -1,0 +1,157 @@
+//! The command line, as clap parses it. Only this module knows clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use flagramp::duration::SpecDuration;
+use flagramp::schema::SchemaKind;
+
+/// Roll a feature flag out in stages (10% → 50% → 100%), only while its metrics stay healthy.
+///
+/// Specs are YAML files (default: every *.yml/*.yaml under .github/rollouts). Exit codes: 0 every
+/// rollout decided (hold, drift and rollback included); 1 an invalid spec or a rollout that ended
+/// in error; 2 a usage error; 3 a manual command was refused and changed nothing (an advance its
+/// checks refused, a rollback of a flag that is off, another run holding the state lock).
+///
+/// Logs go to stderr at `warn`; FLAGRAMP_LOG (or RUST_LOG) sets the filter, e.g. `debug` or
+/// `flagramp=trace`.
+#[derive(Debug, Parser)]
+#[command(name = "flagramp", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory of local state files (one JSON file per rollout).
+    #[arg(
+        long,
+        global = true,
+        env = "FLAGRAMP_STATE_DIR",
+        default_value = ".flagramp/state",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+    /// Evaluate as if it were this time (RFC 3339, e.g. 2026-11-24T10:00:00Z) instead of now.
+    #[arg(long, global = true, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// Who is acting, recorded with manual commands [default: $GITHUB_ACTOR, $USER].
+    #[arg(long, global = true, env = "FLAGRAMP_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// How long a run waits for another local run to release the state lock, then decides with
+    /// the state that run left (e.g. 0s, 90s, 5m).
+    #[arg(long, global = true, default_value = "60s", value_name = "DURATION", value_parser = SpecDuration::parse)]
+    pub lock_wait: SpecDuration,
+    /// The run's total time (e.g. 90s, 10m): rollouts whose turn comes after it is spent hold
+    /// with "time budget exhausted", unread and unchanged.
+    #[arg(long, global = true, default_value = "10m", value_name = "DURATION")]
+    pub time_budget: String,
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For programs: the documented JSON (`flagramp schema decision|status`).
+    Json,
+}
+
+/// `--output` of the commands that print decisions or status.
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub output: Format,
+}
+
+/// `[NAME] [PATH]…`: NAME picks one rollout; PATHs are spec files or directories.
+#[derive(Debug, Args)]
+pub struct Targets {
+    /// A rollout name, then spec files or directories (default: .github/rollouts).
+    #[arg(value_name = "NAME|PATH")]
+    pub args: Vec<String>,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// `NAME [PATH]…` for commands that act on one rollout.
+#[derive(Debug, Args)]
+pub struct Named {
+    /// The rollout to act on.
+    pub name: String,
+    /// Spec files or directories (default: .github/rollouts).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Why, recorded in the rollout's history.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Decide and print what would happen, but change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// Which schema `flagramp schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaArg {
+    /// A rollout spec file.
+    #[value(alias = "text")]
+    Spec,
+    /// The array `plan`, `run` and the manual commands print with `--output json`.
+    Decision,
+    /// The array `status --output json` prints.
+    Status,
+}
+
+impl From<SchemaArg> for SchemaKind {
+    fn from(kind: SchemaArg) -> SchemaKind {
+        match kind {
+            SchemaArg::Spec => SchemaKind::Spec,
+            SchemaArg::Decision => SchemaKind::Decision,
+            SchemaArg::Status => SchemaKind::Status,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check specs and report every problem as file:line:col.
+    Validate(Targets),
+    /// Say what the next run would do; change nothing.
+    Plan(Targets),
+    /// Decide and act: start, advance, hold, roll back or complete each rollout.
+    Run(Targets),
+    /// Show each rollout's stages, position and recent history.
+    Status(Targets),
+    /// Move one stage up now (from off: start), ignoring bake and window; checks must pass unless --force.
+    Advance {
+        #[command(flatten)]
+        named: Named,
+        /// Advance even when a check does not pass; the checks are still queried and recorded.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move one stage down now (from the first stage: off) and lock against advancing.
+    Rollback(Named),
+    /// Stop advancing (rollbacks stay armed).
+    Pause(Named),
+    /// Restart advancing; adopts a value a person set on the flag.
+    Resume(Named),
+    /// Print a JSON Schema: of a spec, of the decisions JSON, or of the status JSON.
+    Schema {
+        /// Which schema.
+        #[arg(value_enum, value_name = "KIND")]
+        kind: Option<SchemaArg>,
+        /// The kind, as earlier releases took it.
+        #[arg(long = "output", value_enum, hide = true, conflicts_with = "kind")]
+        output: Option<SchemaArg>,
+    },
+    /// Run as the GitHub Action: read inputs, event and repository from the runner's environment.
+    Action,
+}

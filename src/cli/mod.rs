@@ -1,0 +1,401 @@
+//! The front ends: the command line and the GitHub Action. Only this folder (and `main.rs`)
+//! reads the process environment, changes directory, prints and chooses the exit code; the
+//! library gets everything as a request (`flagramp::app::RunRequest`) and returns data.
+
+mod action;
+mod args;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Parser;
+
+use flagramp::app::{self, AppError, Operation, Outcome, Place, RunRequest};
+use flagramp::duration::SpecDuration;
+use flagramp::engine::{self, ManualOp};
+use flagramp::escape::plain;
+use flagramp::exit;
+use flagramp::http::Deadline;
+use flagramp::record::DecisionRecord;
+use flagramp::render;
+use flagramp::runner::Decided;
+use flagramp::schema::{self, SchemaKind};
+use flagramp::secrets::Secrets;
+use flagramp::spec::{RolloutSpec, SpecErrors, DEFAULT_SPEC_DIR};
+
+use args::{Cli, Command, Format, Global, Named, Targets};
+
+/// A usage error (exit 2), as opposed to a failure of the work itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// The log filter: `FLAGRAMP_LOG`, else `RUST_LOG`, else `warn` (`debug` in an Action step
+/// re-run with debug logging, which sets `RUNNER_DEBUG=1`).
+fn log_filter(action: bool) -> tracing_subscriber::EnvFilter {
+    let configured = ["FLAGRAMP_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+        .and_then(|text| tracing_subscriber::EnvFilter::try_new(text).ok());
+    configured.unwrap_or_else(|| {
+        let debug = action && std::env::var("RUNNER_DEBUG").is_ok_and(|v| v == "1");
+        tracing_subscriber::EnvFilter::new(if debug { "debug" } else { "warn" })
+    })
+}
+
+/// Arms the debug builds' test hooks from their variables (see `flagramp::crashpoint`).
+fn arm_test_hooks() {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    flagramp::crashpoint::arm(flagramp::crashpoint::Hooks {
+        pause_at: var("FLAGRAMP_TEST_PAUSE_AT"),
+        announce: Some(|line| {
+            let mut stderr = std::io::stderr();
+            let _ = writeln!(stderr, "{line}");
+            let _ = stderr.flush();
+        }),
+        panic_in_rollout: var(flagramp::runner::INJECT_PANIC_VAR),
+    });
+}
+
+/// Writes to stdout at once; a closed pipe loses the text but never panics.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush())
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::DECIDED });
+        }
+    };
+    let is_action = matches!(cli.command, Command::Action);
+    // One registry of secrets for the whole process, so that every line on stderr (log events,
+    // the final error) passes the same redaction as stdout, state and reports. In Action mode it
+    // also masks each secret in the step log as it is registered.
+    let secrets = if is_action {
+        Secrets::masking(std::sync::Arc::new(|masks: &str| {
+            let _ = write_stdout(masks);
+        }))
+    } else {
+        Secrets::new()
+    };
+    let log_secrets = secrets.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(log_filter(is_action))
+        .with_writer(move || RedactedStderr(log_secrets.clone()))
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+    arm_test_hooks();
+    // A panic is a bug. It is reported as one log line, not as Rust's panic report: its message
+    // reaches the person through the rollout's `error` decision (redacted like every reason),
+    // or through the catch below when it happened outside a rollout.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(%location, "internal error (a bug in flagramp, please report it)");
+    }));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            say_error(&secrets, &format!("flagramp: cannot start the async runtime: {e}"));
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(run(cli, secrets.clone()))
+    }));
+    let result = match outcome {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            say_error(
+                &secrets,
+                &format!("flagramp: internal error (a bug in flagramp, please report it): {message}"),
+            );
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let app_error = err.downcast_ref::<AppError>();
+            if let Some(AppError::Spec(spec_errors)) = app_error {
+                say_error(&secrets, &spec_errors.to_string());
+                return ExitCode::from(exit::INVALID);
+            }
+            say_error(&secrets, &format!("flagramp: {err:#}"));
+            let usage_error = err.downcast_ref::<UsageError>().is_some()
+                || matches!(
+                    app_error,
+                    Some(AppError::NoSuchSpecPath(_) | AppError::NoSpecs(_) | AppError::UnknownRollout { .. })
+                );
+            if usage_error {
+                ExitCode::from(exit::USAGE)
+            } else if matches!(app_error, Some(AppError::Refused { .. })) {
+                ExitCode::from(exit::REFUSED)
+            } else {
+                ExitCode::from(exit::INVALID)
+            }
+        }
+    }
+}
+
+/// Writes a line to stderr; a closed stderr loses the line but never panics.
+fn say_error(secrets: &Secrets, text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{}", secrets.redact(text));
+}
+
+/// Stderr for log events, redacted: an event may carry text from outside (a provider's error).
+struct RedactedStderr(Secrets);
+
+impl Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter writes one whole event per call, so a secret is never split across calls.
+        let text = self.0.redact(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn parse_now(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    let at = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            usage(format!(
+                "--now `{text}` is not an RFC 3339 time ({e}); write e.g. 2026-11-24T10:00:00Z"
+            ))
+        })?;
+    // `9999-12-31T23:00:00-05:00` parses, but lies in the year 10000 (and its records could
+    // not be written in RFC 3339).
+    if !engine::in_time_range(at) {
+        return Err(usage(format!(
+            "--now `{text}` lies outside the years 0000–9999 (in UTC), which is all flagramp works with"
+        )));
+    }
+    Ok(at)
+}
+
+fn looks_like_path(arg: &str) -> bool {
+    arg.contains('/') || arg.ends_with(".yml") || arg.ends_with(".yaml") || Path::new(arg).exists()
+}
+
+/// Splits `[NAME] [PATH]…`.
+fn split_targets(args: &[String]) -> (Option<String>, Vec<PathBuf>) {
+    match args.split_first() {
+        Some((first, rest)) if !looks_like_path(first) => {
+            (Some(first.clone()), rest.iter().map(PathBuf::from).collect())
+        }
+        _ => (None, args.iter().map(PathBuf::from).collect()),
+    }
+}
+
+/// The spec paths given, or the default directory.
+fn spec_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from(DEFAULT_SPEC_DIR)]
+    } else {
+        paths
+    }
+}
+
+/// Loads and selects specs; a missing path gets the CLI's own hint.
+fn load_specs(paths: &[PathBuf], rollout: Option<&str>) -> anyhow::Result<Vec<RolloutSpec>> {
+    let specs = app::load_specs(paths).map_err(|e| match e {
+        AppError::NoSuchSpecPath(_) => anyhow::Error::new(e).context(format!(
+            "pass spec files or directories (the default is {DEFAULT_SPEC_DIR})"
+        )),
+        e => e.into(),
+    })?;
+    Ok(app::select(specs, rollout)?)
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    match write_stdout(text) {
+        // A closed pipe (`flagramp status | head`) is not a failure of the work.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+/// Prints decisions; the text passes the runner's secrets once more on its way out.
+fn print_decisions(decided: Vec<Decided>, format: Format, secrets: &Secrets) -> anyhow::Result<ExitCode> {
+    flagramp::crashpoint::pause_at("during-report");
+    let records: Vec<DecisionRecord> = decided.into_iter().map(|d| d.record).collect();
+    let records = records.as_slice();
+    match format {
+        Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(records)? + "\n")))?,
+        Format::Text => print(&secrets.redact(&render::decisions(records)))?,
+    }
+    Ok(exit::for_decisions(records))
+}
+
+fn default_actor() -> String {
+    ["GITHUB_ACTOR", "USER"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The request every CLI command but `validate`, `schema` and `action` makes.
+struct Request {
+    run: RunRequest,
+    format: Format,
+}
+
+fn request(global: &Global, operation: Operation, targets: Targets) -> anyhow::Result<Request> {
+    let (rollout, paths) = split_targets(&targets.args);
+    let mut request = base_request(global, operation, rollout, paths)?;
+    request.include_orphans = request.rollout.is_none();
+    Ok(Request {
+        run: request,
+        format: targets.output.output,
+    })
+}
+
+fn manual_request(global: &Global, op: ManualOp, named: Named) -> anyhow::Result<Request> {
+    if named.name.trim().is_empty() {
+        return Err(usage("a rollout name is required"));
+    }
+    let mut request = base_request(global, Operation::Manual(op), Some(named.name), named.paths)?;
+    request.reason = named.reason;
+    request.dry_run = named.dry_run;
+    request.actor = global.actor.clone().unwrap_or_else(default_actor);
+    Ok(Request {
+        run: request,
+        format: named.output.output,
+    })
+}
+
+fn base_request(
+    global: &Global,
+    operation: Operation,
+    rollout: Option<String>,
+    paths: Vec<PathBuf>,
+) -> anyhow::Result<RunRequest> {
+    let now = global.now.as_deref().map(parse_now).transpose()?;
+    let budget = SpecDuration::parse(&global.time_budget).map_err(|e| usage(format!("--time-budget: {e}")))?;
+    Ok(RunRequest {
+        operation,
+        rollout,
+        spec_paths: spec_paths(paths),
+        now,
+        actor: app::AUTOMATIC_ACTOR.to_string(),
+        reason: String::new(),
+        dry_run: false,
+        repo_root: std::env::current_dir().context("cannot read the current directory")?,
+        place: Place::Local {
+            state_dir: global.state_dir.clone(),
+            lock_wait: global.lock_wait.to_std(),
+        },
+        budget: Some(Deadline::after(budget.to_std())),
+        include_orphans: false,
+    })
+}
+
+async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    let request = match cli.command {
+        Command::Action => return Ok(ExitCode::from(action::run(secrets).await)),
+        Command::Schema { kind, output } => {
+            let kind = kind.or(output).map_or(SchemaKind::Spec, SchemaKind::from);
+            print(&(schema::render(kind) + "\n"))?;
+            return Ok(ExitCode::from(exit::DECIDED));
+        }
+        Command::Validate(targets) => return validate(targets, &secrets),
+        Command::Plan(targets) => request(&global, Operation::Plan, targets)?,
+        Command::Run(targets) => request(&global, Operation::Run, targets)?,
+        Command::Status(targets) => request(&global, Operation::Status, targets)?,
+        Command::Advance { named, force } => manual_request(&global, ManualOp::Advance { force }, named)?,
+        Command::Rollback(named) => manual_request(&global, ManualOp::Rollback, named)?,
+        Command::Pause(named) => manual_request(&global, ManualOp::Pause, named)?,
+        Command::Resume(named) => manual_request(&global, ManualOp::Resume, named)?,
+    };
+    let Request { run, format } = request;
+    let specs = load_specs(&run.spec_paths, run.rollout.as_deref())?;
+    match app::execute(&run, &specs, &secrets).await? {
+        Outcome::Decided(decided) => print_decisions(decided, format, &secrets),
+        Outcome::Statuses(statuses) => {
+            match format {
+                Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(&statuses)? + "\n")))?,
+                Format::Text => print(&secrets.redact(&render::statuses(&statuses)))?,
+            }
+            Ok(ExitCode::from(exit::DECIDED))
+        }
+        Outcome::Validated => Ok(ExitCode::from(exit::DECIDED)),
+    }
+}
+
+fn validate(targets: Targets, secrets: &Secrets) -> anyhow::Result<ExitCode> {
+    let format = targets.output.output;
+    let (name, paths) = split_targets(&targets.args);
+    match load_specs(&spec_paths(paths), name.as_deref()) {
+        Ok(specs) => {
+            match format {
+                Format::Json => {
+                    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                    print(
+                        &(serde_json::to_string_pretty(
+                            &serde_json::json!({ "valid": true, "rollouts": names, "problems": [] }),
+                        )? + "\n"),
+                    )?
+                }
+                Format::Text => print(&specs.iter().map(validated).collect::<String>())?,
+            }
+            Ok(ExitCode::from(exit::DECIDED))
+        }
+        Err(err) => match (format, err.downcast_ref::<AppError>()) {
+            (Format::Json, Some(AppError::Spec(spec_errors))) => {
+                print_invalid(spec_errors)?;
+                say_error(secrets, &spec_errors.to_string());
+                Ok(ExitCode::from(exit::INVALID))
+            }
+            _ => Err(err),
+        },
+    }
+}
+
+fn print_invalid(spec_errors: &SpecErrors) -> anyhow::Result<()> {
+    print(
+        &(serde_json::to_string_pretty(
+            &serde_json::json!({ "valid": false, "rollouts": [], "problems": spec_errors.diagnostics }),
+        )? + "\n"),
+    )
+}
+
+/// One `validate` line for a valid spec.
+fn validated(spec: &RolloutSpec) -> String {
+    let stages: Vec<String> = spec
+        .stages
+        .iter()
+        .map(|st| format!("{} ({})", st.percent, st.bake))
+        .collect();
+    format!(
+        "ok {} ({}): flag {} via {}, stages {}, {} check{}\n",
+        plain(&spec.name),
+        plain(&spec.file.display().to_string()),
+        plain(&spec.flag.key),
+        spec.flag.provider.name(),
+        stages.join(" → "),
+        spec.checks.len(),
+        if spec.checks.len() == 1 { "" } else { "s" }
+    )
+}
