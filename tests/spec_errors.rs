@@ -69,230 +69,71 @@ fn diagnose(case: &str, text: &str) -> String {
     render(text, &diagnostics)
 }
 
-/// A bad spec: its name, its text, and the `line:col` of every diagnostic in order.
-type Case = (&'static str, String, Vec<(usize, usize)>);
+/// The bad specs whose diagnostics this file pins: `tests/specs/errors/<case>.yml`, each with a
+/// `<case>.expect` beside it that lists the `line:col` of every diagnostic in order (`6:18`, or
+/// `8:17 8:24` for two). The positions are asserted as well as snapshotted, so accepting a changed
+/// snapshot cannot hide a diagnostic that moved. The YAML files carry no header of their own: a
+/// comment line would shift every position, and `empty_file.yml` has to stay empty.
+///
+/// Each case is parsed as `rollouts/<case>.yml`, the path its diagnostics name. (`tests/specs/bad/`
+/// is a different catalogue: read through `load_all` from disk, see `spec_catalogue.rs`.)
+fn error_cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs/errors")
+}
 
+/// A bad spec: its name (the file stem), its text, and the `line:col` of every diagnostic in order.
+type Case = (String, String, Vec<(usize, usize)>);
+
+fn parse_positions(case: &str, expect: &str) -> Vec<(usize, usize)> {
+    expect
+        .split_whitespace()
+        .map(|position| {
+            let parsed = position
+                .split_once(':')
+                .and_then(|(line, column)| Some((line.parse().ok()?, column.parse().ok()?)));
+            parsed.unwrap_or_else(|| panic!("{case}.expect: `{position}` is not `line:col`"))
+        })
+        .collect()
+}
+
+/// Every case of [`error_cases_dir`], sorted by file name.
 fn cases() -> Vec<Case> {
-    vec![
-        (
-            "unknown_top_level_field",
-            base_with("stagse: [10, 50, 100]\n"),
-            vec![(6, 1)],
-        ),
-        (
-            "unknown_field_in_check",
-            format!(
-                "version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./scripts/smoke.sh\"]\n    pass: \"== 1\"\n    timout: 30s\n"
+    let dir = error_cases_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/specs/errors")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| !p.ends_with("README.md"))
+        .collect();
+    files.sort();
+    let mut cases = Vec::new();
+    for file in &files {
+        let stem = file.file_stem().expect("stem").to_string_lossy().into_owned();
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("yml") => {
+                let text = std::fs::read_to_string(file).expect("read case");
+                let expect_file = file.with_extension("expect");
+                let expect =
+                    std::fs::read_to_string(&expect_file).unwrap_or_else(|e| panic!("{}: {e}", expect_file.display()));
+                let expected = parse_positions(&stem, &expect);
+                assert!(!expected.is_empty(), "{stem}.expect lists no position");
+                cases.push((stem, text, expected));
+            }
+            Some("expect") => assert!(
+                file.with_extension("yml").is_file(),
+                "{}: no case file beside it",
+                file.display()
             ),
-            vec![(10, 5)],
-        ),
-        (
-            "unknown_field_in_flag",
-            format!(
-                "version: 1\nflag:\n  provider: flagd\n  kye: new_checkout\n  flagd: {{ path: flags/flags.flagd.json }}\n{BASE_CHECKS}"
-            ),
-            vec![(3, 3), (4, 3)],
-        ),
-        (
-            "unknown_field_in_flagd_block",
-            format!(
-                "version: 1\nflag:\n  provider: flagd\n  key: new_checkout\n  flagd: {{ path: flags/flags.flagd.json, brnach: main }}\n{BASE_CHECKS}"
-            ),
-            vec![(5, 42)],
-        ),
-        (
-            "stages_not_increasing",
-            base_with("stages: [10, 50, 50, 100]\n"),
-            vec![(6, 18)],
-        ),
-        (
-            "stages_decreasing",
-            base_with("stages:\n  - 50\n  - { percent: 10, bake: 2h }\n  - 100\n"),
-            vec![(8, 16)],
-        ),
-        ("percent_zero", base_with("stages: [0, 50, 100]\n"), vec![(6, 10)]),
-        ("percent_150", base_with("stages: [10, 150]\n"), vec![(6, 14)]),
-        (
-            "percent_four_decimals",
-            base_with("stages:\n  - percent: 12.3456\n  - 100\n"),
-            vec![(7, 14)],
-        ),
-        ("last_stage_not_100", base_with("stages: [10, 50]\n"), vec![(6, 14)]),
-        (
-            "bake_unknown_unit",
-            base_with("stages:\n  - { percent: 10, bake: 1x }\n  - 100\n"),
-            vec![(7, 26)],
-        ),
-        (
-            "bake_without_unit",
-            base_with("stages:\n  - { percent: 10, bake: 10 }\n  - 100\n"),
-            vec![(7, 26)],
-        ),
-        (
-            "check_without_pass",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./scripts/smoke.sh\"]\n"),
-            vec![(7, 5)],
-        ),
-        (
-            "pass_is_a_bare_number",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: 0.95\n"),
-            vec![(9, 11)],
-        ),
-        (
-            "pass_with_reversed_operator",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: => 1\n"),
-            vec![(9, 11)],
-        ),
-        (
-            "pass_unquoted_greater_or_equal",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: >= 0.95\n"),
-            vec![(9, 11)],
-        ),
-        (
-            "pass_unquoted_not_equal",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: errors\n    command: [\"./errors.sh\"]\n    pass: != 0\n"),
-            vec![(9, 11)],
-        ),
-        (
-            "pass_unquoted_greater",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: [\"./smoke.sh\"]\n    pass: > 0.95\n    on_no_data: hold\n"),
-            vec![(9, 11)],
-        ),
-        ("checks_missing", format!("version: 1\n{BASE_FLAG}"), vec![(1, 1)]),
-        ("checks_empty", format!("version: 1\n{BASE_FLAG}checks: []\n"), vec![(6, 9)]),
-        (
-            "unknown_source",
-            format!(
-                "version: 1\n{BASE_FLAG}sources:\n  prom: {{ provider: prometheus, url: https://prometheus.example.com }}\nchecks:\n  - name: success-rate\n    source: prometheus\n    query: up\n    pass: \">= 0.95\"\n"
-            ),
-            vec![(10, 13)],
-        ),
-        (
-            "query_and_command",
-            format!(
-                "version: 1\n{BASE_FLAG}sources:\n  prom: {{ provider: prometheus, url: https://prometheus.example.com }}\nchecks:\n  - name: success-rate\n    source: prom\n    query: up\n    command: [\"./smoke.sh\"]\n    pass: \">= 0.95\"\n"
-            ),
-            vec![(12, 14)],
-        ),
-        (
-            "neither_query_nor_command",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    pass: \"== 1\"\n"),
-            vec![(7, 5)],
-        ),
-        (
-            "command_is_a_string",
-            format!("version: 1\n{BASE_FLAG}checks:\n  - name: smoke\n    command: ./scripts/smoke.sh --fast\n    pass: \"== 1\"\n"),
-            vec![(8, 14)],
-        ),
-        (
-            "bad_timezone",
-            base_with("policy:\n  window: { days: Mon-Fri, hours: \"09:00-17:00\", timezone: Europe/Berlni }\n"),
-            vec![(7, 60)],
-        ),
-        (
-            "bad_window_hours",
-            base_with("policy:\n  window:\n    hours: 9-17\n    timezone: UTC\n"),
-            vec![(8, 12)],
-        ),
-        (
-            "empty_window_hours",
-            base_with("policy:\n  window:\n    hours: \"09:00-09:00\"\n    timezone: UTC\n"),
-            vec![(8, 12)],
-        ),
-        (
-            "bad_window_day_range",
-            base_with("policy:\n  window:\n    days: Mon-Fry\n    hours: \"09:00-17:00\"\n    timezone: UTC\n"),
-            vec![(8, 11)],
-        ),
-        (
-            "bad_window_day_in_list",
-            base_with("policy:\n  window:\n    days: [Mon, Thurs, Funday]\n    timezone: UTC\n"),
-            vec![(8, 17), (8, 24)],
-        ),
-        ("version_missing", format!("{BASE_FLAG}{BASE_CHECKS}"), vec![(1, 1)]),
-        ("version_2", format!("version: 2\n{BASE_FLAG}{BASE_CHECKS}"), vec![(1, 10)]),
-        (
-            "provider_unknown",
-            format!("version: 1\nflag:\n  provider: flagsmith\n  key: new_checkout\n{BASE_CHECKS}"),
-            vec![(3, 13)],
-        ),
-        (
-            "provider_typo",
-            format!("version: 1\nflag:\n  provider: unlesh\n  key: new_checkout\n{BASE_CHECKS}"),
-            vec![(3, 13)],
-        ),
-        (
-            "unleash_fractional_stage",
-            format!(
-                "version: 1\nflag:\n  provider: unleash\n  key: new_checkout\n  unleash: {{ url: https://unleash.example.com, project: default, environment: production, token_env: UNLEASH_TOKEN }}\nstages: [12.5, 50, 100]\n{BASE_CHECKS}"
-            ),
-            vec![(6, 10)],
-        ),
-        (
-            "token_env_is_an_expression",
-            format!(
-                "version: 1\nflag:\n  provider: unleash\n  key: new_checkout\n  unleash:\n    url: https://unleash.example.com\n    project: default\n    environment: production\n    token_env: ${{{{ secrets.UNLEASH_TOKEN }}}}\n{BASE_CHECKS}"
-            ),
-            vec![(9, 16)],
-        ),
-        (
-            "basic_auth_env_is_a_value",
-            format!(
-                "version: 1\n{BASE_FLAG}sources:\n  prom:\n    provider: prometheus\n    url: https://prometheus.example.com\n    basic_auth: {{ username_env: PROM_USER, password_env: \"hunter 2\" }}\n{BASE_CHECKS}"
-            ),
-            vec![(10, 58)],
-        ),
-        (
-            "yaml_syntax_error",
-            base_with("stages: [10, 50, 100\npolicy: { rollback: off }\n"),
-            vec![(8, 1)],
-        ),
-        ("yaml_bad_indentation", format!("version: 1\nflag:\n  provider: flagd\n   key: x\n{BASE_CHECKS}"), vec![(4, 7)]),
-        ("empty_file", String::new(), vec![(1, 1)]),
-        ("comments_only_file", "# TODO: write the rollout\n\n".to_string(), vec![(1, 1)]),
-        ("empty_mapping", "---\n{}\n".to_string(), vec![(2, 1)]),
-        ("top_level_list", "- version: 1\n".to_string(), vec![(1, 1)]),
-        (
-            "duplicate_keys",
-            format!("version: 1\n{BASE_FLAG}stages: [10, 100]\n{BASE_CHECKS}stages: [50, 100]\n"),
-            vec![(11, 1)],
-        ),
-        (
-            "duplicate_check_names",
-            format!(
-                "version: 1\n{BASE_FLAG}checks:\n  - {{ name: smoke, command: [\"./a.sh\"], pass: \"== 1\" }}\n  - {{ name: smoke, command: [\"./b.sh\"], pass: \"== 1\" }}\n"
-            ),
-            vec![(8, 13)],
-        ),
-        (
-            "several_problems",
-            "version: 1\n\
-             name: new checkout\n\
-             flag:\n\
-             \x20 provider: flagd\n\
-             \x20 key: new_checkout\n\
-             \x20 flagd: { path: ../flags.flagd.json }\n\
-             stages:\n\
-             \x20 - { percent: 50 }\n\
-             \x20 - 10\n\
-             \x20 - { percent: 100, bake: 1x }\n\
-             checks:\n\
-             \x20 - name: success-rate\n\
-             \x20   source: prom\n\
-             \x20   query: up\n\
-             \x20   pass: \"=> 0.95\"\n\
-             \x20   on_no_data: skip\n\
-             \x20   timeout: 0s\n\
-             policy:\n\
-             \x20 failures_to_rollback: 0\n\
-             \x20 window: { days: Mon-Fri, hours: \"9-5\", timezone: Mars/Olympus }\n\
-             report:\n\
-             \x20 pull_request: latest\n\
-             \x20 comment: always\n"
-                .to_string(),
-            vec![(2, 7), (6, 18), (9, 5), (10, 27), (13, 13), (15, 11), (16, 17), (17, 14), (19, 25), (20, 35), (20, 52), (22, 17), (23, 3)],
-        ),
-    ]
+            _ => panic!("{}: only <case>.yml and <case>.expect belong here", file.display()),
+        }
+    }
+    cases
+}
+
+fn case(name: &str) -> Case {
+    cases()
+        .into_iter()
+        .find(|(c, _, _)| c == name)
+        .unwrap_or_else(|| panic!("tests/specs/errors/{name}.yml exists"))
 }
 
 /// The spec with line numbers, then what was reported about it.
@@ -312,21 +153,20 @@ fn snapshot_body(case: &str, text: &str) -> String {
 #[test]
 fn each_bad_spec_is_reported_at_the_offending_node() {
     let cases = cases();
-    assert!(cases.len() >= 18);
-    let mut seen = BTreeSet::new();
+    assert!(cases.len() >= 45, "tests/specs/errors holds {} cases", cases.len());
     let mut wrong_positions = Vec::new();
-    for (case, text, expected) in cases {
-        assert!(seen.insert(case), "case names are unique: {case}");
+    for (case, text, expected) in &cases {
+        let case = case.as_str();
         let file = PathBuf::from(format!("rollouts/{case}.yml"));
-        let (_, _, diagnostics) = parse_spec(&file, &text);
+        let (_, _, diagnostics) = parse_spec(&file, text);
         let positions: Vec<(usize, usize)> = diagnostics.iter().map(|d| (d.line, d.column)).collect();
-        if !expected.is_empty() && positions != expected {
+        if positions != *expected {
             wrong_positions.push(format!(
                 "{case}: expected {expected:?}, got {positions:?}\n{}",
-                render(&text, &diagnostics)
+                render(text, &diagnostics)
             ));
         }
-        insta::assert_snapshot!(format!("spec_error__{case}"), snapshot_body(case, &text));
+        insta::assert_snapshot!(format!("spec_error__{case}"), snapshot_body(case, text));
     }
     assert!(
         wrong_positions.is_empty(),
@@ -337,10 +177,7 @@ fn each_bad_spec_is_reported_at_the_offending_node() {
 
 #[test]
 fn several_problems_are_all_reported_at_once() {
-    let (_, text, _) = cases()
-        .into_iter()
-        .find(|(c, _, _)| *c == "several_problems")
-        .expect("case exists");
+    let (_, text, _) = case("several_problems");
     let (spec, _, diagnostics) = parse_spec(Path::new("rollouts/several_problems.yml"), &text);
     assert!(spec.is_none());
     let messages: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
