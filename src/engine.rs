@@ -191,6 +191,24 @@ fn stage_label(spec: &RolloutSpec, index: usize) -> String {
     )
 }
 
+/// Where `to` is, as a reason names it: `stage 1 of 3 (10%)`, or `off`.
+fn to_label(spec: &RolloutSpec, to: FlagValue) -> String {
+    match to.enabled.then(|| stage_at(spec, to.percent)).flatten() {
+        Some(i) => stage_label(spec, i),
+        None if to.enabled => to.percent.to_string(),
+        None => "off".to_string(),
+    }
+}
+
+/// `at 50%` or `off`, after "with the flag".
+fn flag_words(flag: FlagValue) -> String {
+    if flag.enabled {
+        format!("at {}", flag.percent)
+    } else {
+        "off".to_string()
+    }
+}
+
 fn check_phrase(check: &CheckSpec, record: &CheckRecord) -> String {
     match (record.verdict, record.value) {
         (Verdict::Fail, Some(v)) => format!(
@@ -249,7 +267,9 @@ impl<'c> Verdicts<'c> {
 
     fn summary(&self) -> String {
         match self.passing {
+            0 => "no checks to pass".to_string(),
             1 => "the check passes".to_string(),
+            2 => "both checks pass".to_string(),
             n => format!("all {n} checks pass"),
         }
     }
@@ -294,10 +314,6 @@ impl<'a> Decider<'a> {
 
     fn spec(&self) -> &'a RolloutSpec {
         self.input.spec
-    }
-
-    fn name(&self) -> &'a str {
-        &self.input.spec.name
     }
 
     fn expected(&self) -> FlagValue {
@@ -345,6 +361,8 @@ impl<'a> Decider<'a> {
                 limit: self.spec().policy.failures_to_rollback,
             }),
             planned: false,
+            locked: self.state.locked,
+            paused: self.state.paused,
         }
     }
 
@@ -358,6 +376,13 @@ impl<'a> Decider<'a> {
             required_s: self.spec().stages[stage].bake.as_secs(),
             elapsed_s: u64::try_from(elapsed).unwrap_or(0),
         })
+    }
+
+    /// `baked 30m of 1h` for the stage the flag is at, from the same evidence the record carries.
+    fn baked(&self, at: Percent) -> String {
+        self.bake_progress(FlagValue::on(at))
+            .map(|b| b.describe())
+            .unwrap_or_else(|| "baked".to_string())
     }
 
     /// A person's command that is not carried out: a hold (or `kind`) that says why, marked
@@ -504,9 +529,8 @@ impl<'a> Decider<'a> {
             )
         };
         let reason = format!(
-            "{what}: a person changed it, so flagramp holds and changes nothing. Restore {} or run `flagramp resume {}` to continue from {}",
+            "{what}: a person changed it, so flagramp holds and changes nothing until the flag is {} again or the rollout is resumed from {}",
             expected.describe(),
-            self.name(),
             found.describe()
         );
         Some(self.record(Rule::Drift, DecisionKind::Drift, found, found, reason, None, &[]))
@@ -550,16 +574,6 @@ impl<'a> Decider<'a> {
             DecisionKind::Disable
         }
     }
-
-    fn rollback_reason(&self, to: FlagValue) -> String {
-        match to.enabled {
-            true => format!(
-                "rolled back to {}",
-                stage_label(self.spec(), stage_at(self.spec(), to.percent).unwrap_or(0))
-            ),
-            false => "turned the flag off".to_string(),
-        }
-    }
 }
 
 /// When `window` next opens at or after `at`, if that is no later than [`LATEST_TIME`].
@@ -571,7 +585,7 @@ fn window_beyond_range(window: &crate::window::Window) -> String {
     format!(
         "the window ({}) does not open again before {}: flagramp works with times up to the year 9999",
         window.describe(),
-        LATEST_TIME.to_rfc3339()
+        crate::window::human_time(LATEST_TIME)
     )
 }
 
@@ -589,7 +603,6 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let mut d = Decider::new(input);
     let spec = input.spec;
     let now = input.now;
-    let name = &spec.name;
 
     if let Some(message) = d.time_out_of_range() {
         return d.error(&message);
@@ -609,19 +622,19 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     if let Some(done) = d.state.completed_at {
         let reason = format!(
             "complete since {}: the flag serves everyone; nothing to do",
-            done.to_rfc3339()
+            crate::window::human_time(done)
         );
         let record = d.record(Rule::Complete, DecisionKind::Complete, found, found, reason, None, &[]);
         return d.report_only(record);
     }
     if !found.enabled {
         if d.state.locked {
-            let reason = format!("rolled back to off: run `flagramp advance {name}` to start again");
+            let reason = "rolled back to off earlier, and locked against starting again".to_string();
             let record = d.record(Rule::Locked, DecisionKind::Hold, found, found, reason, None, &[]);
             return d.finish(record, None);
         }
         if d.state.paused {
-            let reason = format!("paused before starting: run `flagramp resume {name}` to continue");
+            let reason = "paused before starting".to_string();
             let record = d.record(Rule::Paused, DecisionKind::Paused, found, found, reason, None, &[]);
             return d.finish(record, None);
         }
@@ -634,14 +647,14 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                 let reason = format!(
                     "ready to start, but outside the window ({}); it opens {}",
                     window.describe(),
-                    opens.to_rfc3339()
+                    crate::window::human_time(opens)
                 );
                 let record = d.record(Rule::Window, DecisionKind::Hold, found, found, reason, Some(opens), &[]);
                 return d.finish(record, None);
             }
         }
         d.move_to(first);
-        let reason = format!("started at {}", stage_label(spec, 0));
+        let reason = format!("not started yet; the first stage is {}", stage_label(spec, 0));
         let record = d.record(Rule::Start, DecisionKind::Start, found, first, reason, None, &[]);
         return d.finish(record, Some(first));
     }
@@ -664,13 +677,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             let to = d.rollback_target(current, spec.policy.rollback);
             let kind = d.roll_back_to(to);
             let reason = format!(
-                "{what}: {} from {current} (failure {failures} of {limit}); locked until someone runs `flagramp advance {name}`",
-                d.rollback_reason(to)
+                "{what}: failure {failures} of {limit}, so back to {}",
+                to_label(spec, to)
             );
-            let record = d.record(Rule::Rollback, kind, found, to, reason, None, verdicts.records);
+            let mut record = d.record(Rule::Rollback, kind, found, to, reason, None, verdicts.records);
+            // The counter is reset by the rollback; the record keeps the count that decided it.
+            record.failures = Some(Failures { count: failures, limit });
             return d.finish(record, Some(to));
         }
-        let reason = format!("{what}: failure {failures} of {limit} before rollback, holding at {current}");
+        let reason = format!("{what}: failure {failures} of {limit} before a rollback");
         let record = d.record(
             Rule::Rollback,
             DecisionKind::Hold,
@@ -684,7 +699,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     }
     if !verdicts.waiting.is_empty() {
         let reason = format!(
-            "holding at {current}: {}; missing data and source trouble are never a pass, nor a failure",
+            "{}; missing data and source trouble are never a pass, nor a failure",
             verdicts.waiting.join("; ")
         );
         let record = d.record(
@@ -706,10 +721,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     }
     // Rule 7.
     if d.state.paused {
-        let reason = format!(
-            "{}, but the rollout is paused at {current}: run `flagramp resume {name}` to continue",
-            verdicts.summary()
-        );
+        let reason = format!("{}, but the rollout is paused", verdicts.summary());
         let record = d.record(
             Rule::Paused,
             DecisionKind::Paused,
@@ -724,7 +736,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     // Rule 8.
     if d.state.locked {
         let reason = format!(
-            "{}; rolled back earlier, so holding at {current}: run `flagramp advance {name}` to continue",
+            "{}, but it was rolled back earlier and is locked against advancing",
             verdicts.summary()
         );
         let record = d.record(
@@ -749,8 +761,8 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let Some(bake_end) = bake.to_chrono().and_then(|b| time_after(entered, b)) else {
         return d.error(&format!(
             "the bake of {bake} at {here}, entered {}, would end past {}: flagramp cannot wait that long; shorten the bake in the spec",
-            entered.to_rfc3339(),
-            LATEST_TIME.to_rfc3339()
+            crate::window::human_time(entered),
+            crate::window::human_time(LATEST_TIME)
         ));
     };
     if now < bake_end {
@@ -761,12 +773,12 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             },
             _ => bake_end,
         };
-        let what = if at_last_stage { "the final bake" } else { "the bake" };
+        let what = if at_last_stage { "the final bake" } else { "its bake" };
         let reason = format!(
-            "{}; {here} entered {}, {what} of {bake} ends {}",
+            "{}; {here} {}, {what} ends {}",
             verdicts.summary(),
-            entered.to_rfc3339(),
-            bake_end.to_rfc3339()
+            d.baked(current),
+            crate::window::human_time(bake_end)
         );
         let record = d.record(
             Rule::Bake,
@@ -783,8 +795,9 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         d.state.completed_at = Some(now);
         d.changed = true;
         let reason = format!(
-            "{} and the final bake of {bake} at 100% has elapsed: rollout complete",
-            verdicts.summary()
+            "{} and 100% {}: the final bake is over",
+            verdicts.summary(),
+            d.baked(current)
         );
         let record = d.record(
             Rule::Complete,
@@ -803,10 +816,11 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                 return d.error(&window_beyond_range(window));
             };
             let reason = format!(
-                "{} and the bake of {here} has elapsed, but outside the window ({}); it opens {}",
+                "{} and {here} {}, but outside the window ({}); it opens {}",
                 verdicts.summary(),
+                d.baked(current),
                 window.describe(),
-                opens.to_rfc3339()
+                crate::window::human_time(opens)
             );
             let record = d.record(
                 Rule::Window,
@@ -824,8 +838,9 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let to = FlagValue::on(spec.stages[next].percent);
     d.move_to(to);
     let reason = format!(
-        "{} and {here} baked {bake}: advanced to {}",
+        "{} and {here} {}; next is {}",
         verdicts.summary(),
+        d.baked(current),
         stage_label(spec, next)
     );
     let record = d.record(
@@ -848,7 +863,6 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
 pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Option<&[CheckRecord]>) -> Step {
     let mut d = Decider::new(input);
     let spec = input.spec;
-    let name = &spec.name;
     let actor = input.actor;
     if let Some(message) = d.time_out_of_range() {
         return d.error(&message);
@@ -867,10 +881,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
         ManualOp::Pause => {
             d.state.paused = true;
             d.changed = true;
-            let text = format!(
-                "paused by {actor}{because} at {found_desc}: run `flagramp resume {name}` to continue",
-                found_desc = found.describe()
-            );
+            let text = format!("paused by {actor}{because} with the flag {}", flag_words(found));
             let record = d.record(Rule::Pause, DecisionKind::Paused, found, found, text, None, &[]);
             d.finish(record, None)
         }
@@ -879,10 +890,17 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             d.state.paused = false;
             d.state.drift = None;
             d.changed = true;
-            let text = format!(
-                "resumed by {actor}{because} at {}; the next run continues from there",
-                found.describe()
-            );
+            let text = if d.state.locked {
+                format!(
+                    "resumed by {actor}{because} with the flag {}, but still locked against advancing after a rollback",
+                    flag_words(found)
+                )
+            } else {
+                format!(
+                    "resumed by {actor}{because} with the flag {}; scheduled runs go on from there",
+                    flag_words(found)
+                )
+            };
             let record = d.record(Rule::Resume, DecisionKind::Hold, found, found, text, None, &[]);
             d.finish(record, None)
         }
@@ -896,9 +914,9 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             let to = d.rollback_target(found.percent, RollbackPolicy::Previous);
             let kind = d.roll_back_to(to);
             let text = format!(
-                "manual rollback by {actor}{because}: {} from {}; locked until someone runs `flagramp advance {name}`",
-                d.rollback_reason(to),
-                found.percent
+                "rollback by {actor}{because} from {}, back to {}",
+                found.percent,
+                to_label(spec, to)
             );
             let record = d.record(Rule::Rollback, kind, found, to, text, None, &[]);
             d.finish(record, Some(to))
@@ -907,7 +925,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             if let Some(done) = d.state.completed_at {
                 let text = format!(
                     "advance by {actor}{because} refused: already complete since {}",
-                    done.to_rfc3339()
+                    crate::window::human_time(done)
                 );
                 let record = d.refusal(Rule::Advance, DecisionKind::Complete, found, text, &[]);
                 return d.finish(record, None);
@@ -924,10 +942,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             let mut problems = verdicts.failing.clone();
             problems.extend(verdicts.waiting.iter().cloned());
             if !force && !verdicts.all_pass() {
-                let text = format!(
-                    "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to advance anyway",
-                    problems.join("; ")
-                );
+                let text = format!("advance by {actor}{because} refused: {}", problems.join("; "));
                 let record = d.refusal(Rule::Advance, DecisionKind::Hold, found, text, records);
                 return d.finish(record, None);
             }
@@ -938,10 +953,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 Some(next) => {
                     let to = FlagValue::on(spec.stages[next].percent);
                     d.move_to(to);
-                    let text = format!(
-                        "manual advance by {actor}{because}: advanced to {}{forced}",
-                        stage_label(spec, next)
-                    );
+                    let text = format!("advance by {actor}{because} to {}{forced}", stage_label(spec, next));
                     let record = d.record(Rule::Advance, DecisionKind::Advance, found, to, text, None, records);
                     d.finish(record, Some(to))
                 }
@@ -949,7 +961,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     d.state.completed_at = Some(input.now);
                     d.state.consecutive_failures = 0;
                     d.changed = true;
-                    let text = format!("manual advance by {actor}{because}: marked complete at 100%{forced}");
+                    let text = format!("advance by {actor}{because} at 100%: complete{forced}");
                     let record = d.record(Rule::Advance, DecisionKind::Complete, found, found, text, None, records);
                     d.finish(record, None)
                 }
@@ -971,10 +983,7 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
         .map(|(check, r)| check_phrase(check, r))
         .collect();
     if !force && !blocking.is_empty() {
-        let text = format!(
-            "advance by {actor}{because} refused: {}; fix the checks or rerun with --force to start anyway",
-            blocking.join("; ")
-        );
+        let text = format!("advance by {actor}{because} refused: {}", blocking.join("; "));
         let record = d.refusal(Rule::Advance, DecisionKind::Hold, found, text, records);
         return d.finish(record, None);
     }
@@ -984,7 +993,7 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
     d.move_to(first);
     d.state.locked = false;
     let text = format!(
-        "manual advance by {actor}{because}: started at {}{forced}",
+        "advance by {actor}{because} from off to {}{forced}",
         stage_label(spec, 0)
     );
     let record = d.record(Rule::Advance, DecisionKind::Start, found, first, text, None, records);
@@ -1011,6 +1020,8 @@ pub fn error_record(spec: &RolloutSpec, now: DateTime<Utc>, actor: &str, message
         bake: None,
         failures: None,
         planned: false,
+        locked: false,
+        paused: false,
     }
 }
 
@@ -1081,5 +1092,7 @@ pub fn status_record(status: &crate::record::Status, now: DateTime<Utc>, actor: 
         bake: None,
         failures: None,
         planned: false,
+        locked: status.locked,
+        paused: status.paused,
     })
 }

@@ -22,7 +22,7 @@ pub mod metrics;
 pub mod percent;
 pub mod provider;
 pub mod record;
-pub mod render;
+pub mod report;
 pub mod runner;
 pub mod schema;
 pub mod secrets;

@@ -107,7 +107,22 @@ pub struct BakeProgress {
     pub elapsed_s: u64,
 }
 
-/// The consecutive-failure counter after the decision and the rollback limit (docs/rules.md §3, rule 6).
+impl BakeProgress {
+    /// `baked 30m of 1h`: how reasons and reports say it.
+    pub fn describe(&self) -> String {
+        let shown = |s: u64| crate::duration::SpecDuration::from_secs(s).to_string();
+        // Whole minutes once there are any: `baked 30m of 1h`, not `30m13s`.
+        let elapsed = if self.elapsed_s >= 60 {
+            self.elapsed_s - self.elapsed_s % 60
+        } else {
+            self.elapsed_s
+        };
+        format!("baked {} of {}", shown(elapsed), shown(self.required_s))
+    }
+}
+
+/// The consecutive failures counted at this decision (the one that triggered a rollback
+/// included; the counter itself is reset by it) and the rollback limit (docs/rules.md §3, rule 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Failures {
     /// Consecutive failing evaluations.
@@ -175,6 +190,13 @@ pub struct DecisionRecord {
     /// True for `plan` and dry runs: what the next run would do, nothing was done.
     #[serde(default)]
     pub planned: bool,
+    /// After this decision the rollout is locked against advancing (a rollback happened; a
+    /// person's `advance` lifts it).
+    #[serde(default)]
+    pub locked: bool,
+    /// After this decision the rollout is paused (a person's `resume` lifts it).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// One rollout's status. `status` prints an array of these.

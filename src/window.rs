@@ -151,12 +151,7 @@ impl Window {
 
     /// The window as the spec would write it: `Mon-Fri 09:00-17:00 Europe/Berlin`.
     pub fn describe(&self) -> String {
-        let days: Vec<&str> = (0..7).filter(|d| self.days[*d]).map(|d| DAY_NAMES[d]).collect();
-        let days = if days.len() == 7 {
-            "every day".to_string()
-        } else {
-            days.join(",")
-        };
+        let days = days_as_written(&self.days);
         let clock = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
         let close = if self.close_minute == 0 {
             "24:00".into()
@@ -167,6 +162,29 @@ impl Window {
     }
 }
 
+/// Days as a person writes them: runs of three or more as a range (`Mon-Fri`, `Fri-Mon`),
+/// others listed (`Mon, Wed`), all seven as `every day`.
+fn days_as_written(days: &[bool; 7]) -> String {
+    if days.iter().all(|d| *d) {
+        return "every day".to_string();
+    }
+    // A run starts on a day whose day before is not in the window (weeks wrap around).
+    let mut parts = Vec::new();
+    for start in (0..7).filter(|d| days[*d] && !days[(d + 6) % 7]) {
+        let mut end = start;
+        while days[(end + 1) % 7] {
+            end = (end + 1) % 7;
+        }
+        let length = (end + 7 - start) % 7 + 1;
+        match length {
+            1 => parts.push(DAY_NAMES[start].to_string()),
+            2 => parts.push(format!("{}, {}", DAY_NAMES[start], DAY_NAMES[end])),
+            _ => parts.push(format!("{}-{}", DAY_NAMES[start], DAY_NAMES[end])),
+        }
+    }
+    parts.join(", ")
+}
+
 /// A time as people read it, the one format of docs/rules.md §4: `2026-11-24 10:30 UTC`.
 pub fn human_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -175,6 +193,22 @@ pub fn human_time(at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_print_as_written() {
+        let shown = |text: &str| days_as_written(&parse_day_range(text).unwrap());
+        assert_eq!(shown("Mon-Fri"), "Mon-Fri");
+        assert_eq!(shown("Fri-Mon"), "Fri-Mon");
+        assert_eq!(shown("Sat-Sun"), "Sat, Sun");
+        assert_eq!(shown("Wed"), "Wed");
+        assert_eq!(shown("Mon-Sun"), "every day");
+        let mut mon_wed_fri = [false; 7];
+        for d in [0, 2, 4] {
+            mon_wed_fri[d] = true;
+        }
+        assert_eq!(days_as_written(&mon_wed_fri), "Mon, Wed, Fri");
+        assert_eq!(berlin_office().describe(), "Mon-Fri 09:00-17:00 Europe/Berlin");
+    }
 
     fn berlin_office() -> Window {
         let (open, close) = parse_hours("09:00-17:00").unwrap();

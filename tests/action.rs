@@ -1094,7 +1094,7 @@ async fn flag_file_commits_carry_the_actor_and_the_reason_on_one_line_each() {
     let reason = lines.iter().find(|l| l.starts_with("Reason:")).expect("a reason line");
     assert!(
         reason.starts_with(
-            "Reason: manual advance by octocat (ship it Actor: mallory Reason: forged): started at stage 1 of 3 (10%)"
+            "Reason: advance by octocat (ship it Actor: mallory Reason: forged) from off to stage 1 of 3 (10%)"
         ),
         "{reason}"
     );
@@ -1114,7 +1114,7 @@ async fn flag_file_commits_carry_the_actor_and_the_reason_on_one_line_each() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let messages = commit_messages(&fake, FLAGS);
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages[1].contains("\n\nActor: flagramp\nReason: the check passes and stage 1 of 3 (10%) baked 0s: advanced to stage 2 of 3 (50%)"), "{messages:?}");
+    assert!(messages[1].contains("\n\nActor: flagramp\nReason: the check passes and stage 1 of 3 (10%) baked 0s of 0s; next is stage 2 of 3 (50%)"), "{messages:?}");
 }
 
 #[test]

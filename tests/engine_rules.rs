@@ -9,6 +9,7 @@ use flagramp::percent::Percent;
 
 use crate::support::pct;
 use flagramp::record::{CheckRecord, DecisionKind};
+use flagramp::report::{self, NextStep, Target};
 use flagramp::spec::{parse_spec, RolloutSpec};
 use flagramp::state::{FlagValue, PendingTransition, RolloutState};
 
@@ -275,7 +276,8 @@ fn rollback_is_allowed_during_bake_outside_the_window_while_paused_and_again_aft
     // Off and locked: nothing further to roll back, and nothing is queried.
     let e = decide(&spec, Some(&s), FlagValue::OFF, t("2026-11-28T12:20:00Z"), None);
     assert_eq!(e.record.decision, DecisionKind::Hold);
-    assert!(e.record.reason.contains("flagramp advance demo"), "{}", e.record.reason);
+    assert!(e.record.locked, "{:?}", e.record);
+    assert_eq!(report::next_step(&e.record), Some(NextStep::Advance));
 }
 
 #[test]
@@ -640,8 +642,16 @@ fn locked_after_rollback_holds_until_a_person_advances() {
         Some(&healthy(&spec)),
     );
     assert_eq!(e.record.decision, DecisionKind::Hold);
+    // The reason says why; the next step is named by each report for its reader (the issue
+    // that moved hints out of stored reasons), from the record's `locked`.
     assert!(
-        e.record.reason.contains("run `flagramp advance demo` to continue"),
+        e.record.locked && !e.record.reason.contains("flagramp advance"),
+        "{:?}",
+        e.record
+    );
+    assert_eq!(report::next_step(&e.record), Some(NextStep::Advance));
+    assert!(
+        report::text::decisions(std::slice::from_ref(&e.record), Target::Cli).contains("run `flagramp advance demo`"),
         "{}",
         e.record.reason
     );
@@ -710,7 +720,9 @@ fn manual_advance_is_refused_when_a_check_does_not_pass_unless_forced() {
     assert_eq!(m.record.decision, DecisionKind::Hold);
     assert!(m.record.refused, "a refused advance is marked refused");
     assert_eq!(m.flag_change, None);
-    assert!(m.record.reason.contains("--force"), "{}", m.record.reason);
+    assert_eq!(report::next_step(&m.record), Some(NextStep::ForceAdvance));
+    let shown = report::text::decisions(std::slice::from_ref(&m.record), Target::Cli);
+    assert!(shown.contains("flagramp advance demo --force"), "{shown}");
     assert_eq!(
         m.record.checks,
         failing(&spec),

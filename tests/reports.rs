@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use flagramp::action::comment::MARKER;
-use flagramp::action::report::{self, RolloutReport, COMMENT_LIMIT, SUMMARY_LIMIT};
 use flagramp::check::Verdict;
-use flagramp::record::{CheckRecord, DecisionKind, DecisionRecord};
+use flagramp::record::{BakeProgress, CheckRecord, DecisionKind, DecisionRecord, Failures, Rule};
+use flagramp::report::{self, RolloutReport, COMMENT_LIMIT, SUMMARY_LIMIT};
 use flagramp::spec::Diagnostic;
 
 use crate::support::pct;
@@ -42,6 +42,8 @@ fn record(
         bake: None,
         failures: None,
         planned: false,
+        locked: false,
+        paused: false,
     }
 }
 
@@ -82,10 +84,29 @@ fn reports() -> Vec<RolloutReport> {
         50,
         10,
         Some(0),
-        "success-rate 0.8 < 0.95 (needs >= 0.95): rolled back to stage 1 of 3 (10%) from 50% (failure 1 of 1); locked until someone runs `flagramp advance new-checkout`",
+        "success-rate 0.8 < 0.95 (needs >= 0.95): failure 1 of 1, so back to stage 1 of 3 (10%)",
     );
     rollback.checks = checks();
-    let mut hold = record("search-v2", DecisionKind::Hold, 10, 10, Some(0), "all 1 checks pass; stage 1 of 3 (10%) entered 2026-11-24T09:30:00+00:00, the bake of 1h ends 2026-11-24T10:30:00+00:00");
+    rollback.rule = Some(Rule::Rollback);
+    rollback.failures = Some(Failures { count: 1, limit: 1 });
+    rollback.bake = Some(BakeProgress {
+        required_s: 3600,
+        elapsed_s: 1200,
+    });
+    rollback.locked = true;
+    let mut hold = record(
+        "search-v2",
+        DecisionKind::Hold,
+        10,
+        10,
+        Some(0),
+        "the check passes; stage 1 of 3 (10%) baked 30m of 1h, its bake ends 2026-11-24 10:30 UTC",
+    );
+    hold.rule = Some(Rule::Bake);
+    hold.bake = Some(BakeProgress {
+        required_s: 3600,
+        elapsed_s: 1800,
+    });
     hold.eligible_at = Some(t("2026-11-24T10:30:00Z"));
     let history = vec![
         record(
@@ -94,7 +115,7 @@ fn reports() -> Vec<RolloutReport> {
             0,
             10,
             Some(0),
-            "started at stage 1 of 3 (10%)",
+            "not started yet; the first stage is stage 1 of 3 (10%)",
         ),
         record(
             "new-checkout",
@@ -102,7 +123,7 @@ fn reports() -> Vec<RolloutReport> {
             10,
             50,
             Some(1),
-            "all 3 checks pass and stage 1 of 3 (10%) baked 1h: advanced to stage 2 of 3 (50%)",
+            "all 3 checks pass and stage 1 of 3 (10%) baked 1h of 1h; next is stage 2 of 3 (50%)",
         ),
     ];
     vec![
@@ -119,14 +140,19 @@ fn reports() -> Vec<RolloutReport> {
             history: Vec::new(),
         },
         RolloutReport {
-            record: record(
-                "dark-mode",
-                DecisionKind::Disable,
-                10,
-                0,
-                None,
-                "manual rollback by octocat (incident 123): turned the flag off from 10%",
-            ),
+            record: DecisionRecord {
+                actor: "octocat".into(),
+                rule: Some(Rule::Rollback),
+                locked: true,
+                ..record(
+                    "dark-mode",
+                    DecisionKind::Disable,
+                    10,
+                    0,
+                    None,
+                    "rollback by octocat (incident 123) from 10%, back to off",
+                )
+            },
             provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
             stages: vec![pct(10), pct(100)],
             history: Vec::new(),
@@ -134,9 +160,72 @@ fn reports() -> Vec<RolloutReport> {
     ]
 }
 
+/// The same decisions as a plan or dry run would make them.
+fn planned(reports: Vec<RolloutReport>) -> Vec<RolloutReport> {
+    reports
+        .into_iter()
+        .map(|mut r| {
+            r.record.planned = true;
+            r
+        })
+        .collect()
+}
+
 #[test]
 fn job_summary_markdown() {
-    insta::assert_snapshot!("job_summary", report::summary(&reports(), &[], RUN));
+    let summary = report::summary(&reports(), &[], RUN);
+    // A run says what it did, with the bake behind each hold.
+    assert!(summary.contains("**⏬ Rolled back** 50% → 10%"), "{summary}");
+    assert!(summary.contains("· baked 30m of 1h"), "{summary}");
+    assert!(!summary.contains("ould "), "{summary}");
+    insta::assert_snapshot!("job_summary", summary);
+}
+
+#[test]
+fn plan_summary_and_comment_say_what_would_happen() {
+    let summary = report::summary(&planned(reports()), &[], RUN);
+    for said in [
+        "plan only, nothing was changed",
+        "**⏬ Would roll back** 50% → 10%",
+        "**⏸️ Would hold** at 10%",
+        "**⛔ Would turn off** 10% → 0%",
+    ] {
+        assert!(summary.contains(said), "{said}:\n{summary}");
+    }
+    assert!(
+        !summary.contains("Rolled back") && !summary.contains("Turned off"),
+        "{summary}"
+    );
+    insta::assert_snapshot!("plan_summary", summary);
+    // A plan of a rollout that is locked already: the step to take is real.
+    let mut locked = reports()[1].clone();
+    locked.record = DecisionRecord {
+        rollout: "payments".into(),
+        rule: Some(Rule::Locked),
+        locked: true,
+        eligible_at: None,
+        reason: "the check passes, but it was rolled back earlier and is locked against advancing".into(),
+        ..locked.record
+    };
+    let mut with_locked = reports();
+    with_locked.push(locked);
+    let comment = report::comment(
+        MARKER,
+        "flagramp plan for this pull request",
+        &planned(with_locked),
+        &[],
+        RUN,
+    );
+    // A plan's rollback has not happened, so it names no step to undo it.
+    assert!(!comment.contains("`rollout: new-checkout`"), "{comment}");
+    assert!(comment.contains("**⏬ Would roll back** 50% → 10%"), "{comment}");
+    // A person in GitHub is pointed at the manual workflow run, not at a CLI command.
+    assert!(
+        comment.contains("with `command: advance`, `rollout: payments`"),
+        "{comment}"
+    );
+    assert!(!comment.contains("flagramp advance"), "{comment}");
+    insta::assert_snapshot!("plan_comment", comment);
 }
 
 #[test]

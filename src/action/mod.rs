@@ -9,7 +9,6 @@
 pub mod commands;
 pub mod comment;
 pub mod glob;
-pub mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,10 +23,10 @@ use crate::escape;
 use crate::github::{GitHub, GitHubError};
 use crate::http::Deadline;
 use crate::record::{DecisionKind, DecisionRecord};
+use crate::report::{self, RolloutReport, Target};
 use crate::runner::Decided;
 use crate::secrets::{Secrets, Withheld, WITHHELD_PROVIDER};
 use crate::spec::{self, Auth, Diagnostic, HeaderValue, Probe, ProviderSpec, PullRequestRef, RolloutSpec, SourceSpec};
-use report::RolloutReport;
 
 /// When to comment on pull requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,7 +474,11 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             secrets,
             &commands::group(&format!("{} ({})", r.record.rollout, r.record.decision.as_str())),
         );
-        say(log, secrets, &crate::render::decisions(std::slice::from_ref(&r.record)));
+        say(
+            log,
+            secrets,
+            &report::text::decisions(std::slice::from_ref(&r.record), Target::GitHub),
+        );
         command(log, secrets, "::endgroup::\n");
     }
     if op == Operation::Validate && problems.is_empty() {
@@ -484,21 +487,10 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
 
     // Step outputs and summary.
     if let Some(path) = &renv.output {
-        let (advanced, rolled_back, held) = report::tallies(&records);
-        let outputs = [
-            (
-                "decisions",
-                serde_json::to_string(&records).unwrap_or_else(|_| "[]".into()),
-            ),
-            (
-                "counts",
-                serde_json::to_string(&report::counts(&records)).unwrap_or_else(|_| "{}".into()),
-            ),
-            ("advanced", advanced.to_string()),
-            ("rolled_back", rolled_back.to_string()),
-            ("held", held.to_string()),
-        ];
-        let outputs: Vec<(&str, String)> = outputs.into_iter().map(|(k, v)| (k, secrets.redact(&v))).collect();
+        let outputs: Vec<(&str, String)> = step_outputs(&records)
+            .into_iter()
+            .map(|(k, v)| (k, secrets.redact(&v)))
+            .collect();
         commands::write_outputs(path, &outputs).map_err(|e| format!("cannot write GITHUB_OUTPUT: {e}"))?;
     }
     let summary = if op == Operation::Validate && problems.is_empty() {
@@ -587,6 +579,42 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
         );
     }
     Ok(exit_code(inputs.fail_on, &problems, &counted))
+}
+
+/// The step's outputs (action.yml `outputs:`). A plan or dry run did nothing, so it counts
+/// nothing as done: `advanced`, `rolled_back`, `held` and `counts` are zero and `planned` is
+/// `true`, and the `would_*` outputs say what the next run would do.
+pub fn step_outputs(records: &[DecisionRecord]) -> Vec<(&'static str, String)> {
+    let planned = records.iter().any(|r| r.planned);
+    let (advanced, rolled_back, held) = report::tallies(records);
+    let done = if planned {
+        (0, 0, 0)
+    } else {
+        (advanced, rolled_back, held)
+    };
+    let would = if planned {
+        (advanced, rolled_back, held)
+    } else {
+        (0, 0, 0)
+    };
+    let counted: &[DecisionRecord] = if planned { &[] } else { records };
+    vec![
+        (
+            "decisions",
+            serde_json::to_string(records).unwrap_or_else(|_| "[]".into()),
+        ),
+        (
+            "counts",
+            serde_json::to_string(&report::counts(counted)).unwrap_or_else(|_| "{}".into()),
+        ),
+        ("planned", planned.to_string()),
+        ("advanced", done.0.to_string()),
+        ("rolled_back", done.1.to_string()),
+        ("held", done.2.to_string()),
+        ("would_advance", would.0.to_string()),
+        ("would_roll_back", would.1.to_string()),
+        ("would_hold", would.2.to_string()),
+    ]
 }
 
 /// The spec as the pull request's base branch has it; `None` when it is new there, or cannot

@@ -20,7 +20,7 @@ use flagramp::escape::plain;
 use flagramp::exit;
 use flagramp::http::Deadline;
 use flagramp::record::DecisionRecord;
-use flagramp::render;
+use flagramp::report::{self, Target};
 use flagramp::runner::Decided;
 use flagramp::schema::{self, SchemaKind};
 use flagramp::secrets::Secrets;
@@ -243,7 +243,7 @@ fn print_decisions(decided: Vec<Decided>, format: Format, secrets: &Secrets) -> 
     let records = records.as_slice();
     match format {
         Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(records)? + "\n")))?,
-        Format::Text => print(&secrets.redact(&render::decisions(records)))?,
+        Format::Text => print(&secrets.redact(&report::text::decisions(records, Target::Cli)))?,
     }
     Ok(exit::for_decisions(records))
 }
@@ -336,7 +336,7 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
         Outcome::Statuses(statuses) => {
             match format {
                 Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(&statuses)? + "\n")))?,
-                Format::Text => print(&secrets.redact(&render::statuses(&statuses)))?,
+                Format::Text => print(&secrets.redact(&report::text::statuses(&statuses)))?,
             }
             Ok(ExitCode::from(exit::DECIDED))
         }

@@ -298,6 +298,8 @@ mod tests {
             bake: None,
             failures: None,
             planned: false,
+            locked: false,
+            paused: false,
         }
     }
 

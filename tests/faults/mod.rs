@@ -230,8 +230,8 @@ fn judge(dependency: &str, case: &Case, outcome: &Outcome) -> Result<(), String>
             }
         }
     }
-    let report = flagramp::render::decisions(std::slice::from_ref(record));
-    if !report.contains(&record.reason) || !report.contains(&record.decision.as_str().to_uppercase()) {
+    let report = flagramp::report::text::decisions(std::slice::from_ref(record), flagramp::report::Target::Cli);
+    if !report.contains(&record.reason) || !report.contains(&flagramp::report::verb(record)) {
         return Err(format!("{name}: the report does not show the decision:\n{report}"));
     }
     if outcome.elapsed > case.limit {

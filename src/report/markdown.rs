@@ -1,14 +1,15 @@
-//! The job summary and the pull request comment, rendered from decision records (never
-//! recomputed) and kept under GitHub's size limits.
+//! The Markdown both GitHub reports are made of (the job summary and the pull request comment):
+//! one section per rollout, rendered from its decision record, and the assembly that keeps a
+//! report under GitHub's size limits.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::{next_step, transition, verb, when, Target};
 use crate::check::{sig4, Verdict};
 use crate::escape::{markdown, markdown_block};
 use crate::percent::Percent;
 use crate::record::{DecisionKind, DecisionRecord};
-use crate::render::transition;
 use crate::spec::Diagnostic;
 
 /// GitHub rejects a step summary over 1 MiB; stay well under it.
@@ -61,18 +62,32 @@ pub fn tallies(records: &[DecisionRecord]) -> (usize, usize, usize) {
     )
 }
 
-fn counts_line(records: &[DecisionRecord], problems: usize) -> String {
+/// The report's first line: counts of what this run did, or for a plan what it would do.
+pub(super) fn counts_line(records: &[DecisionRecord], problems: usize) -> String {
     let (advanced, rolled_back, held) = tallies(records);
     let complete = records.iter().filter(|r| r.decision == DecisionKind::Complete).count();
     let errors = records.iter().filter(|r| r.decision == DecisionKind::Error).count();
-    let mut parts = vec![
-        format!("{} rollout{}", records.len(), if records.len() == 1 { "" } else { "s" }),
-        format!("{advanced} advanced"),
-        format!("{rolled_back} rolled back"),
-        format!("{held} held"),
-        format!("{complete} complete"),
-        format!("{errors} error{}", if errors == 1 { "" } else { "s" }),
-    ];
+    let planned = records.iter().any(|r| r.planned);
+    let rollouts = format!("{} rollout{}", records.len(), if records.len() == 1 { "" } else { "s" });
+    let mut parts = if planned {
+        vec![
+            "plan only, nothing was changed".to_string(),
+            rollouts,
+            format!("{advanced} would advance"),
+            format!("{rolled_back} would roll back"),
+            format!("{held} would hold"),
+            format!("{complete} complete"),
+        ]
+    } else {
+        vec![
+            rollouts,
+            format!("{advanced} advanced"),
+            format!("{rolled_back} rolled back"),
+            format!("{held} held"),
+            format!("{complete} complete"),
+        ]
+    };
+    parts.push(format!("{errors} error{}", if errors == 1 { "" } else { "s" }));
     if problems > 0 {
         parts.push(format!(
             "{problems} spec problem{}",
@@ -82,18 +97,30 @@ fn counts_line(records: &[DecisionRecord], problems: usize) -> String {
     format!("**flagramp** · {}", parts.join(" · "))
 }
 
-fn headline(kind: DecisionKind) -> &'static str {
-    match kind {
-        DecisionKind::Start => "🚀 Started",
-        DecisionKind::Advance => "⏫ Advanced",
-        DecisionKind::Hold => "⏸️ Holding",
-        DecisionKind::Rollback => "⏬ Rolled back",
-        DecisionKind::Disable => "⛔ Turned off",
-        DecisionKind::Complete => "✅ Complete",
-        DecisionKind::Paused => "⏸️ Paused",
-        DecisionKind::Drift => "✋ Drift: holding for a person",
-        DecisionKind::Error => "❌ Error",
-    }
+/// `⏫ Advanced`, `⏫ Would advance`: the decision's mark and what it did or would do.
+fn headline(record: &DecisionRecord) -> String {
+    let mark = if record.refused {
+        "🚫"
+    } else {
+        match record.decision {
+            DecisionKind::Start => "🚀",
+            DecisionKind::Advance => "⏫",
+            DecisionKind::Hold => "⏸️",
+            DecisionKind::Rollback => "⏬",
+            DecisionKind::Disable => "⛔",
+            DecisionKind::Complete => "✅",
+            DecisionKind::Paused => "⏸️",
+            DecisionKind::Drift => "✋",
+            DecisionKind::Error => "❌",
+        }
+    };
+    let verb = verb(record);
+    let mut chars = verb.chars();
+    let capitalised: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    format!("{mark} {capitalised}")
 }
 
 fn verdict_cell(v: Verdict) -> &'static str {
@@ -135,7 +162,7 @@ pub fn progress(stages: &[Percent], record: &DecisionRecord) -> String {
 }
 
 /// One rollout's section.
-pub fn section(report: &RolloutReport) -> String {
+pub(super) fn section(report: &RolloutReport) -> String {
     let r = &report.record;
     let mut out = String::new();
     let _ = writeln!(
@@ -144,16 +171,20 @@ pub fn section(report: &RolloutReport) -> String {
         markdown(&r.rollout),
         markdown(&r.flag)
     );
-    let _ = writeln!(out, "{} · {}\n", report.provider, progress(&report.stages, r));
-    let _ = writeln!(
-        out,
-        "**{}** {}: {}\n",
-        headline(r.decision),
-        transition(r),
-        markdown(&r.reason)
-    );
+    // The bake is of the stage the decision was made at: shown beside the progress only when
+    // the flag stays there (a move names it in the reason).
+    let bake = r
+        .bake
+        .filter(|_| r.from_percent == r.to_percent)
+        .map(|b| format!(" · {}", b.describe()))
+        .unwrap_or_default();
+    let _ = writeln!(out, "{} · {}{bake}\n", report.provider, progress(&report.stages, r));
+    let _ = writeln!(out, "**{}** {}: {}\n", headline(r), transition(r), markdown(&r.reason));
     if let Some(at) = r.eligible_at {
-        let _ = writeln!(out, "Eligible to move on at **{}**.\n", crate::window::human_time(at));
+        let _ = writeln!(out, "Eligible to move on at **{}**.\n", when(at, r.at));
+    }
+    if let Some(step) = next_step(r) {
+        let _ = writeln!(out, "Next: {}.\n", step.say(&r.rollout, Target::GitHub));
     }
     if !r.checks.is_empty() {
         out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
@@ -194,7 +225,7 @@ pub fn section(report: &RolloutReport) -> String {
     out
 }
 
-fn problems_section(problems: &[Diagnostic]) -> String {
+pub(super) fn problems_section(problems: &[Diagnostic]) -> String {
     if problems.is_empty() {
         return String::new();
     }
@@ -223,7 +254,7 @@ fn cut(text: &str, limit: usize) -> &str {
 
 /// Assembles header, sections and footer under `limit`: sections that do not fit are left out
 /// with a note; a first section too large on its own is cut on a character boundary.
-fn assemble(header: String, sections: Vec<String>, footer: String, run_url: &str, limit: usize) -> String {
+pub(super) fn assemble(header: String, sections: Vec<String>, footer: String, run_url: &str, limit: usize) -> String {
     let note_room = 400 + run_url.len();
     let mut out = header;
     let total = sections.len();
@@ -258,32 +289,4 @@ fn assemble(header: String, sections: Vec<String>, footer: String, run_url: &str
         out = cut(&out, limit - note.len()).to_string() + &note;
     }
     out
-}
-
-/// The job summary: one line of counts, then each rollout.
-pub fn summary(reports: &[RolloutReport], problems: &[Diagnostic], run_url: &str) -> String {
-    let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
-    let header = format!(
-        "{}\n\n{}",
-        counts_line(&records, problems.len()),
-        problems_section(problems)
-    );
-    let sections = reports.iter().map(section).collect();
-    let footer = format!("---\n[flagramp run]({run_url})\n");
-    assemble(header, sections, footer, run_url, SUMMARY_LIMIT)
-}
-
-/// A pull request comment: the hidden marker first (so it can be found again), a title, and the
-/// same sections as the summary.
-pub fn comment(marker: &str, title: &str, reports: &[RolloutReport], problems: &[Diagnostic], run_url: &str) -> String {
-    let records: Vec<DecisionRecord> = reports.iter().map(|r| r.record.clone()).collect();
-    let header = format!(
-        "{marker}\n## {title}\n\n{}\n\n{}",
-        counts_line(&records, problems.len()),
-        problems_section(problems)
-    );
-    let sections = reports.iter().map(section).collect();
-    let footer = format!("---\n<sub>Updated by [this run]({run_url}); edited in place on every run.</sub>\n");
-    // The limit counts characters; bytes are an upper bound, so this is safe.
-    assemble(header, sections, footer, run_url, COMMENT_LIMIT)
 }

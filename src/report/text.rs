@@ -1,33 +1,34 @@
-//! Short, readable text for people; JSON output is the records themselves.
+//! Short, readable text for people, in a terminal or the step log; JSON output is the records
+//! themselves.
 //!
 //! Every string that flagramp did not write itself goes through [`escape::plain`], so no value,
 //! error or name can start a line of its own, in a terminal or in the step log.
 
 use std::fmt::Write;
 
+use super::{next_step, transition, verb, when, Target};
 use crate::check::{sig4, Verdict};
 use crate::escape::plain;
 use crate::record::{DecisionRecord, Status};
+use crate::window::human_time;
 
-/// `at 10%`, or `10% → 50%` when the decision moved the flag.
-pub fn transition(record: &DecisionRecord) -> String {
-    if record.from_percent == record.to_percent {
-        format!("at {}", record.to_percent)
-    } else {
-        format!("{} → {}", record.from_percent, record.to_percent)
-    }
-}
+/// The first line of a plan or dry run, so nobody reads it as done.
+pub const PLANNED_NOTE: &str = "Plan only: nothing was changed. This is what the next run would do.";
 
-/// One block per decision: headline, reason, then one line per check.
-pub fn decisions(records: &[DecisionRecord]) -> String {
+/// One block per decision: what it did (or would do), the reason, one line per check, when it
+/// may move on, and what a person can do next, named for `target`.
+pub fn decisions(records: &[DecisionRecord], target: Target) -> String {
     let mut out = String::new();
+    if records.iter().any(|r| r.planned) {
+        let _ = writeln!(out, "{PLANNED_NOTE}");
+    }
     for record in records {
         let _ = writeln!(
             out,
             "{} ({}): {} {}",
             plain(&record.rollout),
             plain(&record.flag),
-            record.decision.as_str().to_uppercase(),
+            verb(record),
             transition(record)
         );
         let _ = writeln!(out, "  {}", plain(&record.reason));
@@ -51,8 +52,14 @@ pub fn decisions(records: &[DecisionRecord]) -> String {
                 plain(&check.condition)
             );
         }
+        if let Some(bake) = record.bake.filter(|_| record.from_percent == record.to_percent) {
+            let _ = writeln!(out, "  {}", bake.describe());
+        }
         if let Some(at) = record.eligible_at {
-            let _ = writeln!(out, "  eligible at {}", at.to_rfc3339());
+            let _ = writeln!(out, "  eligible at {}", when(at, record.at));
+        }
+        if let Some(step) = next_step(record) {
+            let _ = writeln!(out, "  next: {}", step.say(&record.rollout, target));
         }
     }
     out
@@ -101,9 +108,9 @@ pub fn statuses(statuses: &[Status]) -> String {
         let _ = writeln!(out, "{} ({}): {position}{extra}", plain(&s.rollout), plain(&s.flag));
         let _ = writeln!(out, "  stages: {}", stages.join(" → "));
         if let Some(t) = s.started_at {
-            let _ = write!(out, "  started {}", t.to_rfc3339());
+            let _ = write!(out, "  started {}", human_time(t));
             if let Some(a) = s.last_advanced_at {
-                let _ = write!(out, ", last advanced {}", a.to_rfc3339());
+                let _ = write!(out, ", last advanced {}", human_time(a));
             }
             let _ = writeln!(out);
         }
@@ -114,7 +121,7 @@ pub fn statuses(statuses: &[Status]) -> String {
             let _ = writeln!(
                 out,
                 "  {} {} {}: {}",
-                record.at.to_rfc3339(),
+                human_time(record.at),
                 record.decision.as_str(),
                 transition(record),
                 plain(&record.reason)
