@@ -57,7 +57,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::{FlagProvider, FlagReading, ProviderError};
-use crate::http::{self, Answer};
+use crate::http::{self, encode_segment, Answer};
 use crate::percent::Percent;
 use crate::state::FlagValue;
 
@@ -154,8 +154,8 @@ impl LaunchDarklyFlag {
         format!(
             "{}/api/v2/flags/{}/{}",
             self.base_url,
-            encode(&self.project),
-            encode(&self.key)
+            encode_segment(&self.project),
+            encode_segment(&self.key)
         )
     }
 
@@ -289,7 +289,7 @@ impl LaunchDarklyFlag {
     }
 
     async fn fetch(&self) -> Result<Value, ProviderError> {
-        let url = format!("{}?env={}", self.flag_url(), encode(&self.environment));
+        let url = format!("{}?env={}", self.flag_url(), encode_segment(&self.environment));
         let answer = self.exchange(Method::GET, &url, None).await?;
         if answer.status != 200 {
             return Err(self.failure(&answer, false));
@@ -602,19 +602,6 @@ fn render(value: &Value) -> String {
     }
 }
 
-/// Percent-encodes a path segment or query value (keys are normally plain already).
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[async_trait::async_trait]
 impl FlagProvider for LaunchDarklyFlag {
     fn describe(&self) -> String {
@@ -759,11 +746,5 @@ mod tests {
         let shown = format!("{:?}", provider(None));
         assert!(!shown.contains("api-secret-token"), "{shown}");
         assert!(shown.contains("new-checkout"));
-    }
-
-    #[test]
-    fn encodes_keys() {
-        assert_eq!(encode("my-flag_1.x"), "my-flag_1.x");
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use super::{FlagProvider, FlagReading, ProviderError};
 use crate::fsutil::fingerprint;
-use crate::http::{self, Answer};
+use crate::http::{self, encode_segment, Answer};
 use crate::percent::Percent;
 use crate::state::FlagValue;
 
@@ -118,13 +118,17 @@ impl UnleashFlag {
     fn feature_path(&self) -> String {
         format!(
             "/api/admin/projects/{}/features/{}",
-            encode(&self.project),
-            encode(&self.key)
+            encode_segment(&self.project),
+            encode_segment(&self.key)
         )
     }
 
     fn environment_path(&self) -> String {
-        format!("{}/environments/{}", self.feature_path(), encode(&self.environment))
+        format!(
+            "{}/environments/{}",
+            self.feature_path(),
+            encode_segment(&self.environment)
+        )
     }
 
     fn token_name(&self) -> String {
@@ -495,19 +499,6 @@ fn describe_strategy(s: &Map<String, Value>) -> String {
     out
 }
 
-/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[async_trait::async_trait]
 impl FlagProvider for UnleashFlag {
     fn describe(&self) -> String {
@@ -557,7 +548,7 @@ impl FlagProvider for UnleashFlag {
                             patch.push(json!({ "op": "replace", "path": "/disabled", "value": false }));
                         }
                         if !patch.is_empty() {
-                            let path = format!("{env_path}/strategies/{}", encode(&ours.id));
+                            let path = format!("{env_path}/strategies/{}", encode_segment(&ours.id));
                             self.write(
                                 Method::PATCH,
                                 &path,
