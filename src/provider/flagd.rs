@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{ChangeNote, FlagProvider, FlagReading, ProviderError};
+use super::{reading_of, ChangeNote, FlagProvider, FlagReading, ProviderError};
 use crate::fsutil::{fingerprint, read_capped, DirLock, WriteError, MIB};
 use crate::github::{GitHub, GitHubError};
 use crate::percent::Percent;
@@ -272,16 +272,6 @@ impl FlagdFile {
         ))
     }
 
-    /// An enabled flag that serves `on` to nobody is off in every way that matters, so a
-    /// flag created enabled-but-off can be started rather than reported as drift.
-    fn value(enabled: bool, percent: Percent) -> FlagValue {
-        if enabled && percent > Percent::ZERO {
-            FlagValue::on(percent)
-        } else {
-            FlagValue::OFF
-        }
-    }
-
     fn understand(&self, flag: &Map<String, Value>) -> Result<FlagValue, ProviderError> {
         let variants = flag.get("variants").and_then(Value::as_object);
         if !variants.is_some_and(|v| v.contains_key("on") && v.contains_key("off")) {
@@ -298,7 +288,7 @@ impl FlagdFile {
                 Some("on") => Percent::FULL,
                 _ => Percent::ZERO,
             };
-            return Ok(Self::value(enabled, percent));
+            return Ok(reading_of(enabled, percent));
         };
         let rule = targeting
             .as_object()
@@ -328,7 +318,7 @@ impl FlagdFile {
         }
         let percent = Percent::share(on, on + off)
             .ok_or_else(|| self.cannot_own("has a fractional rule whose weights add up to 0"))?;
-        Ok(Self::value(enabled, percent))
+        Ok(reading_of(enabled, percent))
     }
 
     /// The file's `text` with only this flag's `state` and fractional weights changed (its

@@ -56,7 +56,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::{FlagProvider, FlagReading, ProviderError};
+use super::{reading_of, FlagProvider, FlagReading, ProviderError};
 use crate::http::{self, encode_segment, Answer};
 use crate::percent::Percent;
 use crate::state::FlagValue;
@@ -531,11 +531,7 @@ impl LaunchDarklyFlag {
                 None => return Err(self.malformed("the environment's `fallthrough` has neither `variation` nor `rollout`")),
             }
         };
-        let value = if on && percent > Percent::ZERO {
-            FlagValue::on(percent)
-        } else {
-            FlagValue::OFF
-        };
+        let value = reading_of(on, percent);
         Ok(Understood {
             reading: FlagReading {
                 value,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::{FlagProvider, FlagReading, ProviderError};
+use super::{reading_of, FlagProvider, FlagReading, ProviderError};
 use crate::fsutil::fingerprint;
 use crate::http::{self, encode_segment, Answer};
 use crate::percent::Percent;
@@ -378,12 +378,7 @@ impl UnleashFlag {
             }
             (Some(s), true) => {
                 let percent = Percent::from_millis(s.rollout * 1000).expect("a rollout is at most 100");
-                // "On for nobody" is off in every way that matters, as with a flagd file.
-                if percent > Percent::ZERO {
-                    FlagValue::on(percent)
-                } else {
-                    FlagValue::OFF
-                }
+                reading_of(true, percent)
             }
         };
         Ok(Owned {
