@@ -3,12 +3,14 @@
 
 mod flagd;
 pub mod launchdarkly;
+pub mod memory;
 pub mod unleash;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use flagd::{FlagFileStore, FlagdFile, LocalFile, RepoFileOnBranch};
+pub use memory::{MemoryFlag, MemoryFlags};
 
 use crate::github::GitHub;
 use crate::percent::Percent;
