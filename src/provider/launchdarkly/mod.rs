@@ -51,8 +51,8 @@
 //! Every request carries `LD-API-Version` and the access token as LaunchDarkly wants it
 //! (`Authorization: <token>`, no "Bearer"). The token never appears in a message.
 //!
-//! Split by concern: [`client`] speaks the REST API (URLs, headers, one request under the shared
-//! HTTP policy, and each answer's status mapped to a [`ProviderError`]), [`flag`] says what a
+//! Split by concern: `client` speaks the REST API (URLs, headers, one request under the shared
+//! HTTP policy, and each answer's status mapped to a [`ProviderError`]), `flag` says what a
 //! flag's environment means to flagramp (its on and off variations, the percentage its default
 //! rule serves, what it refuses, and the semantic patch for a new value), and this module is the
 //! [`FlagProvider`] that reads through both and writes with compare-and-swap.

@@ -13,8 +13,8 @@
 //! `featureEnvironmentSchema` / `featureStrategySchema`, and its error bodies
 //! `{"name", "message", "details"}`).
 //!
-//! Split by concern: [`client`] speaks the admin API (paths, requests, status and error-body
-//! mapping), [`flag`] says what a feature's environment means to flagramp (which strategy it
+//! Split by concern: `client` speaks the admin API (paths, requests, status and error-body
+//! mapping), `flag` says what a feature's environment means to flagramp (which strategy it
 //! owns, which value that reads as, and what it refuses), and this module is the
 //! [`FlagProvider`] that reads through both and writes a stage with compare-and-swap.
 
