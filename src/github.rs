@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::http::{self, Answer, AttemptError, Deadline};
+use crate::http::{self, encode_path, Answer, AttemptError, Deadline};
 
 /// How long one call may take, its retries and rate-limit waits included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -119,21 +119,6 @@ pub fn commit_message(subject: &str, trailers: &[(&str, &str)]) -> String {
         message.push_str(&body.join("\n"));
     }
     message
-}
-
-fn encode_path(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            segment
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 fn message_of(body: &str) -> String {

@@ -13,12 +13,29 @@
 //! - **Redirects** are followed here, at most [`MAX_REDIRECTS`] hops. A hop to another origin
 //!   (scheme, host, port) carries none of the caller's headers but `Accept` and `Content-Type`:
 //!   no `Authorization`, no configured header. No request sends `Referer`.
+//! - **Encoding.** Every name put into a URL (a flag key, a project, a branch, a file path) goes
+//!   through [`encode_segment`] or [`encode_path`]: one rule, RFC 3986 unreserved characters
+//!   kept, every other byte percent-encoded.
 
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use tokio::time::Instant;
+
+/// Every byte but the RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`) is encoded.
+pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes one URL path segment or query value: a `/` in it is encoded too.
+pub fn encode_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
+/// Percent-encodes a `/`-separated path (a file in a repository), keeping its `/`s.
+pub fn encode_path(path: &str) -> String {
+    path.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+}
 
 /// Resolved credentials for one HTTP source; secret values never leave this struct.
 #[derive(Clone, Default)]
@@ -461,7 +478,7 @@ async fn exchange(
 }
 
 /// Response headers as (lower-case name, value) pairs; a value that is not text reads as empty.
-pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+pub fn header_pairs(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(n, v)| {
@@ -564,6 +581,15 @@ mod tests {
         assert!(retry_after_answer(429, &[], ATTEMPTS, true, 0).is_none());
         assert!(retry_after_answer(404, &[], 1, true, 0).is_none());
         assert!(retry_after_answer(403, &[], 1, true, 0).is_none());
+    }
+
+    #[test]
+    fn names_are_encoded_once_one_way() {
+        assert_eq!(encode_segment("my-flag_1.x~"), "my-flag_1.x~");
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("é?&#%"), "%C3%A9%3F%26%23%25");
+        assert_eq!(encode_path("flags/a b/c.json"), "flags/a%20b/c.json");
+        assert_eq!(encode_path("/x/"), "/x/");
     }
 
     #[test]

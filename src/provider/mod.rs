@@ -3,14 +3,17 @@
 
 mod flagd;
 pub mod launchdarkly;
+pub mod memory;
 pub mod unleash;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use flagd::{FlagFileStore, FlagdFile, LocalFile, RepoFileOnBranch};
+pub use memory::{MemoryFlag, MemoryFlags};
 
 use crate::github::GitHub;
+use crate::percent::Percent;
 use crate::secrets::Secrets;
 use crate::spec::{FlagSpec, ProviderSpec};
 use crate::state::FlagValue;
@@ -22,6 +25,18 @@ pub struct FlagReading {
     pub value: FlagValue,
     /// Opaque compare-and-swap token.
     pub version: String,
+}
+
+/// What a flag that is `enabled` and serves `on` to `percent` of users reads as: on at that
+/// share, else off. One rule for every provider: a flag that is enabled but serves `on` to
+/// nobody (0%, or no rollout giving `on` anything) is off in every way that matters, so a flag
+/// created enabled-but-off can be started rather than reported as drift.
+pub fn reading_of(enabled: bool, percent: Percent) -> FlagValue {
+    if enabled && percent > Percent::ZERO {
+        FlagValue::on(percent)
+    } else {
+        FlagValue::OFF
+    }
 }
 
 /// Why a provider could not read or set a flag. None of these is a metric failure.
@@ -147,5 +162,20 @@ pub fn for_flag(flag: &FlagSpec, files: &FlagFiles, secrets: &Secrets) -> Result
             &flag.key,
             on_variation.clone(),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enabled_for_nobody_reads_as_off() {
+        let ten = Percent::from_millis(10_000).unwrap();
+        assert_eq!(reading_of(true, ten), FlagValue::on(ten));
+        assert_eq!(reading_of(true, Percent::FULL), FlagValue::on(Percent::FULL));
+        assert_eq!(reading_of(true, Percent::ZERO), FlagValue::OFF);
+        assert_eq!(reading_of(false, ten), FlagValue::OFF);
+        assert_eq!(reading_of(false, Percent::ZERO), FlagValue::OFF);
     }
 }

@@ -1077,7 +1077,7 @@ impl Walker<'_> {
             for (name, value) in hmap.into_iter().flat_map(|m| m.iter()) {
                 let vpath = join(&hpath, name.as_str());
                 // Checked as the HTTP client will: a CR or LF here would start another header.
-                if http::HeaderName::from_bytes(name.as_str().as_bytes()).is_err() {
+                if reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()).is_err() {
                     self.report(
                         name.span(),
                         format!("`{vpath}`: `{}` is not an HTTP header name", name.as_str()),
@@ -1086,7 +1086,7 @@ impl Walker<'_> {
                     headers_ok = false;
                 }
                 let value = match value {
-                    Node::Scalar(s) if http::HeaderValue::from_str(s.as_str()).is_ok() => {
+                    Node::Scalar(s) if reqwest::header::HeaderValue::from_str(s.as_str()).is_ok() => {
                         Some(HeaderValue::Literal(s.as_str().to_string()))
                     }
                     Node::Scalar(s) => {

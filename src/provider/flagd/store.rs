@@ -1,0 +1,199 @@
+//! Where a flagd file's bytes live: a file in the local checkout (written atomically under a
+//! directory lock) or a file on a GitHub branch (written as a commit). Each load returns a
+//! version, and a store replaces the bytes only if they are still at that version. Nothing here
+//! parses the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::fsutil::{fingerprint, read_capped, DirLock, WriteError, MIB};
+use crate::github::{GitHub, GitHubError};
+use crate::provider::{ChangeNote, ProviderError};
+
+/// Where a flag file's bytes live, with a version for compare-and-swap writes.
+#[async_trait::async_trait]
+pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
+    /// The bytes and their version, or `None` when the file does not exist.
+    async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError>;
+    /// Replaces the file if it is still at `version`.
+    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError>;
+
+    /// [`store`](FlagFileStore::store), for a change to `key` described by `note` (a store
+    /// that keeps history, a branch, puts it in the commit message).
+    async fn store_noted(
+        &self,
+        bytes: &[u8],
+        version: &str,
+        key: &str,
+        note: &ChangeNote,
+    ) -> Result<(), ProviderError> {
+        let _ = (key, note);
+        self.store(bytes, version).await
+    }
+}
+
+/// Flag files are small; anything larger is not one (and would be slow to parse on every run).
+const FLAG_FILE_READ_CAP: u64 = 8 * MIB;
+
+/// A file in the local checkout.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    root: PathBuf,
+    path: PathBuf,
+    shown_path: PathBuf,
+}
+
+impl LocalFile {
+    /// The file at `path` relative to the repository `root` (absolute paths are taken as they
+    /// are), named `path` in messages.
+    pub fn new(root: &Path, path: &Path) -> LocalFile {
+        LocalFile {
+            root: root.to_path_buf(),
+            path: root.join(path),
+            shown_path: path.to_path_buf(),
+        }
+    }
+
+    /// The file's real path, through any links, as long as it stays inside the repository;
+    /// `None` when it does not exist.
+    fn resolve(&self) -> Result<Option<PathBuf>, ProviderError> {
+        let io =
+            |e: std::io::Error| ProviderError::Io(format!("cannot read flagd file {}: {e}", self.shown_path.display()));
+        let real = match std::fs::canonicalize(&self.path) {
+            Ok(real) => real,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let root = std::fs::canonicalize(&self.root).map_err(io)?;
+        if !real.starts_with(&root) {
+            return Err(ProviderError::CannotOwn(format!(
+                "flagd file {} leads to {}, outside the repository {}: flagramp never reads or writes through a link out of the repository; point `flag.flagd.path` at a file inside it",
+                self.shown_path.display(),
+                real.display(),
+                root.display()
+            )));
+        }
+        Ok(Some(real))
+    }
+
+    fn read_at(&self, real: &Path) -> Result<Option<Vec<u8>>, ProviderError> {
+        read_capped(real, FLAG_FILE_READ_CAP)
+            .map_err(|e| ProviderError::Io(format!("flagd file {} {e}", self.shown_path.display())))
+    }
+
+    fn conflict(&self) -> ProviderError {
+        ProviderError::Conflict(format!(
+            "{} changed since it was read: another process wrote it; nothing was written",
+            self.shown_path.display()
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl FlagFileStore for LocalFile {
+    async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError> {
+        let Some(real) = self.resolve()? else { return Ok(None) };
+        Ok(self.read_at(&real)?.map(|bytes| {
+            let version = fingerprint(&bytes);
+            (bytes, version)
+        }))
+    }
+
+    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
+        let not_written = |e: WriteError| match e {
+            WriteError::ReadOnly => {
+                ProviderError::NotWritten(format!("{} {e}; nothing was written", self.shown_path.display()))
+            }
+            e => ProviderError::NotWritten(format!(
+                "cannot write {}: {e}; nothing was written",
+                self.shown_path.display()
+            )),
+        };
+        let Some(real) = self.resolve()? else {
+            return Err(self.conflict());
+        };
+        // Read, check and write under the directory lock: a second writer waits, then sees this
+        // write's version and gets a conflict instead of overwriting it.
+        let lock = DirLock::for_file(&real).map_err(not_written)?;
+        let current = self.read_at(&real)?.map(|b| fingerprint(&b));
+        if current.as_deref() != Some(version) {
+            return Err(self.conflict());
+        }
+        lock.replace(&real, bytes).map_err(not_written)?;
+        crate::crashpoint::pause_at("after-flag-write");
+        Ok(())
+    }
+}
+
+/// A file on a branch of the GitHub repository, read and written through the contents API with
+/// the blob sha as compare-and-swap (never the possibly stale workspace copy).
+#[derive(Debug, Clone)]
+pub struct RepoFileOnBranch {
+    github: Arc<GitHub>,
+    branch: String,
+    path: String,
+}
+
+impl RepoFileOnBranch {
+    /// `path` on `branch`.
+    pub fn new(github: Arc<GitHub>, branch: String, path: String) -> RepoFileOnBranch {
+        RepoFileOnBranch { github, branch, path }
+    }
+}
+
+fn provider_error(e: GitHubError, hint: &str) -> ProviderError {
+    match e {
+        GitHubError::Conflict(m) => ProviderError::Conflict(format!("{m}: another run changed the flag file first")),
+        // Refusals happen before anything is written, so a claim made for them can be withdrawn.
+        GitHubError::Refused(m) => ProviderError::Refused(format!("{m}. {hint}")),
+        GitHubError::Forbidden(m) => ProviderError::Auth(format!(
+            "{m}: the token cannot write contents (needs `permissions: contents: write`)"
+        )),
+        GitHubError::NotFound(m) => ProviderError::NotFound(m),
+        GitHubError::RateLimited(m) | GitHubError::Other(m) => ProviderError::Io(m),
+    }
+}
+
+#[async_trait::async_trait]
+impl FlagFileStore for RepoFileOnBranch {
+    async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError> {
+        let file = self
+            .github
+            .get_file(&self.branch, &self.path)
+            .await
+            .map_err(|e| provider_error(e, ""))?;
+        Ok(file.map(|f| (f.content, f.sha)))
+    }
+
+    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
+        self.write(bytes, version, &format!("flagramp: update {}", self.path))
+            .await
+    }
+
+    async fn store_noted(
+        &self,
+        bytes: &[u8],
+        version: &str,
+        key: &str,
+        note: &ChangeNote,
+    ) -> Result<(), ProviderError> {
+        let subject = format!("flagramp: update {key} in {}", self.path);
+        let message = crate::github::commit_message(&subject, &[("Actor", &note.actor), ("Reason", &note.reason)]);
+        self.write(bytes, version, &message).await
+    }
+}
+
+impl RepoFileOnBranch {
+    async fn write(&self, bytes: &[u8], version: &str, message: &str) -> Result<(), ProviderError> {
+        self.github
+            .put_file(&self.branch, &self.path, bytes, Some(version), message)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                provider_error(
+                    e,
+                    "Branch protection or a rule refused the write: let the token bypass it, or keep the flag file on a branch flagramp may write (`flag.flagd.branch`)",
+                )
+            })
+    }
+}
