@@ -3,6 +3,7 @@
 
 pub mod flagd;
 pub mod launchdarkly;
+pub mod state_store;
 pub mod unleash;
 
 use std::path::Path;
