@@ -3,12 +3,14 @@
 
 mod github;
 mod local;
+mod memory;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use github::GitHubStateStore;
 pub use local::LocalStateStore;
+pub use memory::MemoryStateStore;
 
 use crate::percent::Percent;
 use crate::record::DecisionRecord;

@@ -3,6 +3,8 @@
 
 pub mod flagd;
 pub mod launchdarkly;
+pub mod metric_source;
+pub mod state_store;
 pub mod unleash;
 
 use std::path::Path;
