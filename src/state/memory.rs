@@ -133,6 +133,8 @@ mod tests {
             bake: None,
             failures: None,
             planned: false,
+            locked: false,
+            paused: false,
         }
     }
 

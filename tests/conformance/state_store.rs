@@ -51,6 +51,8 @@ fn bulky_record(rollout: &str, i: usize) -> DecisionRecord {
         bake: None,
         failures: None,
         planned: false,
+        locked: false,
+        paused: false,
     }
 }
 
