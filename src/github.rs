@@ -35,9 +35,14 @@ pub enum GitHubError {
     /// held when the call's time was up.
     #[error("{0}")]
     RateLimited(String),
-    /// Branch protection or a repository rule refused the write.
+    /// Branch protection or a repository rule refused the write: the write was answered 409 or
+    /// 422 although the file was still at the sha it was written against.
     #[error("{0}")]
     Refused(String),
+    /// The request was invalid as GitHub validates it (422 `validation-error`), for a reason
+    /// the caller had not ruled out.
+    #[error("{0}")]
+    Invalid(String),
     /// Not there (404).
     #[error("{0}")]
     NotFound(String),
@@ -235,21 +240,20 @@ impl GitHub {
         let status = answer.status;
         let message = message_of(&answer.text());
         let what = format!("{method} {uri}: HTTP {status}: {message}");
-        let lower = message.to_ascii_lowercase();
         if http::is_rate_limited(status, &answer.headers) {
             let why = answer.gave_up.as_deref().unwrap_or("the rate limit still held");
             return GitHubError::RateLimited(format!(
                 "GitHub rate-limited {method} {uri} (HTTP {status}: {message}; {why}): it is tried again on the next run"
             ));
         }
+        // By status alone, as the REST description documents them: the message is GitHub's
+        // prose and only ever shown. What a 409 or 422 on a write means is settled by the
+        // caller, which can look at the resource again (see `put_file`, `create_branch`).
         match status {
             404 => GitHubError::NotFound(what),
-            403 if lower.contains("rule") || lower.contains("protected") => GitHubError::Refused(what),
             403 => GitHubError::Forbidden(what),
-            409 | 422 if lower.contains("rule") || lower.contains("protected") || lower.contains("pull request") => {
-                GitHubError::Refused(what)
-            }
             409 => GitHubError::Conflict(what),
+            422 => GitHubError::Invalid(what),
             _ => GitHubError::Other(what),
         }
     }
@@ -315,7 +319,11 @@ impl GitHub {
         let body = json!({ "ref": format!("refs/heads/{branch}"), "sha": sha });
         match self.write_json("POST", &self.repo_path("/git/refs"), &body).await {
             Ok(_) => Ok(()),
-            Err(GitHubError::Other(msg)) if msg.contains("422") && msg.contains("already exists") => Ok(()),
+            // A 422 for a ref that exists now is the branch another run created meanwhile.
+            Err(GitHubError::Invalid(msg)) => match self.branch_sha(branch).await {
+                Ok(Some(_)) => Ok(()),
+                _ => Err(GitHubError::Invalid(msg)),
+            },
             Err(e) => Err(e),
         }
     }
@@ -385,25 +393,39 @@ impl GitHub {
         if let Some(sha) = sha {
             body["sha"] = json!(sha);
         }
-        let answer = self
+        let written = self
             .write_json(
                 "PUT",
                 &self.repo_path(&format!("/contents/{}", encode_path(path))),
                 &body,
             )
-            .await
-            .map_err(|e| match e {
-                // Creating a file that exists meanwhile (no sha sent) is the same race as a stale sha.
-                GitHubError::Other(msg) if msg.contains("HTTP 422") && msg.contains("sha") => {
-                    GitHubError::Conflict(msg)
-                }
-                other => other,
-            })?;
+            .await;
+        let answer = match written {
+            Ok(answer) => answer,
+            Err(GitHubError::Conflict(msg) | GitHubError::Invalid(msg)) => {
+                return Err(self.why_not_written(branch, path, sha, msg).await)
+            }
+            Err(e) => return Err(e),
+        };
         answer
             .pointer("/content/sha")
             .and_then(Value::as_str)
             .map(str::to_string)
             .ok_or_else(|| GitHubError::Other(format!("PUT {path}: the answer has no content sha")))
+    }
+
+    /// What a contents write answered 409 or 422 means, settled by reading the file again: it
+    /// changed since `sha` (or exists, when it was to be created) → another writer got there
+    /// first; still at `sha` → the write itself was refused, by a branch rule or protection.
+    async fn why_not_written(&self, branch: &str, path: &str, sha: Option<&str>, msg: String) -> GitHubError {
+        match self.get_file(branch, path).await {
+            Ok(now) if now.as_ref().map(|f| f.sha.as_str()) != sha => GitHubError::Conflict(msg),
+            Ok(_) => GitHubError::Refused(format!(
+                "{msg} (the file is unchanged, so a branch rule or protection refused the write)"
+            )),
+            // Unknown: the safe reading is that nothing was written and nothing is known.
+            Err(_) => GitHubError::Other(msg),
+        }
     }
 
     /// Every comment on an issue or pull request, across all pages.

@@ -150,7 +150,7 @@ fn provider_error(e: GitHubError, hint: &str) -> ProviderError {
             "{m}: the token cannot write contents (needs `permissions: contents: write`)"
         )),
         GitHubError::NotFound(m) => ProviderError::NotFound(m),
-        GitHubError::RateLimited(m) | GitHubError::Other(m) => ProviderError::Io(m),
+        GitHubError::RateLimited(m) | GitHubError::Invalid(m) | GitHubError::Other(m) => ProviderError::Io(m),
     }
 }
 
