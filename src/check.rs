@@ -44,9 +44,25 @@ pub struct Condition {
     pub threshold: f64,
 }
 
+/// Why a text is not a pass condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    /// It does not start with a comparison.
+    #[error("`{0}` is not a condition: start with <, <=, >, >=, == or != and a number, e.g. \">= 0.95\"")]
+    NoComparison(String),
+    /// What follows the comparison is not a finite number.
+    #[error("`{text}` is not a condition: `{number}` is not a finite number, e.g. \">= 0.95\"")]
+    NotFinite {
+        /// The condition.
+        text: String,
+        /// The part that should be a number.
+        number: String,
+    },
+}
+
 impl Condition {
     /// Parses `(<|<=|>|>=|==|!=) number`.
-    pub fn parse(text: &str) -> Result<Condition, String> {
+    pub fn parse(text: &str) -> Result<Condition, ConditionError> {
         let trimmed = text.trim();
         let (comparison, rest) = [
             ("<=", Comparison::LessOrEqual),
@@ -58,12 +74,13 @@ impl Condition {
         ]
         .into_iter()
         .find_map(|(sym, cmp)| trimmed.strip_prefix(sym).map(|rest| (cmp, rest)))
-        .ok_or_else(|| {
-            format!("`{trimmed}` is not a condition: start with <, <=, >, >=, == or != and a number, e.g. \">= 0.95\"")
-        })?;
+        .ok_or_else(|| ConditionError::NoComparison(trimmed.to_string()))?;
         let number = rest.trim();
         let threshold: f64 = number.parse().ok().filter(|n: &f64| n.is_finite()).ok_or_else(|| {
-            format!("`{trimmed}` is not a condition: `{number}` is not a finite number, e.g. \">= 0.95\"")
+            ConditionError::NotFinite {
+                text: trimmed.to_string(),
+                number: number.to_string(),
+            }
         })?;
         Ok(Condition { comparison, threshold })
     }

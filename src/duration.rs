@@ -42,17 +42,12 @@ impl SpecDuration {
 
     /// Parses `1h30m`-style text of at most 365 days; the message says what is wrong and shows
     /// valid forms.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("empty duration: write it as <number><unit>, e.g. 90s, 10m, 1h30m, 2d".into());
+            return Err(DurationError::Empty);
         }
-        let too_long = || {
-            format!(
-                "`{text}` is longer than {}, the longest duration a spec may set",
-                Self::MAX
-            )
-        };
+        let too_long = || DurationError::TooLong { text: text.to_string() };
         let mut seconds: u64 = 0;
         let mut digits = String::new();
         for ch in text.chars() {
@@ -66,15 +61,17 @@ impl SpecDuration {
                 'h' => 3600,
                 'd' => 86_400,
                 _ => {
-                    return Err(format!(
-                        "`{text}` is not a duration: unknown unit `{ch}` (use s, m, h or d, e.g. 90s, 1h30m)"
-                    ))
+                    return Err(DurationError::UnknownUnit {
+                        text: text.to_string(),
+                        unit: ch,
+                    })
                 }
             };
             if digits.is_empty() {
-                return Err(format!(
-                    "`{text}` is not a duration: a number must come before `{ch}` (e.g. 90s, 1h30m)"
-                ));
+                return Err(DurationError::NoNumber {
+                    text: text.to_string(),
+                    unit: ch,
+                });
             }
             // Digits past u64 are too long a duration all the same.
             let n: u64 = digits.parse().map_err(|_| too_long())?;
@@ -86,12 +83,51 @@ impl SpecDuration {
             digits.clear();
         }
         if !digits.is_empty() {
-            return Err(format!(
-                "`{text}` is not a duration: `{digits}` has no unit (write {digits}s, {digits}m, {digits}h or {digits}d)"
-            ));
+            return Err(DurationError::NoUnit {
+                text: text.to_string(),
+                digits,
+            });
         }
         Ok(SpecDuration { seconds })
     }
+}
+
+/// Why a text is not a duration; each message shows valid forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing was written.
+    #[error("empty duration: write it as <number><unit>, e.g. 90s, 10m, 1h30m, 2d")]
+    Empty,
+    /// A letter that is not a unit.
+    #[error("`{text}` is not a duration: unknown unit `{unit}` (use s, m, h or d, e.g. 90s, 1h30m)")]
+    UnknownUnit {
+        /// The text.
+        text: String,
+        /// The letter.
+        unit: char,
+    },
+    /// A unit with no number before it.
+    #[error("`{text}` is not a duration: a number must come before `{unit}` (e.g. 90s, 1h30m)")]
+    NoNumber {
+        /// The text.
+        text: String,
+        /// The unit.
+        unit: char,
+    },
+    /// A number with no unit after it.
+    #[error("`{text}` is not a duration: `{digits}` has no unit (write {digits}s, {digits}m, {digits}h or {digits}d)")]
+    NoUnit {
+        /// The text.
+        text: String,
+        /// The digits.
+        digits: String,
+    },
+    /// More than [`SpecDuration::MAX`].
+    #[error("`{text}` is longer than {max}, the longest duration a spec may set", max = SpecDuration::MAX)]
+    TooLong {
+        /// The text.
+        text: String,
+    },
 }
 
 impl fmt::Display for SpecDuration {

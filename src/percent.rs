@@ -47,7 +47,7 @@ impl Percent {
     ///
     /// Fails with a message fit for a spec diagnostic when the text is not a plain decimal, has
     /// more than three decimals, or is outside (0, 100].
-    pub fn parse_stage(text: &str) -> Result<Percent, String> {
+    pub fn parse_stage(text: &str) -> Result<Percent, PercentError> {
         let text = text.trim();
         let (whole, frac) = match text.split_once('.') {
             Some((w, f)) => (w, f),
@@ -55,20 +55,19 @@ impl Percent {
         };
         let digits_ok =
             !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit());
+        let error = |kind: fn(String) -> PercentError| kind(text.to_string());
         if !digits_ok {
-            return Err(format!("`{text}` is not a number of percent"));
+            return Err(error(PercentError::NotANumber));
         }
         let frac = frac.trim_end_matches('0');
         if frac.len() > 3 {
-            return Err(format!(
-                "{text}% has more than 3 decimals; flag systems store thousandths of a percent"
-            ));
+            return Err(error(PercentError::TooPrecise));
         }
-        let whole: u64 = whole.parse().map_err(|_| format!("{text}% is outside (0, 100]"))?;
+        let whole: u64 = whole.parse().map_err(|_| error(PercentError::OutOfRange))?;
         let frac_millis: u64 = format!("{frac:0<3}").parse().unwrap_or(0);
         let millis = whole.saturating_mul(1000).saturating_add(frac_millis);
         if millis == 0 || millis > 100_000 {
-            return Err(format!("{text}% is outside (0, 100]"));
+            return Err(error(PercentError::OutOfRange));
         }
         Ok(Percent(millis as u32))
     }
@@ -126,6 +125,20 @@ impl schemars::JsonSchema for Percent {
             "description": "A share of users in percent, with at most three decimals; 0 when the flag is off."
         })
     }
+}
+
+/// Why a text is not a stage's percentage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PercentError {
+    /// Not a plain decimal.
+    #[error("`{0}` is not a number of percent")]
+    NotANumber(String),
+    /// More decimals than flag systems keep.
+    #[error("{0}% has more than 3 decimals; flag systems store thousandths of a percent")]
+    TooPrecise(String),
+    /// 0, or more than 100.
+    #[error("{0}% is outside (0, 100]")]
+    OutOfRange(String),
 }
 
 #[cfg(test)]

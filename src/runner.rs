@@ -16,7 +16,7 @@ use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSour
 use crate::percent::Percent;
 use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use crate::record::{CheckRecord, DecisionRecord, Status};
-use crate::secrets::{Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
+use crate::secrets::{SecretError, Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
 use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceSpec};
 use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
 
@@ -474,7 +474,7 @@ impl Runner {
         engine::check_records(&spec.checks, &measurements)
     }
 
-    fn sources(&self, spec: &RolloutSpec) -> BTreeMap<String, Result<Arc<dyn MetricSource>, String>> {
+    fn sources(&self, spec: &RolloutSpec) -> BTreeMap<String, Result<Arc<dyn MetricSource>, SecretError>> {
         let withheld = self.secrets.withheld(&spec.name).unwrap_or_default();
         spec.sources
             .iter()
@@ -496,7 +496,7 @@ impl Runner {
             .collect()
     }
 
-    fn credentials(&self, auth: &Auth, headers: &[(String, HeaderValue)]) -> Result<Credentials, String> {
+    fn credentials(&self, auth: &Auth, headers: &[(String, HeaderValue)]) -> Result<Credentials, SecretError> {
         let mut credentials = Credentials::default();
         match auth {
             Auth::None => {}

@@ -79,6 +79,17 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// Why a secret could not be read; the message names the variable, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The variable is not set.
+    #[error("environment variable {0} is not set: set it to the secret (in GitHub, pass it as a step `env:` from a secret)")]
+    Unset(String),
+    /// The variable is set to nothing.
+    #[error("environment variable {0} is empty: set it to the secret")]
+    Empty(String),
+}
+
 /// The secret values read so far in this process, with every derived form.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
@@ -119,14 +130,14 @@ impl Secrets {
     }
 
     /// Reads a secret from the environment and remembers it for redaction.
-    pub fn read(&self, var: &str) -> Result<String, String> {
+    pub fn read(&self, var: &str) -> Result<String, SecretError> {
         match std::env::var(var) {
             Ok(value) if !value.is_empty() => {
                 self.remember(&value);
                 Ok(value)
             }
-            Ok(_) => Err(format!("environment variable {var} is empty: set it to the secret")),
-            Err(_) => Err(format!("environment variable {var} is not set: set it to the secret (in GitHub, pass it as a step `env:` from a secret)")),
+            Ok(_) => Err(SecretError::Empty(var.to_string())),
+            Err(_) => Err(SecretError::Unset(var.to_string())),
         }
     }
 

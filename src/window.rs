@@ -19,7 +19,7 @@ pub struct Window {
 }
 
 /// Parses one day name: `Mon` or `Monday`, in any case.
-pub fn parse_day(text: &str) -> Result<usize, String> {
+pub fn parse_day(text: &str) -> Result<usize, WindowError> {
     const FULL: [&str; 7] = [
         "monday",
         "tuesday",
@@ -32,16 +32,11 @@ pub fn parse_day(text: &str) -> Result<usize, String> {
     let lower = text.trim().to_ascii_lowercase();
     FULL.iter()
         .position(|full| lower == *full || lower == full[..3])
-        .ok_or_else(|| {
-            format!(
-                "`{}` is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun",
-                text.trim()
-            )
-        })
+        .ok_or_else(|| WindowError::NotADay(text.trim().to_string()))
 }
 
 /// Parses `Mon-Fri` (wrapping ranges such as `Fri-Mon` allowed) or a single day.
-pub fn parse_day_range(text: &str) -> Result<[bool; 7], String> {
+pub fn parse_day_range(text: &str) -> Result<[bool; 7], WindowError> {
     let mut days = [false; 7];
     match text.split_once('-') {
         Some((from, to)) => {
@@ -70,28 +65,41 @@ fn parse_clock(text: &str) -> Option<u32> {
 }
 
 /// Parses `HH:MM-HH:MM` into (open, close) minutes; `24:00` may close a range.
-pub fn parse_hours(text: &str) -> Result<(u32, u32), String> {
-    let bad = || {
-        format!(
-            "`{text}` is not an hour range: write HH:MM-HH:MM in 24-hour time, e.g. \"09:00-17:00\" or \"22:00-06:00\""
-        )
-    };
+pub fn parse_hours(text: &str) -> Result<(u32, u32), WindowError> {
+    let bad = || WindowError::NotHours(text.to_string());
     let (open, close) = text.split_once('-').ok_or_else(bad)?;
     let (open, close) = (parse_clock(open).ok_or_else(bad)?, parse_clock(close).ok_or_else(bad)?);
     if open == 24 * 60 {
         return Err(bad());
     }
     if open == close {
-        return Err(format!("`{text}` is an empty range: the window would never open"));
+        return Err(WindowError::EmptyHours(text.to_string()));
     }
     Ok((open, if close == 24 * 60 { 0 } else { close }))
 }
 
 /// Parses an IANA timezone name.
-pub fn parse_timezone(text: &str) -> Result<Tz, String> {
-    text.trim().parse::<Tz>().map_err(|_| {
-        format!("`{text}` is not an IANA timezone: use a name such as Europe/Berlin, America/New_York or UTC")
-    })
+pub fn parse_timezone(text: &str) -> Result<Tz, WindowError> {
+    text.trim()
+        .parse::<Tz>()
+        .map_err(|_| WindowError::NotATimezone(text.to_string()))
+}
+
+/// Why a part of `policy.window` cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// Not a day name.
+    #[error("`{0}` is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun")]
+    NotADay(String),
+    /// Not `HH:MM-HH:MM`.
+    #[error("`{0}` is not an hour range: write HH:MM-HH:MM in 24-hour time, e.g. \"09:00-17:00\" or \"22:00-06:00\"")]
+    NotHours(String),
+    /// Opens and closes at once.
+    #[error("`{0}` is an empty range: the window would never open")]
+    EmptyHours(String),
+    /// Not a tz database name.
+    #[error("`{0}` is not an IANA timezone: use a name such as Europe/Berlin, America/New_York or UTC")]
+    NotATimezone(String),
 }
 
 impl Window {

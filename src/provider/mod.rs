@@ -122,7 +122,7 @@ pub enum FlagFiles {
 
 /// The provider a spec names; tokens are read from the environment through `secrets`.
 pub fn for_flag(flag: &FlagSpec, files: &FlagFiles, secrets: &Secrets) -> Result<Box<dyn FlagProvider>, ProviderError> {
-    let token = |var: &str| secrets.read(var).map_err(ProviderError::Auth);
+    let token = |var: &str| secrets.read(var).map_err(|e| ProviderError::Auth(e.to_string()));
     match (&flag.provider, files) {
         (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => {
             Ok(Box::new(FlagdFile::new(root, path, flag.key.clone())))

@@ -1482,7 +1482,7 @@ impl Walker<'_> {
                         let parsed = d
                             .as_scalar()
                             .ok_or_else(|| "a day must be a name".to_string())
-                            .and_then(|s| window::parse_day(s.as_str()));
+                            .and_then(|s| window::parse_day(s.as_str()).map_err(|e| e.to_string()));
                         match parsed {
                             Ok(idx) => days[idx] = true,
                             Err(msg) => {
