@@ -1,0 +1,283 @@
+//! The automatic rules of a scheduled run (docs/rules.md §3, rules 2–9), in the order the rules
+//! apply them: provider errors, drift, start, checks, rollback, pause, lock, bake and window.
+
+use chrono::{DateTime, Utc};
+
+use crate::percent::Percent;
+use crate::record::{CheckRecord, DecisionKind, Failures, Rule};
+use crate::state::FlagValue;
+
+use super::decider::Decider;
+use super::verdicts::Verdicts;
+use super::{in_time_range, next_stage_above, stage_at, stage_label, time_after, to_label, Input, Step, LATEST_TIME};
+
+/// When `window` next opens at or after `at`, if that is no later than [`LATEST_TIME`].
+fn next_opening(window: &crate::window::Window, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    window.next_open_at_or_after(at).filter(|t| in_time_range(*t))
+}
+
+fn window_beyond_range(window: &crate::window::Window) -> String {
+    format!(
+        "the window ({}) does not open again before {}: flagramp works with times up to the year 9999",
+        window.describe(),
+        crate::window::human_time(LATEST_TIME)
+    )
+}
+
+/// Decides what a scheduled run does (docs/rules.md §3, rules 2–9; run
+/// [`resolve_pending`](super::resolve_pending) first).
+pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
+    let mut d = Decider::new(input);
+    let spec = input.spec;
+    let now = input.now;
+
+    if let Some(message) = d.time_out_of_range() {
+        return d.error(&message);
+    }
+    // Rule 2: a provider that cannot be read is an error; metric sources are handled in 5.
+    let found = match input.flag {
+        Ok(found) => found,
+        Err(message) => return d.error(&format!("flag provider: {message}")),
+    };
+
+    // Rule 3.
+    if let Some(record) = d.drift(found) {
+        return d.finish(record, None);
+    }
+
+    // Rule 4.
+    if let Some(done) = d.state.completed_at {
+        let reason = format!(
+            "complete since {}: the flag serves everyone; nothing to do",
+            crate::window::human_time(done)
+        );
+        let record = d.record(Rule::Complete, DecisionKind::Complete, found, found, reason, None, &[]);
+        return d.report_only(record);
+    }
+    if !found.enabled {
+        if d.state.locked {
+            let reason = "rolled back to off earlier, and locked against starting again".to_string();
+            let record = d.record(Rule::Locked, DecisionKind::Hold, found, found, reason, None, &[]);
+            return d.finish(record, None);
+        }
+        if d.state.paused {
+            let reason = "paused before starting".to_string();
+            let record = d.record(Rule::Paused, DecisionKind::Paused, found, found, reason, None, &[]);
+            return d.finish(record, None);
+        }
+        let first = FlagValue::on(spec.stages[0].percent);
+        if let Some(window) = &spec.policy.window {
+            if !window.contains(now) {
+                let Some(opens) = next_opening(window, now) else {
+                    return d.error(&window_beyond_range(window));
+                };
+                let reason = format!(
+                    "ready to start, but outside the window ({}); it opens {}",
+                    window.describe(),
+                    crate::window::human_time(opens)
+                );
+                let record = d.record(Rule::Window, DecisionKind::Hold, found, found, reason, Some(opens), &[]);
+                return d.finish(record, None);
+            }
+        }
+        d.move_to(first);
+        let reason = format!("not started yet; the first stage is {}", stage_label(spec, 0));
+        let record = d.record(Rule::Start, DecisionKind::Start, found, first, reason, None, &[]);
+        return d.finish(record, Some(first));
+    }
+
+    // Rule 5: query every check.
+    let Some(checks) = checks else { return Step::NeedsChecks };
+    let verdicts = Verdicts::sort(spec, checks);
+    let current = found.percent;
+    let stage = stage_at(spec, current);
+
+    // Rule 6 comes before 5's hold: a failure counts even when another check errored.
+    if !verdicts.failing.is_empty() {
+        // Saturating: a counter read from state may already be at the maximum.
+        d.state.consecutive_failures = d.state.consecutive_failures.saturating_add(1);
+        d.changed = true;
+        let failures = d.state.consecutive_failures;
+        let limit = spec.policy.failures_to_rollback;
+        let what = verdicts.failing.join("; ");
+        if failures >= limit {
+            let to = d.rollback_target(current, spec.policy.rollback);
+            let kind = d.roll_back_to(to);
+            let reason = format!(
+                "{what}: failure {failures} of {limit}, so back to {}",
+                to_label(spec, to)
+            );
+            let mut record = d.record(Rule::Rollback, kind, found, to, reason, None, verdicts.records);
+            // The counter is reset by the rollback; the record keeps the count that decided it.
+            record.failures = Some(Failures { count: failures, limit });
+            return d.finish(record, Some(to));
+        }
+        let reason = format!("{what}: failure {failures} of {limit} before a rollback");
+        let record = d.record(
+            Rule::Rollback,
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
+        return d.finish(record, None);
+    }
+    if !verdicts.waiting.is_empty() {
+        let reason = format!(
+            "{}; missing data and source trouble are never a pass, nor a failure",
+            verdicts.waiting.join("; ")
+        );
+        let record = d.record(
+            Rule::Checks,
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
+        return d.finish(record, None);
+    }
+
+    // Every check passes from here on.
+    if d.state.consecutive_failures != 0 {
+        d.state.consecutive_failures = 0;
+        d.changed = true;
+    }
+    // Rule 7.
+    if d.state.paused {
+        let reason = format!("{}, but the rollout is paused", verdicts.summary());
+        let record = d.record(
+            Rule::Paused,
+            DecisionKind::Paused,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
+        return d.finish(record, None);
+    }
+    // Rule 8.
+    if d.state.locked {
+        let reason = format!(
+            "{}, but it was rolled back earlier and is locked against advancing",
+            verdicts.summary()
+        );
+        let record = d.record(
+            Rule::Locked,
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
+        return d.finish(record, None);
+    }
+
+    // Rule 9. Below the first stage (a person set less, then resumed) there is nothing to bake.
+    let bake = stage.map(|i| spec.stages[i].bake).unwrap_or_default();
+    let entered = d.state.stage_entered_at.unwrap_or(now);
+    let at_last_stage = current == Percent::FULL;
+    let here = stage
+        .map(|i| stage_label(spec, i))
+        .unwrap_or_else(|| current.to_string());
+    let Some(bake_end) = bake.to_chrono().and_then(|b| time_after(entered, b)) else {
+        return d.error(&format!(
+            "the bake of {bake} at {here}, entered {}, would end past {}: flagramp cannot wait that long; shorten the bake in the spec",
+            crate::window::human_time(entered),
+            crate::window::human_time(LATEST_TIME)
+        ));
+    };
+    if now < bake_end {
+        let eligible = match (&spec.policy.window, at_last_stage) {
+            (Some(w), false) => match next_opening(w, bake_end) {
+                Some(t) => t,
+                None => return d.error(&window_beyond_range(w)),
+            },
+            _ => bake_end,
+        };
+        let what = if at_last_stage { "the final bake" } else { "its bake" };
+        let reason = format!(
+            "{}; {here} {}, {what} ends {}",
+            verdicts.summary(),
+            d.baked(current),
+            crate::window::human_time(bake_end)
+        );
+        let record = d.record(
+            Rule::Bake,
+            DecisionKind::Hold,
+            found,
+            found,
+            reason,
+            Some(eligible),
+            verdicts.records,
+        );
+        return d.finish(record, None);
+    }
+    if at_last_stage {
+        d.state.completed_at = Some(now);
+        d.changed = true;
+        let reason = format!(
+            "{} and 100% {}: the final bake is over",
+            verdicts.summary(),
+            d.baked(current)
+        );
+        let record = d.record(
+            Rule::Complete,
+            DecisionKind::Complete,
+            found,
+            found,
+            reason,
+            None,
+            verdicts.records,
+        );
+        return d.finish(record, None);
+    }
+    if let Some(window) = &spec.policy.window {
+        if !window.contains(now) {
+            let Some(opens) = next_opening(window, now) else {
+                return d.error(&window_beyond_range(window));
+            };
+            let reason = format!(
+                "{} and {here} {}, but outside the window ({}); it opens {}",
+                verdicts.summary(),
+                d.baked(current),
+                window.describe(),
+                crate::window::human_time(opens)
+            );
+            let record = d.record(
+                Rule::Window,
+                DecisionKind::Hold,
+                found,
+                found,
+                reason,
+                Some(opens),
+                verdicts.records,
+            );
+            return d.finish(record, None);
+        }
+    }
+    let next = next_stage_above(spec, current).expect("below 100% there is a higher stage, as the last is 100");
+    let to = FlagValue::on(spec.stages[next].percent);
+    d.move_to(to);
+    let reason = format!(
+        "{} and {here} {}; next is {}",
+        verdicts.summary(),
+        d.baked(current),
+        stage_label(spec, next)
+    );
+    let record = d.record(
+        Rule::Advance,
+        DecisionKind::Advance,
+        found,
+        to,
+        reason,
+        None,
+        verdicts.records,
+    );
+    d.finish(record, Some(to))
+}
