@@ -170,7 +170,7 @@ mod tests {
             "9999999999999999s",
             "8760h1m",
         ] {
-            let err = SpecDuration::parse(long).expect_err(long);
+            let err = SpecDuration::parse(long).expect_err(long).to_string();
             assert!(err.contains("longer than 365d"), "{long}: {err}");
         }
     }
