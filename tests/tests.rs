@@ -6,6 +6,7 @@
 mod action;
 mod action_inputs;
 mod cli;
+mod cmd;
 mod conformance;
 mod crash;
 mod engine_rules;
