@@ -76,12 +76,15 @@ impl Condition {
         .find_map(|(sym, cmp)| trimmed.strip_prefix(sym).map(|rest| (cmp, rest)))
         .ok_or_else(|| ConditionError::NoComparison(trimmed.to_string()))?;
         let number = rest.trim();
-        let threshold: f64 = number.parse().ok().filter(|n: &f64| n.is_finite()).ok_or_else(|| {
-            ConditionError::NotFinite {
-                text: trimmed.to_string(),
-                number: number.to_string(),
-            }
-        })?;
+        let threshold: f64 =
+            number
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite())
+                .ok_or_else(|| ConditionError::NotFinite {
+                    text: trimmed.to_string(),
+                    number: number.to_string(),
+                })?;
         Ok(Condition { comparison, threshold })
     }
 

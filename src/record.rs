@@ -149,6 +149,9 @@ pub struct CheckRecord {
     pub detail: Option<String>,
 }
 
+/// The actor of automatic runs (`run`, `plan`, `status`); manual commands record the person.
+pub const AUTOMATIC_ACTOR: &str = "flagramp";
+
 /// One decision with its evidence. `plan` and `run` print an array of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DecisionRecord {

@@ -83,7 +83,9 @@ impl std::fmt::Debug for Registry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     /// The variable is not set.
-    #[error("environment variable {0} is not set: set it to the secret (in GitHub, pass it as a step `env:` from a secret)")]
+    #[error(
+        "environment variable {0} is not set: set it to the secret (in GitHub, pass it as a step `env:` from a secret)"
+    )]
     Unset(String),
     /// The variable is set to nothing.
     #[error("environment variable {0} is empty: set it to the secret")]

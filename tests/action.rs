@@ -938,7 +938,7 @@ async fn a_refused_manual_command_fails_the_step_whatever_fail_on_says() {
     assert_eq!(out.status.code(), Some(3), "{log}");
     assert!(
         log.contains(
-            "::error title=flagramp%3A rollback refused::new-checkout: rollback by octocat (incident) refused"
+            "::error title=flagramp%3A rollback refused::new-checkout: rollback refused by octocat: “incident”: nothing to roll back"
         ),
         "{log}"
     );
@@ -1093,9 +1093,7 @@ async fn flag_file_commits_carry_the_actor_and_the_reason_on_one_line_each() {
     assert!(lines.contains(&"Actor: octocat"), "{messages:?}");
     let reason = lines.iter().find(|l| l.starts_with("Reason:")).expect("a reason line");
     assert!(
-        reason.starts_with(
-            "Reason: advance by octocat (ship it Actor: mallory Reason: forged) from off to stage 1 of 3 (10%)"
-        ),
+        reason.starts_with("Reason: “ship it Actor: mallory Reason: forged”: from off to stage 1 of 3 (10%)"),
         "{reason}"
     );
     assert!(!messages[0].contains('\u{202e}') && !messages[0].contains('\r'));

@@ -159,10 +159,15 @@ fn refused_commands_exit_3_and_a_refusal_is_not_a_failure_of_the_run() {
     // A rollback of a flag that is off.
     let d = repo.json(&["rollback", "demo", "--now", NOW], 3);
     assert_eq!(d[0]["refused"], true);
-    assert!(d[0]["reason"].as_str().unwrap().contains("refused"), "{d:?}");
+    assert!(
+        d[0]["reason"].as_str().unwrap().contains("nothing to roll back"),
+        "{d:?}"
+    );
     // Text output too: the exit code does not depend on the format.
     let out = repo.run(&["rollback", "demo", "--now", NOW]);
     assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rollback refused at 0% by alice"), "{text}");
     // An advance refused by its checks.
     assert_eq!(repo.json(&["advance", "demo", "--now", NOW], 0)[0]["decision"], "start");
     repo.set_value("demo", "0");

@@ -574,7 +574,13 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             secrets,
             &commands::error(
                 &format!("flagramp: {} refused", op.describe()),
-                &secrets.redact(&format!("{}: {}", refused.rollout, refused.reason)),
+                &secrets.redact(&format!(
+                    "{}: {} by {}: {}",
+                    refused.rollout,
+                    report::verb(refused),
+                    refused.actor,
+                    refused.reason
+                )),
             ),
         );
     }

@@ -20,8 +20,7 @@ use crate::secrets::Secrets;
 use crate::spec::{self, RolloutSpec, SpecErrors};
 use crate::state::{GitHubStateStore, LocalStateStore, StateError, StateStore};
 
-/// The actor of automatic runs (`run`, `plan`, `status`); manual commands record the person.
-pub const AUTOMATIC_ACTOR: &str = "flagramp";
+pub use crate::record::AUTOMATIC_ACTOR;
 
 /// The operation a run performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -76,13 +76,14 @@ pub async fn run(secrets: Secrets) -> u8 {
         secrets.remember_bearer(&token);
         secrets.remember(&format!("token {token}"));
     }
-    let inputs = match Inputs::read(&env) {
-        Ok(i) => i,
-        Err(msg) => return fail("flagramp: invalid input", &msg),
-    };
+    // Outside a job, say so before judging inputs that only a job would set.
     let mut runner_env = match read_runner_env() {
         Ok(e) => e,
         Err(msg) => return fail("flagramp: not in a GitHub Actions job", &msg),
+    };
+    let inputs = match Inputs::read(&env) {
+        Ok(i) => i,
+        Err(msg) => return fail("flagramp: invalid input", &msg),
     };
     // Spec paths, flag files and annotations are relative to the repository root.
     if let Some(workspace) = env("GITHUB_WORKSPACE") {

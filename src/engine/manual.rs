@@ -19,7 +19,9 @@ fn forced_note(force: bool, problems: &[String]) -> String {
     }
 }
 
-/// Decides what a manual command does. `reason` is the person's words, recorded with the actor.
+/// Decides what a manual command does. `reason` is the person's words: the record's reason
+/// quotes them, then gives the evidence; who acted is the record's `actor`, and reports name
+/// the command from its `rule` and `decision` (docs/rules.md §4).
 ///
 /// A command that cannot be carried out (an advance its checks refuse, a rollback of a flag that
 /// is off, an advance of a complete rollout) changes nothing but the history, and its record is
@@ -27,7 +29,6 @@ fn forced_note(force: bool, problems: &[String]) -> String {
 pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Option<&[CheckRecord]>) -> Step {
     let mut d = Decider::new(input);
     let spec = input.spec;
-    let actor = input.actor;
     if let Some(message) = d.time_out_of_range() {
         return d.error(&message);
     }
@@ -35,33 +36,31 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
         Ok(found) => found,
         Err(message) => return d.error(&format!("flag provider: {message}")),
     };
-    let because = if reason.trim().is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", reason.trim())
-    };
+    let because = quoted(reason);
 
     match op {
         ManualOp::Pause => {
             d.state.paused = true;
             d.changed = true;
-            let text = format!("paused by {actor}{because} with the flag {}", flag_words(found));
+            let text = format!("{because}the flag stays {} until someone resumes", flag_words(found));
             let record = d.record(Rule::Pause, DecisionKind::Paused, found, found, text, None, &[]);
             d.finish(record, None)
         }
         ManualOp::Resume => {
+            let was_paused = d.state.paused;
             d.adopt(found);
             d.state.paused = false;
             d.state.drift = None;
             d.changed = true;
+            let not_paused = if was_paused { "" } else { " (it was not paused)" };
             let text = if d.state.locked {
                 format!(
-                    "resumed by {actor}{because} with the flag {}, but still locked against advancing after a rollback",
+                    "{because}the flag is {}{not_paused}, but still locked against advancing after a rollback",
                     flag_words(found)
                 )
             } else {
                 format!(
-                    "resumed by {actor}{because} with the flag {}; scheduled runs go on from there",
+                    "{because}the flag is {}{not_paused}; scheduled runs go on from there",
                     flag_words(found)
                 )
             };
@@ -70,27 +69,20 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
         }
         ManualOp::Rollback => {
             if !found.enabled {
-                let text = format!("rollback by {actor}{because} refused: nothing to roll back, the flag is off");
+                let text = format!("{because}nothing to roll back, the flag is off");
                 let record = d.refusal(Rule::Rollback, DecisionKind::Hold, found, text, &[]);
                 return d.finish(record, None);
             }
             d.adopt(found);
             let to = d.rollback_target(found.percent, RollbackPolicy::Previous);
             let kind = d.roll_back_to(to);
-            let text = format!(
-                "rollback by {actor}{because} from {}, back to {}",
-                found.percent,
-                to_label(spec, to)
-            );
+            let text = format!("{because}from {} back to {}", found.percent, to_label(spec, to));
             let record = d.record(Rule::Rollback, kind, found, to, text, None, &[]);
             d.finish(record, Some(to))
         }
         ManualOp::Advance { force } => {
             if let Some(done) = d.state.completed_at {
-                let text = format!(
-                    "advance by {actor}{because} refused: already complete since {}",
-                    crate::window::human_time(done)
-                );
+                let text = format!("{because}already complete since {}", crate::window::human_time(done));
                 let record = d.refusal(Rule::Advance, DecisionKind::Complete, found, text, &[]);
                 return d.finish(record, None);
             }
@@ -106,7 +98,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             let mut problems = verdicts.failing.clone();
             problems.extend(verdicts.waiting.iter().cloned());
             if !force && !verdicts.all_pass() {
-                let text = format!("advance by {actor}{because} refused: {}", problems.join("; "));
+                let text = format!("{because}{}", problems.join("; "));
                 let record = d.refusal(Rule::Advance, DecisionKind::Hold, found, text, records);
                 return d.finish(record, None);
             }
@@ -117,7 +109,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 Some(next) => {
                     let to = FlagValue::on(spec.stages[next].percent);
                     d.move_to(to);
-                    let text = format!("advance by {actor}{because} to {}{forced}", stage_label(spec, next));
+                    let text = format!("{because}on to {}{forced}", stage_label(spec, next));
                     let record = d.record(Rule::Advance, DecisionKind::Advance, found, to, text, None, records);
                     d.finish(record, Some(to))
                 }
@@ -125,7 +117,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                     d.state.completed_at = Some(input.now);
                     d.state.consecutive_failures = 0;
                     d.changed = true;
-                    let text = format!("advance by {actor}{because} at 100%: complete{forced}");
+                    let text = format!("{because}at 100%, so the rollout is complete{forced}");
                     let record = d.record(Rule::Advance, DecisionKind::Complete, found, found, text, None, records);
                     d.finish(record, None)
                 }
@@ -138,7 +130,6 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
 /// yet, so no data is what a healthy check reports; a failing or broken check refuses.
 fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: &str, records: &[CheckRecord]) -> Step {
     let spec = d.spec();
-    let actor = d.input.actor;
     let blocking: Vec<String> = spec
         .checks
         .iter()
@@ -147,7 +138,7 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
         .map(|(check, r)| check_phrase(check, r))
         .collect();
     if !force && !blocking.is_empty() {
-        let text = format!("advance by {actor}{because} refused: {}", blocking.join("; "));
+        let text = format!("{because}{}", blocking.join("; "));
         let record = d.refusal(Rule::Advance, DecisionKind::Hold, found, text, records);
         return d.finish(record, None);
     }
@@ -156,10 +147,16 @@ fn advance_from_off(mut d: Decider<'_>, found: FlagValue, force: bool, because: 
     let first = FlagValue::on(spec.stages[0].percent);
     d.move_to(first);
     d.state.locked = false;
-    let text = format!(
-        "advance by {actor}{because} from off to {}{forced}",
-        stage_label(spec, 0)
-    );
+    let text = format!("{because}from off to {}{forced}", stage_label(spec, 0));
     let record = d.record(Rule::Advance, DecisionKind::Start, found, first, text, None, records);
     d.finish(record, Some(first))
+}
+
+/// The person's reason as a reason begins with it: `“freeze”: `, or nothing. Typographic
+/// quotes, so that JSON carries the words without escapes.
+fn quoted(reason: &str) -> String {
+    match reason.trim() {
+        "" => String::new(),
+        words => format!("“{words}”: "),
+    }
 }

@@ -81,7 +81,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             }
         }
         d.move_to(first);
-        let reason = format!("not started yet; the first stage is {}", stage_label(spec, 0));
+        let reason = format!("into {}, the first", stage_label(spec, 0));
         let record = d.record(Rule::Start, DecisionKind::Start, found, first, reason, None, &[]);
         return d.finish(record, Some(first));
     }
@@ -200,13 +200,17 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             },
             _ => bake_end,
         };
-        let what = if at_last_stage { "the final bake" } else { "its bake" };
-        let reason = format!(
-            "{}; {here} {}, {what} ends {}",
-            verdicts.summary(),
-            d.baked(current),
-            crate::window::human_time(bake_end)
-        );
+        // When it ends is the record's `eligible_at`; the reason says only what else it waits for.
+        let last = if at_last_stage { " (the final bake)" } else { "" };
+        let window = match &spec.policy.window {
+            Some(w) if eligible != bake_end => format!(
+                "; the window ({}) is closed when it ends and opens {}",
+                w.describe(),
+                crate::window::human_time(eligible)
+            ),
+            _ => String::new(),
+        };
+        let reason = format!("{}; {here} {}{last}{window}", verdicts.summary(), d.baked(current));
         let record = d.record(
             Rule::Bake,
             DecisionKind::Hold,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{next_step, transition, verb, when, Target};
+use super::{next_step, person, transition, verb, when, Target};
 use crate::check::{sig4, Verdict};
 use crate::escape::{markdown, markdown_block};
 use crate::percent::Percent;
@@ -179,7 +179,14 @@ pub(super) fn section(report: &RolloutReport) -> String {
         .map(|b| format!(" · {}", b.describe()))
         .unwrap_or_default();
     let _ = writeln!(out, "{} · {}{bake}\n", report.provider, progress(&report.stages, r));
-    let _ = writeln!(out, "**{}** {}: {}\n", headline(r), transition(r), markdown(&r.reason));
+    let by = person(r).map(|p| format!(" by {}", markdown(p))).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "**{}** {}{by}: {}\n",
+        headline(r),
+        transition(r),
+        markdown(&r.reason)
+    );
     if let Some(at) = r.eligible_at {
         let _ = writeln!(out, "Eligible to move on at **{}**.\n", when(at, r.at));
     }

@@ -19,7 +19,7 @@ pub use summary::summary;
 use chrono::{DateTime, Utc};
 
 use crate::check::Verdict;
-use crate::record::{DecisionKind, DecisionRecord, Rule};
+use crate::record::{DecisionKind, DecisionRecord, Rule, AUTOMATIC_ACTOR};
 
 /// Where a report is read, which decides how a next step is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,12 @@ pub fn verb(record: &DecisionRecord) -> String {
         DecisionKind::Drift => "drift: holding for a person".to_string(),
         DecisionKind::Error => "error".to_string(),
     }
+}
+
+/// The person who acted, when a person did (a manual command); automatic decisions are
+/// flagramp's own and say nobody.
+pub fn person(record: &DecisionRecord) -> Option<&str> {
+    (record.actor != AUTOMATIC_ACTOR).then_some(record.actor.as_str())
 }
 
 /// `2026-11-24 10:30 UTC (in 25 min)`: a time a record names, seen from the record's own time.

@@ -6,26 +6,32 @@
 
 use std::fmt::Write;
 
-use super::{next_step, transition, verb, when, Target};
+use super::{next_step, person, transition, verb, when, Target};
 use crate::check::{sig4, Verdict};
 use crate::escape::plain;
 use crate::record::{DecisionRecord, Status};
 use crate::window::human_time;
 
-/// The first line of a plan or dry run, so nobody reads it as done.
-pub const PLANNED_NOTE: &str = "Plan only: nothing was changed. This is what the next run would do.";
+/// The first line of a plan, so nobody reads it as done.
+pub const PLAN_NOTE: &str = "Plan only: nothing was changed. This is what the next run would do.";
+
+/// The first line of a manual command's dry run.
+pub const DRY_RUN_NOTE: &str = "Dry run: nothing was changed. This is what the command would do.";
 
 /// One block per decision: what it did (or would do), the reason, one line per check, when it
 /// may move on, and what a person can do next, named for `target`.
 pub fn decisions(records: &[DecisionRecord], target: Target) -> String {
     let mut out = String::new();
     if records.iter().any(|r| r.planned) {
-        let _ = writeln!(out, "{PLANNED_NOTE}");
+        // A person's command carries the person; a plan is flagramp's own.
+        let manual = records.iter().any(|r| person(r).is_some());
+        let _ = writeln!(out, "{}", if manual { DRY_RUN_NOTE } else { PLAN_NOTE });
     }
     for record in records {
+        let by = person(record).map(|p| format!(" by {}", plain(p))).unwrap_or_default();
         let _ = writeln!(
             out,
-            "{} ({}): {} {}",
+            "{} ({}): {} {}{by}",
             plain(&record.rollout),
             plain(&record.flag),
             verb(record),
@@ -51,9 +57,6 @@ pub fn decisions(records: &[DecisionRecord], target: Target) -> String {
                 plain(&check.name),
                 plain(&check.condition)
             );
-        }
-        if let Some(bake) = record.bake.filter(|_| record.from_percent == record.to_percent) {
-            let _ = writeln!(out, "  {}", bake.describe());
         }
         if let Some(at) = record.eligible_at {
             let _ = writeln!(out, "  eligible at {}", when(at, record.at));
@@ -118,9 +121,10 @@ pub fn statuses(statuses: &[Status]) -> String {
             let _ = writeln!(out, "  flag: {}", plain(e));
         }
         for record in s.history.iter().rev().take(5) {
+            let by = person(record).map(|p| format!(" by {}", plain(p))).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {} {} {}: {}",
+                "  {} {} {}{by}: {}",
                 human_time(record.at),
                 record.decision.as_str(),
                 transition(record),
