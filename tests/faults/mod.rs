@@ -781,7 +781,10 @@ async fn github_write_faults_are_errors_and_leave_flag_and_state() {
             409,
             // A 409 on a file still at the sha written against is not another writer: the
             // write itself was refused (src/github.rs `why_not_written`).
-            case("flag file PUT 409 on an unchanged file", &["HTTP 409", "refused the write"]),
+            case(
+                "flag file PUT 409 on an unchanged file",
+                &["HTTP 409", "refused the write"],
+            ),
         ),
         ("rollouts/demo.json", 500, case("state PUT 500", &["HTTP 500"])),
         (
