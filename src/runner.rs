@@ -383,7 +383,7 @@ impl Runner {
         };
         tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
         crate::crashpoint::pause_at("after-claim");
-        match flags.set_noted(to, read, note).await {
+        match flags.set(to, read, note).await {
             Ok(_) => {}
             Err(ProviderError::Conflict(why)) => {
                 // The flag file changed under us, so our change never happened: withdraw the claim.

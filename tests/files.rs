@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use flagramp::percent::Percent;
-use flagramp::provider::{FlagProvider, FlagdFile, ProviderError};
+use flagramp::provider::{ChangeNote, FlagProvider, FlagdFile, ProviderError};
 use flagramp::state::{FlagValue, LocalStateStore, RolloutState, StateStore};
 
 use crate::support::repo::TempRepo;
@@ -67,7 +67,7 @@ impl Repo {
 
 async fn set(p: &FlagdFile, to: FlagValue) -> Result<FlagValue, ProviderError> {
     let seen = p.read().await?;
-    p.set(to, &seen).await.map(|r| r.value)
+    p.set(to, &seen, &ChangeNote::default()).await.map(|r| r.value)
 }
 
 /// Odd spacing, tabs, a 30-digit integer, an exponent, `-0.0`, unicode escapes and an escaped key.
@@ -198,7 +198,7 @@ async fn a_link_out_of_the_repository_is_refused_for_reading_and_writing() {
             value: FlagValue::OFF,
             version: String::new(),
         };
-        assert!(p.set(pct(10), &seen).await.is_err());
+        assert!(p.set(pct(10), &seen, &ChangeNote::default()).await.is_err());
         assert!(std::fs::symlink_metadata(repo.flags_path())
             .unwrap()
             .file_type()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use flagramp::percent::Percent;
-use flagramp::provider::{FlagProvider, FlagdFile, ProviderError};
+use flagramp::provider::{ChangeNote, FlagProvider, FlagdFile, ProviderError};
 use flagramp::state::FlagValue;
 
 const SAMPLE: &str = include_str!("fixtures/flagd/samples-example_flags.flagd.json");
@@ -49,7 +49,10 @@ async fn sets_a_fractional_rule_with_on_first_in_thousandths_and_keeps_every_oth
     let seen = p.read().await.unwrap();
     assert_eq!(seen.value, FlagValue::OFF);
 
-    let back = p.set(FlagValue::on(pct(12_500)), &seen).await.unwrap();
+    let back = p
+        .set(FlagValue::on(pct(12_500)), &seen, &ChangeNote::default())
+        .await
+        .unwrap();
     assert_eq!(back.value, FlagValue::on(pct(12_500)));
     let doc = read_json(&path);
     let flag = &doc["flags"]["new-checkout"];
@@ -81,7 +84,7 @@ async fn turning_off_sets_disabled_and_keeps_the_rule_for_later() {
     let p = provider(&path, "new-checkout");
     let seen = p.read().await.unwrap();
     assert_eq!(seen.value, FlagValue::on(pct(50_000)));
-    p.set(FlagValue::OFF, &seen).await.unwrap();
+    p.set(FlagValue::OFF, &seen, &ChangeNote::default()).await.unwrap();
     let doc = read_json(&path);
     assert_eq!(doc["flags"]["new-checkout"]["state"], "DISABLED");
     assert_eq!(
@@ -99,7 +102,9 @@ async fn keeps_a_custom_bucketing_expression() {
     let p = provider(&path, "new-checkout");
     let seen = p.read().await.unwrap();
     assert_eq!(seen.value, FlagValue::on(pct(10_000)));
-    p.set(FlagValue::on(pct(50_000)), &seen).await.unwrap();
+    p.set(FlagValue::on(pct(50_000)), &seen, &ChangeNote::default())
+        .await
+        .unwrap();
     let doc = read_json(&path);
     assert_eq!(
         doc["flags"]["new-checkout"]["targeting"],
@@ -137,7 +142,10 @@ async fn an_enabled_flag_serving_on_to_nobody_reads_as_off_so_it_can_be_started(
         let seen = p.read().await.unwrap();
         assert_eq!(seen.value, FlagValue::OFF);
         assert_eq!(
-            p.set(FlagValue::on(pct(10_000)), &seen).await.unwrap().value,
+            p.set(FlagValue::on(pct(10_000)), &seen, &ChangeNote::default())
+                .await
+                .unwrap()
+                .value,
             FlagValue::on(pct(10_000))
         );
     }
@@ -153,7 +161,10 @@ async fn assert_refused_and_untouched(path: &Path, key: &str, expect: fn(&Provid
         value: FlagValue::OFF,
         version: String::new(),
     };
-    assert!(p.set(FlagValue::on(pct(10_000)), &fake_seen).await.is_err());
+    assert!(p
+        .set(FlagValue::on(pct(10_000)), &fake_seen, &ChangeNote::default())
+        .await
+        .is_err());
     assert_eq!(std::fs::read(path).ok(), before, "nothing may be written");
 }
 
@@ -213,7 +224,10 @@ async fn a_file_changed_since_it_was_read_is_a_conflict_and_the_other_write_surv
     let mut theirs = sample_with(fresh_flag());
     theirs["flags"]["myBoolFlag"]["defaultVariant"] = json!("off");
     write(dir.path(), &theirs);
-    let err = p.set(FlagValue::on(pct(10_000)), &seen).await.unwrap_err();
+    let err = p
+        .set(FlagValue::on(pct(10_000)), &seen, &ChangeNote::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ProviderError::Conflict(_)), "{err:?}");
     assert_eq!(read_json(&path), theirs);
 }
@@ -225,7 +239,10 @@ async fn writes_leave_no_temporary_files_behind() {
     let p = provider(&path, "new-checkout");
     let mut seen = p.read().await.unwrap();
     for percent in [10_000, 50_000, 100_000] {
-        seen = p.set(FlagValue::on(pct(percent)), &seen).await.unwrap();
+        seen = p
+            .set(FlagValue::on(pct(percent)), &seen, &ChangeNote::default())
+            .await
+            .unwrap();
     }
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()

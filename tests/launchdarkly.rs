@@ -13,7 +13,7 @@ use flagramp::percent::Percent;
 
 use crate::support::pct;
 use flagramp::provider::launchdarkly::LaunchDarklyFlag;
-use flagramp::provider::{FlagFiles, FlagProvider, FlagReading, ProviderError};
+use flagramp::provider::{ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use flagramp::record::{DecisionKind, DecisionRecord};
 use flagramp::runner::{Mode, Runner};
 use flagramp::secrets::Secrets;
@@ -250,7 +250,10 @@ async fn multivariate_flags_need_on_variation_by_name_or_value() {
         env.insert("fallthrough".into(), json!({ "variation": 0 }));
     });
     let seen = by_name.read().await.unwrap();
-    let back = by_name.set(FlagValue::on(pct(10)), &seen).await.unwrap();
+    let back = by_name
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap();
     assert_eq!(back.value, FlagValue::on(pct(10)));
     let (express, classic) = (
         fake.variation_id("checkout-flow", 1),
@@ -366,7 +369,10 @@ async fn experiments_and_guarded_rollouts_are_refused_with_nothing_written() {
     let ld = provider(&fake, KEY, None);
     let seen = ld.read().await.unwrap();
     fake.mark_experiment(KEY);
-    let e = ld.set(FlagValue::on(pct(10)), &seen).await.unwrap_err();
+    let e = ld
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap_err();
     assert!(matches!(e, ProviderError::Refused(_)), "{e:?}");
     assert_eq!(fake.patch_requests(), 0);
     fake.assert_conformant();
@@ -388,7 +394,7 @@ async fn semantic_patches_are_exactly_the_documented_instructions() {
         FlagValue::on(Percent::FULL),
         FlagValue::OFF,
     ] {
-        seen = ld.set(to, &seen).await.unwrap();
+        seen = ld.set(to, &seen, &ChangeNote::default()).await.unwrap();
         assert_eq!(seen.value, to);
         assert_eq!(fake.observe(KEY), to);
     }
@@ -469,7 +475,9 @@ async fn a_rollout_keeps_its_context_kind_and_bucketing_attribute() {
     let ld = provider(&fake, KEY, None);
     let seen = ld.read().await.unwrap();
     assert_eq!(seen.value, FlagValue::on(pct(10)));
-    ld.set(FlagValue::on(pct(25)), &seen).await.unwrap();
+    ld.set(FlagValue::on(pct(25)), &seen, &ChangeNote::default())
+        .await
+        .unwrap();
     let (on, off) = (fake.variation_id(KEY, 0), fake.variation_id(KEY, 1));
     assert_eq!(
         fake.applied_patches()[0]["instructions"],
@@ -489,7 +497,10 @@ async fn a_change_between_read_and_write_is_a_conflict_before_writing() {
     let ld = provider(&fake, KEY, None);
     let seen = ld.read().await.unwrap();
     fake.set_by_hand(KEY, FlagValue::on(pct(30)));
-    let e = ld.set(FlagValue::on(pct(10)), &seen).await.unwrap_err();
+    let e = ld
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, ProviderError::Conflict(m) if m.contains("changed since it was read") && m.contains("nothing was written")),
         "{e:?}"
@@ -502,7 +513,7 @@ async fn a_change_between_read_and_write_is_a_conflict_before_writing() {
         version: "0.0".into(),
     };
     assert!(matches!(
-        ld.set(FlagValue::OFF, &stale).await,
+        ld.set(FlagValue::OFF, &stale, &ChangeNote::default()).await,
         Err(ProviderError::Conflict(_))
     ));
     fake.assert_conformant();
@@ -615,7 +626,10 @@ async fn a_400_scheduled_change_conflict_is_a_clear_error_and_other_400s_show_th
     let ld = provider(&fake, KEY, None);
     let seen = ld.read().await.unwrap();
     fake.fail_next_with("PATCH", 400, "Invalid semantic patch instruction", 1);
-    let e = ld.set(FlagValue::on(pct(10)), &seen).await.unwrap_err();
+    let e = ld
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, ProviderError::Io(m) if m.contains("rejected the change") && m.contains("HTTP 400: Invalid semantic patch instruction (invalid_request)")),
         "{e:?}"
@@ -643,7 +657,9 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
     // A rate-limited write was not applied, so it is sent again after `Retry-After`.
     fake.rate_limit_next("PATCH", &[("Retry-After", "1".to_string())]);
     let started = Instant::now();
-    ld.set(FlagValue::on(pct(10)), &reading).await.unwrap();
+    ld.set(FlagValue::on(pct(10)), &reading, &ChangeNote::default())
+        .await
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(fake.patch_requests(), 2);
     assert_eq!(fake.applied_patches().len(), 1);
@@ -707,7 +723,10 @@ async fn a_403_names_the_permission_the_token_lacks() {
     fake.fail_next("PATCH", 403, 1);
     let ld = provider(&fake, KEY, None);
     let seen = ld.read().await.unwrap();
-    let e = ld.set(FlagValue::on(pct(10)), &seen).await.unwrap_err();
+    let e = ld
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, ProviderError::Auth(m) if m.contains("may not change") && m.contains("updateOn and updateFallthrough on proj/default:env/production:flag/new-checkout")),
         "{e:?}"
@@ -787,7 +806,10 @@ async fn a_short_timeout_gives_up_at_its_deadline() {
     // A write that times out is not sent again: it may have been applied.
     fake.delay_next("PATCH", Duration::from_secs(2), 1);
     let seen = provider(&fake, KEY, None).read().await.unwrap();
-    let e = ld.set(FlagValue::on(pct(10)), &seen).await.unwrap_err();
+    let e = ld
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, ProviderError::Io(m) if m.contains("may or may not have been applied")),
         "{e:?}"

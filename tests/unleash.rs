@@ -18,7 +18,7 @@ use flagramp::percent::Percent;
 
 use crate::support::pct;
 use flagramp::provider::unleash::{UnleashFlag, STRATEGY_TITLE};
-use flagramp::provider::{FlagFiles, FlagProvider, ProviderError};
+use flagramp::provider::{ChangeNote, FlagFiles, FlagProvider, ProviderError};
 use flagramp::record::{DecisionKind, DecisionRecord};
 use flagramp::runner::{Mode, Runner};
 use flagramp::secrets::Secrets;
@@ -182,7 +182,7 @@ async fn each_stage_reaches_sdks_through_patches_that_keep_stickiness_and_group(
         (FlagValue::on(pct(10)), true, Some("10")),
     ] {
         let seen = flag.read().await.unwrap();
-        let back = flag.set(to, &seen).await.unwrap();
+        let back = flag.set(to, &seen, &ChangeNote::default()).await.unwrap();
         assert_eq!(back.value, to);
         assert_eq!(value_of(&server.environment(&key).await), to, "admin view");
         let strategy = server.our_strategy(&key).await.expect("flagramp's strategy");
@@ -906,13 +906,15 @@ async fn a_change_between_read_and_write_is_a_conflict() {
     fake.mount(&server).await;
     let flag = UnleashFlag::new(&server.uri(), PROJECT, ENVIRONMENT, TOKEN.into(), key);
     let seen = flag.read().await.unwrap();
-    flag.set(FlagValue::on(pct(10)), &seen).await.unwrap();
+    flag.set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap();
     let seen = flag.read().await.unwrap();
     // Someone changes the rollout after flagramp read it.
     fake.0.lock().unwrap().feature["environments"][0]["strategies"][0]["parameters"]["rollout"] = json!("20");
     let writes = fake.writes().len();
     assert!(matches!(
-        flag.set(FlagValue::on(pct(50)), &seen).await,
+        flag.set(FlagValue::on(pct(50)), &seen, &ChangeNote::default()).await,
         Err(ProviderError::Conflict(_))
     ));
     assert_eq!(fake.writes().len(), writes);
@@ -1048,7 +1050,7 @@ async fn stages_outside_whole_percents_are_refused_before_sending() {
         FlagValue::on(Percent::from_millis(12_500).unwrap()),
         FlagValue::on(Percent::ZERO),
     ] {
-        let e = flag.set(to, &seen).await.unwrap_err();
+        let e = flag.set(to, &seen, &ChangeNote::default()).await.unwrap_err();
         assert!(matches!(e, ProviderError::Refused(_)), "{e:?}");
         assert!(e.to_string().contains("nothing was sent"), "{e}");
     }
@@ -1071,7 +1073,7 @@ async fn a_write_that_does_not_read_back_is_an_io_error_naming_both_values() {
         .await;
     let flag = UnleashFlag::new(&server.uri(), PROJECT, ENVIRONMENT, TOKEN.into(), key);
     let seen = flag.read().await.unwrap();
-    match flag.set(FlagValue::on(pct(10)), &seen).await {
+    match flag.set(FlagValue::on(pct(10)), &seen, &ChangeNote::default()).await {
         Err(ProviderError::Io(m)) => assert!(m.contains("expected on at 10%, found off"), "{m}"),
         other => panic!("expected Io, got {other:?}"),
     }

@@ -160,16 +160,7 @@ impl FlagProvider for MemoryFlag {
             .ok_or_else(|| self.not_found())
     }
 
-    async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
-        self.set_noted(to, seen, &ChangeNote::default()).await
-    }
-
-    async fn set_noted(
-        &self,
-        to: FlagValue,
-        seen: &FlagReading,
-        note: &ChangeNote,
-    ) -> Result<FlagReading, ProviderError> {
+    async fn set(&self, to: FlagValue, seen: &FlagReading, note: &ChangeNote) -> Result<FlagReading, ProviderError> {
         let mut guard = self.flags.lock();
         let inner = &mut *guard;
         if let Some(error) = inner.failures.pop_front() {
@@ -221,7 +212,7 @@ mod tests {
             version: "1".into(),
         };
         assert!(matches!(
-            f.set(FlagValue::on(pct(5)), &seen).await,
+            f.set(FlagValue::on(pct(5)), &seen, &ChangeNote::default()).await,
             Err(ProviderError::NotFound(_))
         ));
         assert_eq!(flags.value("k"), None);
@@ -239,18 +230,23 @@ mod tests {
             actor: "flagramp".into(),
             reason: "stage 1".into(),
         };
-        let second = f.set_noted(FlagValue::on(pct(10)), &first, &note).await.unwrap();
+        let second = f.set(FlagValue::on(pct(10)), &first, &note).await.unwrap();
         assert_eq!(second.value, FlagValue::on(pct(10)));
         assert_ne!(second.version, first.version);
         assert_eq!(f.read().await.unwrap(), second);
         assert_eq!(flags.value("k"), Some(FlagValue::on(pct(10))));
         assert_eq!(flags.last_note("k"), Some(note));
         // A stale reading writes nothing.
-        let stale = f.set(FlagValue::on(pct(50)), &first).await;
+        let stale = f.set(FlagValue::on(pct(50)), &first, &ChangeNote::default()).await;
         assert!(matches!(stale, Err(ProviderError::Conflict(_))), "{stale:?}");
         assert_eq!(f.read().await.unwrap(), second);
         // Setting the value already there keeps the version.
-        assert_eq!(f.set(FlagValue::on(pct(10)), &second).await.unwrap(), second);
+        assert_eq!(
+            f.set(FlagValue::on(pct(10)), &second, &ChangeNote::default())
+                .await
+                .unwrap(),
+            second
+        );
     }
 
     #[tokio::test]
@@ -266,7 +262,7 @@ mod tests {
         assert_eq!(now.value, FlagValue::on(pct(30)));
         assert_ne!(now.version, seen.version);
         assert!(matches!(
-            f.set(FlagValue::on(pct(25)), &seen).await,
+            f.set(FlagValue::on(pct(25)), &seen, &ChangeNote::default()).await,
             Err(ProviderError::Conflict(_))
         ));
         assert_eq!(flags.value("k"), Some(FlagValue::on(pct(30))));
@@ -280,9 +276,12 @@ mod tests {
         let f = flags.flag("k");
         let seen = f.read().await.unwrap();
         assert_eq!(seen.value, FlagValue::OFF);
-        let on = f.set(FlagValue::on(pct(5)), &seen).await.unwrap();
+        let on = f
+            .set(FlagValue::on(pct(5)), &seen, &ChangeNote::default())
+            .await
+            .unwrap();
         // Written, like a flagd file, but it does not read back as what was asked.
-        let zero = f.set(FlagValue::on(Percent::ZERO), &on).await;
+        let zero = f.set(FlagValue::on(Percent::ZERO), &on, &ChangeNote::default()).await;
         assert!(matches!(zero, Err(ProviderError::Io(_))), "{zero:?}");
         assert_eq!(f.read().await.unwrap().value, FlagValue::OFF);
     }
@@ -301,19 +300,25 @@ mod tests {
             version: "1".into(),
         };
         assert_eq!(
-            a.set(FlagValue::on(pct(5)), &seen).await,
+            a.set(FlagValue::on(pct(5)), &seen, &ChangeNote::default()).await,
             Err(ProviderError::Auth("refused".into()))
         );
         assert_eq!(flags.value("a"), Some(FlagValue::OFF), "a failed write writes nothing");
         let seen = a.read().await.unwrap();
-        also_a.set(FlagValue::on(pct(5)), &seen).await.unwrap();
+        also_a
+            .set(FlagValue::on(pct(5)), &seen, &ChangeNote::default())
+            .await
+            .unwrap();
         assert_eq!(a.read().await.unwrap().value, FlagValue::on(pct(5)));
         let before = a.read().await.unwrap();
         flags.remove("a");
         assert!(matches!(a.read().await, Err(ProviderError::NotFound(_))));
         flags.create("a", FlagValue::on(pct(5)));
         assert!(
-            matches!(a.set(FlagValue::OFF, &before).await, Err(ProviderError::Conflict(_))),
+            matches!(
+                a.set(FlagValue::OFF, &before, &ChangeNote::default()).await,
+                Err(ProviderError::Conflict(_))
+            ),
             "a flag created again is not the flag that was read"
         );
         assert_eq!(a.describe(), "memory flag `a`");

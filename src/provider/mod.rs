@@ -81,20 +81,11 @@ pub trait FlagProvider: std::fmt::Debug + Send + Sync {
     async fn read(&self) -> Result<FlagReading, ProviderError>;
 
     /// Sets the flag, failing with [`ProviderError::Conflict`] if it changed since `seen` was
-    /// read; returns the value read back after the write.
-    async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError>;
-
-    /// [`set`](FlagProvider::set), saying who changed the flag and why where the flag system
-    /// keeps a note with each change (a flagd file's commit message).
-    async fn set_noted(
-        &self,
-        to: FlagValue,
-        seen: &FlagReading,
-        note: &ChangeNote,
-    ) -> Result<FlagReading, ProviderError> {
-        let _ = note;
-        self.set(to, seen).await
-    }
+    /// read; returns the value read back after the write. `note` says who changed the flag and
+    /// why, kept where the flag system keeps a note with each change (a flagd file's commit
+    /// message on a branch); a provider that keeps none ignores it. Callers with nothing to say
+    /// pass `&ChangeNote::default()`.
+    async fn set(&self, to: FlagValue, seen: &FlagReading, note: &ChangeNote) -> Result<FlagReading, ProviderError>;
 }
 
 /// Who changes a flag and why, as the decision record says (already redacted).

@@ -1,6 +1,8 @@
 //! One conformance suite for every flag provider (flagd file, Unleash, LaunchDarkly): the same
-//! scenarios, driven through the real runner and engine, against each provider's harness.
+//! scenarios, driven through the real runner and engine, against each provider's harness. The
+//! provider trait itself has its own suite, without the runner, in [`flag_provider`].
 
+pub mod flag_provider;
 pub mod flagd;
 pub mod launchdarkly;
 pub mod metric_source;

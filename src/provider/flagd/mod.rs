@@ -74,16 +74,7 @@ impl FlagProvider for FlagdFile {
         })
     }
 
-    async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
-        self.set_noted(to, seen, &ChangeNote::default()).await
-    }
-
-    async fn set_noted(
-        &self,
-        to: FlagValue,
-        seen: &FlagReading,
-        note: &ChangeNote,
-    ) -> Result<FlagReading, ProviderError> {
+    async fn set(&self, to: FlagValue, seen: &FlagReading, note: &ChangeNote) -> Result<FlagReading, ProviderError> {
         let (text, version, doc) = self.load().await?;
         if version != seen.version {
             return Err(ProviderError::Conflict(format!(
@@ -93,9 +84,7 @@ impl FlagProvider for FlagdFile {
         }
         self.understand(self.flag(&doc)?)?;
         let out = self.rewrite(&text, &doc, to)?;
-        self.store
-            .store_noted(out.as_bytes(), &version, &self.key, note)
-            .await?;
+        self.store.store(out.as_bytes(), &version, &self.key, note).await?;
         let back = self.read().await?;
         if back.value != to {
             return Err(ProviderError::Io(format!(

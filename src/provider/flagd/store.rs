@@ -15,21 +15,10 @@ use crate::provider::{ChangeNote, ProviderError};
 pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
     /// The bytes and their version, or `None` when the file does not exist.
     async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError>;
-    /// Replaces the file if it is still at `version`.
-    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError>;
-
-    /// [`store`](FlagFileStore::store), for a change to `key` described by `note` (a store
-    /// that keeps history, a branch, puts it in the commit message).
-    async fn store_noted(
-        &self,
-        bytes: &[u8],
-        version: &str,
-        key: &str,
-        note: &ChangeNote,
-    ) -> Result<(), ProviderError> {
-        let _ = (key, note);
-        self.store(bytes, version).await
-    }
+    /// Replaces the file if it is still at `version`, for a change to flag `key` described by
+    /// `note` (a store that keeps history, a branch, puts both in the commit message; a local
+    /// file ignores them).
+    async fn store(&self, bytes: &[u8], version: &str, key: &str, note: &ChangeNote) -> Result<(), ProviderError>;
 }
 
 /// Flag files are small; anything larger is not one (and would be slow to parse on every run).
@@ -99,7 +88,7 @@ impl FlagFileStore for LocalFile {
         }))
     }
 
-    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
+    async fn store(&self, bytes: &[u8], version: &str, _key: &str, _note: &ChangeNote) -> Result<(), ProviderError> {
         let not_written = |e: WriteError| match e {
             WriteError::ReadOnly => {
                 ProviderError::NotWritten(format!("{} {e}; nothing was written", self.shown_path.display()))
@@ -165,18 +154,7 @@ impl FlagFileStore for RepoFileOnBranch {
         Ok(file.map(|f| (f.content, f.sha)))
     }
 
-    async fn store(&self, bytes: &[u8], version: &str) -> Result<(), ProviderError> {
-        self.write(bytes, version, &format!("flagramp: update {}", self.path))
-            .await
-    }
-
-    async fn store_noted(
-        &self,
-        bytes: &[u8],
-        version: &str,
-        key: &str,
-        note: &ChangeNote,
-    ) -> Result<(), ProviderError> {
+    async fn store(&self, bytes: &[u8], version: &str, key: &str, note: &ChangeNote) -> Result<(), ProviderError> {
         let subject = format!("flagramp: update {key} in {}", self.path);
         let message = crate::github::commit_message(&subject, &[("Actor", &note.actor), ("Reason", &note.reason)]);
         self.write(bytes, version, &message).await

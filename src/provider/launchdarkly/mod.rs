@@ -65,7 +65,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{FlagProvider, FlagReading, ProviderError};
+use super::{ChangeNote, FlagProvider, FlagReading, ProviderError};
 use crate::state::FlagValue;
 
 /// The public API.
@@ -153,7 +153,7 @@ impl FlagProvider for LaunchDarklyFlag {
         Ok(self.understand(&flag)?.reading)
     }
 
-    async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
+    async fn set(&self, to: FlagValue, seen: &FlagReading, _note: &ChangeNote) -> Result<FlagReading, ProviderError> {
         let current = self.understand(&self.fetch().await?)?;
         if current.reading.version != seen.version {
             return Err(ProviderError::Conflict(format!(

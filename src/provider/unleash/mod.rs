@@ -26,7 +26,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{FlagProvider, FlagReading, ProviderError};
+use super::{ChangeNote, FlagProvider, FlagReading, ProviderError};
 use crate::http::encode_segment;
 use crate::percent::Percent;
 use crate::state::FlagValue;
@@ -127,7 +127,7 @@ impl FlagProvider for UnleashFlag {
         })
     }
 
-    async fn set(&self, to: FlagValue, seen: &FlagReading) -> Result<FlagReading, ProviderError> {
+    async fn set(&self, to: FlagValue, seen: &FlagReading, _note: &ChangeNote) -> Result<FlagReading, ProviderError> {
         // Validate before anything is sent.
         let rollout = if to.enabled {
             if to.percent == Percent::ZERO {
