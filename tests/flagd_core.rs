@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
+use crate::support::FLAGD_FILE;
 use assert_cmd::Command;
 use serde_json::{json, Value};
 
@@ -19,41 +20,6 @@ const ROLLOUT: &str = "checkout-ramp";
 const KEYS: usize = 10_000;
 /// How far (in percentage points) the evaluated share may be from the stage's percent.
 const TOLERANCE: f64 = 1.5;
-
-/// The flag file the tests start from: the flag flagramp owns (off) between flags it must not
-/// touch, one of them with targeting of its own and one with metadata.
-const FLAGS: &str = r#"{
-  "$schema": "https://flagd.dev/schema/v0/flags.json",
-  "flags": {
-    "dark-mode": {
-      "state": "ENABLED",
-      "variants": { "on": true, "off": false },
-      "defaultVariant": "on"
-    },
-    "new-checkout": {
-      "state": "DISABLED",
-      "variants": { "on": true, "off": false },
-      "defaultVariant": "off",
-      "metadata": { "owner": "checkout-team" }
-    },
-    "beta-banner": {
-      "state": "ENABLED",
-      "variants": { "shown": true, "hidden": false },
-      "defaultVariant": "hidden",
-      "targeting": {
-        "if": [{ "ends_with": [{ "var": "email" }, "@example.com"] }, "shown", "hidden"]
-      }
-    },
-    "search-v2": {
-      "state": "ENABLED",
-      "variants": { "on": true, "off": false },
-      "defaultVariant": "off",
-      "targeting": { "fractional": [{ "var": "tenant" }, ["on", 30], ["off", 70]] }
-    }
-  },
-  "metadata": { "flagSetId": "web" }
-}
-"#;
 
 fn node_modules() -> PathBuf {
     match std::env::var_os("FLAGRAMP_TEST_FLAGD_NODE_MODULES") {
@@ -97,7 +63,7 @@ impl Repo {
         std::fs::create_dir_all(&rollouts).unwrap();
         std::fs::write(rollouts.join(format!("{ROLLOUT}.yml")), spec(stages)).unwrap();
         std::fs::create_dir_all(dir.path().join("flags")).unwrap();
-        std::fs::write(dir.path().join("flags/flags.flagd.json"), FLAGS).unwrap();
+        std::fs::write(dir.path().join("flags/flags.flagd.json"), FLAGD_FILE).unwrap();
         Repo { dir }
     }
 
@@ -227,7 +193,7 @@ fn assert_flag(repo: &Repo, state: &str, fractional: Option<Value>) {
         assert_eq!(flag["targeting"], json!({ "fractional": fractional }), "{flag:#}");
     }
     // flagramp owns `state` and `targeting` of its flag; the rest of the flag stays as it was.
-    let original: Value = serde_json::from_str(FLAGS).unwrap();
+    let original: Value = serde_json::from_str(FLAGD_FILE).unwrap();
     for field in ["variants", "defaultVariant", "metadata"] {
         assert_eq!(
             flag[field], original["flags"][FLAG_KEY][field],
@@ -239,7 +205,7 @@ fn assert_flag(repo: &Repo, state: &str, fractional: Option<Value>) {
 
 /// Every other flag, and every top-level field, is equal (as a JSON value) to the original.
 fn assert_others_untouched(flags: &Value) {
-    let original: Value = serde_json::from_str(FLAGS).unwrap();
+    let original: Value = serde_json::from_str(FLAGD_FILE).unwrap();
     let (orig, now) = (original.as_object().unwrap(), flags.as_object().expect("an object"));
     assert_eq!(
         orig.keys().collect::<Vec<_>>(),

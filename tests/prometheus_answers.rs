@@ -38,13 +38,7 @@ async fn measure_answer(status: u16, body: &str) -> Measurement {
 }
 
 fn fixture(name: &str) -> String {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/fixtures/prometheus/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    // The recorded error answer notes its status after the body.
-    text.trim_end().trim_end_matches(" HTTP 400").to_string()
+    crate::support::prometheus_fixture(name)
 }
 
 fn assert_error(m: Measurement, words: &str) {

@@ -18,6 +18,7 @@
 use std::path::PathBuf;
 use std::time::{Duration as StdDuration, Instant};
 
+use crate::support::FLAGD_FILE;
 use assert_cmd::Command;
 use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
 use serde_json::{json, Value};
@@ -25,29 +26,6 @@ use serde_json::{json, Value};
 const FLAG_KEY: &str = "new-checkout";
 /// How long Prometheus may take to show a pushed value (it scrapes every second).
 const VISIBLE_WITHIN: StdDuration = StdDuration::from_secs(15);
-
-const FLAGS: &str = r#"{
-  "$schema": "https://flagd.dev/schema/v0/flags.json",
-  "flags": {
-    "dark-mode": {
-      "state": "ENABLED",
-      "variants": { "on": true, "off": false },
-      "defaultVariant": "on"
-    },
-    "new-checkout": {
-      "state": "DISABLED",
-      "variants": { "on": true, "off": false },
-      "defaultVariant": "off"
-    },
-    "search-v2": {
-      "state": "ENABLED",
-      "variants": { "on": true, "off": false },
-      "defaultVariant": "off",
-      "targeting": { "fractional": [["on", 30], ["off", 70]] }
-    }
-  }
-}
-"#;
 
 fn env_url(var: &str) -> String {
     match std::env::var(var) {
@@ -279,7 +257,7 @@ impl Repo {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join(".github/rollouts")).unwrap();
         std::fs::create_dir_all(dir.path().join("flags")).unwrap();
-        std::fs::write(dir.path().join("flags/flags.flagd.json"), FLAGS).unwrap();
+        std::fs::write(dir.path().join("flags/flags.flagd.json"), FLAGD_FILE).unwrap();
         let repo = Repo {
             dir,
             name: rollout.name.to_string(),
@@ -369,7 +347,7 @@ impl Repo {
             ),
             None => assert!(flag.get("targeting").is_none(), "{flag:#}"),
         }
-        let original: Value = serde_json::from_str(FLAGS).unwrap();
+        let original: Value = serde_json::from_str(FLAGD_FILE).unwrap();
         assert_eq!(flag["variants"], original["flags"][FLAG_KEY]["variants"]);
         assert_eq!(flag["defaultVariant"], original["flags"][FLAG_KEY]["defaultVariant"]);
         assert_eq!(flags["$schema"], original["$schema"]);

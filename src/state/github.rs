@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{RolloutState, StateError, StateStore, StateVersion, StoredState, STATE_FORMAT};
+use super::{RolloutState, StateError, StateStore, StateVersion, StoredState};
 use crate::github::{GitHub, GitHubError};
 
 /// Where state files live on the branch.
@@ -63,18 +63,12 @@ impl StateStore for GitHubStateStore {
             return Ok(None);
         };
         let location = format!("{path} on branch {}", self.branch);
-        let state: RolloutState = serde_json::from_slice(&file.content).map_err(|e| StateError::Unreadable {
-            rollout: rollout.into(),
-            location: location.clone(),
-            detail: format!("{e}; fix or delete the file on the state branch"),
-        })?;
-        if state.format != STATE_FORMAT || state.rollout != rollout {
-            return Err(StateError::Unreadable {
-                rollout: rollout.into(),
-                location,
-                detail: format!("it is format {} for rollout `{}`", state.format, state.rollout),
-            });
-        }
+        let state = super::decode(
+            &file.content,
+            rollout,
+            location,
+            "fix or delete the file on the state branch",
+        )?;
         Ok(Some(StoredState {
             state,
             version: StateVersion(file.sha),

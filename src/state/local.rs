@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{RolloutState, StateError, StateStore, StateVersion, StoredState, STATE_FORMAT};
+use super::{RolloutState, StateError, StateStore, StateVersion, StoredState};
 use crate::fsutil::{fingerprint, lock_within, read_capped, write_atomically, WriteError, MIB};
 
 /// State files are small (the history is capped), so anything larger is not one.
@@ -77,23 +77,12 @@ impl StateStore for LocalStateStore {
             return Ok(None);
         };
         let location = self.path_of(rollout).display().to_string();
-        let state: RolloutState = serde_json::from_slice(&bytes).map_err(|e| StateError::Unreadable {
-            rollout: rollout.into(),
-            location: location.clone(),
-            detail: format!(
-                "{e}; fix or move the file aside (flagramp will then treat the flag's current value as drift)"
-            ),
-        })?;
-        if state.format != STATE_FORMAT || state.rollout != rollout {
-            return Err(StateError::Unreadable {
-                rollout: rollout.into(),
-                location,
-                detail: format!(
-                    "it is format {} for rollout `{}`, expected format {STATE_FORMAT} for `{rollout}`",
-                    state.format, state.rollout
-                ),
-            });
-        }
+        let state = super::decode(
+            &bytes,
+            rollout,
+            location,
+            "fix or move the file aside (flagramp will then treat the flag's current value as drift)",
+        )?;
         Ok(Some(StoredState {
             state,
             version: StateVersion(fingerprint(&bytes)),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{RolloutState, StateError, StateStore, StateVersion, StoredState, STATE_FORMAT};
+use super::{RolloutState, StateError, StateStore, StateVersion, StoredState};
 
 /// What the map holds per rollout: the encoded document and the write that produced it.
 #[derive(Debug, Default)]
@@ -61,18 +61,7 @@ impl StateStore for MemoryStateStore {
             return Ok(None);
         };
         let location = format!("memory:{rollout}");
-        let state: RolloutState = serde_json::from_slice(&bytes).map_err(|e| StateError::Unreadable {
-            rollout: rollout.into(),
-            location: location.clone(),
-            detail: e.to_string(),
-        })?;
-        if state.format != STATE_FORMAT || state.rollout != rollout {
-            return Err(StateError::Unreadable {
-                rollout: rollout.into(),
-                location,
-                detail: format!("it is format {} for rollout `{}`", state.format, state.rollout),
-            });
-        }
+        let state = super::decode(&bytes, rollout, location, "the stored bytes are not a state document")?;
         Ok(Some(StoredState {
             state,
             version: version_of(write),

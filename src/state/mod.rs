@@ -168,6 +168,28 @@ impl RolloutState {
 /// over 1 MB, and a state file too large to read would stop the rollout for good.
 pub const STATE_SIZE_CAP: usize = 512 * 1024;
 
+/// A state document as a store read it, for `rollout` at `location` (how a person finds it);
+/// `fix` says what to do about a document that is not JSON. Every store decodes through this,
+/// so all of them refuse the same documents with the same words.
+pub fn decode(bytes: &[u8], rollout: &str, location: String, fix: &str) -> Result<RolloutState, StateError> {
+    let state: RolloutState = serde_json::from_slice(bytes).map_err(|e| StateError::Unreadable {
+        rollout: rollout.into(),
+        location: location.clone(),
+        detail: format!("{e}; {fix}"),
+    })?;
+    if state.format != STATE_FORMAT || state.rollout != rollout {
+        return Err(StateError::Unreadable {
+            rollout: rollout.into(),
+            location,
+            detail: format!(
+                "it is format {} for rollout `{}`, expected format {STATE_FORMAT} for `{rollout}`",
+                state.format, state.rollout
+            ),
+        });
+    }
+    Ok(state)
+}
+
 /// The bytes a store writes for `state`: pretty JSON, with the oldest history entries dropped
 /// (the claimed next state's too) until it fits in [`STATE_SIZE_CAP`].
 pub fn encode(state: &RolloutState) -> Result<Vec<u8>, StateError> {

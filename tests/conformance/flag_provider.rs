@@ -302,22 +302,11 @@ impl FlagSystem for FlagdOnBranch {
     }
 
     async fn set_by_hand(&self, key: &str, value: FlagValue) {
-        self.edit(|doc| {
-            let flag = &mut doc["flags"][key];
-            if value.enabled {
-                let on = value.percent.millis();
-                flag["state"] = json!("ENABLED");
-                flag["targeting"] = json!({ "fractional": [["on", on], ["off", 100_000 - on]] });
-            } else {
-                flag["state"] = json!("DISABLED");
-            }
-        });
+        self.edit(|doc| super::flagd::set_by_hand(&mut doc["flags"][key], value));
     }
 
     async fn observe(&self, key: &str) -> FlagValue {
-        let flag = &self.doc()["flags"][key];
-        let on = flag["targeting"]["fractional"][0][1].as_u64().unwrap_or(0) as u32;
-        provider::reading_of(flag["state"] == "ENABLED", Percent::from_millis(on).unwrap())
+        super::flagd::observed(&self.doc()["flags"][key])
     }
 
     fn provider(&self, key: &str) -> Box<dyn FlagProvider> {

@@ -64,25 +64,11 @@ impl Harness for FlagdHarness {
 
     async fn observe(&self, key: &str) -> FlagValue {
         let doc: Value = serde_json::from_slice(&std::fs::read(self.file()).unwrap()).unwrap();
-        let flag = &doc["flags"][key];
-        if flag["state"] != "ENABLED" {
-            return FlagValue::OFF;
-        }
-        let on = flag["targeting"]["fractional"][0][1].as_u64().unwrap() as u32;
-        FlagValue::on(flagramp::percent::Percent::from_millis(on).unwrap())
+        observed(&doc["flags"][key])
     }
 
     async fn set_by_hand(&self, key: &str, value: FlagValue) {
-        self.edit(|doc| {
-            let flag = &mut doc["flags"][key];
-            if value.enabled {
-                let on = value.percent.millis();
-                flag["state"] = json!("ENABLED");
-                flag["targeting"] = json!({ "fractional": [["on", on], ["off", 100_000 - on]] });
-            } else {
-                flag["state"] = json!("DISABLED");
-            }
-        });
+        self.edit(|doc| set_by_hand(&mut doc["flags"][key], value));
     }
 
     async fn failing_server_block(&self, _key: &str, _token_env: &str) -> Option<String> {
@@ -93,4 +79,25 @@ impl Harness for FlagdHarness {
 #[tokio::test]
 async fn flagd_file_passes_the_conformance_suite() {
     super::run_all(&FlagdHarness::new()).await;
+}
+
+/// What a flagd flag serves, read as a person would from the file (independently of
+/// flagramp's provider): off unless enabled, else the `on` share of its split.
+pub fn observed(flag: &Value) -> FlagValue {
+    let on = flag["targeting"]["fractional"][0][1].as_u64().unwrap_or(0) as u32;
+    flagramp::provider::reading_of(
+        flag["state"] == "ENABLED",
+        flagramp::percent::Percent::from_millis(on).unwrap(),
+    )
+}
+
+/// A person edits a flagd flag by hand: its state, and its split when on.
+pub fn set_by_hand(flag: &mut Value, value: FlagValue) {
+    if value.enabled {
+        let on = value.percent.millis();
+        flag["state"] = json!("ENABLED");
+        flag["targeting"] = json!({ "fractional": [["on", on], ["off", 100_000 - on]] });
+    } else {
+        flag["state"] = json!("DISABLED");
+    }
 }

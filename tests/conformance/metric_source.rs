@@ -205,13 +205,7 @@ fn query(q: &str) -> Probe {
 }
 
 fn fixture(name: &str) -> String {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/fixtures/prometheus/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    // The recorded error answer notes its status after the body.
-    text.trim_end().trim_end_matches(" HTTP 400").to_string()
+    crate::support::prometheus_fixture(name)
 }
 
 impl Prometheus {

@@ -110,3 +110,49 @@ pub fn percent_encode_query(text: &str) -> String {
     }
     out
 }
+
+/// A flagd file the live tests start from (the flagd evaluator and the Prometheus runs): the flag flagramp owns (off) between flags it must not
+/// touch, one of them with targeting of its own and one with metadata.
+pub const FLAGD_FILE: &str = r#"{
+  "$schema": "https://flagd.dev/schema/v0/flags.json",
+  "flags": {
+    "dark-mode": {
+      "state": "ENABLED",
+      "variants": { "on": true, "off": false },
+      "defaultVariant": "on"
+    },
+    "new-checkout": {
+      "state": "DISABLED",
+      "variants": { "on": true, "off": false },
+      "defaultVariant": "off",
+      "metadata": { "owner": "checkout-team" }
+    },
+    "beta-banner": {
+      "state": "ENABLED",
+      "variants": { "shown": true, "hidden": false },
+      "defaultVariant": "hidden",
+      "targeting": {
+        "if": [{ "ends_with": [{ "var": "email" }, "@example.com"] }, "shown", "hidden"]
+      }
+    },
+    "search-v2": {
+      "state": "ENABLED",
+      "variants": { "on": true, "off": false },
+      "defaultVariant": "off",
+      "targeting": { "fractional": [{ "var": "tenant" }, ["on", 30], ["off", 70]] }
+    }
+  },
+  "metadata": { "flagSetId": "web" }
+}
+"#;
+
+/// A recorded Prometheus answer from tests/fixtures/prometheus (the recorded error answer notes
+/// its status after the body; that note is dropped).
+pub fn prometheus_fixture(name: &str) -> String {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/prometheus/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    text.trim_end().trim_end_matches(" HTTP 400").to_string()
+}
