@@ -118,7 +118,7 @@ impl Secrets {
         std::env::var_os(var).is_some_and(|v| !v.is_empty())
     }
 
-    /// The variables a command check inherits ([`INHERITED_BY_COMMANDS`]) that are set.
+    /// The variables a command check inherits (`PATH`, `HOME`, `LANG`) that are set.
     pub fn inherited_by_commands(&self) -> Vec<(&'static str, OsString)> {
         INHERITED_BY_COMMANDS
             .iter()

@@ -5,6 +5,7 @@
 
 mod action;
 mod action_inputs;
+mod api;
 mod cli;
 mod cmd;
 mod conformance;

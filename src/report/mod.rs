@@ -1,6 +1,6 @@
 //! Reports for people, rendered from decision records and never recomputed: one renderer per
-//! target, [`text`] (the terminal and the step log), [`summary`] (the job summary) and
-//! [`comment`] (the pull request comment), the last two sharing their Markdown sections.
+//! target, [`text`] (the terminal and the step log), [`summary()`] (the job summary) and
+//! [`comment()`] (the pull request comment), the last two sharing their Markdown sections.
 //!
 //! What every target says the same way lives here: what a decision did, or for a plan or dry
 //! run what it *would* do (docs/rules.md §4), when the rollout may move on, and what a person

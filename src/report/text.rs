@@ -1,7 +1,7 @@
 //! Short, readable text for people, in a terminal or the step log; JSON output is the records
 //! themselves.
 //!
-//! Every string that flagramp did not write itself goes through [`escape::plain`], so no value,
+//! Every string that flagramp did not write itself goes through [`plain`], so no value,
 //! error or name can start a line of its own, in a terminal or in the step log.
 
 use std::fmt::Write;
