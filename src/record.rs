@@ -202,6 +202,40 @@ pub struct DecisionRecord {
     pub paused: bool,
 }
 
+impl DecisionRecord {
+    /// A record of `decision` with no evidence yet: at 0%, no stage, no checks, no rule. The
+    /// engine's records start here and fill in what they decided.
+    pub fn bare(
+        rollout: &str,
+        flag: &str,
+        decision: DecisionKind,
+        at: DateTime<Utc>,
+        actor: &str,
+        reason: String,
+    ) -> DecisionRecord {
+        DecisionRecord {
+            rollout: rollout.to_string(),
+            flag: flag.to_string(),
+            decision,
+            at,
+            actor: actor.to_string(),
+            from_percent: Percent::ZERO,
+            to_percent: Percent::ZERO,
+            stage: None,
+            reason,
+            eligible_at: None,
+            checks: Vec::new(),
+            refused: false,
+            rule: None,
+            bake: None,
+            failures: None,
+            planned: false,
+            locked: false,
+            paused: false,
+        }
+    }
+}
+
 /// One rollout's status. `status` prints an array of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Status {

@@ -321,7 +321,7 @@ fn flagd_core_serves_a_fractional_stage_and_nothing_after_a_rollback_to_off() {
     assert_decision(&rollback, "disable", 12.5, 0.0);
     assert_eq!(rollback["stage"], Value::Null);
     assert_eq!(rollback["actor"], json!("alice"));
-    assert!(rollback["reason"].as_str().unwrap().contains("(x)"), "{rollback:#}");
+    assert!(rollback["reason"].as_str().unwrap().contains("“x”"), "{rollback:#}");
     assert_flag(&repo, "DISABLED", None);
 
     let off = evaluate(&repo.flag_file(), FLAG_KEY);

@@ -441,7 +441,12 @@ fn healthy_metrics_carry_a_rollout_from_10_to_50_to_100_and_complete() {
 
     let hold = repo.run(clock.after(1));
     assert_decision(&hold, "hold", 10.0, 10.0, Some(0));
-    assert!(reason(&hold).contains("the bake of 2s ends"), "{hold:#}");
+    // The bake's evidence is data; the reason says it the same way (`baked 1s of 2s`).
+    assert_eq!(hold["bake"]["required_s"], json!(2), "{hold:#}");
+    assert!(
+        reason(&hold).contains("baked") && reason(&hold).contains("of 2s"),
+        "{hold:#}"
+    );
     assert_eq!(parse_time(&hold["eligible_at"]), t0 + Duration::seconds(2), "{hold:#}");
     assert_check(&hold, &query, Some(0.99), "pass");
     repo.assert_flag(true, Some(10));
@@ -459,7 +464,8 @@ fn healthy_metrics_carry_a_rollout_from_10_to_50_to_100_and_complete() {
 
     let final_bake = repo.run(clock.after(1));
     assert_decision(&final_bake, "hold", 100.0, 100.0, Some(2));
-    assert!(reason(&final_bake).contains("the final bake of 2s"), "{final_bake:#}");
+    assert!(reason(&final_bake).contains("(the final bake)"), "{final_bake:#}");
+    assert_eq!(final_bake["bake"]["required_s"], json!(2), "{final_bake:#}");
     repo.assert_flag(true, Some(100));
 
     let complete = repo.run(clock.after(2));
@@ -532,10 +538,8 @@ fn a_regression_rolls_back_a_stage_then_disables_and_stays_locked() {
         reason(&rollback).contains("success-rate 0.8 < 0.95 (needs >= 0.95)"),
         "{rollback:#}"
     );
-    assert!(
-        reason(&rollback).contains("`flagramp advance live-regression`"),
-        "{rollback:#}"
-    );
+    // Locked after the rollback: reports name the step (`flagramp advance …`), the record says why.
+    assert_eq!(rollback["locked"], json!(true), "{rollback:#}");
     assert_check(&rollback, &query, Some(0.8), "fail");
     repo.assert_flag(true, Some(10));
 
@@ -555,7 +559,11 @@ fn a_regression_rolls_back_a_stage_then_disables_and_stays_locked() {
     clock.fresh();
     let locked = repo.run(clock.after(10));
     assert_decision(&locked, "hold", 0.0, 0.0, None);
-    assert!(reason(&locked).contains("run `flagramp advance"), "{locked:#}");
+    assert_eq!(
+        (locked["rule"].as_str(), locked["locked"].as_bool()),
+        (Some("locked"), Some(true)),
+        "{locked:#}"
+    );
     assert_eq!(repo.flags(), flags, "a locked hold writes nothing");
 
     // A person advances: it starts again and then advances on its own.

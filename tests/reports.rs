@@ -25,25 +25,19 @@ fn record(
     stage: Option<usize>,
     reason: &str,
 ) -> DecisionRecord {
+    let at = t("2026-11-24T10:00:00Z");
     DecisionRecord {
-        rollout: rollout.into(),
-        flag: rollout.replace('-', "_"),
-        decision,
-        at: t("2026-11-24T10:00:00Z"),
-        actor: "flagramp".into(),
         from_percent: pct(from),
         to_percent: pct(to),
         stage,
-        reason: reason.into(),
-        eligible_at: None,
-        checks: Vec::new(),
-        refused: false,
-        rule: None,
-        bake: None,
-        failures: None,
-        planned: false,
-        locked: false,
-        paused: false,
+        ..DecisionRecord::bare(
+            rollout,
+            &rollout.replace('-', "_"),
+            decision,
+            at,
+            "flagramp",
+            reason.into(),
+        )
     }
 }
 

@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::percent::Percent;
 use crate::record::{DecisionKind, DecisionRecord, Rule};
 use crate::spec::RolloutSpec;
 use crate::state::{FlagValue, RolloutState};
@@ -49,25 +48,10 @@ pub fn resolve_pending(state: &RolloutState, found: FlagValue) -> Option<Rollout
 /// The record of a rollout that could not be decided (docs/rules.md §3, rule 2): spec, state or
 /// provider unusable, or a bug. `message` is already admitted by the caller.
 pub fn error_record(spec: &RolloutSpec, now: DateTime<Utc>, actor: &str, message: String) -> DecisionRecord {
+    let at = now.clamp(EARLIEST_TIME, LATEST_TIME);
     DecisionRecord {
-        rollout: spec.name.clone(),
-        flag: spec.flag.key.clone(),
-        decision: DecisionKind::Error,
-        at: now.clamp(EARLIEST_TIME, LATEST_TIME),
-        actor: actor.to_string(),
-        from_percent: Percent::ZERO,
-        to_percent: Percent::ZERO,
-        stage: None,
-        reason: message,
-        eligible_at: None,
-        checks: Vec::new(),
-        refused: false,
         rule: Some(Rule::Error),
-        bake: None,
-        failures: None,
-        planned: false,
-        locked: false,
-        paused: false,
+        ..DecisionRecord::bare(&spec.name, &spec.flag.key, DecisionKind::Error, at, actor, message)
     }
 }
 
@@ -117,28 +101,20 @@ pub fn busy_record(
 /// A status shown as one record (the Action's status-only reports): its latest decision, or, for
 /// a rollout with no history, a hold that says it has not started (or why the flag is unread).
 pub fn status_record(status: &crate::record::Status, now: DateTime<Utc>, actor: &str) -> DecisionRecord {
-    status.history.last().cloned().unwrap_or_else(|| DecisionRecord {
-        rollout: status.rollout.clone(),
-        flag: status.flag.clone(),
-        decision: DecisionKind::Hold,
-        at: now,
-        actor: actor.to_string(),
-        from_percent: status.current_percent,
-        to_percent: status.current_percent,
-        stage: status.current_stage,
-        reason: status.flag_error.clone().unwrap_or_else(|| "not started yet".into()),
-        eligible_at: None,
-        checks: Vec::new(),
-        refused: false,
-        rule: Some(if status.flag_error.is_some() {
-            Rule::Error
-        } else {
-            Rule::Start
-        }),
-        bake: None,
-        failures: None,
-        planned: false,
-        locked: status.locked,
-        paused: status.paused,
+    status.history.last().cloned().unwrap_or_else(|| {
+        let reason = status.flag_error.clone().unwrap_or_else(|| "not started yet".into());
+        DecisionRecord {
+            from_percent: status.current_percent,
+            to_percent: status.current_percent,
+            stage: status.current_stage,
+            rule: Some(if status.flag_error.is_some() {
+                Rule::Error
+            } else {
+                Rule::Start
+            }),
+            locked: status.locked,
+            paused: status.paused,
+            ..DecisionRecord::bare(&status.rollout, &status.flag, DecisionKind::Hold, now, actor, reason)
+        }
     })
 }

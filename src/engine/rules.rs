@@ -16,6 +16,26 @@ fn next_opening(window: &crate::window::Window, at: DateTime<Utc>) -> Option<Dat
     window.next_open_at_or_after(at).filter(|t| in_time_range(*t))
 }
 
+/// The spec's window at `now`: open (or none), closed until a time, or never open again within
+/// the times flagramp works with.
+enum WindowAt {
+    Open,
+    /// Closed: as the spec writes it, and when it opens.
+    Closed(String, DateTime<Utc>),
+    /// The error to decide.
+    Never(String),
+}
+
+fn window_at(spec: &crate::spec::RolloutSpec, now: DateTime<Utc>) -> WindowAt {
+    match &spec.policy.window {
+        Some(window) if !window.contains(now) => match next_opening(window, now) {
+            Some(opens) => WindowAt::Closed(window.describe(), opens),
+            None => WindowAt::Never(window_beyond_range(window)),
+        },
+        _ => WindowAt::Open,
+    }
+}
+
 fn window_beyond_range(window: &crate::window::Window) -> String {
     format!(
         "the window ({}) does not open again before {}: flagramp works with times up to the year 9999",
@@ -66,19 +86,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             return d.finish(record, None);
         }
         let first = FlagValue::on(spec.stages[0].percent);
-        if let Some(window) = &spec.policy.window {
-            if !window.contains(now) {
-                let Some(opens) = next_opening(window, now) else {
-                    return d.error(&window_beyond_range(window));
-                };
-                let reason = format!(
-                    "ready to start, but outside the window ({}); it opens {}",
-                    window.describe(),
-                    crate::window::human_time(opens)
-                );
+        match window_at(spec, now) {
+            WindowAt::Never(message) => return d.error(&message),
+            WindowAt::Closed(shown, opens) => {
+                let when = crate::window::human_time(opens);
+                let reason = format!("ready to start, but outside the window ({shown}); it opens {when}");
                 let record = d.record(Rule::Window, DecisionKind::Hold, found, found, reason, Some(opens), &[]);
                 return d.finish(record, None);
             }
+            WindowAt::Open => {}
         }
         d.move_to(first);
         let reason = format!("into {}, the first", stage_label(spec, 0));
@@ -241,16 +257,13 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
         );
         return d.finish(record, None);
     }
-    if let Some(window) = &spec.policy.window {
-        if !window.contains(now) {
-            let Some(opens) = next_opening(window, now) else {
-                return d.error(&window_beyond_range(window));
-            };
+    match window_at(spec, now) {
+        WindowAt::Never(message) => return d.error(&message),
+        WindowAt::Closed(shown, opens) => {
             let reason = format!(
-                "{} and {here} {}, but outside the window ({}); it opens {}",
+                "{} and {here} {}, but outside the window ({shown}); it opens {}",
                 verdicts.summary(),
                 d.baked(current),
-                window.describe(),
                 crate::window::human_time(opens)
             );
             let record = d.record(
@@ -264,6 +277,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             );
             return d.finish(record, None);
         }
+        WindowAt::Open => {}
     }
     let next = next_stage_above(spec, current).expect("below 100% there is a higher stage, as the last is 100");
     let to = FlagValue::on(spec.stages[next].percent);

@@ -105,26 +105,9 @@ mod tests {
     }
 
     fn bulky_record(i: usize) -> DecisionRecord {
-        DecisionRecord {
-            rollout: "r".into(),
-            flag: "flag".into(),
-            decision: DecisionKind::Hold,
-            at: chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000 + i as i64, 0).unwrap(),
-            actor: "flagramp".into(),
-            from_percent: Percent::ZERO,
-            to_percent: Percent::ZERO,
-            stage: None,
-            reason: format!("decision {i}: {}", "r".repeat(10_000)),
-            eligible_at: None,
-            checks: Vec::new(),
-            refused: false,
-            rule: None,
-            bake: None,
-            failures: None,
-            planned: false,
-            locked: false,
-            paused: false,
-        }
+        let at = chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000 + i as i64, 0).unwrap();
+        let reason = format!("decision {i}: {}", "r".repeat(10_000));
+        DecisionRecord::bare("r", "flag", DecisionKind::Hold, at, "flagramp", reason)
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {

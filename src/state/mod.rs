@@ -296,17 +296,9 @@ mod tests {
     use crate::record::{CheckRecord, DecisionKind};
 
     fn bulky_record(i: usize) -> DecisionRecord {
+        let at = DateTime::<Utc>::from_timestamp(1_800_000_000 + i as i64, 0).unwrap();
+        let reason = format!("decision {i}: {}", "r".repeat(2000));
         DecisionRecord {
-            rollout: "r".into(),
-            flag: "f".into(),
-            decision: DecisionKind::Hold,
-            at: DateTime::<Utc>::from_timestamp(1_800_000_000 + i as i64, 0).unwrap(),
-            actor: "flagramp".into(),
-            from_percent: Percent::ZERO,
-            to_percent: Percent::ZERO,
-            stage: None,
-            reason: format!("decision {i}: {}", "r".repeat(2000)),
-            eligible_at: None,
             checks: (0..10)
                 .map(|c| CheckRecord {
                     name: format!("check-{c}"),
@@ -317,13 +309,7 @@ mod tests {
                     detail: Some("d".repeat(2000)),
                 })
                 .collect(),
-            refused: false,
-            rule: None,
-            bake: None,
-            failures: None,
-            planned: false,
-            locked: false,
-            paused: false,
+            ..DecisionRecord::bare("r", "f", DecisionKind::Hold, at, "flagramp", reason)
         }
     }
 

@@ -34,25 +34,19 @@ fn at(minutes: i64) -> DateTime<Utc> {
 
 /// A decision of about 20 KB, so a full history is far over [`STATE_SIZE_CAP`].
 fn bulky_record(rollout: &str, i: usize) -> DecisionRecord {
+    let reason = format!("decision {i:03}: {}", "r".repeat(20_000));
     DecisionRecord {
-        rollout: rollout.into(),
-        flag: format!("{rollout}-flag"),
-        decision: DecisionKind::Hold,
-        at: at(i as i64),
-        actor: "flagramp".into(),
         from_percent: pct(10),
         to_percent: pct(10),
         stage: Some(0),
-        reason: format!("decision {i:03}: {}", "r".repeat(20_000)),
-        eligible_at: None,
-        checks: Vec::new(),
-        refused: false,
-        rule: None,
-        bake: None,
-        failures: None,
-        planned: false,
-        locked: false,
-        paused: false,
+        ..DecisionRecord::bare(
+            rollout,
+            &format!("{rollout}-flag"),
+            DecisionKind::Hold,
+            at(i as i64),
+            "flagramp",
+            reason,
+        )
     }
 }
 
