@@ -160,6 +160,21 @@ impl<'a> Decider<'a> {
         ))
     }
 
+    /// Finishes with a decision that leaves the flag `at` where it is (a hold, a pause, a
+    /// complete): its record, in history unless it repeats the last one.
+    pub(super) fn stay(
+        self,
+        rule: Rule,
+        kind: DecisionKind,
+        at: FlagValue,
+        reason: String,
+        eligible_at: Option<DateTime<Utc>>,
+        checks: &[CheckRecord],
+    ) -> Step {
+        let record = self.record(rule, kind, at, at, reason, eligible_at, checks);
+        self.finish(record, None)
+    }
+
     /// Finishes with a decision; records it in history unless it repeats the last one verbatim.
     pub(super) fn finish(mut self, record: DecisionRecord, flag_change: Option<FlagValue>) -> Step {
         let repeat = self.state.history.last().is_some_and(|last| {

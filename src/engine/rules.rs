@@ -77,13 +77,11 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     if !found.enabled {
         if d.state.locked {
             let reason = "rolled back to off earlier, and locked against starting again".to_string();
-            let record = d.record(Rule::Locked, DecisionKind::Hold, found, found, reason, None, &[]);
-            return d.finish(record, None);
+            return d.stay(Rule::Locked, DecisionKind::Hold, found, reason, None, &[]);
         }
         if d.state.paused {
             let reason = "paused before starting".to_string();
-            let record = d.record(Rule::Paused, DecisionKind::Paused, found, found, reason, None, &[]);
-            return d.finish(record, None);
+            return d.stay(Rule::Paused, DecisionKind::Paused, found, reason, None, &[]);
         }
         let first = FlagValue::on(spec.stages[0].percent);
         match window_at(spec, now) {
@@ -91,8 +89,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             WindowAt::Closed(shown, opens) => {
                 let when = crate::window::human_time(opens);
                 let reason = format!("ready to start, but outside the window ({shown}); it opens {when}");
-                let record = d.record(Rule::Window, DecisionKind::Hold, found, found, reason, Some(opens), &[]);
-                return d.finish(record, None);
+                return d.stay(Rule::Window, DecisionKind::Hold, found, reason, Some(opens), &[]);
             }
             WindowAt::Open => {}
         }
@@ -129,32 +126,21 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             return d.finish(record, Some(to));
         }
         let reason = format!("{what}: failure {failures} of {limit} before a rollback");
-        let record = d.record(
+        return d.stay(
             Rule::Rollback,
             DecisionKind::Hold,
-            found,
             found,
             reason,
             None,
             verdicts.records,
         );
-        return d.finish(record, None);
     }
     if !verdicts.waiting.is_empty() {
         let reason = format!(
             "{}; missing data and source trouble are never a pass, nor a failure",
             verdicts.waiting.join("; ")
         );
-        let record = d.record(
-            Rule::Checks,
-            DecisionKind::Hold,
-            found,
-            found,
-            reason,
-            None,
-            verdicts.records,
-        );
-        return d.finish(record, None);
+        return d.stay(Rule::Checks, DecisionKind::Hold, found, reason, None, verdicts.records);
     }
 
     // Every check passes from here on.
@@ -165,16 +151,14 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     // Rule 7.
     if d.state.paused {
         let reason = format!("{}, but the rollout is paused", verdicts.summary());
-        let record = d.record(
+        return d.stay(
             Rule::Paused,
             DecisionKind::Paused,
-            found,
             found,
             reason,
             None,
             verdicts.records,
         );
-        return d.finish(record, None);
     }
     // Rule 8.
     if d.state.locked {
@@ -182,16 +166,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             "{}, but it was rolled back earlier and is locked against advancing",
             verdicts.summary()
         );
-        let record = d.record(
-            Rule::Locked,
-            DecisionKind::Hold,
-            found,
-            found,
-            reason,
-            None,
-            verdicts.records,
-        );
-        return d.finish(record, None);
+        return d.stay(Rule::Locked, DecisionKind::Hold, found, reason, None, verdicts.records);
     }
 
     // Rule 9. Below the first stage (a person set less, then resumed) there is nothing to bake.
@@ -227,16 +202,14 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             _ => String::new(),
         };
         let reason = format!("{}; {here} {}{last}{window}", verdicts.summary(), d.baked(current));
-        let record = d.record(
+        return d.stay(
             Rule::Bake,
             DecisionKind::Hold,
-            found,
             found,
             reason,
             Some(eligible),
             verdicts.records,
         );
-        return d.finish(record, None);
     }
     if at_last_stage {
         d.state.completed_at = Some(now);
@@ -246,16 +219,14 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
             verdicts.summary(),
             d.baked(current)
         );
-        let record = d.record(
+        return d.stay(
             Rule::Complete,
             DecisionKind::Complete,
-            found,
             found,
             reason,
             None,
             verdicts.records,
         );
-        return d.finish(record, None);
     }
     match window_at(spec, now) {
         WindowAt::Never(message) => return d.error(&message),
@@ -266,16 +237,14 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
                 d.baked(current),
                 crate::window::human_time(opens)
             );
-            let record = d.record(
+            return d.stay(
                 Rule::Window,
                 DecisionKind::Hold,
-                found,
                 found,
                 reason,
                 Some(opens),
                 verdicts.records,
             );
-            return d.finish(record, None);
         }
         WindowAt::Open => {}
     }
