@@ -1,4 +1,4 @@
-//! JSON Schemas for the spec and for the JSON outputs (`flagramp schema --output …`).
+//! JSON Schemas for the spec and for the JSON outputs (`flagramp schema spec|decision|status`).
 
 use crate::record::{DecisionRecord, Status};
 

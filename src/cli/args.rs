@@ -153,5 +153,7 @@ pub enum Command {
         output: Option<SchemaArg>,
     },
     /// Run as the GitHub Action: read inputs, event and repository from the runner's environment.
+    ///
+    /// A job re-run with debug logging (RUNNER_DEBUG=1) logs at `debug`.
     Action,
 }

@@ -172,7 +172,7 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
             line,
             column,
             message,
-            Some("start from `version: 1`, `flag:` and `checks:` (see `flagramp schema --output spec`)"),
+            Some("start from `version: 1`, `flag:` and `checks:` (see `flagramp schema spec`)"),
         ));
         return (None, None, walker.diags);
     }
@@ -353,7 +353,7 @@ impl Walker<'_> {
             LoadError::TopLevelMustBeMapping(m) => (
                 Some(*m),
                 "a rollout spec must be a YAML mapping".to_string(),
-                "start from `version: 1` and `flag:` (see `flagramp schema --output spec`)",
+                "start from `version: 1` and `flag:` (see `flagramp schema spec`)",
             ),
             LoadError::DuplicateKey(inner) => (
                 inner.key.span().start().copied(),
