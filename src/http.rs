@@ -248,16 +248,6 @@ pub enum HttpError {
     },
 }
 
-impl HttpError {
-    /// The failure itself, under any [`HttpError::GaveUp`].
-    pub fn last(&self) -> &HttpError {
-        match self {
-            HttpError::GaveUp { last, .. } => last.last(),
-            other => other,
-        }
-    }
-}
-
 /// GETs `url` with `query` parameters and `credentials`, through [`send`] (retried: a GET is
 /// idempotent); returns the last answer, whatever its status.
 ///
@@ -740,6 +730,49 @@ mod tests {
         assert_eq!(encode_segment("é?&#%"), "%C3%A9%3F%26%23%25");
         assert_eq!(encode_path("flags/a b/c.json"), "flags/a%20b/c.json");
         assert_eq!(encode_path("/x/"), "/x/");
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_keep_their_message_and_chain_the_last_failure() {
+        let mut calls = 0;
+        let err = with_retries(Deadline::after(Duration::from_secs(5)), true, "example:443", || {
+            calls += 1;
+            std::future::ready(Err::<Answer, _>(AttemptError {
+                message: format!("boom {calls}"),
+                retryable: true,
+            }))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "boom 3 (3 attempts within 5s)");
+        assert!(matches!(&err, HttpError::GaveUp { made: 3, .. }), "{err:?}");
+        let last = std::error::Error::source(&err).expect("the last failure is the source");
+        assert_eq!(last.to_string(), "boom 3");
+
+        let once = with_retries(Deadline::after(Duration::from_secs(5)), true, "example:443", || {
+            std::future::ready(Err::<Answer, _>(AttemptError {
+                message: "refused".into(),
+                retryable: false,
+            }))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(once.to_string(), "refused");
+    }
+
+    #[tokio::test]
+    async fn a_url_that_does_not_parse_is_named_with_its_cause() {
+        let err = get(
+            "not a url",
+            &[],
+            &Credentials::default(),
+            Deadline::after(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, HttpError::NotAUrl { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "`not a url` is not a URL: relative URL without a base");
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

@@ -901,3 +901,37 @@ async fn comment_targets(
     }
     targets
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Inputs, ActionError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Inputs::read(&|name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn input_errors_read_as_before_and_keep_their_cause() {
+        let err = read(&[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `github_token` is empty: keep its default `${{ github.token }}` or pass a token"
+        );
+        let err = read(&[("INPUT_GITHUB_TOKEN", "t"), ("INPUT_DRY_RUN", "Maybe")]).unwrap_err();
+        assert_eq!(err.to_string(), "input `dry_run` is `maybe`; use true or false");
+        assert!(std::error::Error::source(&err).is_some());
+        let err = read(&[("INPUT_GITHUB_TOKEN", "t"), ("INPUT_COMMENT", "loud")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `comment` is `loud`; use one of: auto, always, never"
+        );
+
+        let inputs = read(&[("INPUT_GITHUB_TOKEN", "t")]).unwrap();
+        let event = serde_json::json!({ "inputs": { "force": 3, "dry_run": "nope" } });
+        let err = operation(&inputs, "workflow_dispatch", &event).unwrap_err();
+        assert_eq!(err.to_string(), "dispatch input `force` is `3`; use true or false");
+        let err = operation(&inputs, "push", &Value::Null).unwrap_err();
+        assert!(matches!(err, ActionError::AutoOnEvent(ref e) if e == "push"), "{err:?}");
+    }
+}
