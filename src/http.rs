@@ -161,6 +161,93 @@ fn client() -> &'static reqwest::Client {
     })
 }
 
+/// A URL as `url` fails to parse it.
+type UrlError = url::ParseError;
+
+/// Why a request got no answer: every way [`get`], [`send`] and [`with_retries`] fail. The
+/// messages carry no credentials and no query string.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The URL given to [`get`] does not parse (its text is named: it has no query yet).
+    #[error("`{url}` is not a URL: {source}")]
+    NotAUrl {
+        /// The text given.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: UrlError,
+    },
+    /// The URL given to [`send`] does not parse (not named: it may carry a query).
+    #[error("not a URL: {0}")]
+    BadUrl(#[source] UrlError),
+    /// The JSON body could not be serialized.
+    #[error("{0}")]
+    Body(#[source] serde_json::Error),
+    /// The deadline passed before an answer came.
+    #[error("no answer from {target} within {within}")]
+    NoAnswer {
+        /// `host:port`.
+        target: String,
+        /// The whole time given ([`Deadline::describe`]).
+        within: String,
+    },
+    /// The request could not be sent or its answer not received.
+    #[error("{}", describe(.source, .target))]
+    Transport {
+        /// `host:port`.
+        target: String,
+        /// What reqwest reported.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// More than [`MAX_REDIRECTS`] hops.
+    #[error("{target} redirected more than {MAX_REDIRECTS} times")]
+    TooManyRedirects {
+        /// `host:port` of the last hop.
+        target: String,
+    },
+    /// A redirect whose `Location` is not a URL.
+    #[error("{target} redirected to something that is not a URL: {source}")]
+    BadRedirect {
+        /// `host:port` of the hop.
+        target: String,
+        /// Why the location does not parse.
+        #[source]
+        source: UrlError,
+    },
+    /// An answer over the size cap.
+    #[error("{target} sent an answer larger than {}", crate::fsutil::size_text(*.cap as u64))]
+    TooLarge {
+        /// `host:port`.
+        target: String,
+        /// The cap, in bytes.
+        cap: usize,
+    },
+    /// The answer's body broke off.
+    #[error("the answer from {target} broke off before its end ({})", kind_of(.source))]
+    BrokeOff {
+        /// `host:port`.
+        target: String,
+        /// What reqwest reported.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A failure another client's attempt reported ([`AttemptError`], e.g. GitHub's).
+    #[error("{0}")]
+    Attempt(String),
+    /// The last failure, after more than one attempt.
+    #[error("{last} ({made} attempts within {within})")]
+    GaveUp {
+        /// The last attempt's failure.
+        #[source]
+        last: Box<HttpError>,
+        /// Attempts made.
+        made: u32,
+        /// The whole time given ([`Deadline::describe`]).
+        within: String,
+    },
+}
+
 /// GETs `url` with `query` parameters and `credentials`, through [`send`] (retried: a GET is
 /// idempotent); returns the last answer, whatever its status.
 ///
@@ -170,9 +257,12 @@ pub async fn get(
     query: &[(&str, &str)],
     credentials: &Credentials,
     deadline: Deadline,
-) -> Result<Answer, String> {
+) -> Result<Answer, HttpError> {
     use base64::Engine;
-    let url = reqwest::Url::parse_with_params(url, query).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let url = reqwest::Url::parse_with_params(url, query).map_err(|source| HttpError::NotAUrl {
+        url: url.to_string(),
+        source,
+    })?;
     let mut headers: Vec<(&str, String)> = Vec::new();
     if let Some(token) = &credentials.bearer {
         headers.push(("authorization", format!("Bearer {token}")));
@@ -308,7 +398,7 @@ pub fn retry_after_answer(
     (idempotent && status >= 500).then(|| backoff(attempt))
 }
 
-/// One attempt's failure before an answer.
+/// One attempt's failure before an answer, as a client outside this module reports it.
 #[derive(Debug, Clone)]
 pub struct AttemptError {
     /// What happened (no header values, no query string).
@@ -317,30 +407,70 @@ pub struct AttemptError {
     pub retryable: bool,
 }
 
+/// One attempt's failure before an answer, as [`with_retries`] takes it.
+pub trait Failure: Into<HttpError> {
+    /// Whether trying again is safe and may help.
+    fn retryable(&self) -> bool;
+}
+
+impl Failure for AttemptError {
+    fn retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl From<AttemptError> for HttpError {
+    fn from(e: AttemptError) -> HttpError {
+        HttpError::Attempt(e.message)
+    }
+}
+
+/// One of this module's own attempts' failures.
+#[derive(Debug)]
+struct Failed {
+    error: HttpError,
+    retryable: bool,
+}
+
+impl Failure for Failed {
+    fn retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl From<Failed> for HttpError {
+    fn from(f: Failed) -> HttpError {
+        f.error
+    }
+}
+
 /// Runs `attempt` under the retry policy above until an answer is final, attempts are used up
 /// or `deadline` has passed; `target` (`host:port`) names the server in messages. Each call of
 /// `attempt` is cut off at the deadline. Used by [`send`] and by the GitHub client, so both
 /// follow one policy.
-pub async fn with_retries<F, Fut>(
+pub async fn with_retries<F, Fut, E>(
     deadline: Deadline,
     idempotent: bool,
     target: &str,
     mut attempt: F,
-) -> Result<Answer, String>
+) -> Result<Answer, HttpError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Answer, AttemptError>>,
+    Fut: Future<Output = Result<Answer, E>>,
+    E: Failure,
 {
-    let mut last_error = format!("no answer from {target} within {}", deadline.describe());
+    let no_answer = || HttpError::NoAnswer {
+        target: target.to_string(),
+        within: deadline.describe(),
+    };
+    let mut last_error = no_answer();
     let mut made = 0;
     while made < ATTEMPTS && !deadline.passed() {
         made += 1;
         let outcome = match tokio::time::timeout_at(deadline.instant(), attempt()).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(AttemptError {
-                message: format!("no answer from {target} within {}", deadline.describe()),
-                retryable: false,
-            }),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err((e.retryable(), e.into())),
+            Err(_) => Err((false, no_answer())),
         };
         let wait = match outcome {
             Ok(mut answer) => {
@@ -361,9 +491,9 @@ where
                 }
                 wait
             }
-            Err(e) => {
-                last_error = e.message;
-                if !e.retryable {
+            Err((retryable, e)) => {
+                last_error = e;
+                if !retryable {
                     break;
                 }
                 if made == ATTEMPTS {
@@ -378,7 +508,11 @@ where
         tokio::time::sleep(wait).await;
     }
     Err(if made > 1 {
-        format!("{last_error} ({made} attempts within {})", deadline.describe())
+        HttpError::GaveUp {
+            last: Box::new(last_error),
+            made,
+            within: deadline.describe(),
+        }
     } else {
         last_error
     })
@@ -395,11 +529,11 @@ pub async fn send(
     body: Option<&serde_json::Value>,
     deadline: impl Into<Deadline>,
     idempotent: bool,
-) -> Result<Answer, String> {
+) -> Result<Answer, HttpError> {
     let deadline = deadline.into();
-    let url = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let url = reqwest::Url::parse(url).map_err(HttpError::BadUrl)?;
     let body = match body {
-        Some(b) => Some(serde_json::to_vec(b).map_err(|e| e.to_string())?),
+        Some(b) => Some(serde_json::to_vec(b).map_err(HttpError::Body)?),
         None => None,
     };
     let target = target_of(&url);
@@ -416,7 +550,7 @@ async fn exchange(
     headers: &[(&str, String)],
     body: Option<&[u8]>,
     idempotent: bool,
-) -> Result<Answer, AttemptError> {
+) -> Result<Answer, Failed> {
     let mut url = first.clone();
     let mut method = method.clone();
     let mut body = body;
@@ -432,10 +566,13 @@ async fn exchange(
         if let Some(body) = body {
             request = request.body(body.to_vec());
         }
-        let response = request.send().await.map_err(|e| AttemptError {
+        let response = request.send().await.map_err(|source| Failed {
             // A failed connect sent nothing, so even a write may try again.
-            retryable: e.is_connect() || idempotent,
-            message: describe(&e, &target),
+            retryable: source.is_connect() || idempotent,
+            error: HttpError::Transport {
+                target: target.clone(),
+                source,
+            },
         })?;
         let status = response.status().as_u16();
         let location = response
@@ -454,15 +591,15 @@ async fn exchange(
             return read_answer(response, status, &target, MAX_ANSWER_BYTES, idempotent).await;
         }
         if hop == MAX_REDIRECTS {
-            return Err(AttemptError {
-                message: format!("{target} redirected more than {MAX_REDIRECTS} times"),
+            return Err(Failed {
+                error: HttpError::TooManyRedirects { target },
                 retryable: false,
             });
         }
         let next = url
             .join(location.as_deref().unwrap_or_default())
-            .map_err(|e| AttemptError {
-                message: format!("{target} redirected to something that is not a URL: {e}"),
+            .map_err(|source| Failed {
+                error: HttpError::BadRedirect { target, source },
                 retryable: false,
             })?;
         if next.origin() != first.origin() {
@@ -499,13 +636,13 @@ async fn read_answer(
     target: &str,
     cap: usize,
     idempotent: bool,
-) -> Result<Answer, AttemptError> {
+) -> Result<Answer, Failed> {
     let headers = header_pairs(response.headers());
-    let too_large = || AttemptError {
-        message: format!(
-            "{target} sent an answer larger than {}",
-            crate::fsutil::size_text(cap as u64)
-        ),
+    let too_large = || Failed {
+        error: HttpError::TooLarge {
+            target: target.to_string(),
+            cap,
+        },
         retryable: false,
     };
     if response.content_length().is_some_and(|n| n > cap as u64) {
@@ -521,9 +658,12 @@ async fn read_answer(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => {
-                return Err(AttemptError {
-                    message: format!("the answer from {target} broke off before its end ({})", kind_of(&e)),
+            Err(source) => {
+                return Err(Failed {
+                    error: HttpError::BrokeOff {
+                        target: target.to_string(),
+                        source,
+                    },
                     retryable: idempotent,
                 })
             }
@@ -590,6 +730,49 @@ mod tests {
         assert_eq!(encode_segment("é?&#%"), "%C3%A9%3F%26%23%25");
         assert_eq!(encode_path("flags/a b/c.json"), "flags/a%20b/c.json");
         assert_eq!(encode_path("/x/"), "/x/");
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_keep_their_message_and_chain_the_last_failure() {
+        let mut calls = 0;
+        let err = with_retries(Deadline::after(Duration::from_secs(5)), true, "example:443", || {
+            calls += 1;
+            std::future::ready(Err::<Answer, _>(AttemptError {
+                message: format!("boom {calls}"),
+                retryable: true,
+            }))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "boom 3 (3 attempts within 5s)");
+        assert!(matches!(&err, HttpError::GaveUp { made: 3, .. }), "{err:?}");
+        let last = std::error::Error::source(&err).expect("the last failure is the source");
+        assert_eq!(last.to_string(), "boom 3");
+
+        let once = with_retries(Deadline::after(Duration::from_secs(5)), true, "example:443", || {
+            std::future::ready(Err::<Answer, _>(AttemptError {
+                message: "refused".into(),
+                retryable: false,
+            }))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(once.to_string(), "refused");
+    }
+
+    #[tokio::test]
+    async fn a_url_that_does_not_parse_is_named_with_its_cause() {
+        let err = get(
+            "not a url",
+            &[],
+            &Credentials::default(),
+            Deadline::after(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, HttpError::NotAUrl { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "`not a url` is not a URL: relative URL without a base");
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

@@ -544,8 +544,8 @@ impl Runner {
         for spec in specs {
             let state = self.store.load(&spec.name).await?.map(|s| s.state);
             let reading = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
-                Ok(p) => p.read().await.map(|r| r.value).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                Ok(p) => p.read().await.map(|r| r.value),
+                Err(e) => Err(e),
             };
             out.push(build_status(
                 spec.name.clone(),
@@ -615,12 +615,15 @@ fn build_status(
     flag: String,
     spec: &RolloutSpec,
     state: Option<RolloutState>,
-    reading: Result<crate::state::FlagValue, String>,
+    reading: Result<crate::state::FlagValue, ProviderError>,
 ) -> Status {
     let state = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
     let (value, flag_error) = match reading {
         Ok(v) => (v, None),
-        Err(e) => (state.last_set.unwrap_or(crate::state::FlagValue::OFF), Some(e)),
+        Err(e) => (
+            state.last_set.unwrap_or(crate::state::FlagValue::OFF),
+            Some(e.to_string()),
+        ),
     };
     Status {
         rollout,

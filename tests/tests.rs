@@ -31,5 +31,6 @@ mod spec_catalogue;
 mod spec_errors;
 mod support;
 mod support_selftest;
+mod typed_errors;
 mod unleash;
 mod workflow_docs;

@@ -48,9 +48,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Why the `specs` input resolves to no files.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    /// A glob that matches no file.
+    #[error("the specs glob `{0}` matches no file")]
+    NoMatch(String),
+}
+
 /// Resolves entries against the repository root (the working directory): plain entries pass
 /// through as paths; globs expand to matching files (a glob matching nothing is an error).
-pub fn resolve(input: &str) -> Result<Vec<PathBuf>, String> {
+pub fn resolve(input: &str) -> Result<Vec<PathBuf>, GlobError> {
     let mut out = Vec::new();
     for entry in entries(input) {
         if !is_glob(&entry) {
@@ -73,7 +81,7 @@ pub fn resolve(input: &str) -> Result<Vec<PathBuf>, String> {
             })
             .collect();
         if matched.is_empty() {
-            return Err(format!("the specs glob `{entry}` matches no file"));
+            return Err(GlobError::NoMatch(entry));
         }
         matched.sort();
         out.extend(matched);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::app::{self, Operation, Outcome, Place, RunRequest};
-use crate::duration::SpecDuration;
+use crate::duration::{DurationError, SpecDuration};
 use crate::engine::ManualOp;
 use crate::escape;
 use crate::github::{GitHub, GitHubError};
@@ -79,31 +79,120 @@ pub struct Inputs {
     pub time_budget: SpecDuration,
 }
 
+/// Why the Action could not run: the one line the front end prints as the step's error.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// An input that is none of the values it may take.
+    #[error("input `{name}` is `{value}`; use one of: {}", .allowed.join(", "))]
+    NotOneOf {
+        /// The input.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        allowed: Vec<String>,
+    },
+    /// A boolean input (or dispatch input) that is not one.
+    #[error("{}input `{name}` {source}", if *.dispatch { "dispatch " } else { "" })]
+    NotABoolean {
+        /// Whether it is a `workflow_dispatch` input rather than a step input.
+        dispatch: bool,
+        /// The input.
+        name: String,
+        /// What its value is.
+        #[source]
+        source: NotABoolean,
+    },
+    /// No token.
+    #[error("input `github_token` is empty: keep its default `${{{{ github.token }}}}` or pass a token")]
+    NoToken,
+    /// A `state_branch` git would refuse (shown escaped).
+    #[error("input `state_branch` is `{0}`, which is not a branch name git accepts")]
+    StateBranch(String),
+    /// A `specs` entry outside the repository (shown escaped).
+    #[error("input `specs` names `{0}`, outside the repository: give paths relative to the repository root")]
+    SpecsOutside(String),
+    /// A `time_budget` that is not a duration.
+    #[error("input `time_budget`: {0}")]
+    TimeBudget(#[source] DurationError),
+    /// `command: auto` on an event it has no meaning for.
+    #[error("input `command: auto` does not know what to do on `{0}` events: set `command:` (run, plan, status, …)")]
+    AutoOnEvent(String),
+    /// A dispatched command that is not one.
+    #[error("command `{command}` is not one of: {}", COMMANDS[1..].join(", "))]
+    UnknownCommand {
+        /// The command given.
+        command: String,
+    },
+    /// A rollout input that is not a rollout name (shown escaped).
+    #[error("the rollout `{0}` (input or dispatch input `rollout`) is not a rollout name: 1 to 64 letters, digits, `.`, `_` or `-`")]
+    NotARolloutName(String),
+    /// A manual command without a rollout.
+    #[error("`{0}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)")]
+    NeedsRollout(String),
+    /// `force` with a command other than `advance`.
+    #[error("`force` applies to `advance` only, and this run is `{0}`: unset it, or choose `advance`")]
+    ForceWithout(String),
+    /// A `specs` glob that matches nothing.
+    #[error(transparent)]
+    Glob(#[from] glob::GlobError),
+    /// A `specs` path that is not in the repository.
+    #[error("{0} in the repository (input `specs`)")]
+    SpecPath(#[source] app::AppError),
+    /// Specs that could not be found, selected or run.
+    #[error(transparent)]
+    App(#[from] app::AppError),
+    /// A GitHub call that failed.
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+    /// The repository's default branch could not be read.
+    #[error("cannot read the repository: {0}")]
+    Repository(#[source] GitHubError),
+    /// `GITHUB_OUTPUT` could not be written.
+    #[error("cannot write GITHUB_OUTPUT: {0}")]
+    Output(#[source] std::io::Error),
+    /// `GITHUB_STEP_SUMMARY` could not be written.
+    #[error("cannot write GITHUB_STEP_SUMMARY: {0}")]
+    Summary(#[source] std::io::Error),
+}
+
+/// A boolean input's value that is not one (lower-cased, trimmed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is `{0}`; use true or false")]
+pub struct NotABoolean(pub String);
+
 const COMMANDS: &[&str] = &[
     "auto", "run", "plan", "status", "validate", "advance", "rollback", "pause", "resume",
 ];
 
 impl Inputs {
     /// Reads `INPUT_*` through `get`, applying `action.yml`'s defaults when a value is empty.
-    pub fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, String> {
+    pub fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, ActionError> {
         let input = |name: &str, default: &str| {
             get(&format!("INPUT_{}", name.to_ascii_uppercase()))
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| default.to_string())
         };
-        let one_of = |name: &str, value: String, allowed: &[&str]| -> Result<String, String> {
+        let one_of = |name: &str, value: String, allowed: &[&str]| -> Result<String, ActionError> {
             if allowed.contains(&value.as_str()) {
                 Ok(value)
             } else {
-                Err(format!(
-                    "input `{name}` is `{value}`; use one of: {}",
-                    allowed.join(", ")
-                ))
+                Err(ActionError::NotOneOf {
+                    name: name.to_string(),
+                    value,
+                    allowed: allowed.iter().map(|a| a.to_string()).collect(),
+                })
             }
         };
         let command = one_of("command", input("command", "auto").to_ascii_lowercase(), COMMANDS)?;
-        let boolean = |name: &str| parse_boolean(&input(name, "false")).map_err(|e| format!("input `{name}` {e}"));
+        let boolean = |name: &str| {
+            parse_boolean(&input(name, "false")).map_err(|source| ActionError::NotABoolean {
+                dispatch: false,
+                name: name.to_string(),
+                source,
+            })
+        };
         let dry_run = boolean("dry_run")?;
         let force = boolean("force")?;
         let comment = match one_of(
@@ -130,25 +219,18 @@ impl Inputs {
         };
         let github_token = input("github_token", "");
         if github_token.is_empty() {
-            return Err("input `github_token` is empty: keep its default `${{ github.token }}` or pass a token".into());
+            return Err(ActionError::NoToken);
         }
         let rollout = Some(input("rollout", "")).filter(|r| !r.is_empty());
         let state_branch = input("state_branch", "flagramp-state");
         if !spec::text::is_branch_name(&state_branch) {
-            return Err(format!(
-                "input `state_branch` is `{}`, which is not a branch name git accepts",
-                spec::text::shown(&state_branch)
-            ));
+            return Err(ActionError::StateBranch(spec::text::shown(&state_branch).into_owned()));
         }
         let specs = input("specs", spec::DEFAULT_SPEC_DIR);
         if let Some(outside) = entries_outside_repository(&specs) {
-            return Err(format!(
-                "input `specs` names `{}`, outside the repository: give paths relative to the repository root",
-                spec::text::shown(&outside)
-            ));
+            return Err(ActionError::SpecsOutside(spec::text::shown(&outside).into_owned()));
         }
-        let time_budget =
-            SpecDuration::parse(&input("time_budget", "10m")).map_err(|e| format!("input `time_budget`: {e}"))?;
+        let time_budget = SpecDuration::parse(&input("time_budget", "10m")).map_err(ActionError::TimeBudget)?;
         Ok(Inputs {
             command,
             specs,
@@ -178,11 +260,11 @@ fn entries_outside_repository(specs: &str) -> Option<String> {
 pub const MAX_EVENT_BYTES: u64 = 32 << 20;
 
 /// A boolean input: `true`/`false` (also yes/no, 1/0), in any case. The error names the value.
-fn parse_boolean(text: &str) -> Result<bool, String> {
+fn parse_boolean(text: &str) -> Result<bool, NotABoolean> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Ok(true),
         "false" | "no" | "0" => Ok(false),
-        other => Err(format!("is `{other}`; use true or false")),
+        other => Err(NotABoolean(other.to_string())),
     }
 }
 
@@ -202,7 +284,7 @@ pub struct Request {
 /// The request for this event (explicit `command` input wins). With `command: auto` on
 /// `workflow_dispatch`, the dispatch inputs `command`, `rollout`, `reason`, `force` and
 /// `dry_run` are read from the event too; `force` and `dry_run` hold when either side sets them.
-pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Request, String> {
+pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Request, ActionError> {
     let dispatch = |key: &str| {
         event
             .pointer(&format!("/inputs/{key}"))
@@ -212,13 +294,18 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
             .map(str::to_string)
     };
     // A `type: boolean` dispatch input arrives as a string in the event, but may be a JSON bool.
-    let dispatch_boolean = |key: &str| -> Result<bool, String> {
+    let dispatch_boolean = |key: &str| -> Result<bool, ActionError> {
+        let not_a_boolean = |source| ActionError::NotABoolean {
+            dispatch: true,
+            name: key.to_string(),
+            source,
+        };
         match event.pointer(&format!("/inputs/{key}")) {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(false),
-            Some(Value::String(s)) => parse_boolean(s).map_err(|e| format!("dispatch input `{key}` {e}")),
-            Some(other) => Err(format!("dispatch input `{key}` is `{other}`; use true or false")),
+            Some(Value::String(s)) => parse_boolean(s).map_err(not_a_boolean),
+            Some(other) => Err(not_a_boolean(NotABoolean(other.to_string()))),
         }
     };
     let from_dispatch = inputs.command == "auto" && event_name == "workflow_dispatch";
@@ -242,11 +329,7 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
             },
         ),
         ("auto", "pull_request" | "pull_request_target") => ("plan".to_string(), inputs.rollout.clone(), String::new()),
-        ("auto", other) => {
-            return Err(format!(
-            "input `command: auto` does not know what to do on `{other}` events: set `command:` (run, plan, status, …)"
-        ))
-        }
+        ("auto", other) => return Err(ActionError::AutoOnEvent(other.to_string())),
         (explicit, _) => (explicit.to_string(), inputs.rollout.clone(), inputs.reason.clone()),
     };
     let op = match command.as_str() {
@@ -258,23 +341,20 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
         "rollback" => Operation::Manual(ManualOp::Rollback),
         "pause" => Operation::Manual(ManualOp::Pause),
         "resume" => Operation::Manual(ManualOp::Resume),
-        other => return Err(format!("command `{other}` is not one of: {}", COMMANDS[1..].join(", "))),
+        other => {
+            return Err(ActionError::UnknownCommand {
+                command: other.to_string(),
+            })
+        }
     };
     if let Some(r) = rollout.as_deref().filter(|r| !spec::text::is_name(r)) {
-        return Err(format!(
-            "the rollout `{}` (input or dispatch input `rollout`) is not a rollout name: 1 to 64 letters, digits, `.`, `_` or `-`",
-            spec::text::shown(r)
-        ));
+        return Err(ActionError::NotARolloutName(spec::text::shown(r).into_owned()));
     }
     if matches!(op, Operation::Manual(_)) && rollout.is_none() {
-        return Err(format!(
-            "`{command}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)"
-        ));
+        return Err(ActionError::NeedsRollout(command));
     }
     if force && !matches!(op, Operation::Manual(ManualOp::Advance { .. })) {
-        return Err(format!(
-            "`force` applies to `advance` only, and this run is `{command}`: unset it, or choose `advance`"
-        ));
+        return Err(ActionError::ForceWithout(command));
     }
     Ok(Request {
         op,
@@ -367,14 +447,14 @@ fn say(log: StepLog, secrets: &Secrets, text: &str) {
 ///
 /// `secrets` is the process's registry, made with [`Secrets::masking`], the token already in
 /// it, so that the binary's stderr redacts what the Action learns.
-pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: StepLog<'_>) -> Result<u8, String> {
+pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: StepLog<'_>) -> Result<u8, ActionError> {
     let request = operation(inputs, &renv.event_name, &renv.event)?;
     let (op, rollout) = (request.op, request.rollout.clone());
     let root = &renv.workspace;
     let paths: Vec<PathBuf> = glob::resolve(&inputs.specs)?;
     let files = app::find_spec_files(&paths).map_err(|e| match e {
-        app::AppError::NoSuchSpecPath(_) => format!("{e} in the repository (input `specs`)"),
-        e => e.to_string(),
+        app::AppError::NoSuchSpecPath(_) => ActionError::SpecPath(e),
+        e => ActionError::App(e),
     })?;
     let (specs, problems) = match spec::load_all(&files) {
         Ok(specs) => (specs, Vec::new()),
@@ -402,11 +482,10 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
     let specs = if specs.is_empty() {
         specs
     } else {
-        app::select(specs, rollout.as_deref()).map_err(|e| e.to_string())?
+        app::select(specs, rollout.as_deref())?
     };
 
-    let github =
-        Arc::new(GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository).map_err(|e| e.to_string())?);
+    let github = Arc::new(GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository)?);
     let pull_request = pull_request_number(&renv.event);
     let is_pr_event = matches!(renv.event_name.as_str(), "pull_request" | "pull_request_target");
 
@@ -415,7 +494,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
     let specs = if is_pr_event && op == Operation::Plan {
         match pull_request {
             Some(pr) => {
-                let changed = github.pull_request_files(pr).await.map_err(|e| e.to_string())?;
+                let changed = github.pull_request_files(pr).await?;
                 specs
                     .into_iter()
                     .filter(|s| changed.iter().any(|c| Path::new(c) == s.file))
@@ -443,12 +522,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
 
     // Read once, for state, flag files and comment targets alike.
     let default_branch = if problems.is_empty() && op != Operation::Validate && !specs.is_empty() {
-        Some(
-            github
-                .default_branch()
-                .await
-                .map_err(|e| format!("cannot read the repository: {e}"))?,
-        )
+        Some(github.default_branch().await.map_err(ActionError::Repository)?)
     } else {
         None
     };
@@ -491,7 +565,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             .into_iter()
             .map(|(k, v)| (k, secrets.redact(&v)))
             .collect();
-        commands::write_outputs(path, &outputs).map_err(|e| format!("cannot write GITHUB_OUTPUT: {e}"))?;
+        commands::write_outputs(path, &outputs).map_err(ActionError::Output)?;
     }
     let summary = if op == Operation::Validate && problems.is_empty() {
         format!("**flagramp** · {} rollout spec(s) valid\n", specs.len())
@@ -499,7 +573,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
         secrets.redact(&report::summary(&reports, &problems, &renv.run_url))
     };
     if let Some(path) = &renv.summary {
-        commands::append(path, &summary).map_err(|e| format!("cannot write GITHUB_STEP_SUMMARY: {e}"))?;
+        commands::append(path, &summary).map_err(ActionError::Summary)?;
     }
 
     // Pull request comments.
@@ -710,7 +784,7 @@ async fn decide(
     github: Arc<GitHub>,
     default_branch: Option<&str>,
     secrets: &Secrets,
-) -> Result<(Vec<RolloutReport>, Vec<Decided>), String> {
+) -> Result<(Vec<RolloutReport>, Vec<Decided>), ActionError> {
     let Some(default_branch) = default_branch.filter(|_| !specs.is_empty()) else {
         return Ok((Vec::new(), Vec::new()));
     };
@@ -731,10 +805,10 @@ async fn decide(
         budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
         include_orphans: false,
     };
-    let runner = app::runner(&run, secrets).await.map_err(|e| e.to_string())?;
+    let runner = app::runner(&run, secrets).await?;
     let provider = |spec: &RolloutSpec| provider_text(spec, default_branch);
     // Decisions carry the history they leave behind; only `status` reads state on its own.
-    match app::run_with(&runner, &run, specs).await.map_err(|e| e.to_string())? {
+    match app::run_with(&runner, &run, specs).await? {
         Outcome::Statuses(statuses) => {
             let reports = specs
                 .iter()
@@ -826,4 +900,38 @@ async fn comment_targets(
         }
     }
     targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Inputs, ActionError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Inputs::read(&|name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn input_errors_read_as_before_and_keep_their_cause() {
+        let err = read(&[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `github_token` is empty: keep its default `${{ github.token }}` or pass a token"
+        );
+        let err = read(&[("INPUT_GITHUB_TOKEN", "t"), ("INPUT_DRY_RUN", "Maybe")]).unwrap_err();
+        assert_eq!(err.to_string(), "input `dry_run` is `maybe`; use true or false");
+        assert!(std::error::Error::source(&err).is_some());
+        let err = read(&[("INPUT_GITHUB_TOKEN", "t"), ("INPUT_COMMENT", "loud")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `comment` is `loud`; use one of: auto, always, never"
+        );
+
+        let inputs = read(&[("INPUT_GITHUB_TOKEN", "t")]).unwrap();
+        let event = serde_json::json!({ "inputs": { "force": 3, "dry_run": "nope" } });
+        let err = operation(&inputs, "workflow_dispatch", &event).unwrap_err();
+        assert_eq!(err.to_string(), "dispatch input `force` is `3`; use true or false");
+        let err = operation(&inputs, "push", &Value::Null).unwrap_err();
+        assert!(matches!(err, ActionError::AutoOnEvent(ref e) if e == "push"), "{err:?}");
+    }
 }

@@ -83,7 +83,7 @@ pub async fn run(secrets: Secrets) -> u8 {
     };
     let inputs = match Inputs::read(&env) {
         Ok(i) => i,
-        Err(msg) => return fail("flagramp: invalid input", &msg),
+        Err(e) => return fail("flagramp: invalid input", &e.to_string()),
     };
     // Spec paths, flag files and annotations are relative to the repository root.
     if let Some(workspace) = env("GITHUB_WORKSPACE") {
@@ -97,6 +97,6 @@ pub async fn run(secrets: Secrets) -> u8 {
     };
     match action::act(&inputs, &runner_env, &secrets, &print_log).await {
         Ok(code) => code,
-        Err(msg) => fail("flagramp", &msg),
+        Err(e) => fail("flagramp", &e.to_string()),
     }
 }

@@ -1479,21 +1479,20 @@ impl Walker<'_> {
                         );
                     }
                     for (i, d) in seq.iter().enumerate() {
-                        let parsed = d
-                            .as_scalar()
-                            .ok_or_else(|| "a day must be a name".to_string())
-                            .and_then(|s| window::parse_day(s.as_str()).map_err(|e| e.to_string()));
-                        match parsed {
-                            Ok(idx) => days[idx] = true,
-                            Err(msg) => {
-                                self.report(
-                                    d.span(),
-                                    format!("`policy.window.days[{i}]`: {msg}"),
-                                    "use Mon, Tue, Wed, Thu, Fri, Sat or Sun",
-                                );
-                                ok = false;
+                        let msg = match d.as_scalar().map(|s| window::parse_day(s.as_str())) {
+                            Some(Ok(idx)) => {
+                                days[idx] = true;
+                                continue;
                             }
-                        }
+                            Some(Err(e)) => e.to_string(),
+                            None => "a day must be a name".to_string(),
+                        };
+                        self.report(
+                            d.span(),
+                            format!("`policy.window.days[{i}]`: {msg}"),
+                            "use Mon, Tue, Wed, Thu, Fri, Sat or Sun",
+                        );
+                        ok = false;
                     }
                     ok.then_some(days)
                 }

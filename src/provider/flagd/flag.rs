@@ -103,7 +103,7 @@ impl FlagdFile {
                 self.shown_path.display()
             ))
         };
-        let mut edits = owned_flag_edits(text, &self.key, to).map_err(broken)?;
+        let mut edits = owned_flag_edits(text, &self.key, to).map_err(|e| broken(e.to_string()))?;
         edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
         let mut out = text.to_string();
         for (span, replacement) in edits {
@@ -128,6 +128,20 @@ impl FlagdFile {
     }
 }
 
+/// Why a flag's text could not be edited in place (shown inside [`ProviderError::CannotOwn`]).
+#[derive(Debug, thiserror::Error)]
+enum EditError {
+    /// A part of the file that does not parse as JSON.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// An object without a member the edit needs.
+    #[error("no `{0}`")]
+    NoMember(String),
+    /// A shape the edit cannot work in (`a short rule`, `an empty flag object`, …).
+    #[error("{0}")]
+    Shape(&'static str),
+}
+
 /// Whether a flag's `targeting` holds a rule: absent, `null` and `{}` mean none.
 fn is_a_rule(targeting: &Value) -> bool {
     !targeting.is_null() && targeting.as_object().is_none_or(|o| !o.is_empty())
@@ -135,26 +149,29 @@ fn is_a_rule(targeting: &Value) -> bool {
 
 /// An object's members as raw text borrowed from the file; the last of duplicate keys wins, as
 /// when the file is parsed into a document.
-fn members(text: &str) -> Result<HashMap<String, &RawValue>, String> {
-    serde_json::from_str(text).map_err(|e| e.to_string())
+fn members(text: &str) -> Result<HashMap<String, &RawValue>, EditError> {
+    Ok(serde_json::from_str(text)?)
 }
 
-fn member<'t>(members: &HashMap<String, &'t RawValue>, key: &str) -> Result<&'t RawValue, String> {
-    members.get(key).copied().ok_or_else(|| format!("no `{key}`"))
+fn member<'t>(members: &HashMap<String, &'t RawValue>, key: &str) -> Result<&'t RawValue, EditError> {
+    members
+        .get(key)
+        .copied()
+        .ok_or_else(|| EditError::NoMember(key.to_string()))
 }
 
 /// Where `part`, a slice borrowed from `whole`, lies in it.
-fn span(whole: &str, part: &RawValue) -> Result<Range<usize>, String> {
+fn span(whole: &str, part: &RawValue) -> Result<Range<usize>, EditError> {
     let part = part.get();
     (part.as_ptr() as usize)
         .checked_sub(whole.as_ptr() as usize)
         .map(|start| start..start + part.len())
         .filter(|s| s.end <= whole.len())
-        .ok_or_else(|| "a value outside the file".into())
+        .ok_or(EditError::Shape("a value outside the file"))
 }
 
 /// The replacements in `text` that set the flag `key` to `to`.
-fn owned_flag_edits(text: &str, key: &str, to: FlagValue) -> Result<Vec<(Range<usize>, String)>, String> {
+fn owned_flag_edits(text: &str, key: &str, to: FlagValue) -> Result<Vec<(Range<usize>, String)>, EditError> {
     let flags = member(&members(text)?, "flags")?;
     let flag_raw = member(&members(flags.get())?, key)?;
     let flag = members(flag_raw.get())?;
@@ -179,15 +196,15 @@ fn owned_flag_edits(text: &str, key: &str, to: FlagValue) -> Result<Vec<(Range<u
         Some(targeting) if has_rule => {
             // `[bucketing input?, ["on", w], ["off", w]]`: only the two weights change.
             let rule = member(&members(targeting.get())?, "fractional")?;
-            let buckets: Vec<&RawValue> = serde_json::from_str(rule.get()).map_err(|e| e.to_string())?;
+            let buckets: Vec<&RawValue> = serde_json::from_str(rule.get())?;
             let last_two = buckets
                 .len()
                 .checked_sub(2)
                 .map(|i| &buckets[i..])
-                .ok_or("a short rule")?;
+                .ok_or(EditError::Shape("a short rule"))?;
             for (bucket, weight) in last_two.iter().zip(weights) {
-                let pair: Vec<&RawValue> = serde_json::from_str(bucket.get()).map_err(|e| e.to_string())?;
-                let old = pair.get(1).ok_or("a bucket without a weight")?;
+                let pair: Vec<&RawValue> = serde_json::from_str(bucket.get())?;
+                let old = pair.get(1).ok_or(EditError::Shape("a bucket without a weight"))?;
                 edits.push((span(text, old)?, weight.to_string()));
             }
         }
@@ -203,7 +220,7 @@ fn owned_flag_edits(text: &str, key: &str, to: FlagValue) -> Result<Vec<(Range<u
                         .collect::<Result<Vec<_>, _>>()?
                         .into_iter()
                         .max()
-                        .ok_or("an empty flag object")?;
+                        .ok_or(EditError::Shape("an empty flag object"))?;
                     edits.push((end..end, format!(",{}\"targeting\"{}{rule}", style.lead, style.colon)));
                 }
             }
@@ -221,7 +238,11 @@ struct MemberStyle<'t> {
 }
 
 impl<'t> MemberStyle<'t> {
-    fn of(text: &'t str, object: &RawValue, members: &HashMap<String, &RawValue>) -> Result<MemberStyle<'t>, String> {
+    fn of(
+        text: &'t str,
+        object: &RawValue,
+        members: &HashMap<String, &RawValue>,
+    ) -> Result<MemberStyle<'t>, EditError> {
         let object = span(text, object)?;
         let inner = &text[object.start + 1..object.end];
         let lead = &inner[..inner.len() - inner.trim_start().len()];
@@ -232,9 +253,13 @@ impl<'t> MemberStyle<'t> {
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .min()
-            .ok_or("an empty flag object")?;
-        let key_and_colon = text.get(key_start..first_value).ok_or("a member out of order")?;
-        let colon_at = key_and_colon.rfind(':').ok_or("a member without `:`")?;
+            .ok_or(EditError::Shape("an empty flag object"))?;
+        let key_and_colon = text
+            .get(key_start..first_value)
+            .ok_or(EditError::Shape("a member out of order"))?;
+        let colon_at = key_and_colon
+            .rfind(':')
+            .ok_or(EditError::Shape("a member without `:`"))?;
         let colon_start = key_and_colon[..colon_at].trim_end().len();
         Ok(MemberStyle {
             lead,

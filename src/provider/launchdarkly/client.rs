@@ -134,7 +134,7 @@ impl LaunchDarklyFlag {
         )
         .await
         .map_err(|e| {
-            let e = self.scrub(&e);
+            let e = self.scrub(&e.to_string());
             if writing {
                 ProviderError::Io(format!(
                     "the change to {} got no answer from LaunchDarkly: {e}; it may or may not have been applied, and the next run reads the flag to find out",

@@ -81,7 +81,7 @@ impl UnleashFlag {
         .map_err(|e| {
             ProviderError::Io(format!(
                 "Unleash {method} {path} failed: {}; nothing is known to have changed",
-                self.scrub(&e)
+                self.scrub(&e.to_string())
             ))
         })
     }
