@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::repo::{flagramp_in, TempRepo};
+use crate::support::repo::{flagramp_in, json_of, TempRepo};
 
 /// Stage 10% bakes 0s so the second run advances; 50% bakes 1h so the recovery run holds there.
 const SPEC: &str = "version: 1\nname: demo\nflag: { provider: flagd, key: demo, flagd: { path: flags/flags.flagd.json } }\nstages: [{ percent: 10, bake: 0s }, { percent: 50, bake: 1h }, 100]\nchecks:\n  - { name: probe, command: [\"./ok.sh\"], pass: \">= 1\" }\n";
@@ -58,8 +58,7 @@ fn command(root: &Path, now: &str) -> Command {
 }
 
 fn decisions(out: &std::process::Output) -> Value {
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(out, &["run"], 0)
 }
 
 /// Runs the binary until it reports it paused at `point`, then SIGKILLs it.
