@@ -78,6 +78,12 @@ impl Percent {
     }
 }
 
+/// A whole percentage for unit tests, `pct(10)` = 10 %.
+#[cfg(test)]
+pub(crate) fn pct(p: u32) -> Percent {
+    Percent::from_millis(p * 1000).expect("at most 100 %")
+}
+
 impl fmt::Display for Percent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let whole = self.0 / 1000;

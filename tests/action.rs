@@ -708,8 +708,9 @@ mod concurrency {
     use flagramp::provider::FlagFiles;
     use flagramp::record::DecisionKind;
     use flagramp::runner::{Mode, Runner};
-    use flagramp::secrets::Secrets;
     use flagramp::state::GitHubStateStore;
+
+    use crate::support::bench;
 
     use super::*;
 
@@ -735,18 +736,13 @@ mod concurrency {
         let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, Some("main"))
             .await
             .unwrap();
-        Runner {
-            store: Box::new(store),
-            repo_root: std::env::temp_dir(),
-            flag_files: FlagFiles::GitHub {
-                github,
-                default_branch: "main".into(),
-            },
-            now: "2026-11-24T09:00:00Z".parse().unwrap(),
-            actor: "flagramp".into(),
-            secrets: Secrets::new(),
-            budget: None,
-        }
+        let scratch = std::env::temp_dir();
+        let mut runner = bench::runner(&scratch, &scratch, bench::at_minute(0), Box::new(store));
+        runner.flag_files = FlagFiles::GitHub {
+            github,
+            default_branch: "main".into(),
+        };
+        runner
     }
 
     /// Starts a rollout, then lets `runs` runs race on it; returns how many advanced.

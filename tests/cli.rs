@@ -33,22 +33,13 @@ impl Repo {
         repo
     }
 
-    fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"));
-        cmd.current_dir(self.root())
-            .args(args)
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_ACTOR");
-        cmd
-    }
-
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        self.flagramp(args).output().unwrap()
     }
 
     /// Runs `flagramp` on a blocking thread, so a mock server in this test keeps answering.
     async fn run_async(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        let mut cmd = self.command(args);
+        let mut cmd = self.flagramp(args);
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -58,13 +49,11 @@ impl Repo {
     }
 
     fn state(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.root().join(".flagramp/state/demo.json")).unwrap()).unwrap()
+        self.read_json(".flagramp/state/demo.json")
     }
 
     fn flag(&self) -> Value {
-        let doc: Value =
-            serde_json::from_slice(&std::fs::read(self.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
-        doc["flags"]["demo"].clone()
+        self.read_json("flags/flags.flagd.json")["flags"]["demo"].clone()
     }
 }
 
@@ -350,7 +339,7 @@ fn a_command_that_prints_a_secret_is_redacted() {
     repo.script("leak.sh", "echo \"token is $PROM_TOKEN\" >&2; exit 1");
     assert_eq!(repo.run(&["run", "--now", NOW]).status.code(), Some(0));
     let out = repo
-        .command(&["run", "--now", NOW, "--output", "json"])
+        .flagramp(&["run", "--now", NOW, "--output", "json"])
         .env("PROM_TOKEN", "very-secret-123")
         .output()
         .unwrap();

@@ -6,13 +6,14 @@
 //! so each kill lands exactly there. `FLAGRAMP_LONG=1` runs more trials.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::support::repo::{flagramp_in, json_of, TempRepo};
 
 /// Stage 10% bakes 0s so the second run advances; 50% bakes 1h so the recovery run holds there.
 const SPEC: &str = "version: 1\nname: demo\nflag: { provider: flagd, key: demo, flagd: { path: flags/flags.flagd.json } }\nstages: [{ percent: 10, bake: 0s }, { percent: 50, bake: 1h }, 100]\nchecks:\n  - { name: probe, command: [\"./ok.sh\"], pass: \">= 1\" }\n";
@@ -51,18 +52,13 @@ fn trials_per_point() -> usize {
 }
 
 fn command(root: &Path, now: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagramp"));
-    cmd.current_dir(root)
-        .args(["run", "--now", now, "--output", "json"])
-        .env_remove("FLAGRAMP_STATE_DIR")
-        .env_remove("FLAGRAMP_ACTOR")
-        .env_remove("FLAGRAMP_TEST_PAUSE_AT");
+    let mut cmd = flagramp_in(root);
+    cmd.args(["run", "--now", now, "--output", "json"]);
     cmd
 }
 
 fn decisions(out: &std::process::Output) -> Value {
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(out, &["run"], 0)
 }
 
 /// Runs the binary until it reports it paused at `point`, then SIGKILLs it.
@@ -113,14 +109,11 @@ fn temp_files(dir: &Path) -> Vec<String> {
 }
 
 fn trial(point: &str, flag_was_written: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::create_dir_all(root.join(".github/rollouts")).unwrap();
-    std::fs::create_dir_all(root.join("flags")).unwrap();
-    std::fs::write(root.join(".github/rollouts/demo.yml"), SPEC).unwrap();
-    std::fs::write(root.join("flags/flags.flagd.json"), FLAGS).unwrap();
-    std::fs::write(root.join("ok.sh"), "#!/bin/sh\necho 1\n").unwrap();
-    std::fs::set_permissions(root.join("ok.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = TempRepo::new();
+    let root = repo.root();
+    repo.write(".github/rollouts/demo.yml", SPEC);
+    repo.write("flags/flags.flagd.json", FLAGS);
+    repo.script("ok.sh", "echo 1");
 
     let start = decisions(&command(root, T0).output().unwrap());
     assert_eq!(start[0]["decision"], "start", "{start}");

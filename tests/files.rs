@@ -16,7 +16,8 @@ use flagramp::state::{FlagValue, LocalStateStore, RolloutState, StateStore};
 
 use crate::support::repo::TempRepo;
 
-fn pct(p: u32) -> FlagValue {
+/// The flag on for `p` % of users.
+fn on_at(p: u32) -> FlagValue {
     FlagValue::on(crate::support::pct(p))
 }
 
@@ -50,18 +51,8 @@ impl Repo {
         FlagdFile::new(self.root(), Path::new("flags/flags.flagd.json"), key.into())
     }
 
-    fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"));
-        cmd.current_dir(self.root())
-            .args(args)
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_ACTOR")
-            .env_remove("FLAGRAMP_TEST_PAUSE_AT");
-        cmd
-    }
-
     fn state(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.root().join(".flagramp/state/demo.json")).unwrap()).unwrap()
+        self.read_json(".flagramp/state/demo.json")
     }
 }
 
@@ -78,7 +69,7 @@ async fn a_write_changes_only_the_owned_flags_state_and_weights_byte_for_byte() 
     let repo = Repo::with_flags(ODD);
     let p = repo.provider("demo");
 
-    assert_eq!(set(&p, pct(10)).await.unwrap(), pct(10));
+    assert_eq!(set(&p, on_at(10)).await.unwrap(), on_at(10));
     let started = ODD.replace("\"DISABLED\",\n        \"variants\": {\"on\": true", "\"ENABLED\",\n        \"variants\": {\"on\": true").replace(
         "\"defaultVariant\": \"off\"\n  },",
         "\"defaultVariant\": \"off\",\n        \"targeting\"  :   {\"fractional\": [[\"on\", 10000], [\"off\", 90000]]}\n  },",
@@ -89,7 +80,7 @@ async fn a_write_changes_only_the_owned_flags_state_and_weights_byte_for_byte() 
         "a new rule is added in the flag's own layout"
     );
 
-    assert_eq!(set(&p, pct(50)).await.unwrap(), pct(50));
+    assert_eq!(set(&p, on_at(50)).await.unwrap(), on_at(50));
     let advanced = started.replace(
         "[[\"on\", 10000], [\"off\", 90000]]",
         "[[\"on\", 50000], [\"off\", 50000]]",
@@ -108,8 +99,8 @@ async fn weights_are_replaced_in_place_keeping_a_bucketing_expression_and_compac
     let text = r#"{"flags":{"demo":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off","targeting":{"fractional":[ {"cat":[{"var":"$flagd.flagKey"},{"var":"email"}]} ,["on",25],[ "off" , 75 ]]}},"n":{"x":1e300,"y":-12345678901234567890123}}}"#;
     let repo = Repo::with_flags(text);
     let p = repo.provider("demo");
-    assert_eq!(p.read().await.unwrap().value, pct(25));
-    set(&p, pct(50)).await.unwrap();
+    assert_eq!(p.read().await.unwrap().value, on_at(25));
+    set(&p, on_at(50)).await.unwrap();
     assert_eq!(
         repo.flags_text(),
         text.replace("[\"on\",25]", "[\"on\",50000]")
@@ -124,7 +115,7 @@ async fn an_empty_or_null_targeting_is_replaced_where_it_stands() {
             "{{\"flags\":{{\"demo\":{{\"targeting\":{targeting},\"state\":\"DISABLED\",\"variants\":{{\"on\":true,\"off\":false}},\"defaultVariant\":\"off\"}}}}}}"
         );
         let repo = Repo::with_flags(&text);
-        set(&repo.provider("demo"), pct(10)).await.unwrap();
+        set(&repo.provider("demo"), on_at(10)).await.unwrap();
         assert_eq!(
             repo.flags_text(),
             text.replace(
@@ -153,9 +144,9 @@ async fn absurd_weights_are_an_error_not_a_share() {
     }
     // The largest accepted weights are computed exactly.
     let repo = Repo::with_flags(&fractional("4294967295", "4294967295"));
-    assert_eq!(repo.provider("demo").read().await.unwrap().value, pct(50));
+    assert_eq!(repo.provider("demo").read().await.unwrap().value, on_at(50));
     let repo = Repo::with_flags(&fractional("4294967295", "0"));
-    assert_eq!(repo.provider("demo").read().await.unwrap().value, pct(100));
+    assert_eq!(repo.provider("demo").read().await.unwrap().value, on_at(100));
 }
 
 const PLAIN: &str =
@@ -169,7 +160,7 @@ async fn a_link_inside_the_repository_is_written_through() {
     std::os::unix::fs::symlink("../config/real.flagd.json", repo.flags_path()).unwrap();
     let p = repo.provider("demo");
     assert_eq!(p.read().await.unwrap().value, FlagValue::OFF);
-    assert_eq!(set(&p, pct(10)).await.unwrap(), pct(10));
+    assert_eq!(set(&p, on_at(10)).await.unwrap(), on_at(10));
     assert!(
         std::fs::symlink_metadata(repo.flags_path())
             .unwrap()
@@ -198,7 +189,7 @@ async fn a_link_out_of_the_repository_is_refused_for_reading_and_writing() {
             value: FlagValue::OFF,
             version: String::new(),
         };
-        assert!(p.set(pct(10), &seen, &ChangeNote::default()).await.is_err());
+        assert!(p.set(on_at(10), &seen, &ChangeNote::default()).await.is_err());
         assert!(std::fs::symlink_metadata(repo.flags_path())
             .unwrap()
             .file_type()
@@ -240,7 +231,7 @@ async fn oversized_and_endless_files_are_refused_without_reading_them_whole() {
 async fn read_only_flag_and_state_files_are_refused_and_kept() {
     let repo = Repo::with_flags(PLAIN);
     std::fs::set_permissions(repo.flags_path(), std::fs::Permissions::from_mode(0o444)).unwrap();
-    let err = set(&repo.provider("demo"), pct(10)).await.unwrap_err();
+    let err = set(&repo.provider("demo"), on_at(10)).await.unwrap_err();
     assert!(matches!(err, ProviderError::NotWritten(_)), "{err:?}");
     assert!(
         err.to_string().contains("flags/flags.flagd.json is read-only: "),
@@ -269,7 +260,7 @@ async fn writes_sweep_temporary_files_that_killed_runs_left() {
     let repo = Repo::with_flags(PLAIN);
     let stale_flag_tmp = repo.write("flags/.flagramp-AbC123.tmp", "half a write");
     let unrelated = repo.write("flags/.flagramp-notes.txt", "not ours");
-    set(&repo.provider("demo"), pct(10)).await.unwrap();
+    set(&repo.provider("demo"), on_at(10)).await.unwrap();
     assert!(!stale_flag_tmp.exists(), "the flag directory's leftover is removed");
     assert!(unrelated.exists(), "only `.flagramp-*.tmp` files are removed");
 
@@ -298,7 +289,7 @@ fn a_write_that_certainly_failed_withdraws_its_claim() {
     let repo = cli_repo();
     std::fs::set_permissions(repo.flags_path(), std::fs::Permissions::from_mode(0o444)).unwrap();
     let out = repo
-        .command(&["run", "--now", "2026-11-24T09:00:00Z", "--output", "json"])
+        .flagramp(&["run", "--now", "2026-11-24T09:00:00Z", "--output", "json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
@@ -317,7 +308,7 @@ fn a_write_that_certainly_failed_withdraws_its_claim() {
     // A minute later, with the file writable again, the rollout starts: no claim blocks it.
     std::fs::set_permissions(repo.flags_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = repo
-        .command(&["run", "--now", "2026-11-24T09:01:00Z", "--output", "json"])
+        .flagramp(&["run", "--now", "2026-11-24T09:01:00Z", "--output", "json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
@@ -333,7 +324,7 @@ fn a_second_local_run_waits_for_the_lock_then_decides_with_fresh_state() {
     let lock = std::fs::File::create(state_dir.join(".lock")).unwrap();
     lock.lock().unwrap();
     let child = repo
-        .command(&[
+        .flagramp(&[
             "run",
             "--now",
             "2026-11-24T09:00:00Z",
@@ -348,15 +339,19 @@ fn a_second_local_run_waits_for_the_lock_then_decides_with_fresh_state() {
     std::thread::sleep(Duration::from_millis(400));
     // The holder starts the rollout by hand before letting go.
     let store = LocalStateStore::read_only(&state_dir);
-    let mut state = RolloutState::new("demo", "demo", vec![pct(10).percent, pct(50).percent, Percent::FULL]);
-    state.last_set = Some(pct(10));
+    let mut state = RolloutState::new(
+        "demo",
+        "demo",
+        vec![on_at(10).percent, on_at(50).percent, Percent::FULL],
+    );
+    state.last_set = Some(on_at(10));
     state.started_at = Some("2026-11-24T08:59:00Z".parse().unwrap());
     state.stage_entered_at = state.started_at;
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(store.save(&state, None)).unwrap();
     rt.block_on(async {
         let p = repo.provider("demo");
-        set(&p, pct(10)).await.unwrap();
+        set(&p, on_at(10)).await.unwrap();
     });
     drop(lock);
     let out = child.wait_with_output().unwrap();
@@ -376,7 +371,7 @@ fn a_lock_wait_that_expires_decides_nothing_and_says_so() {
     let lock = std::fs::File::create(state_dir.join(".lock")).unwrap();
     lock.lock().unwrap();
     let started = Instant::now();
-    let out = repo.command(&["run", "--lock-wait", "1s"]).output().unwrap();
+    let out = repo.flagramp(&["run", "--lock-wait", "1s"]).output().unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -385,7 +380,7 @@ fn a_lock_wait_that_expires_decides_nothing_and_says_so() {
         "{stderr}"
     );
     assert_eq!(repo.flags_text(), PLAIN);
-    let bad = repo.command(&["run", "--lock-wait", "soon"]).output().unwrap();
+    let bad = repo.flagramp(&["run", "--lock-wait", "soon"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2), "a bad duration is a usage error");
 }
 
@@ -396,12 +391,12 @@ fn a_failure_counter_at_its_maximum_does_not_wrap() {
     assert!(diags.is_empty(), "{diags:?}");
     let spec = spec.unwrap();
     let mut state = RolloutState::new("demo", "demo", spec.stage_percents());
-    state.last_set = Some(pct(50));
+    state.last_set = Some(on_at(50));
     state.consecutive_failures = u32::MAX;
     let input = flagramp::engine::Input {
         spec: &spec,
         state: Some(&state),
-        flag: Ok(pct(50)),
+        flag: Ok(on_at(50)),
         now: "2026-11-24T09:00:00Z".parse().unwrap(),
         actor: "flagramp",
     };

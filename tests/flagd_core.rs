@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
+use crate::support::repo::{single_record, TempRepo};
 use crate::support::FLAGD_FILE;
-use assert_cmd::Command;
 use serde_json::{json, Value};
 
 const FLAG_KEY: &str = "new-checkout";
@@ -52,56 +52,28 @@ policy:
 }
 
 /// A temporary repository with one rollout spec and the flag file.
-struct Repo {
-    dir: tempfile::TempDir,
-}
+struct Repo(TempRepo);
 
 impl Repo {
     fn new(stages: &str) -> Repo {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let rollouts = dir.path().join(".github/rollouts");
-        std::fs::create_dir_all(&rollouts).unwrap();
-        std::fs::write(rollouts.join(format!("{ROLLOUT}.yml")), spec(stages)).unwrap();
-        std::fs::create_dir_all(dir.path().join("flags")).unwrap();
-        std::fs::write(dir.path().join("flags/flags.flagd.json"), FLAGD_FILE).unwrap();
-        Repo { dir }
+        let repo = TempRepo::new();
+        repo.write(&format!(".github/rollouts/{ROLLOUT}.yml"), &spec(stages));
+        repo.write("flags/flags.flagd.json", FLAGD_FILE);
+        Repo(repo)
     }
 
     fn flag_file(&self) -> PathBuf {
-        self.dir.path().join("flags/flags.flagd.json")
+        self.0.root().join("flags/flags.flagd.json")
     }
 
     fn flags(&self) -> Value {
-        let text = std::fs::read_to_string(self.flag_file()).expect("flag file");
-        serde_json::from_str(&text).expect("flagramp wrote valid JSON")
+        self.0.read_json("flags/flags.flagd.json")
     }
 
     /// Runs flagramp with `args`, `--output json` and the state inside the repository, and
     /// returns the single decision record it printed (exit code 0 required).
     fn decide(&self, args: &[&str]) -> Value {
-        let output = Command::cargo_bin("flagramp")
-            .expect("flagramp binary")
-            .current_dir(self.dir.path())
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_ACTOR")
-            .env_remove("FLAGRAMP_LOG")
-            .args(args)
-            .args(["--output", "json", "--state-dir"])
-            .arg(self.dir.path().join(".flagramp/state"))
-            .output()
-            .expect("flagramp runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "flagramp {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        let records: Value = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("flagramp {args:?} printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-        let records = records.as_array().expect("an array of decision records");
-        assert_eq!(records.len(), 1, "one rollout, one record: {records:#?}");
-        records[0].clone()
+        single_record(&self.0.flagramp_json(args).output().expect("flagramp runs"), args)
     }
 
     fn run(&self, now: &str) -> Value {

@@ -9,11 +9,9 @@ use flagramp::percent::Percent;
 use flagramp::provider::{ChangeNote, FlagProvider, FlagdFile, ProviderError};
 use flagramp::state::FlagValue;
 
-const SAMPLE: &str = include_str!("fixtures/flagd/samples-example_flags.flagd.json");
+use crate::support::pct;
 
-fn pct(p: u32) -> Percent {
-    Percent::from_millis(p).unwrap()
-}
+const SAMPLE: &str = include_str!("fixtures/flagd/samples-example_flags.flagd.json");
 
 /// The upstream sample file plus a `new-checkout` flag shaped as flagramp expects.
 fn sample_with(flag: Value) -> Value {
@@ -50,10 +48,14 @@ async fn sets_a_fractional_rule_with_on_first_in_thousandths_and_keeps_every_oth
     assert_eq!(seen.value, FlagValue::OFF);
 
     let back = p
-        .set(FlagValue::on(pct(12_500)), &seen, &ChangeNote::default())
+        .set(
+            FlagValue::on(Percent::from_millis(12_500).unwrap()),
+            &seen,
+            &ChangeNote::default(),
+        )
         .await
         .unwrap();
-    assert_eq!(back.value, FlagValue::on(pct(12_500)));
+    assert_eq!(back.value, FlagValue::on(Percent::from_millis(12_500).unwrap()));
     let doc = read_json(&path);
     let flag = &doc["flags"]["new-checkout"];
     assert_eq!(flag["state"], "ENABLED");
@@ -83,7 +85,7 @@ async fn turning_off_sets_disabled_and_keeps_the_rule_for_later() {
     let path = write(dir.path(), &sample_with(flag));
     let p = provider(&path, "new-checkout");
     let seen = p.read().await.unwrap();
-    assert_eq!(seen.value, FlagValue::on(pct(50_000)));
+    assert_eq!(seen.value, FlagValue::on(pct(50)));
     p.set(FlagValue::OFF, &seen, &ChangeNote::default()).await.unwrap();
     let doc = read_json(&path);
     assert_eq!(doc["flags"]["new-checkout"]["state"], "DISABLED");
@@ -101,8 +103,8 @@ async fn keeps_a_custom_bucketing_expression() {
     let path = write(dir.path(), &sample_with(flag));
     let p = provider(&path, "new-checkout");
     let seen = p.read().await.unwrap();
-    assert_eq!(seen.value, FlagValue::on(pct(10_000)));
-    p.set(FlagValue::on(pct(50_000)), &seen, &ChangeNote::default())
+    assert_eq!(seen.value, FlagValue::on(pct(10)));
+    p.set(FlagValue::on(pct(50)), &seen, &ChangeNote::default())
         .await
         .unwrap();
     let doc = read_json(&path);
@@ -120,7 +122,7 @@ async fn reads_relative_weights_and_rule_free_flags() {
     let path = write(dir.path(), &sample_with(flag));
     assert_eq!(
         provider(&path, "new-checkout").read().await.unwrap().value,
-        FlagValue::on(pct(25_000))
+        FlagValue::on(pct(25))
     );
     // The sample's myBoolFlag: enabled, no rule, default `on` serves everyone.
     assert_eq!(
@@ -142,11 +144,11 @@ async fn an_enabled_flag_serving_on_to_nobody_reads_as_off_so_it_can_be_started(
         let seen = p.read().await.unwrap();
         assert_eq!(seen.value, FlagValue::OFF);
         assert_eq!(
-            p.set(FlagValue::on(pct(10_000)), &seen, &ChangeNote::default())
+            p.set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
                 .await
                 .unwrap()
                 .value,
-            FlagValue::on(pct(10_000))
+            FlagValue::on(pct(10))
         );
     }
 }
@@ -162,7 +164,7 @@ async fn assert_refused_and_untouched(path: &Path, key: &str, expect: fn(&Provid
         version: String::new(),
     };
     assert!(p
-        .set(FlagValue::on(pct(10_000)), &fake_seen, &ChangeNote::default())
+        .set(FlagValue::on(pct(10)), &fake_seen, &ChangeNote::default())
         .await
         .is_err());
     assert_eq!(std::fs::read(path).ok(), before, "nothing may be written");
@@ -225,7 +227,7 @@ async fn a_file_changed_since_it_was_read_is_a_conflict_and_the_other_write_surv
     theirs["flags"]["myBoolFlag"]["defaultVariant"] = json!("off");
     write(dir.path(), &theirs);
     let err = p
-        .set(FlagValue::on(pct(10_000)), &seen, &ChangeNote::default())
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::Conflict(_)), "{err:?}");
@@ -238,7 +240,7 @@ async fn writes_leave_no_temporary_files_behind() {
     let path = write(dir.path(), &sample_with(fresh_flag()));
     let p = provider(&path, "new-checkout");
     let mut seen = p.read().await.unwrap();
-    for percent in [10_000, 50_000, 100_000] {
+    for percent in [10, 50, 100] {
         seen = p
             .set(FlagValue::on(pct(percent)), &seen, &ChangeNote::default())
             .await

@@ -4,7 +4,6 @@
 //! decision that changes nothing. Each test ends with the fake's conformance check against
 //! LaunchDarkly's API description and semantic patch documentation.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -13,14 +12,12 @@ use flagramp::percent::Percent;
 
 use crate::support::pct;
 use flagramp::provider::launchdarkly::LaunchDarklyFlag;
-use flagramp::provider::{ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
+use flagramp::provider::{ChangeNote, FlagProvider, FlagReading, ProviderError};
 use flagramp::record::{DecisionKind, DecisionRecord};
-use flagramp::runner::{Mode, Runner};
-use flagramp::secrets::Secrets;
-use flagramp::spec::{parse_spec, RolloutSpec};
 use flagramp::state::{FlagValue, LocalStateStore, RolloutState, StateStore};
 
 use crate::conformance::launchdarkly::block;
+use crate::support::bench::{check_spec, Bench};
 use crate::support::launchdarkly::{
     check_semantic_patch, semantic_patch_docs, FakeLaunchDarkly, BAD_TOKEN, BAD_TOKEN_ENV, ENVIRONMENT,
     OTHER_ENVIRONMENT, PROJECT, SEMANTIC_PATCH, TOKEN, TOKEN_ENV,
@@ -52,75 +49,25 @@ fn add_checkout_flow(fake: &FakeLaunchDarkly, key: &str) {
     fake.add_multivariate_flag(key, &variations, 0);
 }
 
-/// A runner with local state and a check script whose verdict the test controls; the script
-/// leaves a mark each time it runs, so a test can tell whether checks were queried.
-struct Bench {
-    dir: tempfile::TempDir,
-    spec: RolloutSpec,
-    minutes: i64,
+/// A bench (local state, a check script whose verdict the test controls and which notes each
+/// run, so a test can tell whether checks were queried) over the rollout `ld-ramp`.
+fn ld_bench(flag_block: &str, stages: &str) -> Bench {
+    Bench::new(check_spec("ld-ramp", flag_block, stages))
 }
 
-impl Bench {
-    fn new(flag_block: &str, stages: &str) -> Bench {
-        let text = format!(
-            "version: 1\nname: ld-ramp\nflag: {flag_block}\nstages: {stages}\nchecks:\n  - {{ name: ok, command: [\"./check.sh\"], pass: \"== 1\" }}\n"
-        );
-        let (spec, _, diags) = parse_spec(Path::new("ld.yml"), &text);
-        assert!(diags.is_empty(), "{diags:?}\n{text}");
-        let bench = Bench {
-            dir: tempfile::tempdir().unwrap(),
-            spec: spec.unwrap(),
-            minutes: 0,
-        };
-        bench.healthy(true);
-        bench
-    }
+fn bench_for_fake(fake: &FakeLaunchDarkly, key: &str, token_env: &str) -> Bench {
+    ld_bench(
+        &block(key, token_env, &fake.uri()),
+        "[{ percent: 10, bake: 30m }, { percent: 50, bake: 30m }, 100]",
+    )
+}
 
-    fn for_fake(fake: &FakeLaunchDarkly, key: &str, token_env: &str) -> Bench {
-        Bench::new(
-            &block(key, token_env, &fake.uri()),
-            "[{ percent: 10, bake: 30m }, { percent: 50, bake: 30m }, 100]",
-        )
-    }
-
-    fn healthy(&self, ok: bool) {
-        let path = self.dir.path().join("check.sh");
-        std::fs::write(&path, format!("#!/bin/sh\necho x >> queried\necho {}\n", u8::from(ok))).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    fn checks_queried(&self) -> usize {
-        std::fs::read_to_string(self.dir.path().join("queried"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    }
-
-    async fn run_after(&mut self, minutes: i64) -> DecisionRecord {
-        self.minutes += minutes;
-        let now = "2026-11-24T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()
-            + chrono::Duration::minutes(self.minutes);
-        let runner = Runner {
-            store: Box::new(
-                LocalStateStore::for_writing(&self.dir.path().join("state"), Duration::from_secs(10)).unwrap(),
-            ),
-            repo_root: self.dir.path().to_path_buf(),
-            flag_files: FlagFiles::Local(self.dir.path().to_path_buf()),
-            now,
-            actor: "flagramp".into(),
-            secrets: Secrets::new(),
-            budget: None,
-        };
-        runner.decide(&self.spec, &Mode::Run).await.record
-    }
-
-    async fn state(&self) -> Option<RolloutState> {
-        LocalStateStore::read_only(&self.dir.path().join("state"))
-            .load(&self.spec.name)
-            .await
-            .unwrap()
-            .map(|s| s.state)
-    }
+async fn stored_state(bench: &Bench) -> Option<RolloutState> {
+    LocalStateStore::read_only(&bench.repo.state_dir())
+        .load(&bench.spec.name)
+        .await
+        .unwrap()
+        .map(|s| s.state)
 }
 
 /// An `error` decision that queried no check, named no token, and left no rollback behind.
@@ -134,7 +81,7 @@ async fn assert_clean_error(bench: &Bench, record: &DecisionRecord, expected: &[
     for token in [TOKEN, BAD_TOKEN] {
         assert!(!serialized.contains(token), "the token leaked: {serialized}");
     }
-    if let Some(state) = bench.state().await {
+    if let Some(state) = stored_state(bench).await {
         assert!(!state.locked, "no rollback lock");
         assert_eq!(state.consecutive_failures, 0, "not a metric failure");
         assert!(
@@ -318,7 +265,7 @@ async fn shapes_flagramp_cannot_own_are_refused_before_anything_is_written() {
 
     // Through the runner: an error decision, no check queried, nothing written.
     let before = fake.flag("checkout-flow");
-    let mut bench = Bench::new(
+    let mut bench = ld_bench(
         &format!(
             "{{ provider: launchdarkly, key: checkout-flow, launchdarkly: {{ project: {PROJECT}, environment: {ENVIRONMENT}, token_env: {TOKEN_ENV}, base_url: \"{}\", on_variation: Express }} }}",
             fake.uri()
@@ -327,7 +274,7 @@ async fn shapes_flagramp_cannot_own_are_refused_before_anything_is_written() {
     );
     let r = bench.run_after(0).await;
     assert_clean_error(&bench, &r, &["serving variation 2 to everyone", "changed nothing"]).await;
-    assert_eq!(bench.checks_queried(), 0);
+    assert_eq!(bench.checks_run(), 0);
     assert_eq!(fake.patch_requests(), 0);
     assert_eq!(fake.flag("checkout-flow"), before);
     fake.assert_conformant();
@@ -358,10 +305,10 @@ async fn experiments_and_guarded_rollouts_are_refused_with_nothing_written() {
         );
 
         let before = fake.flag(key);
-        let mut bench = Bench::for_fake(&fake, key, TOKEN_ENV);
+        let mut bench = bench_for_fake(&fake, key, TOKEN_ENV);
         let r = bench.run_after(0).await;
         assert_clean_error(&bench, &r, &[why, "changed nothing"]).await;
-        assert_eq!(bench.checks_queried(), 0, "{key}");
+        assert_eq!(bench.checks_run(), 0, "{key}");
         assert_eq!(fake.flag(key), before, "{key} untouched");
     }
     // A refusal in `set` too, if the experiment starts between reading and writing.
@@ -520,7 +467,7 @@ async fn a_change_between_read_and_write_is_a_conflict_before_writing() {
 }
 
 async fn started(fake: &FakeLaunchDarkly) -> Bench {
-    let mut bench = Bench::for_fake(fake, KEY, TOKEN_ENV);
+    let mut bench = bench_for_fake(fake, KEY, TOKEN_ENV);
     let r = bench.run_after(0).await;
     assert_eq!(r.decision, DecisionKind::Start, "{}", r.reason);
     assert_eq!(fake.observe(KEY), FlagValue::on(pct(10)));
@@ -543,7 +490,7 @@ async fn a_409_is_decided_again_and_advances_once() {
     let r = bench.run_after(30).await;
     assert_eq!(r.decision, DecisionKind::Advance, "{}", r.reason);
     assert_eq!(fake.observe(KEY), FlagValue::on(pct(50)));
-    let state = bench.state().await.unwrap();
+    let state = stored_state(&bench).await.unwrap();
     assert_eq!(advances(&state), 1);
     assert!(state.pending.is_none(), "the claim was withdrawn, then recorded");
     assert_eq!(
@@ -565,7 +512,7 @@ async fn a_version_moved_between_read_and_write_is_decided_again_and_advances_on
     let r = bench.run_after(30).await;
     assert_eq!(r.decision, DecisionKind::Advance, "{}", r.reason);
     assert_eq!(fake.observe(KEY), FlagValue::on(pct(50)));
-    assert_eq!(advances(&bench.state().await.unwrap()), 1);
+    assert_eq!(advances(&stored_state(&bench).await.unwrap()), 1);
     assert_eq!(fake.patch_requests(), 2, "no PATCH on the stale reading");
     assert_eq!(
         fake.version(KEY),
@@ -579,7 +526,7 @@ async fn a_version_moved_between_read_and_write_is_decided_again_and_advances_on
 async fn approval_required_405_is_a_clear_error() {
     let fake = fake_with_flag().await;
     fake.fail_next_with("PATCH", 405, "Approval is required to make this request", 1);
-    let mut bench = Bench::for_fake(&fake, KEY, TOKEN_ENV);
+    let mut bench = bench_for_fake(&fake, KEY, TOKEN_ENV);
     let r = bench.run_after(0).await;
     assert_clean_error(
         &bench,
@@ -596,7 +543,7 @@ async fn approval_required_405_is_a_clear_error() {
     assert_eq!(fake.applied_patches().len(), 0);
     // Nothing was written, so no claim is left behind: once approved, the next run starts at once.
     assert!(
-        bench.state().await.is_none_or(|s| s.pending.is_none()),
+        stored_state(&bench).await.is_none_or(|s| s.pending.is_none()),
         "the refused change leaves no claim"
     );
     let r = bench.run_after(1).await;
@@ -609,7 +556,7 @@ async fn a_400_scheduled_change_conflict_is_a_clear_error_and_other_400s_show_th
     let fake = fake_with_flag().await;
     let message = "This change conflicts with a pending scheduled change. Use ignoreConflicts=true to apply it anyway";
     fake.fail_next_with("PATCH", 400, message, 1);
-    let mut bench = Bench::for_fake(&fake, KEY, TOKEN_ENV);
+    let mut bench = bench_for_fake(&fake, KEY, TOKEN_ENV);
     let r = bench.run_after(0).await;
     assert_clean_error(
         &bench,
@@ -678,11 +625,11 @@ async fn error_run(
     let fake = fake_with_flag().await;
     setup(&fake);
     let before = fake.flag(KEY);
-    let mut bench = Bench::for_fake(&fake, key, token_env);
+    let mut bench = bench_for_fake(&fake, key, token_env);
     let r = bench.run_after(0).await;
     assert_eq!(fake.flag(KEY), before, "the flag is untouched");
     assert_eq!(fake.patch_requests(), 0);
-    assert_eq!(bench.checks_queried(), 0, "no check is queried");
+    assert_eq!(bench.checks_run(), 0, "no check is queried");
     (fake, bench, r)
 }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::support::repo::TempRepo;
+use crate::support::repo::{json_of, TempRepo};
 
 const NOW: &str = "2026-11-24T09:00:00Z";
 const LATER: &str = "2026-11-24T12:00:00Z";
@@ -44,12 +44,7 @@ impl Repo {
             "flags/flags.flagd.json",
             &serde_json::to_string_pretty(&serde_json::json!({ "flags": flags })).unwrap(),
         );
-        repo.write(
-            "check.sh",
-            "#!/bin/sh\necho \"$1\" >> queried.txt\ncat \"metrics/$1\"\n",
-        );
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(repo.root().join("check.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        repo.script("check.sh", "echo \"$1\" >> queried.txt\ncat \"metrics/$1\"");
         repo
     }
 
@@ -66,13 +61,8 @@ impl Repo {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagramp"));
-        cmd.current_dir(self.root())
-            .args(args)
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_LOG")
-            .env_remove(flagramp::runner::INJECT_PANIC_VAR)
-            .env("FLAGRAMP_ACTOR", "alice");
+        let mut cmd = self.flagramp(args);
+        cmd.env("FLAGRAMP_ACTOR", "alice");
         cmd
     }
 
@@ -82,24 +72,20 @@ impl Repo {
 
     /// Runs with `--output json`, expects `code`, returns the records.
     fn json(&self, args: &[&str], code: i32) -> Vec<Value> {
-        let out = self.command(args).args(["--output", "json"]).output().unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-        assert_eq!(out.status.code(), Some(code), "flagramp {args:?}\n{stdout}\n{stderr}");
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+        json_of(
+            &self.command(args).args(["--output", "json"]).output().unwrap(),
+            args,
+            code,
+        )
     }
 
     fn state(&self, name: &str) -> Option<Value> {
-        let bytes = std::fs::read(self.root().join(format!(".flagramp/state/{name}.json"))).ok()?;
+        let bytes = std::fs::read(self.state_dir().join(format!("{name}.json"))).ok()?;
         Some(serde_json::from_slice(&bytes).unwrap())
     }
 
     fn flag(&self, name: &str) -> Value {
-        let doc: Value =
-            serde_json::from_slice(&std::fs::read(self.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
-        doc["flags"][name].clone()
+        self.read_json("flags/flags.flagd.json")["flags"][name].clone()
     }
 }
 

@@ -3,10 +3,12 @@
 //! output against the schema `flagramp schema --output decision|status` prints.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
-use assert_cmd::Command;
+use std::process::Command;
+
 use serde_json::Value;
+
+use crate::support::repo::TempRepo;
 
 const SPEC: &str = include_str!("fixtures/outputs/x.yml");
 const FLAGS: &str = include_str!("fixtures/outputs/flags.flagd.json");
@@ -16,32 +18,25 @@ const FLAG_FILE: &str = "flags/flags.flagd.json";
 
 /// A repository with `.github/rollouts/x.yml`, a flagd file and a command check whose value is
 /// whatever the test last wrote to `metrics/success-rate`.
-struct Repo {
-    dir: tempfile::TempDir,
+struct Repo(TempRepo);
+
+impl std::ops::Deref for Repo {
+    type Target = TempRepo;
+
+    fn deref(&self) -> &TempRepo {
+        &self.0
+    }
 }
 
 impl Repo {
     fn new() -> Repo {
-        let repo = Repo {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
+        let repo = Repo(TempRepo::new());
         repo.write(".github/rollouts/x.yml", SPEC);
         repo.write(FLAG_FILE, FLAGS);
-        repo.write("scripts/success-rate.sh", CHECK);
-        let script = repo.path().join("scripts/success-rate.sh");
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let script = repo.write("scripts/success-rate.sh", CHECK);
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         repo.set_value("0.99");
         repo
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, relative: &str, text: &str) {
-        let path = self.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
     }
 
     fn set_value(&self, value: &str) {
@@ -49,21 +44,13 @@ impl Repo {
     }
 
     fn flag(&self) -> Value {
-        let text = std::fs::read_to_string(self.path().join(FLAG_FILE)).expect("flag file");
-        let doc: Value = serde_json::from_str(&text).expect("flag file is JSON");
-        doc["flags"]["new-checkout"].clone()
+        self.read_json(FLAG_FILE)["flags"]["new-checkout"].clone()
     }
 
     /// The binary in the repository, isolated from the caller's environment.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("flagramp").expect("binary");
-        cmd.current_dir(self.path())
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_ACTOR")
-            .env_remove("FLAGRAMP_LOG")
-            .env_remove("GITHUB_ACTOR")
-            .env("USER", "nobody")
-            .args(args);
+        let mut cmd = self.flagramp(args);
+        cmd.env_remove("GITHUB_ACTOR").env("USER", "nobody");
         cmd
     }
 
@@ -82,7 +69,7 @@ impl Repo {
             Some(code),
             "flagramp {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
         );
-        let stable = stdout.replace(&self.path().display().to_string(), "<repo>");
+        let stable = stdout.replace(&self.root().display().to_string(), "<repo>");
         serde_json::from_str(&stable).unwrap_or_else(|e| panic!("flagramp {args:?} printed no JSON ({e}):\n{stdout}"))
     }
 
@@ -98,7 +85,7 @@ impl Repo {
         );
         String::from_utf8(output.stderr)
             .expect("utf-8")
-            .replace(&self.path().display().to_string(), "<repo>")
+            .replace(&self.root().display().to_string(), "<repo>")
     }
 
     /// `flagramp schema KIND`, which must print exactly what the older `--output KIND` prints.
@@ -285,7 +272,7 @@ fn status_of_a_rollout_never_started() {
     assert_status_fields(&status);
     assert_conforms(&repo, "status", &status);
     insta::assert_json_snapshot!("status_never_started", status);
-    assert!(!repo.path().join(".flagramp").exists(), "status writes no state");
+    assert!(!repo.root().join(".flagramp").exists(), "status writes no state");
 }
 
 #[test]
@@ -377,14 +364,14 @@ fn plan_holds_when_a_command_check_prints_nan() {
 #[test]
 fn a_rollout_that_ends_in_error_exits_1() {
     let repo = Repo::new();
-    std::fs::remove_file(repo.path().join(FLAG_FILE)).expect("rm");
+    std::fs::remove_file(repo.root().join(FLAG_FILE)).expect("rm");
     let plan = repo.json(&["plan", "--output", "json"], T0900, 1);
     assert_decision_fields(&plan);
     assert_conforms(&repo, "decision", &plan);
     insta::assert_json_snapshot!("plan_error_missing_flag_file", plan);
     let run = repo.json(&["run", "--output", "json"], T0900, 1);
     assert_eq!(run[0]["decision"], "error");
-    assert!(!repo.path().join(FLAG_FILE).exists(), "nothing created the flag file");
+    assert!(!repo.root().join(FLAG_FILE).exists(), "nothing created the flag file");
 }
 
 #[test]
@@ -437,7 +424,7 @@ fn usage_errors_exit_2() {
             "flagramp {args:?}: stderr lacks `{expected}`:\n{stderr}"
         );
     }
-    assert!(!repo.path().join(".flagramp").exists(), "usage errors write no state");
+    assert!(!repo.root().join(".flagramp").exists(), "usage errors write no state");
     assert_eq!(repo.flag()["state"], "DISABLED");
     // Unknown command and unknown flag are clap's usage errors.
     repo.fails(&["frobnicate"], 2);

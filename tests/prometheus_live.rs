@@ -15,9 +15,9 @@
 //! Needs the services: run with `scripts/test`, or `eval "$(scripts/services start)"` and
 //! `cargo test --test tests prometheus_live -- --include-ignored`.
 
-use std::path::PathBuf;
 use std::time::{Duration as StdDuration, Instant};
 
+use crate::support::repo::{single_record, TempRepo};
 use crate::support::FLAGD_FILE;
 use assert_cmd::Command;
 use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
@@ -248,20 +248,17 @@ policy:
 }
 
 struct Repo {
-    dir: tempfile::TempDir,
+    repo: TempRepo,
     name: String,
 }
 
 impl Repo {
     fn new(rollout: &Rollout<'_>) -> Repo {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(dir.path().join(".github/rollouts")).unwrap();
-        std::fs::create_dir_all(dir.path().join("flags")).unwrap();
-        std::fs::write(dir.path().join("flags/flags.flagd.json"), FLAGD_FILE).unwrap();
         let repo = Repo {
-            dir,
+            repo: TempRepo::new(),
             name: rollout.name.to_string(),
         };
+        repo.repo.write("flags/flags.flagd.json", FLAGD_FILE);
         repo.write_spec(rollout);
         repo
     }
@@ -269,25 +266,13 @@ impl Repo {
     /// Writes (or rewrites: a spec edit between runs) the rollout's spec.
     fn write_spec(&self, rollout: &Rollout<'_>) {
         assert_eq!(rollout.name, self.name);
-        let path = self.dir.path().join(format!(".github/rollouts/{}.yml", rollout.name));
-        std::fs::write(path, rollout.spec()).unwrap();
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.path().join(".flagramp/state")
+        self.repo
+            .write(&format!(".github/rollouts/{}.yml", rollout.name), &rollout.spec());
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::cargo_bin("flagramp").expect("flagramp binary");
-        command
-            .current_dir(self.dir.path())
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_ACTOR")
-            .env_remove("FLAGRAMP_LOG")
-            .args(args)
-            .args(["--output", "json", "--state-dir"])
-            .arg(self.state_dir())
-            .timeout(StdDuration::from_secs(60));
+        let mut command = Command::from_std(self.repo.flagramp_json(args));
+        command.timeout(StdDuration::from_secs(60));
         command
     }
 
@@ -296,19 +281,7 @@ impl Repo {
         let now_text = rfc3339(now);
         let mut all = args.to_vec();
         all.extend(["--now", now_text.as_str()]);
-        let output = self.command(&all).output().expect("flagramp runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "flagramp {all:?} did not exit 0\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        let records: Value = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("flagramp {all:?} printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-        let records = records.as_array().unwrap_or_else(|| panic!("not an array: {records}"));
-        assert_eq!(records.len(), 1, "{records:#?}");
-        let record = records[0].clone();
+        let record = single_record(&self.command(&all).output().expect("flagramp runs"), &all);
         assert_eq!(record["rollout"], json!(self.name), "{record:#}");
         assert_eq!(record["flag"], json!(FLAG_KEY), "{record:#}");
         assert_eq!(
@@ -326,8 +299,7 @@ impl Repo {
     }
 
     fn flags(&self) -> Value {
-        let text = std::fs::read_to_string(self.dir.path().join("flags/flags.flagd.json")).unwrap();
-        serde_json::from_str(&text).expect("the flag file is JSON")
+        self.repo.read_json("flags/flags.flagd.json")
     }
 
     /// Asserts the flag's state and (when on) its split, and that nothing else in the file moved.

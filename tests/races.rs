@@ -3,12 +3,13 @@
 //! makes exactly one transition, no write to the shared file is lost, and every other byte of it
 //! survives. `FLAGRAMP_LONG=1` runs more trials.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use serde_json::{json, Value};
+
+use crate::support::repo::{flagramp_in, TempRepo};
 
 const FLAGS: &str = r#"{
   "flags": {
@@ -35,30 +36,23 @@ fn spec(name: &str) -> String {
     )
 }
 
-fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::create_dir_all(root.join(".github/rollouts")).unwrap();
-    std::fs::create_dir_all(root.join("flags")).unwrap();
+fn repo() -> TempRepo {
+    let repo = TempRepo::new();
     for name in ["a", "b"] {
-        std::fs::write(root.join(format!(".github/rollouts/{name}.yml")), spec(name)).unwrap();
+        repo.write(&format!(".github/rollouts/{name}.yml"), &spec(name));
     }
-    std::fs::write(root.join("flags/flags.flagd.json"), FLAGS).unwrap();
-    std::fs::write(root.join("ok.sh"), "#!/bin/sh\necho 1\n").unwrap();
-    std::fs::set_permissions(root.join("ok.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
+    repo.write("flags/flags.flagd.json", FLAGS);
+    repo.script("ok.sh", "echo 1");
+    repo
 }
 
 fn trial(root: &Path) {
     let mut children = Vec::new();
     for i in 0..RUNS_PER_ROLLOUT * 2 {
         let name = if i % 2 == 0 { "a" } else { "b" };
-        let child = Command::new(env!("CARGO_BIN_EXE_flagramp"))
-            .current_dir(root)
+        let child = flagramp_in(root)
             .args(["run", name, "--now", "2026-11-24T09:00:00Z", "--output", "json"])
             .args(["--state-dir", &format!("state-{name}")])
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_TEST_PAUSE_AT")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -110,7 +104,7 @@ fn ten_concurrent_runs_make_one_transition_per_rollout_and_lose_no_write() {
     let trials = trials();
     for _ in 0..trials {
         let dir = repo();
-        trial(dir.path());
+        trial(dir.root());
     }
     eprintln!(
         "concurrency (local state, shared flagd file): {trials} trials x {} runs in {:.1}s",

@@ -324,7 +324,7 @@ report:
   pull_request: auto               # auto: the PR that last changed this spec | a number | none
 "#;
 
-fn pct(text: &str) -> Percent {
+fn parsed(text: &str) -> Percent {
     Percent::parse_stage(text).expect("valid percent")
 }
 
@@ -353,9 +353,9 @@ fn design_example_parses_into_the_expected_values() {
     let stages: Vec<(Percent, u64)> = spec.stages.iter().map(|s| (s.percent, s.bake.as_secs())).collect();
     assert_eq!(
         stages,
-        vec![(pct("10"), 5400), (pct("50"), 3600), (pct("100"), 2 * 86_400)]
+        vec![(parsed("10"), 5400), (parsed("50"), 3600), (parsed("100"), 2 * 86_400)]
     );
-    assert_eq!(spec.stage_percents(), vec![pct("10"), pct("50"), pct("100")]);
+    assert_eq!(spec.stage_percents(), vec![parsed("10"), parsed("50"), parsed("100")]);
 
     assert_eq!(spec.sources.keys().collect::<Vec<_>>(), vec!["prom", "thanos"]);
     let SourceSpec::Prometheus(prom) = &spec.sources["prom"];
@@ -451,7 +451,10 @@ fn defaults_and_alternatives() {
         }
     );
     let stages: Vec<(Percent, u64)> = spec.stages.iter().map(|s| (s.percent, s.bake.as_secs())).collect();
-    assert_eq!(stages, vec![(pct("10"), 3600), (pct("50"), 3600), (pct("100"), 3600)]);
+    assert_eq!(
+        stages,
+        vec![(parsed("10"), 3600), (parsed("50"), 3600), (parsed("100"), 3600)]
+    );
     assert_eq!(spec.policy.failures_to_rollback, 1);
     assert_eq!(spec.policy.rollback, RollbackPolicy::Previous);
     assert_eq!(spec.policy.window, None);
@@ -471,7 +474,10 @@ fn defaults_and_alternatives() {
         assert!(diagnostics.is_empty(), "{}", render(&text, &diagnostics));
         let spec = spec.expect("valid");
         let stages: Vec<(Percent, u64)> = spec.stages.iter().map(|s| (s.percent, s.bake.as_secs())).collect();
-        assert_eq!(stages, vec![(pct("0.5"), 0), (pct("12.5"), 90), (pct("100"), 3600)]);
+        assert_eq!(
+            stages,
+            vec![(parsed("0.5"), 0), (parsed("12.5"), 90), (parsed("100"), 3600)]
+        );
         assert_eq!(spec.policy.failures_to_rollback, 3);
         assert_eq!(spec.policy.rollback, RollbackPolicy::Off);
         let window = spec.policy.window.expect("window");

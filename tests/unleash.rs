@@ -18,16 +18,15 @@ use flagramp::percent::Percent;
 
 use crate::support::pct;
 use flagramp::provider::unleash::{UnleashFlag, STRATEGY_TITLE};
-use flagramp::provider::{ChangeNote, FlagFiles, FlagProvider, ProviderError};
+use flagramp::provider::{ChangeNote, FlagProvider, ProviderError};
 use flagramp::record::{DecisionKind, DecisionRecord};
-use flagramp::runner::{Mode, Runner};
-use flagramp::secrets::Secrets;
-use flagramp::spec::{parse_spec, RolloutSpec};
-use flagramp::state::{FlagValue, LocalStateStore};
+use flagramp::state::FlagValue;
 
 use crate::conformance::unique;
 use crate::conformance::unleash::{value_of, Server, ENVIRONMENT, PROJECT};
+use crate::support::bench::{check_spec, Bench};
 use crate::support::openapi::OpenApi;
+use crate::support::repo::TempRepo;
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -225,41 +224,30 @@ async fn each_stage_reaches_sdks_through_patches_that_keep_stickiness_and_group(
 
 /// A temporary repository with one Unleash rollout, run with the real binary.
 struct BinaryRepo {
-    dir: tempfile::TempDir,
+    repo: TempRepo,
     token_env: String,
     token: String,
 }
 
 impl BinaryRepo {
     fn new(url: &str, key: &str, token: &str) -> BinaryRepo {
-        let dir = tempfile::tempdir().unwrap();
+        let repo = TempRepo::new();
         let token_env = unique("UNLEASH_TOKEN").replace('-', "_").to_uppercase();
         let spec = format!(
             "version: 1\nname: x\nflag:\n  provider: unleash\n  key: {key}\n  unleash: {{ url: \"{url}\", project: {PROJECT}, environment: {ENVIRONMENT}, token_env: {token_env} }}\nstages: [{{ percent: 10, bake: 0s }}, {{ percent: 50, bake: 0s }}, 100]\nchecks:\n  - {{ name: ok, command: [\"./ok.sh\"], pass: \"== 1\" }}\n"
         );
-        let rollouts = dir.path().join(".github/rollouts");
-        std::fs::create_dir_all(&rollouts).unwrap();
-        std::fs::write(rollouts.join("x.yml"), spec).unwrap();
-        let check = dir.path().join("ok.sh");
-        std::fs::write(&check, "#!/bin/sh\necho 1\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).unwrap();
+        repo.write(".github/rollouts/x.yml", &spec);
+        repo.script("ok.sh", "echo 1");
         BinaryRepo {
-            dir,
+            repo,
             token_env,
             token: token.into(),
         }
     }
 
     async fn run(&self, now: &str) -> Value {
-        let state_dir = self.dir.path().join("state");
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"));
-        cmd.current_dir(self.dir.path())
-            .args(["run", "--now", now, "--output", "json", "--state-dir"])
-            .arg(&state_dir)
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .env_remove("FLAGRAMP_ACTOR")
-            .env(&self.token_env, &self.token);
+        let mut cmd = self.repo.flagramp_json(&["run", "--now", now]);
+        cmd.env(&self.token_env, &self.token);
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
             .await
             .unwrap();
@@ -491,71 +479,25 @@ impl Respond for FakeUnleash {
     }
 }
 
-/// A runner over local state in a temporary repository whose check script counts its runs.
-struct Bench {
-    dir: tempfile::TempDir,
-    spec: RolloutSpec,
-}
-
 const TOKEN: &str = "*:*.fake-admin-token-for-wiremock";
 
-impl Bench {
-    fn new(url: &str, key: &str) -> Bench {
-        let dir = tempfile::tempdir().unwrap();
-        let token_env = unique("UNLEASH_FAKE_TOKEN").replace('-', "_").to_uppercase();
-        std::env::set_var(&token_env, TOKEN);
-        let text = format!(
-            "version: 1\nname: bench\nflag: {{ provider: unleash, key: {key}, unleash: {{ url: \"{url}\", project: {PROJECT}, environment: {ENVIRONMENT}, token_env: {token_env} }} }}\nstages: [{{ percent: 10, bake: 0s }}, {{ percent: 50, bake: 0s }}, 100]\nchecks:\n  - {{ name: ok, command: [\"./check.sh\"], pass: \"== 1\" }}\n"
-        );
-        let (spec, _, diags) = parse_spec(Path::new("bench.yml"), &text);
-        assert!(diags.is_empty(), "{diags:?}");
-        let check = dir.path().join("check.sh");
-        std::fs::write(&check, "#!/bin/sh\necho run >> checks.log\necho 1\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Bench {
-            dir,
-            spec: spec.unwrap(),
-        }
-    }
-
-    async fn run(&self, minute: i64) -> DecisionRecord {
-        let now = "2026-11-24T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()
-            + chrono::Duration::minutes(minute);
-        let runner = Runner {
-            store: Box::new(lock_state(&self.dir.path().join("state")).await),
-            repo_root: self.dir.path().to_path_buf(),
-            flag_files: FlagFiles::Local(self.dir.path().to_path_buf()),
-            now,
-            actor: "flagramp".into(),
-            secrets: Secrets::new(),
-            budget: None,
-        };
-        let record = runner.decide(&self.spec, &Mode::Run).await.record;
-        assert!(!record.reason.contains(TOKEN), "{}", record.reason);
-        record
-    }
-
-    fn checks_run(&self) -> usize {
-        std::fs::read_to_string(self.dir.path().join("checks.log"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    }
+/// A bench (local state, a check script that counts its runs) over an Unleash rollout of `key`
+/// at `url`, whose token is in a variable of its own.
+fn unleash_bench(url: &str, key: &str) -> Bench {
+    let token_env = unique("UNLEASH_FAKE_TOKEN").replace('-', "_").to_uppercase();
+    std::env::set_var(&token_env, TOKEN);
+    Bench::new(check_spec(
+        "bench",
+        &format!("{{ provider: unleash, key: {key}, unleash: {{ url: \"{url}\", project: {PROJECT}, environment: {ENVIRONMENT}, token_env: {token_env} }} }}"),
+        "[{ percent: 10, bake: 0s }, { percent: 50, bake: 0s }, 100]",
+    ))
 }
 
-/// Takes the state directory's lock, waiting briefly while it is held: a process another test
-/// thread is spawning holds a copy of the previous run's lock descriptor until its `exec`.
-async fn lock_state(dir: &Path) -> LocalStateStore {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match LocalStateStore::for_writing(dir, Duration::from_secs(10)) {
-            Ok(store) => return store,
-            Err(flagramp::state::StateError::Locked(_)) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+/// A scheduled run at `minute`, whose reason never names the token.
+async fn run(bench: &mut Bench, minute: i64) -> DecisionRecord {
+    let record = bench.run_at(minute).await;
+    assert!(!record.reason.contains(TOKEN), "{}", record.reason);
+    record
 }
 
 #[test]
@@ -653,8 +595,8 @@ async fn a_release_plan_is_refused_before_anything_is_written() {
         other => panic!("expected Refused, got {other:?}"),
     }
     // The runner turns it into an error decision: no checks, no write, no rollback.
-    let bench = Bench::new(&server.uri(), key);
-    let r = bench.run(0).await;
+    let mut bench = unleash_bench(&server.uri(), key);
+    let r = run(&mut bench, 0).await;
     assert_eq!(r.decision, DecisionKind::Error, "{}", r.reason);
     assert!(r.reason.contains("release plan"), "{}", r.reason);
     assert!(r.checks.is_empty());
@@ -681,8 +623,8 @@ async fn change_requests_are_refused_with_what_a_person_must_do() {
         .mount(&server)
         .await;
     forbid_writes(&server, Some(("POST", &strategies))).await;
-    let bench = Bench::new(&server.uri(), key);
-    let r = bench.run(0).await;
+    let mut bench = unleash_bench(&server.uri(), key);
+    let r = run(&mut bench, 0).await;
     assert_eq!(r.decision, DecisionKind::Error, "{}", r.reason);
     assert!(
         r.reason.contains(
@@ -699,8 +641,8 @@ async fn change_requests_are_refused_with_what_a_person_must_do() {
     let server = MockServer::start().await;
     let fake = FakeUnleash::new(key);
     fake.mount(&server).await;
-    let bench = Bench::new(&server.uri(), key);
-    assert_eq!(bench.run(0).await.decision, DecisionKind::Start);
+    let mut bench = unleash_bench(&server.uri(), key);
+    assert_eq!(run(&mut bench, 0).await.decision, DecisionKind::Start);
     assert_eq!(fake.value(), FlagValue::on(pct(10)));
     let writes_before = fake.writes().len();
     Mock::given(method("PATCH"))
@@ -709,7 +651,7 @@ async fn change_requests_are_refused_with_what_a_person_must_do() {
         .with_priority(1)
         .mount(&server)
         .await;
-    let r = bench.run(5).await;
+    let r = run(&mut bench, 5).await;
     assert_eq!(r.decision, DecisionKind::Error, "{}", r.reason);
     assert!(
         r.reason.contains("advance was decided but not carried out"),
@@ -733,14 +675,14 @@ async fn a_full_rollout_on_the_fake_sends_only_documented_requests_and_never_a_p
     let key = "new-checkout";
     let fake = FakeUnleash::new(key);
     fake.mount(&server).await;
-    let bench = Bench::new(&server.uri(), key);
-    assert_eq!(bench.run(0).await.decision, DecisionKind::Start);
-    assert_eq!(bench.run(1).await.decision, DecisionKind::Advance);
+    let mut bench = unleash_bench(&server.uri(), key);
+    assert_eq!(run(&mut bench, 0).await.decision, DecisionKind::Start);
+    assert_eq!(run(&mut bench, 1).await.decision, DecisionKind::Advance);
     assert_eq!(fake.value(), FlagValue::on(pct(50)));
-    std::fs::write(bench.dir.path().join("check.sh"), "#!/bin/sh\necho 0\n").unwrap();
-    assert_eq!(bench.run(2).await.decision, DecisionKind::Rollback);
+    std::fs::write(bench.root().join("check.sh"), "#!/bin/sh\necho 0\n").unwrap();
+    assert_eq!(run(&mut bench, 2).await.decision, DecisionKind::Rollback);
     assert_eq!(fake.value(), FlagValue::on(pct(10)));
-    assert_eq!(bench.run(3).await.decision, DecisionKind::Disable);
+    assert_eq!(run(&mut bench, 3).await.decision, DecisionKind::Disable);
     assert_eq!(fake.value(), FlagValue::OFF);
     let env = env_path(key);
     let id = fake.strategy()["id"].as_str().unwrap().to_string();
@@ -795,15 +737,15 @@ async fn read_failure(answer: ResponseTemplate, expect_in_reason: &[&str]) {
     let key = "new-checkout";
     let fake = FakeUnleash::new(key);
     fake.mount(&server).await;
-    let bench = Bench::new(&server.uri(), key);
-    assert_eq!(bench.run(0).await.decision, DecisionKind::Start);
+    let mut bench = unleash_bench(&server.uri(), key);
+    assert_eq!(run(&mut bench, 0).await.decision, DecisionKind::Start);
     let writes = fake.writes();
     Mock::given(method("GET"))
         .respond_with(answer)
         .with_priority(1)
         .mount(&server)
         .await;
-    let r = bench.run(5).await;
+    let r = run(&mut bench, 5).await;
     assert_eq!(r.decision, DecisionKind::Error, "{}", r.reason);
     for words in expect_in_reason {
         assert!(r.reason.contains(words), "{words:?} not in: {}", r.reason);
@@ -815,7 +757,7 @@ async fn read_failure(answer: ResponseTemplate, expect_in_reason: &[&str]) {
     // Once the server answers again, the rollout goes on from where it was: nothing rolled back.
     server.reset().await;
     fake.mount(&server).await;
-    let r = bench.run(10).await;
+    let r = run(&mut bench, 10).await;
     assert_eq!(r.decision, DecisionKind::Advance, "{}", r.reason);
     assert_eq!(fake.value(), FlagValue::on(pct(50)));
 }
@@ -883,8 +825,8 @@ async fn a_conflict_on_write_is_decided_again_and_ends_as_an_error_without_a_wri
         .with_priority(1)
         .mount(&server)
         .await;
-    let bench = Bench::new(&server.uri(), key);
-    let r = bench.run(0).await;
+    let mut bench = unleash_bench(&server.uri(), key);
+    let r = run(&mut bench, 0).await;
     assert_eq!(r.decision, DecisionKind::Error, "{}", r.reason);
     assert!(
         r.reason.contains("other runs kept changing this rollout"),
@@ -927,8 +869,8 @@ async fn a_rate_limited_read_waits_for_retry_after_then_goes_on() {
     let key = "new-checkout";
     let fake = FakeUnleash::new(key);
     fake.mount(&server).await;
-    let bench = Bench::new(&server.uri(), key);
-    assert_eq!(bench.run(0).await.decision, DecisionKind::Start);
+    let mut bench = unleash_bench(&server.uri(), key);
+    assert_eq!(run(&mut bench, 0).await.decision, DecisionKind::Start);
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
         .up_to_n_times(1)
@@ -937,7 +879,7 @@ async fn a_rate_limited_read_waits_for_retry_after_then_goes_on() {
         .mount(&server)
         .await;
     let started = Instant::now();
-    let r = bench.run(5).await;
+    let r = run(&mut bench, 5).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "waited as asked");
     assert_eq!(r.decision, DecisionKind::Advance, "{}", r.reason);
     assert_eq!(fake.value(), FlagValue::on(pct(50)));
@@ -949,7 +891,7 @@ async fn a_rate_limited_read_waits_for_retry_after_then_goes_on() {
         .with_priority(1)
         .mount(&server)
         .await;
-    let r = bench.run(10).await;
+    let r = run(&mut bench, 10).await;
     assert_eq!(r.decision, DecisionKind::Error, "{}", r.reason);
     assert!(r.reason.contains("HTTP 429 (rate limited)"), "{}", r.reason);
     assert_eq!(fake.value(), FlagValue::on(pct(50)));

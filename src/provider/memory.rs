@@ -196,11 +196,8 @@ impl FlagProvider for MemoryFlag {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::percent::pct;
     use crate::percent::Percent;
-
-    fn pct(p: u32) -> Percent {
-        Percent::from_millis(p * 1000).unwrap()
-    }
 
     #[tokio::test]
     async fn a_missing_flag_is_not_found() {

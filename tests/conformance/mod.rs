@@ -9,15 +9,11 @@ pub mod metric_source;
 pub mod state_store;
 pub mod unleash;
 
-use std::path::Path;
-
-use flagramp::provider::FlagFiles;
 use flagramp::record::{DecisionKind, DecisionRecord};
-use flagramp::runner::{Mode, Runner};
-use flagramp::secrets::Secrets;
-use flagramp::spec::{parse_spec, RolloutSpec};
-use flagramp::state::{FlagValue, LocalStateStore};
+use flagramp::spec::RolloutSpec;
+use flagramp::state::FlagValue;
 
+use crate::support::bench::{check_spec, Bench};
 use crate::support::pct;
 
 /// What the suite needs from a provider's test setup.
@@ -50,75 +46,12 @@ pub fn unique(prefix: &str) -> String {
 }
 
 fn spec(flag_block: &str, stages: &str) -> RolloutSpec {
-    let text = format!(
-        "version: 1\nname: conformance\nflag: {flag_block}\nstages: {stages}\nchecks:\n  - {{ name: ok, command: [\"./check.sh\"], pass: \"== 1\" }}\n"
-    );
-    let (spec, _, diags) = parse_spec(Path::new("conformance.yml"), &text);
-    assert!(diags.is_empty(), "{diags:?}\n{text}");
-    spec.unwrap()
+    check_spec("conformance", flag_block, stages)
 }
 
-/// A runner with local state in its own directory and a check script whose verdict the
-/// scenario controls.
-struct Bench {
-    dir: tempfile::TempDir,
-    files_root: Option<std::path::PathBuf>,
-    spec: RolloutSpec,
-    minutes: i64,
-}
-
-impl Bench {
-    fn new(h: &dyn Harness, spec: RolloutSpec) -> Bench {
-        let dir = tempfile::tempdir().unwrap();
-        let bench = Bench {
-            dir,
-            files_root: h.files_root(),
-            spec,
-            minutes: 0,
-        };
-        bench.healthy(true);
-        bench
-    }
-
-    fn healthy(&self, ok: bool) {
-        let path = self.dir.path().join("check.sh");
-        std::fs::write(&path, format!("#!/bin/sh\necho {}\n", u8::from(ok))).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    /// Takes the state lock. A child process forked by another test thread holds a copy of the
-    /// previous run's lock until it execs, so a busy lock is waited for, briefly.
-    async fn lock_state(&self) -> LocalStateStore {
-        let dir = self.dir.path().join("state");
-        for _ in 0..50 {
-            match LocalStateStore::for_writing(&dir, std::time::Duration::from_secs(10)) {
-                Ok(store) => return store,
-                Err(flagramp::state::StateError::Locked(_)) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("the state lock stayed busy for 5 s")
-    }
-
-    /// One scheduled run, `minutes` after the previous one.
-    async fn run_after(&mut self, minutes: i64) -> DecisionRecord {
-        self.minutes += minutes;
-        let now = "2026-11-24T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()
-            + chrono::Duration::minutes(self.minutes);
-        let runner = Runner {
-            store: Box::new(self.lock_state().await),
-            repo_root: self.dir.path().to_path_buf(),
-            flag_files: FlagFiles::Local(self.files_root.clone().unwrap_or_else(|| self.dir.path().to_path_buf())),
-            now,
-            actor: "flagramp".into(),
-            secrets: Secrets::new(),
-            budget: None,
-        };
-        runner.decide(&self.spec, &Mode::Run).await.record
-    }
+/// A bench over `spec` whose flag files are where the harness keeps them.
+fn bench(h: &dyn Harness, spec: RolloutSpec) -> Bench {
+    Bench::new(spec).with_files_root(h.files_root())
 }
 
 fn assert_decision(record: &DecisionRecord, kind: DecisionKind, context: &str) {
@@ -130,7 +63,7 @@ async fn fresh_flag(h: &dyn Harness, prefix: &str, stages: &str) -> (String, Ben
     let key = unique(prefix);
     let token_env = h.token(true).unwrap_or_default();
     h.create_flag(&key).await;
-    let bench = Bench::new(h, spec(&h.flag_block(&key, &token_env), stages));
+    let bench = bench(h, spec(&h.flag_block(&key, &token_env), stages));
     (key, bench)
 }
 
@@ -209,7 +142,7 @@ pub async fn drift_holds_and_never_overwrites(h: &dyn Harness) {
 pub async fn missing_flag_auth_failure_and_server_error_are_errors(h: &dyn Harness) {
     let key = unique("missing");
     let token_env = h.token(true).unwrap_or_default();
-    let mut b = Bench::new(h, spec(&h.flag_block(&key, &token_env), "[10, 50, 100]"));
+    let mut b = bench(h, spec(&h.flag_block(&key, &token_env), "[10, 50, 100]"));
     let r = b.run_after(0).await;
     assert_decision(&r, DecisionKind::Error, "missing flag");
     assert!(r.checks.is_empty(), "no check is queried");
@@ -218,7 +151,7 @@ pub async fn missing_flag_auth_failure_and_server_error_are_errors(h: &dyn Harne
         Some(bad) => {
             let key = unique("auth");
             h.create_flag(&key).await;
-            let mut b = Bench::new(h, spec(&h.flag_block(&key, &bad), "[10, 50, 100]"));
+            let mut b = bench(h, spec(&h.flag_block(&key, &bad), "[10, 50, 100]"));
             let r = b.run_after(0).await;
             assert_decision(&r, DecisionKind::Error, "refused credentials");
             assert!(r.checks.is_empty());
@@ -230,7 +163,7 @@ pub async fn missing_flag_auth_failure_and_server_error_are_errors(h: &dyn Harne
     let key = unique("broken");
     match h.failing_server_block(&key, &token_env).await {
         Some(block) => {
-            let mut b = Bench::new(h, spec(&block, "[10, 50, 100]"));
+            let mut b = bench(h, spec(&block, "[10, 50, 100]"));
             let r = b.run_after(0).await;
             assert_decision(&r, DecisionKind::Error, "server error");
             assert!(r.checks.is_empty());

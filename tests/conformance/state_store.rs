@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use flagramp::github::GitHub;
 use flagramp::percent::Percent;
 use flagramp::record::{DecisionKind, DecisionRecord};
@@ -15,6 +13,7 @@ use flagramp::state::{
     StateVersion, HISTORY_CAP, STATE_SIZE_CAP,
 };
 
+use crate::support::bench::at_minute as at;
 use crate::support::github::FakeGitHub;
 use crate::support::pct;
 
@@ -26,10 +25,6 @@ fn state(rollout: &str) -> RolloutState {
         &format!("{rollout}-flag"),
         vec![pct(10), pct(50), Percent::FULL],
     )
-}
-
-fn at(minutes: i64) -> DateTime<Utc> {
-    "2026-11-24T09:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::minutes(minutes)
 }
 
 /// A decision of about 20 KB, so a full history is far over [`STATE_SIZE_CAP`].

@@ -28,12 +28,13 @@ use flagramp::github::GitHub;
 use flagramp::provider::FlagFiles;
 use flagramp::record::DecisionKind;
 use flagramp::runner::{Decided, Mode, Runner};
-use flagramp::secrets::Secrets;
 use flagramp::spec::RolloutSpec;
 use flagramp::state::{GitHubStateStore, LocalStateStore, StateStore};
 
+use crate::support::bench::runner as support_runner;
 use crate::support::github::FakeGitHub;
 use crate::support::launchdarkly::{FakeLaunchDarkly, ENVIRONMENT, PROJECT, TOKEN_ENV};
+use crate::support::repo::TempRepo;
 use server::{Fault, FaultServer};
 
 /// When each rollout starts; the faulty run comes two hours later, past the first bake.
@@ -111,31 +112,25 @@ fn passing_check() -> &'static str {
 }
 
 /// A repository in a temporary directory: spec, flagd file and local state.
-struct Bench {
-    dir: tempfile::TempDir,
+struct Bench(TempRepo);
+
+impl std::ops::Deref for Bench {
+    type Target = TempRepo;
+
+    fn deref(&self) -> &TempRepo {
+        &self.0
+    }
 }
 
 impl Bench {
     fn new(flag_on: Option<u32>) -> Bench {
-        let bench = Bench {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        bench.write(FLAGS, flags_json(flag_on).as_bytes());
+        let bench = Bench(TempRepo::new());
+        bench.write(FLAGS, flags_json(flag_on));
         bench
     }
 
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, bytes: &[u8]) {
-        let path = self.root().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-
-    fn state_dir(&self) -> std::path::PathBuf {
-        self.root().join(".flagramp/state")
+    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
+        self.write_bytes(rel, bytes.as_ref());
     }
 
     fn runner(&self, now: DateTime<Utc>) -> Runner {
@@ -146,15 +141,7 @@ impl Bench {
     }
 
     fn runner_with(&self, now: DateTime<Utc>, store: Box<dyn StateStore>) -> Runner {
-        Runner {
-            store,
-            repo_root: self.root().to_path_buf(),
-            flag_files: FlagFiles::Local(self.root().to_path_buf()),
-            now,
-            actor: "flagramp".into(),
-            secrets: Secrets::new(),
-            budget: None,
-        }
+        support_runner(self.root(), self.root(), now, store)
     }
 
     fn flag_bytes(&self) -> Option<Vec<u8>> {
@@ -1129,14 +1116,7 @@ fn the_cli_and_the_action_take_a_time_budget() {
         spec_text(&flagd_block(), passing_check()).as_bytes(),
     );
     let before = snapshot(&bench);
-    let flagramp = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"))
-            .current_dir(bench.root())
-            .args(args)
-            .env_remove("FLAGRAMP_STATE_DIR")
-            .output()
-            .unwrap()
-    };
+    let flagramp = |args: &[&str]| bench.flagramp(args).output().unwrap();
     let spent = flagramp(&["--time-budget", "0s", "run", "--now", T0, "--output", "json"]);
     assert_eq!(spent.status.code(), Some(0), "{spent:?}");
     let records: Value = serde_json::from_slice(&spent.stdout).unwrap();

@@ -190,6 +190,7 @@ mod tests {
     use super::client::mentions_pending_change;
     use super::flag::render;
     use super::*;
+    use crate::percent::pct;
     use crate::percent::Percent;
     use serde_json::Value;
 
@@ -213,10 +214,6 @@ mod tests {
             "new-checkout",
             on_variation.map(str::to_string),
         )
-    }
-
-    fn pct(p: u32) -> Percent {
-        Percent::from_millis(p * 1000).unwrap()
     }
 
     #[test]

@@ -239,6 +239,7 @@ impl FlagProvider for UnleashFlag {
 mod tests {
     use super::client::change_requests_required;
     use super::*;
+    use crate::percent::pct;
 
     fn flag() -> UnleashFlag {
         UnleashFlag::new(
@@ -248,10 +249,6 @@ mod tests {
             "secret-token".into(),
             "k",
         )
-    }
-
-    fn pct(p: u32) -> Percent {
-        Percent::from_millis(p * 1000).unwrap()
     }
 
     fn env(enabled: bool, strategies: Value) -> Value {
