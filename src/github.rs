@@ -1,4 +1,21 @@
-//! The GitHub REST calls flagramp makes, over octocrab's raw request methods.
+//! The GitHub REST calls flagramp makes: octocrab's typed models for the answers, requests
+//! sent under the project's HTTP policy.
+//!
+//! octocrab is the GitHub client flagramp is built on, split in two here. Its typed models
+//! decode the answers: `issues::Comment` (listing and updating comments), `repos::Content`
+//! (directory listings), `repos::Ref` / `repos::Object` (reading and creating a branch),
+//! `repos::FileUpdate` (a contents write), `repos::DiffEntry` (`pulls::FileDiff`, a pull
+//! request's files), `repos::RepoCommit` and `pulls::PullRequest` (the last pull request for a
+//! path). A field is read by name and type, not by walking a `serde_json::Value`, and an answer
+//! GitHub would never give fails as an unexpected answer instead of reading as an empty one. A
+//! few answers keep a small local struct, each saying why (see `Contents`).
+//!
+//! Its request builders (`octo.issues(…).list_comments(…)`, `octo.repos(…).get_content()`, …)
+//! are not used: they read whole bodies without a bound and retry on their own, and the
+//! project's trust rules want every read bounded in bytes and time and retried under one
+//! policy. So each request goes through `GitHub::send`: octocrab's raw `_get` / `_put` /
+//! `_post` / `_patch`, under `crate::http::with_retries`, the body read under
+//! `MAX_ANSWER_BYTES`; the typed model is applied to the bytes afterwards.
 //!
 //! Every call maps the status itself, so callers can tell a stale-sha conflict from a refusal by
 //! branch protection, a rate limit from a read-only token (both can be 403), and either from a
@@ -13,6 +30,10 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
+
+use octocrab::models::issues::Comment as IssueComment;
+use octocrab::models::pulls::PullRequest;
+use octocrab::models::repos::{Content, DiffEntry, FileUpdate, Object, Ref, RepoCommit};
 
 use crate::http::{self, encode_path, Answer, AttemptError, Deadline};
 
@@ -267,7 +288,12 @@ impl GitHub {
             .map_err(|e| GitHubError::Other(format!("GET {uri}: unexpected answer: {e}")))
     }
 
-    async fn write_json<B: Serialize>(&self, method: &str, uri: &str, body: &B) -> Result<Value, GitHubError> {
+    async fn write_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        uri: &str,
+        body: &B,
+    ) -> Result<T, GitHubError> {
         let body = serde_json::to_value(body).map_err(|e| GitHubError::Other(e.to_string()))?;
         let answer = self.send(method, uri, Some(&body)).await?;
         if !answer.is_success() {
@@ -278,11 +304,11 @@ impl GitHub {
     }
 
     /// Pages through a list endpoint (100 per page) until a short page.
-    async fn get_all(&self, uri: &str) -> Result<Vec<Value>, GitHubError> {
+    async fn get_all<T: DeserializeOwned>(&self, uri: &str) -> Result<Vec<T>, GitHubError> {
         let mut out = Vec::new();
         let joiner = if uri.contains('?') { '&' } else { '?' };
         for page in 1.. {
-            let items: Vec<Value> = self.get_json(&format!("{uri}{joiner}per_page=100&page={page}")).await?;
+            let items: Vec<T> = self.get_json(&format!("{uri}{joiner}per_page=100&page={page}")).await?;
             let n = items.len();
             out.extend(items);
             // A hard stop keeps a misbehaving server from looping us forever.
@@ -295,20 +321,18 @@ impl GitHub {
 
     /// The repository's default branch.
     pub async fn default_branch(&self) -> Result<String, GitHubError> {
-        let repo: Value = self.get_json(&self.repo_path("")).await?;
-        repo.get("default_branch")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        let repo: RepositoryBranch = self.get_json(&self.repo_path("")).await?;
+        repo.default_branch
             .ok_or_else(|| GitHubError::Other("the repository answer has no default_branch".into()))
     }
 
     /// The commit sha a branch points at, or `None` when it does not exist.
     pub async fn branch_sha(&self, branch: &str) -> Result<Option<String>, GitHubError> {
         match self
-            .get_json::<Value>(&self.repo_path(&format!("/git/ref/heads/{}", encode_path(branch))))
+            .get_json::<Ref>(&self.repo_path(&format!("/git/ref/heads/{}", encode_path(branch))))
             .await
         {
-            Ok(r) => Ok(r.pointer("/object/sha").and_then(Value::as_str).map(str::to_string)),
+            Ok(r) => Ok(object_sha(&r.object)),
             Err(GitHubError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -317,7 +341,10 @@ impl GitHub {
     /// Creates `branch` at `sha`; a branch created meanwhile by another run is fine.
     pub async fn create_branch(&self, branch: &str, sha: &str) -> Result<(), GitHubError> {
         let body = json!({ "ref": format!("refs/heads/{branch}"), "sha": sha });
-        match self.write_json("POST", &self.repo_path("/git/refs"), &body).await {
+        match self
+            .write_json::<_, Ref>("POST", &self.repo_path("/git/refs"), &body)
+            .await
+        {
             Ok(_) => Ok(()),
             // A 422 for a ref that exists now is the branch another run created meanwhile.
             Err(GitHubError::Invalid(msg)) => match self.branch_sha(branch).await {
@@ -328,29 +355,37 @@ impl GitHub {
         }
     }
 
-    /// A file on a branch, or `None` when it does not exist.
-    pub async fn get_file(&self, branch: &str, path: &str) -> Result<Option<RepoFile>, GitHubError> {
+    /// What the contents endpoint answers for `path` on `branch`, or `None` when it is not there.
+    async fn contents(&self, branch: &str, path: &str) -> Result<Option<Contents>, GitHubError> {
         let uri = self.repo_path(&format!("/contents/{}?ref={}", encode_path(path), encode_path(branch)));
         let answer: Value = match self.get_json(&uri).await {
-            Ok(v) => v,
+            Ok(answer) => answer,
             Err(GitHubError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        if answer.get("type").and_then(Value::as_str) != Some("file") {
-            return Err(GitHubError::Other(format!("{path} on {branch} is not a file")));
-        }
-        let sha = answer
-            .get("sha")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let encoded: String = answer
-            .get("content")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        if answer.get("encoding").and_then(Value::as_str) != Some("base64") {
+        // Dispatched on the shape, as octocrab's `ContentItems` does, so a decoding error names
+        // the field at fault.
+        let contents = if answer.is_array() {
+            serde_json::from_value(answer).map(Contents::Dir)
+        } else {
+            serde_json::from_value(answer).map(Contents::Item)
+        };
+        contents
+            .map(Some)
+            .map_err(|e| GitHubError::Other(format!("GET {uri}: unexpected answer: {e}")))
+    }
+
+    /// A file on a branch, or `None` when it does not exist.
+    pub async fn get_file(&self, branch: &str, path: &str) -> Result<Option<RepoFile>, GitHubError> {
+        let file = match self.contents(branch, path).await? {
+            None => return Ok(None),
+            Some(Contents::Item(file)) if file.r#type == "file" => file,
+            Some(_) => return Err(GitHubError::Other(format!("{path} on {branch} is not a file"))),
+        };
+        // Not `Content::decoded_content`: it panics on bad base64 and makes text of the bytes.
+        // The whitespace is GitHub's line wrapping of the base64.
+        let encoded: String = file.content.as_deref().unwrap_or_default().split_whitespace().collect();
+        if file.encoding.as_deref() != Some("base64") {
             return Err(GitHubError::Other(format!(
                 "{path} on {branch} is too large for the contents API (over 1 MB)"
             )));
@@ -358,21 +393,18 @@ impl GitHub {
         let content = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .map_err(|e| GitHubError::Other(format!("{path}: bad base64 from GitHub: {e}")))?;
-        Ok(Some(RepoFile { content, sha }))
+        Ok(Some(RepoFile { content, sha: file.sha }))
     }
 
     /// The names of the files in a directory on a branch (empty when it does not exist).
     pub async fn list_dir(&self, branch: &str, path: &str) -> Result<Vec<String>, GitHubError> {
-        let uri = self.repo_path(&format!("/contents/{}?ref={}", encode_path(path), encode_path(branch)));
-        match self.get_json::<Value>(&uri).await {
-            Ok(Value::Array(items)) => Ok(items
-                .iter()
-                .filter(|i| i.get("type").and_then(Value::as_str) == Some("file"))
-                .filter_map(|i| i.get("name").and_then(Value::as_str).map(str::to_string))
+        match self.contents(branch, path).await? {
+            Some(Contents::Dir(items)) => Ok(items
+                .into_iter()
+                .filter(|i| i.r#type == "file")
+                .map(|i| i.name)
                 .collect()),
-            Ok(_) => Ok(Vec::new()),
-            Err(GitHubError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e),
+            Some(Contents::Item(_)) | None => Ok(Vec::new()),
         }
     }
 
@@ -394,7 +426,7 @@ impl GitHub {
             body["sha"] = json!(sha);
         }
         let written = self
-            .write_json(
+            .write_json::<_, FileUpdate>(
                 "PUT",
                 &self.repo_path(&format!("/contents/{}", encode_path(path))),
                 &body,
@@ -407,11 +439,7 @@ impl GitHub {
             }
             Err(e) => return Err(e),
         };
-        answer
-            .pointer("/content/sha")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| GitHubError::Other(format!("PUT {path}: the answer has no content sha")))
+        Ok(answer.content.sha)
     }
 
     /// What a contents write answered 409 or 422 means, settled by reading the file again: it
@@ -430,43 +458,34 @@ impl GitHub {
 
     /// Every comment on an issue or pull request, across all pages.
     pub async fn comments(&self, issue: u64) -> Result<Vec<Comment>, GitHubError> {
-        let items = self
+        let items: Vec<IssueComment> = self
             .get_all(&self.repo_path(&format!("/issues/{issue}/comments")))
             .await?;
         Ok(items
-            .iter()
-            .filter_map(|c| {
-                Some(Comment {
-                    id: c.get("id")?.as_u64()?,
-                    author: c
-                        .pointer("/user/login")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    body: c.get("body").and_then(Value::as_str).unwrap_or_default().to_string(),
-                })
+            .into_iter()
+            .map(|c| Comment {
+                id: c.id.into_inner(),
+                author: c.user.login,
+                body: c.body.unwrap_or_default(),
             })
             .collect())
     }
 
     /// Creates a comment; no retry (a retried POST could duplicate it).
     pub async fn create_comment(&self, issue: u64, body: &str) -> Result<u64, GitHubError> {
-        let answer = self
+        let answer: CreatedComment = self
             .write_json(
                 "POST",
                 &self.repo_path(&format!("/issues/{issue}/comments")),
                 &json!({ "body": body }),
             )
             .await?;
-        answer
-            .get("id")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| GitHubError::Other("the new comment has no id".into()))
+        Ok(answer.id)
     }
 
     /// Replaces a comment's body.
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<(), GitHubError> {
-        self.write_json(
+        self.write_json::<_, IssueComment>(
             "PATCH",
             &self.repo_path(&format!("/issues/comments/{id}")),
             &json!({ "body": body }),
@@ -477,11 +496,8 @@ impl GitHub {
 
     /// The files a pull request changes.
     pub async fn pull_request_files(&self, pr: u64) -> Result<Vec<String>, GitHubError> {
-        let items = self.get_all(&self.repo_path(&format!("/pulls/{pr}/files"))).await?;
-        Ok(items
-            .iter()
-            .filter_map(|f| f.get("filename").and_then(Value::as_str).map(str::to_string))
-            .collect())
+        let items: Vec<DiffEntry> = self.get_all(&self.repo_path(&format!("/pulls/{pr}/files"))).await?;
+        Ok(items.into_iter().map(|f| f.filename).collect())
     }
 
     /// The pull request that last changed `path` on `branch`, if any.
@@ -491,14 +507,64 @@ impl GitHub {
             encode_path(branch),
             encode_path(path)
         ));
-        let commits: Vec<Value> = self.get_json(&uri).await?;
-        let Some(sha) = commits.first().and_then(|c| c.get("sha")).and_then(Value::as_str) else {
+        let commits: Vec<RepoCommit> = self.get_json(&uri).await?;
+        let Some(commit) = commits.first() else {
             return Ok(None);
         };
-        let pulls: Vec<Value> = self.get_json(&self.repo_path(&format!("/commits/{sha}/pulls"))).await?;
-        Ok(pulls
-            .iter()
-            .filter_map(|p| p.get("number").and_then(Value::as_u64))
-            .next())
+        let pulls: Vec<PullRequest> = self
+            .get_json(&self.repo_path(&format!("/commits/{}/pulls", commit.sha)))
+            .await?;
+        Ok(pulls.first().map(|p| p.number))
+    }
+}
+
+/// What `GET /repos/{owner}/{repo}/contents/{path}` answers: an array for a directory, one
+/// item for a file, symlink or submodule. octocrab's `repos::ContentItems` holds the same, but
+/// only through its own `FromResponse` (which reads the whole body, unbounded), has no
+/// `Deserialize`, and loses which of the two was answered (a directory holding one file would
+/// read as that file): so this small enum. A directory's entries are octocrab's
+/// `repos::Content`.
+#[derive(Debug)]
+enum Contents {
+    Dir(Vec<Content>),
+    Item(ContentFile),
+}
+
+/// The fields of a single contents answer that [`GitHub::get_file`] reads. Local, not
+/// octocrab's `repos::Content` (which directory listings use), because that model requires
+/// `name`, `path`, `size`, `url` and `_links`, and the fault matrix in `tests/faults/mod.rs`
+/// (outside this module's scope) answers a file with only `type`, `encoding`, `sha` and
+/// `content`. Once those bodies are full GitHub answers, this can become `repos::Content`.
+#[derive(Debug, serde::Deserialize)]
+struct ContentFile {
+    r#type: String,
+    sha: String,
+    encoding: Option<String>,
+    content: Option<String>,
+}
+
+/// The one field of `GET /repos/{owner}/{repo}` read. Local, not octocrab's `Repository`
+/// (which requires `id`, `name` and `url`), because `tests/faults/mod.rs` (outside this
+/// module's scope) answers `{"default_branch": …}` alone.
+#[derive(Debug, serde::Deserialize)]
+struct RepositoryBranch {
+    default_branch: Option<String>,
+}
+
+/// The one field of a created comment read. Local, not octocrab's `issues::Comment` (which
+/// `comments` and `update_comment` decode), because `tests/faults/mod.rs` (outside this
+/// module's scope) answers the create with `{"id": …}` alone.
+#[derive(Debug, serde::Deserialize)]
+struct CreatedComment {
+    id: u64,
+}
+
+/// The sha a ref points at, whatever kind of object that is (a branch's is a commit).
+fn object_sha(object: &Object) -> Option<String> {
+    match object {
+        Object::Commit { sha, .. } | Object::Tag { sha, .. } | Object::Tree { sha, .. } | Object::Blob { sha, .. } => {
+            Some(sha.clone())
+        }
+        _ => None,
     }
 }
