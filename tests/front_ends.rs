@@ -3,7 +3,7 @@
 //! exception is `src/secrets.rs`, the door through which secrets (and the few variables a
 //! command check inherits) are read. A source scan keeps it that way.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What only a front end may do, as it appears in source.
 const FRONT_END_ONLY: &[(&str, &str)] = &[
@@ -25,16 +25,7 @@ const FRONT_END_ONLY: &[(&str, &str)] = &[
 /// Where the secrets module may read the environment, and nothing else.
 const SECRETS_MAY: &[&str] = &["env::var"];
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use crate::support::rust_files;
 
 /// The offences in one file's text: `(line, what, why)`. Comments are not code.
 fn offences(text: &str, allowed: &[&str]) -> Vec<(usize, &'static str, &'static str)> {

@@ -2,18 +2,9 @@
 //! anywhere in `src/` but the binary's front end (`src/cli/`), which may use `anyhow`. A source
 //! scan keeps it that way.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use crate::support::rust_files;
 
 /// The lines of `text` (comments left out) with a `Result<…, String>`: a `Result` whose last
 /// type argument is `String`, however nested its first one is (`Result<Vec<(u8, String)>, String>`).

@@ -157,3 +157,15 @@ pub fn prometheus_fixture(name: &str) -> String {
     .unwrap();
     text.trim_end().trim_end_matches(" HTTP 400").to_string()
 }
+
+/// Every `.rs` file below `dir`, for the source scans (tests/front_ends.rs, tests/typed_errors.rs).
+pub fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
