@@ -2,34 +2,50 @@
 
 use std::path::{Path, PathBuf};
 
-/// Splits the input into entries.
+/// Splits the input into entries at newlines and at commas outside braces, so that a glob's
+/// `{a,b}` stays one entry.
 pub fn entries(input: &str) -> Vec<String> {
-    input
-        .split([',', '\n'])
-        .map(str::trim)
+    let mut out = Vec::new();
+    let (mut depth, mut current) = (0usize, String::new());
+    for c in input.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if c == '\n' || (c == ',' && depth == 0) {
+            out.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
+        }
+    }
+    out.push(current);
+    out.into_iter()
+        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
         .collect()
 }
 
 fn is_glob(entry: &str) -> bool {
-    entry.contains(['*', '?', '['])
+    entry.contains(['*', '?', '[', '{'])
 }
 
-/// Whether `path` (with `/` separators) matches `pattern`: `*` and `?` stay within a path
-/// segment, `**` spans segments.
+/// The matcher for one glob, by globset: `*`, `?` and `[..]` stay within a path segment, `**`
+/// spans segments, `{a,b}` is either.
+fn matcher(pattern: &str) -> Result<globset::GlobMatcher, GlobError> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|glob| glob.compile_matcher())
+        .map_err(|source| GlobError::Invalid {
+            pattern: pattern.to_string(),
+            source,
+        })
+}
+
+/// Whether `path` (with `/` separators) matches `pattern`; an invalid pattern matches nothing.
 pub fn matches(pattern: &str, path: &str) -> bool {
-    fn go(p: &[u8], s: &[u8]) -> bool {
-        match p {
-            [] => s.is_empty(),
-            [b'*', b'*', b'/', rest @ ..] => go(rest, s) || (!s.is_empty() && go(p, &s[1..])),
-            [b'*', b'*', rest @ ..] => go(rest, s) || (!s.is_empty() && go(p, &s[1..])),
-            [b'*', rest @ ..] => go(rest, s) || (!s.is_empty() && s[0] != b'/' && go(p, &s[1..])),
-            [b'?', rest @ ..] => !s.is_empty() && s[0] != b'/' && go(rest, &s[1..]),
-            [c, rest @ ..] => !s.is_empty() && s[0] == *c && go(rest, &s[1..]),
-        }
-    }
-    go(pattern.as_bytes(), path.as_bytes())
+    matcher(pattern).is_ok_and(|m| m.is_match(path))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -54,6 +70,15 @@ pub enum GlobError {
     /// A glob that matches no file.
     #[error("the specs glob `{0}` matches no file")]
     NoMatch(String),
+    /// Not a glob globset can read (an unclosed `[` or `{`, say).
+    #[error("the specs glob `{pattern}` is not a glob: {source}")]
+    Invalid {
+        /// The entry.
+        pattern: String,
+        /// What globset says.
+        #[source]
+        source: globset::Error,
+    },
 }
 
 /// Resolves entries against the repository root (the working directory): plain entries pass
@@ -65,6 +90,7 @@ pub fn resolve(input: &str) -> Result<Vec<PathBuf>, GlobError> {
             out.push(PathBuf::from(entry));
             continue;
         }
+        let glob = matcher(&entry)?;
         let literal: Vec<&str> = entry.split('/').take_while(|part| !is_glob(part)).collect();
         let base = if literal.is_empty() {
             PathBuf::from(".")
@@ -77,7 +103,7 @@ pub fn resolve(input: &str) -> Result<Vec<PathBuf>, GlobError> {
             .into_iter()
             .filter_map(|f| {
                 let rel = f.strip_prefix("./").unwrap_or(&f).to_string_lossy().replace('\\', "/");
-                matches(&entry, &rel).then(|| PathBuf::from(rel))
+                glob.is_match(&rel).then(|| PathBuf::from(rel))
             })
             .collect();
         if matched.is_empty() {
@@ -104,5 +130,31 @@ mod tests {
             entries(" a.yml,\n b/ ,,c/**/*.yml\n"),
             vec!["a.yml", "b/", "c/**/*.yml"]
         );
+    }
+
+    #[test]
+    fn classes_and_alternatives_are_globs() {
+        assert!(matches("rollouts/[ab].yml", "rollouts/a.yml"));
+        assert!(!matches("rollouts/[ab].yml", "rollouts/c.yml"));
+        assert!(matches("rollouts/{checkout,search}.yml", "rollouts/search.yml"));
+        assert!(!matches("rollouts/{checkout,search}.yml", "rollouts/other.yml"));
+        assert_eq!(
+            entries("rollouts/{checkout,search}.yml, other.yml"),
+            vec!["rollouts/{checkout,search}.yml", "other.yml"]
+        );
+        assert!(matches!(resolve("rollouts/[ab.yml"), Err(GlobError::Invalid { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_directory_loop_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rollouts");
+        std::fs::create_dir_all(root.join("team")).unwrap();
+        std::fs::write(root.join("team/a.yml"), "").unwrap();
+        std::os::unix::fs::symlink(&root, root.join("team/loop")).unwrap();
+        let pattern = format!("{}/**/*.yml", root.display());
+        let found = resolve(&pattern).expect("the walk ends");
+        assert_eq!(found, vec![root.join("team/a.yml")]);
     }
 }
