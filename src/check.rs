@@ -35,13 +35,15 @@ impl Comparison {
     }
 }
 
-/// A check's `pass` condition, such as `>= 0.95`.
+/// A check's `pass` condition, such as `>= 0.95`, or `<= control * 1.1` against a control query.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Condition {
     /// How the value is compared.
     pub comparison: Comparison,
-    /// What it is compared with.
+    /// What it is compared with; with a control, the constant added to the scaled control value.
     pub threshold: f64,
+    /// `Some(factor)`: the value is compared with `factor × control + threshold`.
+    pub control_factor: Option<f64>,
 }
 
 /// Why a text is not a pass condition.
@@ -58,10 +60,15 @@ pub enum ConditionError {
         /// The part that should be a number.
         number: String,
     },
+    /// A comparison with `control` that is not `control`, `control * k`, `control + c` or
+    /// `control * k + c`.
+    #[error("`{0}` is not a condition: compare with `control`, `control * 1.1`, `control + 5` or `control * 1.1 + 5`")]
+    BadControl(String),
 }
 
 impl Condition {
-    /// Parses `(<|<=|>|>=|==|!=) number`.
+    /// Parses `(<|<=|>|>=|==|!=) number`, or the same comparison with
+    /// `control [* factor] [(+|-) number]`.
     pub fn parse(text: &str) -> Result<Condition, ConditionError> {
         let trimmed = text.trim();
         let (comparison, rest) = [
@@ -75,48 +82,135 @@ impl Condition {
         .into_iter()
         .find_map(|(sym, cmp)| trimmed.strip_prefix(sym).map(|rest| (cmp, rest)))
         .ok_or_else(|| ConditionError::NoComparison(trimmed.to_string()))?;
-        let number = rest.trim();
-        let threshold: f64 =
-            number
-                .parse()
-                .ok()
-                .filter(|n: &f64| n.is_finite())
-                .ok_or_else(|| ConditionError::NotFinite {
-                    text: trimmed.to_string(),
-                    number: number.to_string(),
-                })?;
-        Ok(Condition { comparison, threshold })
+        let rest = rest.trim();
+        if let Some(after) = rest.strip_prefix("control") {
+            return Condition::parse_control(comparison, after, trimmed);
+        }
+        Ok(Condition {
+            comparison,
+            threshold: finite(rest, trimmed)?,
+            control_factor: None,
+        })
     }
 
-    /// Whether `value` satisfies the condition.
-    pub fn holds(&self, value: f64) -> bool {
-        let t = self.threshold;
-        match self.comparison {
-            Comparison::Less => value < t,
-            Comparison::LessOrEqual => value <= t,
-            Comparison::Greater => value > t,
-            Comparison::GreaterOrEqual => value >= t,
-            Comparison::Equal => value == t,
-            Comparison::NotEqual => value != t,
+    fn parse_control(comparison: Comparison, after: &str, text: &str) -> Result<Condition, ConditionError> {
+        let bad = || ConditionError::BadControl(text.to_string());
+        let mut rest = after.trim_start();
+        if !after.is_empty() && rest.len() == after.len() {
+            // `controls`, `control1`: not the word `control`.
+            return Err(bad());
+        }
+        let mut factor = 1.0;
+        if let Some(f) = rest.strip_prefix('*') {
+            let f = f.trim_start();
+            let end = f.find(['+', '-']).filter(|&i| i > 0).unwrap_or(f.len());
+            factor = finite(f[..end].trim(), text)?;
+            rest = &f[end..];
+        }
+        let rest = rest.trim();
+        let threshold = if rest.is_empty() {
+            0.0
+        } else if let Some(n) = rest.strip_prefix('+') {
+            finite(n.trim(), text)?
+        } else if let Some(n) = rest.strip_prefix('-') {
+            -finite(n.trim(), text)?
+        } else {
+            return Err(bad());
+        };
+        Ok(Condition {
+            comparison,
+            threshold,
+            control_factor: Some(factor),
+        })
+    }
+
+    /// What the value is compared with: the threshold, or `factor × control + threshold`.
+    /// `None` when the condition needs a control value and has none.
+    pub fn bound(&self, control: Option<f64>) -> Option<f64> {
+        match self.control_factor {
+            None => Some(self.threshold),
+            Some(factor) => control.map(|c| factor * c + self.threshold),
         }
     }
 
-    /// How `value` really relates to the threshold, for a failure reason: `0.8 < 0.95`.
-    pub fn describe_actual(&self, value: f64) -> String {
-        let relation = if value < self.threshold {
+    /// Whether `value` satisfies the condition against `bound` (see [`Condition::bound`]).
+    pub fn holds_against(&self, value: f64, bound: f64) -> bool {
+        match self.comparison {
+            Comparison::Less => value < bound,
+            Comparison::LessOrEqual => value <= bound,
+            Comparison::Greater => value > bound,
+            Comparison::GreaterOrEqual => value >= bound,
+            Comparison::Equal => value == bound,
+            Comparison::NotEqual => value != bound,
+        }
+    }
+
+    /// Whether `value` satisfies a condition without a control.
+    pub fn holds(&self, value: f64) -> bool {
+        self.holds_against(value, self.threshold)
+    }
+
+    /// How `value` really relates to what it was compared with, for a reason: `0.8 < 0.95`, or
+    /// `312 > 1.1 × control 270 = 297`.
+    pub fn describe_actual(&self, value: f64, control: Option<f64>) -> String {
+        let bound = self.bound(control).unwrap_or(self.threshold);
+        let relation = if value < bound {
             "<"
-        } else if value > self.threshold {
+        } else if value > bound {
             ">"
         } else {
             "=="
         };
-        format!("{} {relation} {}", sig4(value), sig4(self.threshold))
+        let against = match (self.control_factor, control) {
+            (Some(factor), Some(c)) => {
+                let scaled = if factor == 1.0 {
+                    format!("control {}", sig4(c))
+                } else {
+                    format!("{} × control {}", sig4(factor), sig4(c))
+                };
+                let offset = match self.threshold {
+                    t if t > 0.0 => format!(" + {}", sig4(t)),
+                    t if t < 0.0 => format!(" - {}", sig4(-t)),
+                    _ => String::new(),
+                };
+                if factor == 1.0 && offset.is_empty() {
+                    scaled
+                } else {
+                    format!("{scaled}{offset} = {}", sig4(bound))
+                }
+            }
+            _ => sig4(bound),
+        };
+        format!("{} {relation} {against}", sig4(value))
     }
+}
+
+/// `number` as a finite number, or the error naming it in `text`.
+fn finite(number: &str, text: &str) -> Result<f64, ConditionError> {
+    number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| ConditionError::NotFinite {
+            text: text.to_string(),
+            number: number.to_string(),
+        })
 }
 
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.comparison.symbol(), sig4(self.threshold))
+        let Some(factor) = self.control_factor else {
+            return write!(f, "{} {}", self.comparison.symbol(), sig4(self.threshold));
+        };
+        write!(f, "{} control", self.comparison.symbol())?;
+        if factor != 1.0 {
+            write!(f, " * {}", sig4(factor))?;
+        }
+        match self.threshold {
+            t if t > 0.0 => write!(f, " + {}", sig4(t)),
+            t if t < 0.0 => write!(f, " - {}", sig4(-t)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -175,6 +269,18 @@ pub enum Measurement {
     Error(String),
 }
 
+/// What was measured for one check: its query's answer, its control query's answer (for a check
+/// compared with one), and the time they are for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// The check's own query or command.
+    pub measurement: Measurement,
+    /// The control query's answer, for a check that has one.
+    pub control: Option<Measurement>,
+    /// The time the values are for (the decision time minus the source's lag).
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 impl Measurement {
     /// Turns raw text (`"NaN"`, `"+Inf"`, `"0.99"`) into a measurement, as Prometheus encodes values.
     pub fn from_number_text(text: &str) -> Measurement {
@@ -215,8 +321,44 @@ mod tests {
     fn describes_the_failed_comparison() {
         let cond = Condition::parse(">= 0.95").unwrap();
         assert!(!cond.holds(0.7999999999999999));
-        assert_eq!(cond.describe_actual(0.7999999999999999), "0.8 < 0.95");
+        assert_eq!(cond.describe_actual(0.7999999999999999, None), "0.8 < 0.95");
         assert_eq!(cond.to_string(), ">= 0.95");
+    }
+
+    #[test]
+    fn compares_with_a_control() {
+        let cond = Condition::parse("<= control * 1.1").unwrap();
+        assert_eq!(cond.control_factor, Some(1.1));
+        assert_eq!(cond.to_string(), "<= control * 1.1");
+        assert_eq!(cond.bound(Some(270.0)), Some(297.0));
+        assert_eq!(cond.bound(None), None);
+        assert!(!cond.holds_against(312.0, 297.0));
+        assert_eq!(
+            cond.describe_actual(312.0, Some(270.0)),
+            "312 > 1.1 × control 270 = 297"
+        );
+        let plus = Condition::parse("< control + 0.5").unwrap();
+        assert_eq!((plus.control_factor, plus.threshold), (Some(1.0), 0.5));
+        assert_eq!(plus.describe_actual(3.0, Some(2.0)), "3 > control 2 + 0.5 = 2.5");
+        let minus = Condition::parse(">= control - 2").unwrap();
+        assert_eq!(minus.bound(Some(10.0)), Some(8.0));
+        assert_eq!(minus.to_string(), ">= control - 2");
+        let both = Condition::parse("<= control * 2 + 1").unwrap();
+        assert_eq!(both.bound(Some(3.0)), Some(7.0));
+        assert_eq!(both.to_string(), "<= control * 2 + 1");
+        let bare = Condition::parse("<= control").unwrap();
+        assert_eq!(bare.describe_actual(5.0, Some(4.0)), "5 > control 4");
+        assert_eq!(bare.to_string(), "<= control");
+        for bad in [
+            "<= controls",
+            "<= control *",
+            "<= control * x",
+            "<= control / 2",
+            "<= control 5",
+            "<= control * inf",
+        ] {
+            assert!(Condition::parse(bad).is_err(), "{bad} should be rejected");
+        }
     }
 
     #[test]

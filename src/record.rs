@@ -147,6 +147,22 @@ pub struct CheckRecord {
     /// Why there is no value, or what failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The time the value is for: the decision time minus the source's lag, so that only
+    /// closed windows are judged. `null` in records written before it was kept.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+    /// `false` for a shadow check: recorded and reported, never a reason to hold, block or
+    /// roll back.
+    #[serde(default = "gates")]
+    pub gate: bool,
+    /// The control query's value, for a check compared with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_value: Option<f64>,
+}
+
+/// Records written before shadow checks existed only had gating checks.
+fn gates() -> bool {
+    true
 }
 
 /// The actor of automatic runs (`run`, `plan`, `status`); manual commands record the person.

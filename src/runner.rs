@@ -9,15 +9,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 
-use crate::check::Measurement;
+use crate::check::{Measured, Measurement};
 use crate::engine::{self, Input, ManualOp, Step};
 use crate::http::{Credentials, Deadline};
-use crate::metrics::{CommandSource, MeasureRequest, MetricSource, PrometheusSource};
+use crate::metrics::{CommandSource, DatadogSource, JsonSource, MeasureRequest, MetricSource, PrometheusSource};
 use crate::percent::Percent;
 use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use crate::record::{CheckRecord, DecisionRecord, Status};
 use crate::secrets::{SecretError, Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
-use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceSpec};
+use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceProvider};
 use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
 
 /// How many times a rollout is decided again after losing a compare-and-swap race.
@@ -431,47 +431,86 @@ impl Runner {
         Ok(())
     }
 
-    /// Queries every check, concurrently, each within its own timeout.
+    /// Queries every check (and its control query), concurrently, each within its own timeout.
+    /// Each query is evaluated at the decision time minus its source's lag, so that only closed
+    /// windows are judged (docs/rules.md §2).
     pub async fn measure(&self, spec: &RolloutSpec, percent: Percent) -> Vec<CheckRecord> {
         let sources = self.sources(spec);
         let withheld = self.secrets.withheld(&spec.name);
         let commands = CommandSource::new(&self.repo_root, self.secrets.clone(), withheld.is_none());
-        let measurements = futures::future::join_all(spec.checks.iter().map(|check| {
+        let measured = futures::future::join_all(spec.checks.iter().map(|check| {
             let sources = &sources;
             let withheld = &withheld;
             let commands = &commands;
             async move {
-                let request = MeasureRequest {
-                    probe: &check.probe,
-                    at: self.now,
+                let lag = check
+                    .probe
+                    .source()
+                    .and_then(|name| spec.sources.get(name))
+                    .map(|s| s.lag.as_secs())
+                    .unwrap_or(0);
+                let at = self.now - chrono::Duration::seconds(i64::try_from(lag).unwrap_or(i64::MAX / 1000));
+                let request = |probe| MeasureRequest {
+                    probe,
+                    at,
+                    window: check.window.map(|w| w.to_std()),
                     timeout: check.timeout.to_std(),
                     rollout: &spec.name,
                     percent,
                 };
-                match &check.probe {
-                    Probe::Command { .. } => commands.measure(&request).await,
-                    Probe::Query { source, .. } if withheld.as_ref().is_some_and(|w| w.sources.contains(source)) => {
-                        Measurement::Error(WITHHELD_SOURCE.into())
+                let ask = |request| Runner::ask(request, sources, withheld.as_ref(), commands);
+                let control_probe = match (&check.probe, &check.control) {
+                    (Probe::Query { source, .. }, Some(control)) => Some(Probe::Query {
+                        source: source.clone(),
+                        query: control.clone(),
+                    }),
+                    _ => None,
+                };
+                let (measurement, control) = match &control_probe {
+                    Some(probe) => {
+                        let (own, control) = (request(&check.probe), request(probe));
+                        let (m, c) = futures::join!(ask(&own), ask(&control));
+                        (m, Some(c))
                     }
-                    Probe::Query { source, .. } => match sources.get(source) {
-                        Some(Ok(s)) => s.measure(&request).await,
-                        Some(Err(why)) => Measurement::Error(format!("source `{source}`: {why}")),
-                        None => Measurement::Error(format!("source `{source}` is not declared")),
-                    },
+                    None => (ask(&request(&check.probe)).await, None),
+                };
+                Measured {
+                    measurement: self.admit(measurement),
+                    control: control.map(|c| self.admit(c)),
+                    at,
                 }
             }
         }))
         .await;
-        // Answers, errors and command output enter the record here: redacted and capped first.
-        let measurements: Vec<Measurement> = measurements
-            .into_iter()
-            .map(|m| match m {
-                Measurement::Value(v) => Measurement::Value(v),
-                Measurement::NoData(why) => Measurement::NoData(self.secrets.admit(&why)),
-                Measurement::Error(why) => Measurement::Error(self.secrets.admit(&why)),
-            })
-            .collect();
-        engine::check_records(&spec.checks, &measurements)
+        engine::check_records(&spec.checks, &measured)
+    }
+
+    async fn ask(
+        request: &MeasureRequest<'_>,
+        sources: &BTreeMap<String, Result<Arc<dyn MetricSource>, SecretError>>,
+        withheld: Option<&crate::secrets::Withheld>,
+        commands: &CommandSource,
+    ) -> Measurement {
+        match request.probe {
+            Probe::Command { .. } => commands.measure(request).await,
+            Probe::Query { source, .. } if withheld.is_some_and(|w| w.sources.contains(source)) => {
+                Measurement::Error(WITHHELD_SOURCE.into())
+            }
+            Probe::Query { source, .. } => match sources.get(source) {
+                Some(Ok(s)) => s.measure(request).await,
+                Some(Err(why)) => Measurement::Error(format!("source `{source}`: {why}")),
+                None => Measurement::Error(format!("source `{source}` is not declared")),
+            },
+        }
+    }
+
+    /// Answers, errors and command output enter the record here: redacted and capped first.
+    fn admit(&self, measurement: Measurement) -> Measurement {
+        match measurement {
+            Measurement::Value(v) => Measurement::Value(v),
+            Measurement::NoData(why) => Measurement::NoData(self.secrets.admit(&why)),
+            Measurement::Error(why) => Measurement::Error(self.secrets.admit(&why)),
+        }
     }
 
     fn sources(&self, spec: &RolloutSpec) -> BTreeMap<String, Result<Arc<dyn MetricSource>, SecretError>> {
@@ -481,16 +520,28 @@ impl Runner {
             // A source a pull request changed is never built: its secrets are not even read.
             .filter(|(name, _)| !withheld.sources.contains(*name))
             .map(|(name, source)| {
-                let built = match source {
-                    SourceSpec::Prometheus(http) => self.credentials(&http.auth, &http.headers).map(|credentials| {
-                        Arc::new(PrometheusSource::new(
-                            name,
-                            &http.url,
-                            credentials,
-                            http.timeout.map(|t| t.to_std()),
-                        )) as Arc<dyn MetricSource>
-                    }),
-                };
+                let http = &source.http;
+                let timeout = http.timeout.map(|t| t.to_std());
+                let built =
+                    self.credentials(&http.auth, &http.headers)
+                        .map(|credentials| match &source.provider {
+                            SourceProvider::Prometheus => {
+                                Arc::new(PrometheusSource::new(name, &http.url, credentials, timeout))
+                                    as Arc<dyn MetricSource>
+                            }
+                            SourceProvider::Datadog {
+                                api_key_env,
+                                app_key_env,
+                            } => Arc::new(DatadogSource::new(
+                                name,
+                                &http.url,
+                                credentials,
+                                timeout,
+                                [api_key_env.as_str(), app_key_env.as_str()],
+                            )) as Arc<dyn MetricSource>,
+                            SourceProvider::Http => Arc::new(JsonSource::new(name, &http.url, credentials, timeout))
+                                as Arc<dyn MetricSource>,
+                        });
                 (name.clone(), built)
             })
             .collect()

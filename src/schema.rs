@@ -17,7 +17,7 @@ pub enum SchemaKind {
 }
 
 /// Fields left out of the JSON when empty; every other field is always present, `null` or not.
-const OMITTED_WHEN_EMPTY: &[&str] = &["detail", "flag_error", "refused"];
+const OMITTED_WHEN_EMPTY: &[&str] = &["detail", "flag_error", "refused", "control_value"];
 
 /// The schema as pretty JSON.
 pub fn render(kind: SchemaKind) -> String {

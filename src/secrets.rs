@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
-use crate::spec::{Auth, HeaderValue, Probe, ProviderSpec, RolloutSpec, SourceSpec};
+use crate::spec::{Auth, HeaderValue, Probe, ProviderSpec, RolloutSpec};
 
 /// How long a text from outside may be in a record (bytes).
 pub const OUTSIDE_TEXT_LIMIT: usize = 2048;
@@ -231,7 +231,7 @@ impl Secrets {
             ProviderSpec::Flagd { .. } => {}
         }
         for source in spec.sources.values() {
-            let SourceSpec::Prometheus(http) = source;
+            let http = &source.http;
             match &http.auth {
                 Auth::None => {}
                 Auth::Bearer { token_env } => {

@@ -10,7 +10,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::support::repo::TempRepo;
 
 const NOW: &str = "2026-11-24T09:00:00Z";
-const NOW_EPOCH: &str = "1795510800.000";
+/// One minute (the default `lag`) before `NOW`: queries judge closed windows only.
+const QUERY_EPOCH: &str = "1795510740.000";
 
 struct Repo(TempRepo);
 
@@ -203,13 +204,13 @@ fn vector(value: &str) -> ResponseTemplate {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_queries_at_the_decision_time_with_bearer_auth_and_never_prints_the_token() {
+async fn prometheus_queries_one_lag_before_the_decision_time_with_bearer_auth_and_never_prints_the_token() {
     let server = MockServer::start().await;
     let token = "s3cret-token-value";
     Mock::given(method("GET"))
         .and(path("/api/v1/query"))
         .and(query_param("query", "sum(rate(ok[5m])) / sum(rate(all[5m]))"))
-        .and(query_param("time", NOW_EPOCH))
+        .and(query_param("time", QUERY_EPOCH))
         .and(header("authorization", format!("Bearer {token}").as_str()))
         .respond_with(vector("0.99"))
         .expect(1)

@@ -40,7 +40,7 @@ fn on(p: u32) -> FlagValue {
 }
 
 fn checks(spec: &RolloutSpec, values: &[Measurement]) -> Vec<CheckRecord> {
-    engine::check_records(&spec.checks, values)
+    engine::check_records(&spec.checks, &crate::support::measured(values))
 }
 
 fn healthy(spec: &RolloutSpec) -> Vec<CheckRecord> {

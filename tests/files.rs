@@ -400,7 +400,10 @@ fn a_failure_counter_at_its_maximum_does_not_wrap() {
         now: "2026-11-24T09:00:00Z".parse().unwrap(),
         actor: "flagramp",
     };
-    let checks = flagramp::engine::check_records(&spec.checks, &[flagramp::check::Measurement::Value(0.0)]);
+    let checks = flagramp::engine::check_records(
+        &spec.checks,
+        &crate::support::measured(&[flagramp::check::Measurement::Value(0.0)]),
+    );
     let flagramp::engine::Step::Decided(e) = flagramp::engine::evaluate(input, Some(&checks)) else {
         panic!("decided with checks")
     };

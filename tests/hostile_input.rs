@@ -94,7 +94,7 @@ fn assert_promises(spec: &RolloutSpec) {
     }
     for (name, source) in &spec.sources {
         assert!(is_name(name), "source name {name:?}");
-        let flagramp::spec::SourceSpec::Prometheus(http) = source;
+        let http = &source.http;
         assert!(http.timeout.is_none_or(|t| t <= SpecDuration::MAX));
         let url = url::Url::parse(&http.url).expect("an accepted URL parses");
         assert!(

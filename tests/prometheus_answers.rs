@@ -25,11 +25,12 @@ async fn measure_answer(status: u16, body: &str) -> Measurement {
     let source = PrometheusSource::new("prom", &server.uri(), Credentials::default(), None);
     let probe = Probe::Query {
         source: "prom".into(),
-        query: "up".into(),
+        query: flagramp::spec::Query::Prometheus("up".into()),
     };
     let request = MeasureRequest {
         probe: &probe,
         at,
+        window: None,
         timeout: std::time::Duration::from_secs(5),
         rollout: "demo",
         percent: Percent::ZERO,

@@ -51,6 +51,9 @@ fn checks() -> Vec<CheckRecord> {
             condition: ">= 0.95".into(),
             verdict: Verdict::Fail,
             detail: None,
+            at: None,
+            gate: true,
+            control_value: None,
         },
         CheckRecord {
             name: "latency-p99".into(),
@@ -59,6 +62,9 @@ fn checks() -> Vec<CheckRecord> {
             condition: "< 300".into(),
             verdict: Verdict::NoData,
             detail: Some("the query matched no series".into()),
+            at: None,
+            gate: true,
+            control_value: None,
         },
         CheckRecord {
             name: "smoke".into(),
@@ -67,6 +73,9 @@ fn checks() -> Vec<CheckRecord> {
             condition: "== 1".into(),
             verdict: Verdict::Pass,
             detail: None,
+            at: None,
+            gate: true,
+            control_value: None,
         },
     ]
 }

@@ -11,8 +11,8 @@ use flagramp::check::Comparison;
 use flagramp::duration::SpecDuration;
 use flagramp::percent::Percent;
 use flagramp::spec::{
-    load_all, parse_spec, Auth, Diagnostic, HeaderValue, NoDataPolicy, Probe, ProviderSpec, PullRequestRef,
-    RollbackPolicy, SourceSpec, KNOWN_FIELDS,
+    load_all, parse_spec, Auth, Diagnostic, HeaderValue, NoDataPolicy, Probe, ProviderSpec, PullRequestRef, Query,
+    RollbackPolicy, KNOWN_FIELDS,
 };
 
 /// A valid spec that cases change one thing in.
@@ -358,7 +358,7 @@ fn design_example_parses_into_the_expected_values() {
     assert_eq!(spec.stage_percents(), vec![parsed("10"), parsed("50"), parsed("100")]);
 
     assert_eq!(spec.sources.keys().collect::<Vec<_>>(), vec!["prom", "thanos"]);
-    let SourceSpec::Prometheus(prom) = &spec.sources["prom"];
+    let prom = &spec.sources["prom"].http;
     assert_eq!(
         prom.url, "https://prometheus.example.com",
         "a trailing slash is dropped"
@@ -374,7 +374,7 @@ fn design_example_parses_into_the_expected_values() {
         vec![("X-Scope-OrgID".to_string(), HeaderValue::Env("PROM_TENANT".into()))]
     );
     assert_eq!(prom.timeout, None);
-    let SourceSpec::Prometheus(thanos) = &spec.sources["thanos"];
+    let thanos = &spec.sources["thanos"].http;
     assert_eq!(thanos.url, "http://thanos.internal:9090");
     assert_eq!(
         thanos.auth,
@@ -393,7 +393,10 @@ fn design_example_parses_into_the_expected_values() {
     let rate = &spec.checks[0];
     assert_eq!(rate.name, "success-rate");
     match &rate.probe {
-        Probe::Query { source, query } => {
+        Probe::Query {
+            source,
+            query: Query::Prometheus(query),
+        } => {
             assert_eq!(source, "prom");
             assert!(
                 query.starts_with("sum(rate(http_requests_total{flag=\"new_checkout\""),

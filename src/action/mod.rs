@@ -26,7 +26,7 @@ use crate::record::{DecisionKind, DecisionRecord};
 use crate::report::{self, RolloutReport, Target};
 use crate::runner::Decided;
 use crate::secrets::{Secrets, Withheld, WITHHELD_PROVIDER};
-use crate::spec::{self, Auth, Diagnostic, HeaderValue, Probe, ProviderSpec, PullRequestRef, RolloutSpec, SourceSpec};
+use crate::spec::{self, Diagnostic, Probe, ProviderSpec, PullRequestRef, RolloutSpec};
 
 /// When to comment on pull requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,19 +375,7 @@ pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
             ProviderSpec::Flagd { .. } => {}
         }
         for source in s.sources.values() {
-            let SourceSpec::Prometheus(http) = source;
-            match &http.auth {
-                Auth::None => {}
-                Auth::Bearer { token_env } => names.push(token_env.clone()),
-                Auth::Basic {
-                    username_env,
-                    password_env,
-                } => names.extend([username_env.clone(), password_env.clone()]),
-            }
-            names.extend(http.headers.iter().filter_map(|(_, v)| match v {
-                HeaderValue::Env(var) => Some(var.clone()),
-                HeaderValue::Literal(_) => None,
-            }));
+            names.extend(source.http.secret_envs().into_iter().map(String::from));
         }
         for check in &s.checks {
             if let Probe::Command { env, .. } = &check.probe {
@@ -717,10 +705,10 @@ pub fn withheld(spec: &RolloutSpec, base: Option<&RolloutSpec>) -> Withheld {
         .sources
         .iter()
         .filter(|(name, source)| {
-            let SourceSpec::Prometheus(now) = source;
             let before = base.and_then(|b| b.sources.get(*name));
-            !matches!(before, Some(SourceSpec::Prometheus(was))
-                if was.url == now.url && was.auth == now.auth && was.headers == now.headers)
+            !matches!(before, Some(was)
+                if was.provider == source.provider && was.http.url == source.http.url
+                    && was.http.auth == source.http.auth && was.http.headers == source.http.headers)
         })
         .map(|(name, _)| name.clone())
         .collect();

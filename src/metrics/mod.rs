@@ -4,11 +4,15 @@
 //! the engine treats as a reason to hold, never as a metric failure.
 
 mod command;
+mod datadog;
+mod json;
 mod prometheus;
 
 use chrono::{DateTime, Utc};
 
 pub use command::CommandSource;
+pub use datadog::DatadogSource;
+pub use json::JsonSource;
 pub use prometheus::PrometheusSource;
 
 use crate::check::Measurement;
@@ -20,8 +24,11 @@ use crate::spec::Probe;
 pub struct MeasureRequest<'a> {
     /// The query or command.
     pub probe: &'a Probe,
-    /// The evaluation time: queries are evaluated at it, commands get it as `FLAGRAMP_NOW`.
+    /// The time the value is for: queries are evaluated at it (the decision time minus the
+    /// source's lag), commands get it as `FLAGRAMP_NOW`.
     pub at: DateTime<Utc>,
+    /// The span the query covers, ending at `at`, when the check sets one.
+    pub window: Option<std::time::Duration>,
     /// How long the measurement may take in all.
     pub timeout: std::time::Duration,
     /// The rollout, for `FLAGRAMP_ROLLOUT`.

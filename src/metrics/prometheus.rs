@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{MeasureRequest, MetricSource};
 use crate::check::Measurement;
 use crate::http::{self, Credentials};
-use crate::spec::Probe;
+use crate::spec::{Probe, Query, WINDOW_PLACEHOLDER};
 
 /// One Prometheus-compatible server.
 #[derive(Debug, Clone)]
@@ -147,14 +147,31 @@ fn quote(text: &str) -> String {
     }
 }
 
+/// A window as a Prometheus duration: `10m`, `1h`, `90s`.
+fn duration_text(window: Duration) -> String {
+    match window.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Longest piece of a server's error text quoted in a message.
 const MAX_QUOTED: usize = 500;
 
 #[async_trait::async_trait]
 impl MetricSource for PrometheusSource {
     async fn measure(&self, request: &MeasureRequest<'_>) -> Measurement {
-        let Probe::Query { query, .. } = request.probe else {
-            return Measurement::Error("internal: a command was sent to a Prometheus source".into());
+        let Probe::Query {
+            query: Query::Prometheus(query),
+            ..
+        } = request.probe
+        else {
+            return Measurement::Error("internal: a query of another kind was sent to a Prometheus source".into());
+        };
+        let query = match request.window {
+            Some(window) => query.replace(WINDOW_PLACEHOLDER, &duration_text(window)),
+            None => query.clone(),
         };
         let time = format!("{:.3}", request.at.timestamp_millis() as f64 / 1000.0);
         let url = format!("{}/api/v1/query", self.base_url);

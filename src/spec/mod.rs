@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, SpecErrors};
-pub use parse::{parse_spec, NameAt, KNOWN_FIELDS, MAX_FAILURES_TO_ROLLBACK};
+pub use parse::{parse_spec, NameAt, KNOWN_FIELDS, MAX_FAILURES_TO_ROLLBACK, WINDOW_PLACEHOLDER};
 
 use crate::check::Condition;
 use crate::duration::SpecDuration;
@@ -120,10 +120,49 @@ pub struct Stage {
 
 /// A named metric source.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SourceSpec {
-    /// A Prometheus-compatible HTTP API.
-    Prometheus(HttpSourceSpec),
+pub struct SourceSpec {
+    /// Which API it speaks.
+    pub provider: SourceProvider,
+    /// How to reach it. For Datadog, `url` is the API host (`https://api.<site>` or the spec's
+    /// `url`), and its two keys are headers read from the environment.
+    pub http: HttpSourceSpec,
+    /// How far behind the decision time queries are evaluated, so that a bucket still filling
+    /// is never judged (docs/rules.md §2, closed windows).
+    pub lag: SpecDuration,
 }
+
+/// The API a metric source speaks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceProvider {
+    /// A Prometheus-compatible HTTP API (instant queries).
+    Prometheus,
+    /// Datadog's scalar query API (`POST /api/v2/query/scalar`).
+    Datadog {
+        /// Variable holding the API key (`DD-API-KEY`).
+        api_key_env: String,
+        /// Variable holding the application key (`DD-APPLICATION-KEY`).
+        app_key_env: String,
+    },
+    /// Any HTTP endpoint answering JSON; a JSON Pointer picks the number.
+    Http,
+}
+
+impl SourceProvider {
+    /// The provider's name as the spec writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceProvider::Prometheus => "prometheus",
+            SourceProvider::Datadog { .. } => "datadog",
+            SourceProvider::Http => "http",
+        }
+    }
+}
+
+/// The lag of a source whose spec does not set one.
+pub const DEFAULT_LAG: SpecDuration = SpecDuration::from_secs(60);
+
+/// The window of a Datadog check whose spec does not set one.
+pub const DEFAULT_DATADOG_WINDOW: SpecDuration = SpecDuration::from_secs(600);
 
 /// Connection settings shared by HTTP metric sources.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +175,25 @@ pub struct HttpSourceSpec {
     pub headers: Vec<(String, HeaderValue)>,
     /// Per-request timeout.
     pub timeout: Option<SpecDuration>,
+}
+
+impl HttpSourceSpec {
+    /// Every environment variable this connection reads; their values are secrets.
+    pub fn secret_envs(&self) -> Vec<&str> {
+        let mut names = match &self.auth {
+            Auth::None => Vec::new(),
+            Auth::Bearer { token_env } => vec![token_env.as_str()],
+            Auth::Basic {
+                username_env,
+                password_env,
+            } => vec![username_env.as_str(), password_env.as_str()],
+        };
+        names.extend(self.headers.iter().filter_map(|(_, v)| match v {
+            HeaderValue::Env(var) => Some(var.as_str()),
+            HeaderValue::Literal(_) => None,
+        }));
+        names
+    }
 }
 
 /// Authentication for an HTTP source; secrets are named by environment variable only.
@@ -179,6 +237,14 @@ pub struct CheckSpec {
     pub on_no_data: NoDataPolicy,
     /// How long the query or command may take.
     pub timeout: SpecDuration,
+    /// The span a query covers, ending at the evaluation time: Prometheus queries get it as
+    /// `$window`, Datadog queries as their `from`/`to`. `None`: the query sets its own.
+    pub window: Option<SpecDuration>,
+    /// `false` for a shadow check: measured, recorded and reported, but it never holds, blocks
+    /// or rolls back (docs/rules.md §3, rule 5).
+    pub gate: bool,
+    /// A query on the same source that the condition compares with (`pass: "<= control * 1.1"`).
+    pub control: Option<Query>,
 }
 
 /// How a check gets its value.
@@ -188,8 +254,8 @@ pub enum Probe {
     Query {
         /// Name in `sources`.
         source: String,
-        /// The query text.
-        query: String,
+        /// What to ask, in the source's own terms.
+        query: Query,
     },
     /// A program run without a shell; stdout is one number.
     Command {
@@ -205,8 +271,116 @@ impl Probe {
     /// The query, or the command line, as reports show it.
     pub fn describe(&self) -> String {
         match self {
-            Probe::Query { query, .. } => query.clone(),
+            Probe::Query { query, .. } => query.describe(),
             Probe::Command { argv, .. } => argv.join(" "),
+        }
+    }
+
+    /// The source a query check asks; `None` for a command.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Probe::Query { source, .. } => Some(source),
+            Probe::Command { .. } => None,
+        }
+    }
+}
+
+/// A query, in the terms of the source it is sent to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    /// A PromQL expression; `$window` stands for the check's window.
+    Prometheus(String),
+    /// Named Datadog metric queries and a formula over them.
+    Datadog {
+        /// Name and query text, in spec order. A single `query:` is named `query`.
+        queries: Vec<(String, String)>,
+        /// The formula; for a single `query:`, its name.
+        formula: String,
+        /// How each series becomes one number.
+        reduce: Reduce,
+    },
+    /// A request to an HTTP JSON endpoint.
+    Http {
+        /// Appended to the source's URL (path and query string).
+        path: String,
+        /// The method.
+        method: HttpMethod,
+        /// The JSON body of a POST.
+        body: Option<serde_json::Value>,
+        /// RFC 6901 JSON Pointer to the number in the answer.
+        pointer: String,
+    },
+}
+
+impl Query {
+    /// The query as reports show it.
+    pub fn describe(&self) -> String {
+        match self {
+            Query::Prometheus(expr) => expr.clone(),
+            Query::Datadog { queries, formula, .. } => match queries.as_slice() {
+                [(name, one)] if name == formula => one.clone(),
+                _ => {
+                    let named: Vec<String> = queries.iter().map(|(n, q)| format!("{n} = {q}")).collect();
+                    format!("{formula} where {}", named.join(", "))
+                }
+            },
+            Query::Http {
+                path, method, pointer, ..
+            } => format!("{} {path} {pointer}", method.as_str()),
+        }
+    }
+}
+
+/// How a Datadog series becomes one number (the query's `aggregator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// The mean (the default).
+    Avg,
+    /// The sum: use it for counts.
+    Sum,
+    /// The smallest point.
+    Min,
+    /// The largest point.
+    Max,
+    /// The last point.
+    Last,
+}
+
+impl Reduce {
+    /// Every value, as the spec and Datadog write it.
+    pub const ALL: [(&'static str, Reduce); 5] = [
+        ("avg", Reduce::Avg),
+        ("sum", Reduce::Sum),
+        ("min", Reduce::Min),
+        ("max", Reduce::Max),
+        ("last", Reduce::Last),
+    ];
+
+    /// The word the spec and Datadog use.
+    pub fn as_str(self) -> &'static str {
+        Reduce::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map(|(name, _)| *name)
+            .unwrap_or("avg")
+    }
+}
+
+/// The method of an HTTP source's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET (the default).
+    Get,
+    /// POST, with the check's `body` as JSON.
+    Post,
+}
+
+impl HttpMethod {
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
         }
     }
 }
@@ -229,6 +403,9 @@ pub struct Policy {
     pub rollback: RollbackPolicy,
     /// When starting and advancing are allowed; always when absent.
     pub window: Option<Window>,
+    /// The rollout gates on bake time alone: `checks: []` is allowed only with this set, and
+    /// every report says "no metric gate".
+    pub time_only: bool,
 }
 
 /// Where a rollback goes.

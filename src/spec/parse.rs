@@ -4,20 +4,21 @@
 //! then walked by hand: a serde derive stops at the first error, and users fixing a spec in CI
 //! want the whole list at once.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, Node, Span};
 
+mod checks;
+
+pub use checks::WINDOW_PLACEHOLDER;
+
 use super::shape::{self, Problem};
 use super::text;
 use super::{
-    Auth, CheckSpec, Diagnostic, FlagSpec, HeaderValue, HttpSourceSpec, NoDataPolicy, Policy, Probe, ProviderSpec,
-    PullRequestRef, ReportSpec, RollbackPolicy, RolloutSpec, SourceSpec, Stage, DEFAULT_BAKE, DEFAULT_CHECK_TIMEOUT,
-    MAX_SPEC_BYTES,
+    Diagnostic, FlagSpec, Policy, ProviderSpec, PullRequestRef, ReportSpec, RollbackPolicy, RolloutSpec, Stage,
+    DEFAULT_BAKE, MAX_SPEC_BYTES,
 };
-use crate::check::Condition;
 use crate::duration::SpecDuration;
 use crate::percent::Percent;
 use crate::window::{self, Window};
@@ -66,6 +67,10 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
             "headers",
             "timeout",
             "allow_insecure_http",
+            "site",
+            "api_key_env",
+            "app_key_env",
+            "lag",
         ],
     ),
     ("basic_auth", &["username_env", "password_env"]),
@@ -81,9 +86,18 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
             "pass",
             "on_no_data",
             "timeout",
+            "queries",
+            "formula",
+            "reduce",
+            "window",
+            "method",
+            "body",
+            "value",
+            "control",
+            "gate",
         ],
     ),
-    ("policy", &["failures_to_rollback", "rollback", "window"]),
+    ("policy", &["failures_to_rollback", "rollback", "window", "time_only"]),
     ("window", &["days", "hours", "timezone"]),
     ("report", &["pull_request"]),
 ];
@@ -628,8 +642,12 @@ impl Walker<'_> {
             .and_then(|node| self.flag(node));
         let stages = self.stages(top.get_node("stages"), flag.as_ref());
         let sources = self.sources(self.get(top, "sources"));
-        let checks = self.checks(top, &sources);
         let policy = self.policy(self.get(top, "policy"));
+        let time_only = match self.get(top, "policy") {
+            None => Some(false),
+            Some(_) => policy.as_ref().map(|p| p.time_only),
+        };
+        let checks = self.checks(top, &sources, time_only);
         let report = self.report_spec(self.get(top, "report"));
 
         let name_out = name_at.as_ref().map(|(n, (l, c))| (n.clone(), *l, *c));
@@ -971,440 +989,12 @@ impl Walker<'_> {
         ok.then_some(stages)
     }
 
-    fn sources(&mut self, node: Option<&Node>) -> Option<BTreeMap<String, SourceSpec>> {
-        let mut sources = BTreeMap::new();
-        let Some(node) = node else { return Some(sources) };
-        let Some(map) = node.as_mapping() else {
-            self.report(
-                node.span(),
-                "`sources` must be a mapping of source names",
-                "write e.g. `sources: { prom: { provider: prometheus, url: https://prometheus.example.com } }`",
-            );
-            return None;
-        };
-        let mut ok = true;
-        for (key, value) in map.iter() {
-            let path = format!("sources.{}", key.as_str());
-            if !text::is_name(key.as_str()) {
-                self.report(
-                    key.span(),
-                    format!("source name `{}` is not allowed: {NAME_RULE}", key.as_str()),
-                    format!("write e.g. `prom:` under `sources:`; {NAME_WHY}"),
-                );
-                ok = false;
-            }
-            match self.source(value, &path) {
-                Some(src) => {
-                    sources.insert(key.as_str().to_string(), src);
-                }
-                None => ok = false,
-            }
-        }
-        ok.then_some(sources)
-    }
-
-    fn source(&mut self, node: &Node, path: &str) -> Option<SourceSpec> {
-        let map = self.mapping(node, path, "source")?;
-        let provider_node = self.required(map, "provider", path, "provider: prometheus");
-        let provider = provider_node.and_then(|n| {
-            let text = self
-                .scalar(n, &join(path, "provider"), "provider: prometheus")?
-                .as_str()
-                .to_string();
-            if text == "prometheus" {
-                return Some(());
-            }
-            let hint = match text.as_str() {
-                "datadog" | "http" => format!(
-                    "the `{text}` source is not available in this version; use prometheus, or a `command:` check"
-                ),
-                "command" => {
-                    "command checks need no source: write `command: [\"./check.sh\"]` on the check itself".to_string()
-                }
-                _ => "use `provider: prometheus`, or a `command:` check".to_string(),
-            };
-            self.report(n.span(), format!("`{path}.provider` cannot be `{text}`"), hint);
-            None
-        });
-        let url = self.url(map, path);
-        let token_env = self.env_name(map, "token_env", path, false);
-        // Problems here must not hide the headers' and the timeout's: no early return.
-        let mut auth_ok = true;
-        let basic = match self.get(map, "basic_auth") {
-            None => None,
-            Some(n) => {
-                let bpath = join(path, "basic_auth");
-                let pair = self.mapping(n, &bpath, "basic_auth").and_then(|b| {
-                    let user = self.env_name(b, "username_env", &bpath, true);
-                    let pass = self.env_name(b, "password_env", &bpath, true);
-                    Some((user?, pass?))
-                });
-                auth_ok &= pair.is_some();
-                pair
-            }
-        };
-        let auth = match (token_env, basic) {
-            (Some(_), Some(_)) => {
-                let n = self.get(map, "basic_auth").expect("present");
-                self.report(
-                    n.span(),
-                    format!("`{path}` sets both `token_env` and `basic_auth`"),
-                    "choose one way to authenticate",
-                );
-                auth_ok = false;
-                Auth::None
-            }
-            (Some(token_env), None) => Auth::Bearer { token_env },
-            (None, Some((username_env, password_env))) => Auth::Basic {
-                username_env,
-                password_env,
-            },
-            (None, None) => Auth::None,
-        };
-        let mut headers = Vec::new();
-        let mut headers_ok = true;
-        if let Some(h) = self.get(map, "headers") {
-            let hpath = join(path, "headers");
-            let hmap = h.as_mapping();
-            if hmap.is_none() {
-                self.report(
-                    h.span(),
-                    format!("`{hpath}` must be a mapping of header names"),
-                    "write e.g. `headers: { X-Scope-OrgID: { env: PROM_TENANT } }`",
-                );
-                headers_ok = false;
-            }
-            for (name, value) in hmap.into_iter().flat_map(|m| m.iter()) {
-                let vpath = join(&hpath, name.as_str());
-                // Checked as the HTTP client will: a CR or LF here would start another header.
-                if reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()).is_err() {
-                    self.report(
-                        name.span(),
-                        format!("`{vpath}`: `{}` is not an HTTP header name", name.as_str()),
-                        "header names are ASCII letters, digits and `-`, e.g. X-Scope-OrgID",
-                    );
-                    headers_ok = false;
-                }
-                let value = match value {
-                    Node::Scalar(s) if reqwest::header::HeaderValue::from_str(s.as_str()).is_ok() => {
-                        Some(HeaderValue::Literal(s.as_str().to_string()))
-                    }
-                    Node::Scalar(s) => {
-                        self.report(
-                            s.span(),
-                            format!("`{vpath}` is not a valid HTTP header value"),
-                            "a literal header value is printable ASCII on one line; read anything else from the environment with `{ env: NAME }`",
-                        );
-                        None
-                    }
-                    _ => self
-                        .mapping(value, &vpath, "header")
-                        .and_then(|m| self.env_name(m, "env", &vpath, true))
-                        .map(HeaderValue::Env),
-                };
-                match value {
-                    Some(value) => headers.push((name.as_str().to_string(), value)),
-                    None => headers_ok = false,
-                }
-            }
-        }
-        let timeout = match self.get(map, "timeout") {
-            Some(n) => self.duration(n, &join(path, "timeout")).map(Some),
-            None => Some(None),
-        };
-        provider?;
-        let timeout = timeout?;
-        (auth_ok && headers_ok).then_some(())?;
-        Some(SourceSpec::Prometheus(HttpSourceSpec {
-            url: url?,
-            auth,
-            headers,
-            timeout,
-        }))
-    }
-
-    fn checks(
-        &mut self,
-        top: &MarkedMappingNode,
-        sources: &Option<BTreeMap<String, SourceSpec>>,
-    ) -> Option<Vec<CheckSpec>> {
-        let Some(node) = self.get(top, "checks") else {
-            self.report(
-                &anchor(top),
-                "`checks` is missing: a rollout needs at least one check",
-                "add a check, e.g. `checks: [{ name: smoke, command: [\"./smoke.sh\"], pass: \"== 1\" }]`",
-            );
-            return None;
-        };
-        let Some(seq) = node.as_sequence() else {
-            self.report(
-                node.span(),
-                "`checks` must be a list",
-                "write each check as a `- name: …` item",
-            );
-            return None;
-        };
-        if seq.is_empty() {
-            self.report(
-                node.span(),
-                "`checks` is empty: a rollout needs at least one check",
-                "add a check; flagramp never advances without evidence",
-            );
-            return None;
-        }
-        let mut names: BTreeSet<String> = BTreeSet::new();
-        let mut checks = Vec::new();
-        let mut ok = true;
-        for (i, item) in seq.iter().enumerate() {
-            match self.check(item, &format!("checks[{i}]"), sources, &mut names) {
-                Some(c) => checks.push(c),
-                None => ok = false,
-            }
-        }
-        ok.then_some(checks)
-    }
-
-    fn check(
-        &mut self,
-        node: &Node,
-        path: &str,
-        sources: &Option<BTreeMap<String, SourceSpec>>,
-        names: &mut BTreeSet<String>,
-    ) -> Option<CheckSpec> {
-        let map = self.mapping(node, path, "check")?;
-        let name = self
-            .required_str(map, "name", path, "name: success-rate")
-            .and_then(|n| {
-                if text::is_name(&n) {
-                    return Some(n);
-                }
-                let span = *self.get(map, "name").expect("just read").span();
-                self.report(
-                    &span,
-                    format!("check name `{n}` is not allowed: {NAME_RULE}"),
-                    format!("write e.g. `name: success-rate`; {NAME_WHY}"),
-                );
-                None
-            });
-        if let Some(n) = &name {
-            if !names.insert(n.clone()) {
-                let span = *self.get(map, "name").expect("present").span();
-                self.report(
-                    &span,
-                    format!("check name `{n}` is used twice"),
-                    "give each check its own name",
-                );
-            }
-        }
-        let pass = match self.get(map, "pass") {
-            None => {
-                self.report(
-                    &anchor(map),
-                    format!("`{path}.pass` is missing"),
-                    "add the condition the value must meet, quoted: pass: \">= 0.95\"",
-                );
-                None
-            }
-            Some(n) => self.scalar(n, &join(path, "pass"), "pass: \">= 0.95\"").and_then(|s| {
-                match Condition::parse(s.as_str()) {
-                    Ok(c) => Some(c),
-                    Err(msg) => {
-                        let span = *n.span();
-                        self.report(
-                            &span,
-                            format!("`{path}.pass`: {msg}"),
-                            "write (<|<=|>|>=|==|!=) and a number, quoted: pass: \">= 0.95\"",
-                        );
-                        None
-                    }
-                }
-            }),
-        };
-        // Problems here must not hide the probe's: no early return before it is read.
-        let on_no_data = match self.get(map, "on_no_data") {
-            Some(n) => self
-                .one_of(n, &join(path, "on_no_data"), &["hold", "fail"])
-                .map(|v| match v {
-                    "fail" => NoDataPolicy::Fail,
-                    _ => NoDataPolicy::Hold,
-                }),
-            None => Some(NoDataPolicy::Hold),
-        };
-        let timeout = match self.get(map, "timeout") {
-            Some(n) => self.duration(n, &join(path, "timeout")).and_then(|d| {
-                if d.as_secs() == 0 {
-                    self.report(
-                        n.span(),
-                        format!("`{path}.timeout` must be longer than 0s"),
-                        "e.g. timeout: 30s",
-                    );
-                    return None;
-                }
-                Some(d)
-            }),
-            None => Some(DEFAULT_CHECK_TIMEOUT),
-        };
-        let probe = match (self.get(map, "query"), self.get(map, "command")) {
-            (Some(q), None) => {
-                if let Some(e) = self.get(map, "env") {
-                    self.report(
-                        e.span(),
-                        format!("`{path}` is a query check and cannot have `env`"),
-                        "`env:` passes variables to a `command:` check; a source's secrets go in its `token_env`, `basic_auth` or `headers`",
-                    );
-                }
-                let query = self
-                    .scalar(q, &join(path, "query"), "query: up")
-                    .map(|s| s.as_str().to_string());
-                let query = self.visible(map, "query", path, query, Hidden::Format);
-                let source = match self.get(map, "source") {
-                    None => {
-                        self.report(
-                            &anchor(map),
-                            format!("`{path}` has a query but no `source`"),
-                            "name the source to query, e.g. `source: prom` (declared under `sources:`)",
-                        );
-                        None
-                    }
-                    Some(sn) => {
-                        let s = self
-                            .scalar(sn, &join(path, "source"), "source: prom")
-                            .map(|s| s.as_str().to_string());
-                        if let (Some(s), Some(declared)) = (&s, sources) {
-                            if !declared.contains_key(s) {
-                                let names: Vec<&str> = declared.keys().map(String::as_str).collect();
-                                let hint = if names.is_empty() {
-                                    format!("declare it under `sources:`, e.g. `sources: {{ {s}: {{ provider: prometheus, url: https://prometheus.example.com }} }}`")
-                                } else {
-                                    format!("declared sources: {}", names.join(", "))
-                                };
-                                self.report(sn.span(), format!("unknown source `{s}` in `{path}.source`"), hint);
-                            }
-                        }
-                        s
-                    }
-                };
-                Some(Probe::Query {
-                    source: source?,
-                    query: query?,
-                })
-            }
-            (None, Some(c)) => {
-                if let Some(sn) = self.get(map, "source") {
-                    self.report(
-                        sn.span(),
-                        format!("`{path}` is a command check and cannot have a `source`"),
-                        "remove `source`, or use `query:` instead of `command:`",
-                    );
-                }
-                let env = self.command_env(map, path);
-                match c.as_sequence() {
-                    Some(seq) if !seq.is_empty() => {
-                        let mut argv = Vec::new();
-                        let mut ok = true;
-                        for (j, arg) in seq.iter().enumerate() {
-                            let field = format!("{path}.command[{j}]");
-                            let value = self.scalar(arg, &field, "\"--fast\"").map(|s| s.as_str().to_string());
-                            match value.and_then(|v| self.visible_node(arg, &field, v, Hidden::Format)) {
-                                Some(v) => argv.push(v),
-                                None => ok = false,
-                            }
-                        }
-                        match (ok, env) {
-                            (true, Some(env)) => Some(Probe::Command { argv, env }),
-                            _ => None,
-                        }
-                    }
-                    Some(_) => {
-                        self.report(
-                            c.span(),
-                            format!("`{path}.command` is empty"),
-                            "name the program to run, e.g. command: [\"./scripts/smoke.sh\"]",
-                        );
-                        None
-                    }
-                    None => {
-                        self.report(c.span(), format!("`{path}.command` must be a list (it runs without a shell)"), "write the program and its arguments as a list, e.g. command: [\"./scripts/smoke.sh\", \"--fast\"]");
-                        None
-                    }
-                }
-            }
-            (Some(_), Some(c)) => {
-                self.report(
-                    c.span(),
-                    format!("`{path}` has both `query` and `command`"),
-                    "a check gets its value one way: keep `query` (with `source`) or `command`",
-                );
-                None
-            }
-            (None, None) => {
-                self.report(
-                    &anchor(map),
-                    format!("`{path}` has neither `query` nor `command`"),
-                    "add `query:` with `source:`, or `command: [\"./check.sh\"]`",
-                );
-                None
-            }
-        };
-        Some(CheckSpec {
-            name: name?,
-            probe: probe?,
-            pass: pass?,
-            on_no_data: on_no_data?,
-            timeout: timeout?,
-        })
-    }
-
-    /// A command check's `env:`: the names of the variables it gets besides `PATH`, `HOME`,
-    /// `LANG` and `FLAGRAMP_*` (their values are secrets, so names only).
-    fn command_env(&mut self, map: &MarkedMappingNode, path: &str) -> Option<Vec<String>> {
-        let Some(node) = self.get(map, "env") else {
-            return Some(Vec::new());
-        };
-        let field = join(path, "env");
-        let Some(seq) = node.as_sequence() else {
-            self.report(
-                node.span(),
-                format!("`{field}` must be a list of environment variable names"),
-                "e.g. env: [SMOKE_TOKEN]; set the values in the workflow step's `env:`",
-            );
-            return None;
-        };
-        let mut names: Vec<String> = Vec::new();
-        let mut ok = true;
-        for (j, item) in seq.iter().enumerate() {
-            let Some(name) = self.scalar(item, &format!("{field}[{j}]"), "SMOKE_TOKEN") else {
-                ok = false;
-                continue;
-            };
-            let name = name.as_str().to_string();
-            if !is_env_name(&name) {
-                // The value is not echoed: it may be the secret itself, pasted by mistake.
-                self.report(
-                    item.span(),
-                    format!("`{field}[{j}]` must name an environment variable (letters, digits and `_`, not starting with a digit)"),
-                    "list names only, e.g. env: [SMOKE_TOKEN]; if this was the secret itself, rotate it",
-                );
-                ok = false;
-            } else if names.contains(&name) {
-                self.report(
-                    item.span(),
-                    format!("`{field}` lists `{name}` twice"),
-                    "list each variable once",
-                );
-                ok = false;
-            } else {
-                names.push(name);
-            }
-        }
-        ok.then_some(names)
-    }
-
     fn policy(&mut self, node: Option<&Node>) -> Option<Policy> {
         let default = Policy {
             failures_to_rollback: 1,
             rollback: RollbackPolicy::Previous,
             window: None,
+            time_only: false,
         };
         let Some(node) = node else { return Some(default) };
         let map = self.mapping(node, "policy", "policy")?;
@@ -1445,10 +1035,17 @@ impl Walker<'_> {
             None => Some(None),
             Some(n) => self.window(n).map(Some),
         };
+        let time_only = match self.get(map, "time_only") {
+            None => Some(false),
+            Some(n) => self
+                .one_of(n, "policy.time_only", &["true", "false"])
+                .map(|v| v == "true"),
+        };
         Some(Policy {
             failures_to_rollback: failures?,
             rollback: rollback?,
             window: window?,
+            time_only: time_only?,
         })
     }
 

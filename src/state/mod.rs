@@ -307,6 +307,9 @@ mod tests {
                     condition: ">= 1".into(),
                     verdict: Verdict::Error,
                     detail: Some("d".repeat(2000)),
+                    at: None,
+                    gate: true,
+                    control_value: None,
                 })
                 .collect(),
             ..DecisionRecord::bare("r", "f", DecisionKind::Hold, at, "flagramp", reason)

@@ -45,6 +45,7 @@ fn request(probe: &Probe) -> MeasureRequest<'_> {
     MeasureRequest {
         probe,
         at: "2026-11-24T09:00:00.250Z".parse::<DateTime<Utc>>().unwrap(),
+        window: None,
         timeout: Duration::from_secs(10),
         rollout: "conformance",
         percent: Percent::ZERO,
@@ -200,7 +201,7 @@ struct Prometheus {
 fn query(q: &str) -> Probe {
     Probe::Query {
         source: "prom".into(),
-        query: q.into(),
+        query: flagramp::spec::Query::Prometheus(q.into()),
     }
 }
 

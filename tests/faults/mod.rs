@@ -952,13 +952,14 @@ async fn a_cross_origin_redirect_drops_credentials_and_sends_no_referer() {
     );
     let probe = flagramp::spec::Probe::Query {
         source: "prom".into(),
-        query: "up".into(),
+        query: flagramp::spec::Query::Prometheus("up".into()),
     };
     let measured = flagramp::metrics::MetricSource::measure(
         &source,
         &flagramp::metrics::MeasureRequest {
             probe: &probe,
             at: t0(),
+            window: None,
             timeout: CHECK_TIMEOUT,
             rollout: "demo",
             percent: flagramp::percent::Percent::ZERO,

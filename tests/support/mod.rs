@@ -169,3 +169,17 @@ pub fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+/// What each check's source answered, at a fixed time and without a control query, for tests
+/// that feed the engine directly.
+pub fn measured(values: &[flagramp::check::Measurement]) -> Vec<flagramp::check::Measured> {
+    let at = "2026-11-24T08:59:00Z".parse().expect("a fixed time");
+    values
+        .iter()
+        .map(|m| flagramp::check::Measured {
+            measurement: m.clone(),
+            control: None,
+            at,
+        })
+        .collect()
+}
