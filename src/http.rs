@@ -48,6 +48,26 @@ pub struct Credentials {
     pub headers: Vec<(String, String)>,
 }
 
+impl Credentials {
+    /// The request headers these credentials add: `Authorization` (bearer or basic) and the
+    /// extra headers, for [`send`].
+    pub fn header_list(&self) -> Vec<(&str, String)> {
+        use base64::Engine;
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if let Some(token) = &self.bearer {
+            headers.push(("authorization", format!("Bearer {token}")));
+        }
+        if let Some((user, password)) = &self.basic {
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            headers.push(("authorization", format!("Basic {pair}")));
+        }
+        for (name, value) in &self.headers {
+            headers.push((name.as_str(), value.clone()));
+        }
+        headers
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print values: only which kinds of credentials are set.
@@ -258,23 +278,19 @@ pub async fn get(
     credentials: &Credentials,
     deadline: Deadline,
 ) -> Result<Answer, HttpError> {
-    use base64::Engine;
     let url = reqwest::Url::parse_with_params(url, query).map_err(|source| HttpError::NotAUrl {
         url: url.to_string(),
         source,
     })?;
-    let mut headers: Vec<(&str, String)> = Vec::new();
-    if let Some(token) = &credentials.bearer {
-        headers.push(("authorization", format!("Bearer {token}")));
-    }
-    if let Some((user, password)) = &credentials.basic {
-        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        headers.push(("authorization", format!("Basic {pair}")));
-    }
-    for (name, value) in &credentials.headers {
-        headers.push((name.as_str(), value.clone()));
-    }
-    send(reqwest::Method::GET, url.as_str(), &headers, None, deadline, true).await
+    send(
+        reqwest::Method::GET,
+        url.as_str(),
+        &credentials.header_list(),
+        None,
+        deadline,
+        true,
+    )
+    .await
 }
 
 /// `host:port` of a URL, for messages (never the path or query, which may carry secrets).
@@ -358,16 +374,20 @@ pub fn is_rate_limited(status: u16, headers: &[(String, String)]) -> bool {
                 || header_in(headers, "x-ratelimit-remaining").map(str::trim) == Some("0")))
 }
 
-/// How long a rate limit asks to wait: `Retry-After` (seconds), else `X-Ratelimit-Reset` (an
-/// epoch time: seconds as GitHub sends it, milliseconds as LaunchDarkly does), bounded by
+/// How long a rate limit asks to wait: `Retry-After` (seconds), else `X-Ratelimit-Reset` (seconds
+/// from now as Datadog sends it, or an epoch time: seconds as GitHub sends it, milliseconds as
+/// LaunchDarkly does), bounded by
 /// [`MAX_RATE_LIMIT_WAIT`]. `None` when the answer names no time.
 pub fn rate_limit_wait(headers: &[(String, String)], now_ms: i64) -> Option<Duration> {
     if let Some(secs) = header_in(headers, "retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
         return Some(Duration::from_secs(secs).min(MAX_RATE_LIMIT_WAIT));
     }
     let reset = header_in(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok())?;
-    // Epoch seconds stay below 10^11 until the year 5138; epoch milliseconds are above it.
-    let reset_ms = if reset < 100_000_000_000 {
+    // Datadog sends the seconds left in the period; no epoch time of this century is that
+    // small. Epoch seconds stay below 10^11 until the year 5138; epoch milliseconds are above it.
+    let reset_ms = if reset < 1_000_000_000 {
+        now_ms.saturating_add(reset.saturating_mul(1000))
+    } else if reset < 100_000_000_000 {
         reset.saturating_mul(1000)
     } else {
         reset
@@ -709,6 +729,11 @@ mod tests {
         assert_eq!(
             rate_limit_wait(&headers(&[("x-ratelimit-reset", "1795510802500")]), now_ms),
             Some(Duration::from_millis(2500))
+        );
+        // Datadog: seconds until the period resets.
+        assert_eq!(
+            rate_limit_wait(&headers(&[("X-RateLimit-Reset", "7")]), now_ms),
+            Some(Duration::from_secs(7))
         );
         assert_eq!(rate_limit_wait(&[], now_ms), None);
     }
