@@ -18,6 +18,7 @@ mod flagd_core;
 mod flagd_file;
 mod front_ends;
 mod hostile_input;
+mod http_source;
 mod injection;
 mod launchdarkly;
 mod manual_commands;

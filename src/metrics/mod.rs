@@ -43,3 +43,17 @@ pub trait MetricSource: std::fmt::Debug + Send + Sync {
     /// Measures; every failure is a [`Measurement::Error`] with a readable message.
     async fn measure(&self, request: &MeasureRequest<'_>) -> Measurement;
 }
+
+/// Longest piece of a server's text quoted in a message.
+pub(crate) const MAX_QUOTED: usize = 500;
+
+/// At most [`MAX_QUOTED`] characters of a server's text, on one line. Secrets are redacted
+/// later, where the message enters a record (`Runner::admit`).
+pub(crate) fn quote(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > MAX_QUOTED {
+        format!("{}… (cut)", one_line.chars().take(MAX_QUOTED).collect::<String>())
+    } else {
+        one_line
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{MeasureRequest, MetricSource};
+use super::{quote, MeasureRequest, MetricSource};
 use crate::check::Measurement;
 use crate::http::{self, Credentials};
 use crate::spec::{Probe, Query, WINDOW_PLACEHOLDER};
@@ -137,16 +137,6 @@ impl PrometheusSource {
     }
 }
 
-/// At most [`MAX_QUOTED`] characters of a server's text, on one line.
-fn quote(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > MAX_QUOTED {
-        format!("{}… (cut)", one_line.chars().take(MAX_QUOTED).collect::<String>())
-    } else {
-        one_line
-    }
-}
-
 /// A window as a Prometheus duration: `10m`, `1h`, `90s`.
 fn duration_text(window: Duration) -> String {
     match window.as_secs() {
@@ -155,9 +145,6 @@ fn duration_text(window: Duration) -> String {
         s => format!("{s}s"),
     }
 }
-
-/// Longest piece of a server's error text quoted in a message.
-const MAX_QUOTED: usize = 500;
 
 #[async_trait::async_trait]
 impl MetricSource for PrometheusSource {
