@@ -17,6 +17,7 @@ mod files;
 mod flagd_core;
 mod flagd_file;
 mod front_ends;
+mod gates;
 mod hostile_input;
 mod http_source;
 mod injection;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{next_step, person, transition, verb, when, Target};
+use super::{check_label, control_note, next_step, person, transition, verb, when, Target};
 use crate::check::{sig4, Verdict};
 use crate::escape::{markdown, markdown_block};
 use crate::percent::Percent;
@@ -196,7 +196,7 @@ pub(super) fn section(report: &RolloutReport) -> String {
     if !r.checks.is_empty() {
         out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
         for c in &r.checks {
-            let value = c.value.map(sig4).unwrap_or_else(|| "—".into());
+            let value = c.value.map(sig4).unwrap_or_else(|| "—".into()) + &markdown(&control_note(c));
             let detail = c
                 .detail
                 .as_deref()
@@ -205,7 +205,7 @@ pub(super) fn section(report: &RolloutReport) -> String {
             let _ = writeln!(
                 out,
                 "| <details><summary>{}</summary><code>{}</code></details> | {value} | <code>{}</code> | {}{detail} |",
-                markdown(&c.name),
+                markdown(&check_label(c)),
                 markdown(&c.query),
                 markdown(&c.condition),
                 verdict_cell(c.verdict)

@@ -18,7 +18,7 @@ pub use summary::summary;
 
 use chrono::{DateTime, Utc};
 
-use crate::check::Verdict;
+use crate::check::{sig4, Verdict};
 use crate::record::{DecisionKind, DecisionRecord, Rule, AUTOMATIC_ACTOR};
 
 /// Where a report is read, which decides how a next step is named.
@@ -102,10 +102,28 @@ pub enum NextStep {
     ForceAdvance,
 }
 
+/// What a report calls a check: its name, marked when it is a shadow check (`gate: false`),
+/// which every report shows but no decision acts on (docs/rules.md §2).
+pub fn check_label(check: &crate::record::CheckRecord) -> String {
+    if check.gate {
+        check.name.clone()
+    } else {
+        format!("{} (shadow)", check.name)
+    }
+}
+
+/// The control query's value, when the check compared with one, as reports show it.
+pub fn control_note(check: &crate::record::CheckRecord) -> String {
+    check
+        .control_value
+        .map(|c| format!(", control {}", sig4(c)))
+        .unwrap_or_default()
+}
+
 /// The next step a person could take, if the decision leaves one to them.
 pub fn next_step(record: &DecisionRecord) -> Option<NextStep> {
     if record.refused {
-        let checks_refused = record.checks.iter().any(|c| c.verdict != Verdict::Pass);
+        let checks_refused = record.checks.iter().any(|c| c.gate && c.verdict != Verdict::Pass);
         return (record.rule == Some(Rule::Advance) && checks_refused).then_some(NextStep::ForceAdvance);
     }
     // A plan's change has not happened: there is nothing to undo yet.

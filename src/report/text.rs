@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::{next_step, person, transition, verb, when, Target};
+use super::{check_label, control_note, next_step, person, transition, verb, when, Target};
 use crate::check::{sig4, Verdict};
 use crate::escape::plain;
 use crate::record::{DecisionRecord, Status};
@@ -53,8 +53,9 @@ pub fn decisions(records: &[DecisionRecord], target: Target) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  [{mark}] {} = {value}, needs {}{detail}",
-                plain(&check.name),
+                "  [{mark}] {} = {value}{}, needs {}{detail}",
+                plain(&check_label(check)),
+                plain(&control_note(check)),
                 plain(&check.condition)
             );
         }

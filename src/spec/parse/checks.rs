@@ -351,6 +351,16 @@ impl Walker<'_> {
                 None => ok = false,
             }
         }
+        // Shadow checks alone gate nothing: that is a time-only ramp that does not say so.
+        if ok && checks.iter().all(|c: &CheckSpec| !c.gate) {
+            let node = node.expect("a non-empty list is present");
+            self.report(
+                node.span(),
+                "every check is a shadow check (`gate: false`): nothing would gate this rollout",
+                "let at least one check gate (remove `gate: false`), or say `policy: { time_only: true }` and move the shadow checks to a rollout that gates",
+            );
+            return None;
+        }
         ok.then_some(checks)
     }
 
