@@ -48,7 +48,7 @@ fn decide(spec: &RolloutSpec, state: &RolloutState, now: &str, checks: &[CheckRe
     let input = Input {
         spec,
         state: Some(state),
-        flag: Ok(state.last_set.clone().unwrap()),
+        flag: Ok(state.last_set.unwrap()),
         now: t(now),
         actor: "flagramp",
     };
