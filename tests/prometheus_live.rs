@@ -230,6 +230,9 @@ sources:
     provider: prometheus
     url: "{url}"
     timeout: 5s
+    # These tests step their clock a few seconds past the real one (see `Clock`); the lag
+    # that closes windows has its own test below.
+    lag: 0s
 checks:
   - name: success-rate
     source: prom
@@ -717,4 +720,113 @@ fn source_errors_neither_count_as_failures_nor_reset_the_count() {
     assert!(reason(&second).contains("failure 2 of 2"), "{second:#}");
     assert_check(&second, &query, Some(0.8), "fail");
     assert_eq!(repo.flags()["flags"][FLAG_KEY]["state"], json!("DISABLED"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) closed windows and control cohorts
+// ---------------------------------------------------------------------------------------------
+
+fn live_spec(name: &str, sources: &str, checks: &str) -> String {
+    format!(
+        "version: 1\nname: {name}\nflag:\n  provider: flagd\n  key: {FLAG_KEY}\n  flagd: {{ path: flags/flags.flagd.json }}\nstages:\n  - {{ percent: 10, bake: 2s }}\n  - {{ percent: 50, bake: 2s }}\n  - {{ percent: 100, bake: 2s }}\nsources:\n{sources}checks:\n{checks}policy:\n  failures_to_rollback: 5\n"
+    )
+}
+
+/// A repository whose spec is `spec` (for rollout `name`).
+fn repo_with_spec(name: &str, spec: &str) -> Repo {
+    let repo = Repo::new(&Rollout {
+        name,
+        source_url: prometheus_url(),
+        query: "unused".into(),
+        failures_to_rollback: 5,
+    });
+    repo.repo.write(&format!(".github/rollouts/{name}.yml"), spec);
+    repo
+}
+
+#[test]
+#[ignore = "needs services: run scripts/test"]
+fn queries_are_judged_one_lag_back_so_a_value_that_changed_inside_the_lag_is_not_yet_seen() {
+    let flag = unique("lag");
+    let query = format!("flagramp_success_ratio{{flag=\"{flag}\"}}");
+    let group = Group::new("flagramp_test_lag");
+    let url = prometheus_url();
+    let sources = format!(
+        "  fresh: {{ provider: prometheus, url: \"{url}\", lag: 0s }}\n  closed: {{ provider: prometheus, url: \"{url}\", lag: 5s }}\n"
+    );
+    let checks = format!(
+        "  - {{ name: latest, source: fresh, query: '{query}', pass: \">= 0.95\" }}\n  - {{ name: closed, source: closed, query: '{query}', pass: \">= 0.95\" }}\n"
+    );
+    let repo = repo_with_spec("live-lag", &live_spec("live-lag", &sources, &checks));
+    let mut clock = Clock::new();
+    assert_decision(&repo.run(clock.fresh()), "start", 0.0, 10.0, Some(0));
+
+    // A bad value for longer than the lag, then a good one: the last minute (here, 5 s) is
+    // still filling, so the closed check must judge the bad value.
+    push_and_wait(
+        &group,
+        &format!("flagramp_success_ratio{{flag=\"{flag}\"}} 0.80"),
+        &query,
+        0.8,
+    );
+    std::thread::sleep(StdDuration::from_secs(8));
+    push_and_wait(
+        &group,
+        &format!("flagramp_success_ratio{{flag=\"{flag}\"}} 0.99"),
+        &query,
+        0.99,
+    );
+    let now = clock.fresh();
+    let hold = repo.run(now);
+    let latest = &hold["checks"][0];
+    let closed = &hold["checks"][1];
+    assert_eq!(latest["value"], json!(0.99), "{hold:#}");
+    assert_eq!(
+        parse_time(&latest["at"]),
+        now,
+        "lag 0s queries at the decision time: {hold:#}"
+    );
+    assert_eq!(
+        closed["value"],
+        json!(0.8),
+        "the closed value, not the one still filling: {hold:#}"
+    );
+    assert_eq!(closed["verdict"], json!("fail"), "{hold:#}");
+    assert_eq!(parse_time(&closed["at"]), now - Duration::seconds(5), "{hold:#}");
+    assert_decision(&hold, "hold", 10.0, 10.0, Some(0));
+}
+
+#[test]
+#[ignore = "needs services: run scripts/test"]
+fn a_check_compares_the_exposed_cohort_with_the_control_cohort() {
+    let flag = unique("control");
+    let metric = "flagramp_latency_p99_ms";
+    let on = format!("{metric}{{flag=\"{flag}\",variant=\"on\"}}");
+    let off = format!("{metric}{{flag=\"{flag}\",variant=\"off\"}}");
+    let group = Group::new("flagramp_test_control");
+    let url = prometheus_url();
+    let sources = format!("  prom: {{ provider: prometheus, url: \"{url}\", lag: 0s }}\n");
+    let checks = format!(
+        "  - name: latency-p99\n    source: prom\n    query: '{on}'\n    control: '{off}'\n    pass: \"<= control * 1.1\"\n"
+    );
+    let repo = repo_with_spec("live-control", &live_spec("live-control", &sources, &checks));
+    push_and_wait(&group, &format!("{on} 312\n{off} 270"), &on, 312.0);
+    wait_for_value(&off, 270.0);
+    let mut clock = Clock::new();
+    assert_decision(&repo.run(clock.fresh()), "start", 0.0, 10.0, Some(0));
+
+    let hold = repo.run(clock.after(3));
+    assert_decision(&hold, "hold", 10.0, 10.0, Some(0));
+    assert!(
+        reason(&hold).contains("latency-p99 312 > 1.1 × control 270 = 297 (needs <= control * 1.1)"),
+        "{hold:#}"
+    );
+    assert_eq!(hold["checks"][0]["control_value"], json!(270.0), "{hold:#}");
+    assert_eq!(hold["checks"][0]["verdict"], json!("fail"), "{hold:#}");
+
+    push_and_wait(&group, &format!("{on} 290\n{off} 270"), &on, 290.0);
+    let advance = repo.run(clock.fresh());
+    assert_decision(&advance, "advance", 10.0, 50.0, Some(1));
+    assert_eq!(advance["checks"][0]["value"], json!(290.0), "{advance:#}");
+    assert_eq!(advance["checks"][0]["control_value"], json!(270.0), "{advance:#}");
 }
