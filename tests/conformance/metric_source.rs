@@ -1,6 +1,7 @@
 //! One conformance suite for the [`MetricSource`] trait, run on `measure` itself (no runner),
 //! against every source: commands (scripts in a temporary directory), Prometheus answering
-//! recorded JSON (a local mock server, always run) and a real Prometheus (needs services).
+//! recorded JSON (a local mock server, always run), a real Prometheus (needs services), an
+//! HTTP JSON endpoint and Datadog answering its recorded cassettes (local mock servers).
 //!
 //! The scenarios are the same for each source; each harness says how it makes them:
 //! a value is `Value(x)`; an empty result is `NoData`; a failing server or command is `Error` with
@@ -330,4 +331,84 @@ async fn prometheus_unreachable() {
     let source = PrometheusSource::new("prom", &url, Credentials::default(), Some(Duration::from_secs(3)));
     let probe = query("up");
     assert_readable_error(source.measure(&request(&probe)).await, "source `prom`", "unreachable");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP JSON endpoints
+
+struct JsonEndpoint {
+    _server: MockServer,
+    source: flagramp::metrics::JsonSource,
+}
+
+fn endpoint(path: &str, pointer: &str) -> Probe {
+    Probe::Query {
+        source: "slo".into(),
+        query: flagramp::spec::Query::Http {
+            path: path.into(),
+            method: flagramp::spec::HttpMethod::Get,
+            body: None,
+            pointer: pointer.into(),
+        },
+    }
+}
+
+impl JsonEndpoint {
+    async fn new() -> JsonEndpoint {
+        let server = MockServer::start().await;
+        let answers: [(&str, u16, &str); 8] = [
+            ("/value", 200, r#"{"data":{"burn_rate":0.95}}"#),
+            ("/string", 200, r#"{"data":{"burn_rate":"42"}}"#),
+            ("/null", 200, r#"{"data":{"burn_rate":null}}"#),
+            ("/empty", 200, r#"{"data":{}}"#),
+            ("/unavailable", 503, r#"{"error":"SLO store unavailable"}"#),
+            ("/forbidden", 403, "forbidden"),
+            ("/html", 200, "<html>maintenance</html>"),
+            ("/word", 200, r#"{"data":{"burn_rate":"high"}}"#),
+        ];
+        for (p, status, body) in answers {
+            Mock::given(method("GET"))
+                .and(path(format!("/api{p}")))
+                .respond_with(ResponseTemplate::new(status).set_body_string(body))
+                .mount(&server)
+                .await;
+        }
+        let source =
+            flagramp::metrics::JsonSource::new("slo", &format!("{}/api", server.uri()), Credentials::default(), None);
+        JsonEndpoint {
+            _server: server,
+            source,
+        }
+    }
+}
+
+impl Harness for JsonEndpoint {
+    fn source(&self) -> &dyn MetricSource {
+        &self.source
+    }
+
+    fn probes(&self) -> Probes {
+        let rate = "/data/burn_rate";
+        Probes {
+            value: vec![(endpoint("/value", rate), 0.95), (endpoint("/string", rate), 42.0)],
+            no_data: vec![endpoint("/null", rate), endpoint("/empty", rate)],
+            failure: vec![
+                (
+                    endpoint("/unavailable", rate),
+                    "HTTP 503 (after 3 attempts): {\"error\":\"SLO store unavailable\"}",
+                ),
+                (endpoint("/forbidden", rate), "source `slo` answered HTTP 403"),
+            ],
+            garbage: vec![
+                (endpoint("/html", rate), "not JSON"),
+                (endpoint("/word", rate), "not a number"),
+                (endpoint("/value", "/data"), "an object, not a number"),
+            ],
+        }
+    }
+}
+
+#[tokio::test]
+async fn http_json_source() {
+    suite(&JsonEndpoint::new().await, "http").await;
 }
