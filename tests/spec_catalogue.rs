@@ -155,3 +155,34 @@ fn validate_rejects_the_whole_bad_catalogue_and_accepts_the_good_one() {
         .expect("run flagramp");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// Every example in the README's "Metric sources and checks" is a valid spec once it has a flag.
+#[test]
+fn the_readme_source_examples_are_valid_specs() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("## Metric sources and checks").expect("the section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let blocks: Vec<&str> = section
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(
+        blocks.len() >= 5,
+        "one example per source and one for gates: {}",
+        blocks.len()
+    );
+    for block in blocks {
+        let sources = if block.contains("sources:") {
+            ""
+        } else {
+            "sources:\n  prom: { provider: prometheus, url: https://prometheus.example.com }\n"
+        };
+        let text = format!(
+            "version: 1\nname: readme\nflag: {{ provider: flagd, key: demo, flagd: {{ path: flags.json }} }}\n{sources}{block}"
+        );
+        let (spec, _, diags) = flagramp::spec::parse_spec(Path::new("readme.yml"), &text);
+        assert!(spec.is_some() && diags.is_empty(), "{block}\n{diags:?}");
+    }
+}
