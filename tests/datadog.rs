@@ -303,10 +303,9 @@ async fn a_bad_request_quotes_datadogs_errors() {
 #[tokio::test]
 async fn refused_keys_name_both_variables() {
     for status in [401, 403] {
-        let msg = assert_error(
-            measure_answer(status, r#"{"errors":["Forbidden"]}"#).await,
-            "DD_API_KEY",
-        );
+        // A proxy that echoes the headers it got must not get a key into the message.
+        let body = json!({"errors": [format!("Forbidden: {API_KEY} / {APP_KEY}")]}).to_string();
+        let msg = assert_error(measure_answer(status, &body).await, "DD_API_KEY");
         assert!(msg.contains("DD_APP_KEY") && msg.contains(&status.to_string()), "{msg}");
     }
 }
@@ -399,7 +398,9 @@ async fn no_answer_within_the_timeout_is_an_error() {
 
 #[tokio::test]
 async fn an_answer_that_is_not_datadog_json_is_an_error() {
+    let echo = json!({"data": {"attributes": {"columns": format!("{API_KEY} {APP_KEY}")}}}).to_string();
     for body in [
+        &echo,
         "{\"data\":",
         "<html>bad gateway</html>",
         "[1,2]",

@@ -80,7 +80,10 @@ impl DatadogSource {
         let answer: Answer = match serde_json::from_slice(&answer.body) {
             Ok(a) => a,
             Err(e) => {
-                return Measurement::Error(format!("source `{name}` sent an answer that is not Datadog JSON: {e}"))
+                return Measurement::Error(format!(
+                    "source `{name}` sent an answer that is not Datadog JSON: {}",
+                    self.quote(&e.to_string())
+                ))
             }
         };
         let columns = answer.data.attributes.and_then(|a| a.columns).unwrap_or_default();
@@ -114,12 +117,29 @@ impl DatadogSource {
             [Value::String(text)] => Measurement::from_number_text(text),
             [other] => Measurement::Error(format!(
                 "source `{name}` sent an answer that is not Datadog JSON: the value is {}",
-                quote(&other.to_string())
+                self.quote(&other.to_string())
             )),
             many => Measurement::Error(format!(
                 "the query returned {} groups where one number is expected: aggregate it, e.g. sum:...{{...}} without `by {{...}}`",
                 many.len()
             )),
+        }
+    }
+
+    /// At most [`MAX_QUOTED`] characters of a server's text, on one line, with any key value
+    /// in it masked: a proxy or a misconfigured server may echo the request's headers.
+    fn quote(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for (_, value) in &self.credentials.headers {
+            if !value.trim().is_empty() {
+                text = text.replace(value.trim(), "***");
+            }
+        }
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.chars().count() > MAX_QUOTED {
+            format!("{}… (cut)", text.chars().take(MAX_QUOTED).collect::<String>())
+        } else {
+            text
         }
     }
 
@@ -137,23 +157,20 @@ impl DatadogSource {
                     other => other.to_string(),
                 })
                 .collect();
-            quote(&texts.join("; "))
+            self.quote(&texts.join("; "))
         });
         let [api_env, app_env] = &self.key_envs;
         let mut text = match status {
             401 | 403 if !http::is_rate_limited(status, &answer.headers) => format!(
                 "source `{name}`: Datadog refused the keys (HTTP {status}): check the API key in {api_env} and the application key in {app_env}"
             ),
-            400 => format!(
-                "source `{name}` rejected the query (HTTP 400): {}",
-                quoted.as_deref().unwrap_or("no message")
-            ),
+            400 => format!("source `{name}` rejected the query (HTTP 400)"),
             _ => format!("source `{name}` answered HTTP {status}"),
         };
-        if let (Some(q), false) = (&quoted, status == 400) {
-            if !q.is_empty() {
-                text.push_str(&format!(": {q}"));
-            }
+        match quoted.as_deref() {
+            Some(q) if !q.is_empty() => text.push_str(&format!(": {q}")),
+            _ if status == 400 => text.push_str(": no message"),
+            _ => {}
         }
         let mut notes = Vec::new();
         if http::is_rate_limited(status, &answer.headers) {
@@ -194,16 +211,6 @@ fn request_body(queries: &[(String, String)], formula: &str, reduce: Reduce, fro
             "type": "scalar_request",
         }
     })
-}
-
-/// At most [`MAX_QUOTED`] characters of a server's text, on one line.
-fn quote(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > MAX_QUOTED {
-        format!("{}… (cut)", one_line.chars().take(MAX_QUOTED).collect::<String>())
-    } else {
-        one_line
-    }
 }
 
 /// Longest piece of a server's error text quoted in a message.
