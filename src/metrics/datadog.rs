@@ -112,9 +112,15 @@ impl DatadogSource {
                 Some(v) if v.is_finite() => Measurement::Value(v),
                 _ => Measurement::NoData(format!("value is {n}")),
             },
-            // Datadog writes NaN and infinities nowhere in JSON; a text value is read the way
-            // Prometheus values are, so that any non-finite one is no data there too.
-            [Value::String(text)] => Measurement::from_number_text(text),
+            // JSON has no NaN or infinity: a server that sends one as text gets it read the way
+            // Prometheus values are, so that a non-finite one is no data here too.
+            [Value::String(text)] => match Measurement::from_number_text(text) {
+                Measurement::Error(_) => Measurement::Error(format!(
+                    "source `{name}` answered `{}` where a number is expected",
+                    self.quote(text)
+                )),
+                read => read,
+            },
             [other] => Measurement::Error(format!(
                 "source `{name}` sent an answer that is not Datadog JSON: the value is {}",
                 self.quote(&other.to_string())
@@ -311,6 +317,10 @@ mod tests {
                 String::from_utf8_lossy(empty)
             );
         }
+        let text = br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":["0.5"]}]}}}"#;
+        assert_eq!(s.interpret(&answer(200, text)), Measurement::Value(0.5));
+        let word = br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":["abc"]}]}}}"#;
+        assert!(error_of(s.interpret(&answer(200, word))).contains("`abc` where a number is expected"));
         let three = br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":[1,2,3]}]}}}"#;
         assert!(error_of(s.interpret(&answer(200, three))).contains("3 groups"));
         for bad in [
