@@ -10,6 +10,7 @@ mod cli;
 mod cmd;
 mod conformance;
 mod crash;
+mod datadog;
 mod engine_rules;
 mod engine_time;
 mod faults;
