@@ -51,6 +51,24 @@ pub struct Credentials {
 impl Credentials {
     /// The request headers these credentials add: `Authorization` (bearer or basic) and the
     /// extra headers, for [`send`].
+    /// `text` with every credential value in it replaced by `***`, for quoting a server's
+    /// answer: a proxy or a misconfigured server may echo the request's headers. Records are
+    /// redacted again where they are made (`Secrets::admit`); this keeps the source's own
+    /// messages clean too.
+    pub fn mask(&self, text: &str) -> String {
+        let mut values: Vec<&str> = self.headers.iter().map(|(_, v)| v.as_str()).collect();
+        values.extend(self.bearer.as_deref());
+        if let Some((user, password)) = &self.basic {
+            values.extend([user.as_str(), password.as_str()]);
+        }
+        values.retain(|v| !v.trim().is_empty());
+        // Longest first, so a value containing another is masked whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values
+            .iter()
+            .fold(text.to_string(), |text, v| text.replace(v.trim(), "***"))
+    }
+
     pub fn header_list(&self) -> Vec<(&str, String)> {
         use base64::Engine;
         let mut headers: Vec<(&str, String)> = Vec::new();

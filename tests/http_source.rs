@@ -144,7 +144,7 @@ async fn json_pointer_edge_cases_follow_rfc_6901() {
 async fn non_2xx_answers_are_errors_with_the_status_and_a_short_excerpt() {
     for status in [400u16, 401, 403, 404, 422] {
         let body = format!(
-            r#"{{"data":{{"burn_rate":0.1}},"error":"denied","pad":"{}"}}"#,
+            r#"{{"data":{{"burn_rate":0.1}},"error":"denied","echo":"Bearer {TOKEN}","pad":"{}"}}"#,
             "p".repeat(4000)
         );
         let server = serving(ResponseTemplate::new(status).set_body_string(body)).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{MeasureRequest, MetricSource};
+use super::{quote, MeasureRequest, MetricSource};
 use crate::check::Measurement;
 use crate::http::{self, Credentials};
 use crate::spec::{Probe, Query, Reduce, DEFAULT_DATADOG_WINDOW};
@@ -132,21 +132,10 @@ impl DatadogSource {
         }
     }
 
-    /// At most [`MAX_QUOTED`] characters of a server's text, on one line, with any key value
-    /// in it masked: a proxy or a misconfigured server may echo the request's headers.
+    /// A server's text for a message, with any key value in it masked: a proxy or a
+    /// misconfigured server may echo the request's headers.
     fn quote(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for (_, value) in &self.credentials.headers {
-            if !value.trim().is_empty() {
-                text = text.replace(value.trim(), "***");
-            }
-        }
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        if text.chars().count() > MAX_QUOTED {
-            format!("{}… (cut)", text.chars().take(MAX_QUOTED).collect::<String>())
-        } else {
-            text
-        }
+        quote(&self.credentials.mask(text))
     }
 
     /// The error for a non-2xx answer: never a measurement, whatever the body holds. Datadog's
@@ -218,9 +207,6 @@ fn request_body(queries: &[(String, String)], formula: &str, reduce: Reduce, fro
         }
     })
 }
-
-/// Longest piece of a server's error text quoted in a message.
-const MAX_QUOTED: usize = 500;
 
 #[async_trait::async_trait]
 impl MetricSource for DatadogSource {

@@ -39,7 +39,10 @@ impl JsonSource {
     fn interpret(&self, answer: &http::Answer, pointer: &str) -> Measurement {
         let name = &self.name;
         if !answer.is_success() {
-            let excerpt: String = quote(&answer.text()).chars().take(MAX_EXCERPT).collect();
+            let excerpt: String = quote(&self.credentials.mask(&answer.text()))
+                .chars()
+                .take(MAX_EXCERPT)
+                .collect();
             let mut text = format!("source `{name}` answered HTTP {}", answer.status);
             if http::is_rate_limited(answer.status, &answer.headers) {
                 text.push_str(" (rate limited)");

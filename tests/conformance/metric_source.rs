@@ -412,3 +412,116 @@ impl Harness for JsonEndpoint {
 async fn http_json_source() {
     suite(&JsonEndpoint::new().await, "http").await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Datadog
+
+struct Datadog {
+    _server: MockServer,
+    source: flagramp::metrics::DatadogSource,
+}
+
+fn datadog(q: &str) -> Probe {
+    Probe::Query {
+        source: "dd".into(),
+        query: flagramp::spec::Query::Datadog {
+            queries: vec![("query".into(), q.into())],
+            formula: "query".into(),
+            reduce: flagramp::spec::Reduce::Avg,
+        },
+    }
+}
+
+/// A scalar answer with one `number` column holding `values`.
+fn scalar_answer(values: &str) -> String {
+    format!(
+        r#"{{"data":{{"type":"scalar_response","attributes":{{"columns":[{{"name":"query","type":"number","values":{values}}}]}}}}}}"#
+    )
+}
+
+impl Datadog {
+    async fn new() -> Datadog {
+        let server = MockServer::start().await;
+        let recorded: serde_json::Value = serde_json::from_str(&crate::support::fixture_text(
+            "datadog/v2-Scalar-cross-product-query-returns-OK-response.json",
+        ))
+        .unwrap();
+        let recorded_body = recorded["http_interactions"][0]["response"]["body"]["string"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let answers: [(&str, u16, String); 9] = [
+            ("avg:recorded{*}", 200, recorded_body),
+            ("avg:value{*}", 200, scalar_answer("[0.95]")),
+            ("avg:null{*}", 200, scalar_answer("[null]")),
+            ("avg:empty{*}", 200, scalar_answer("[]")),
+            (
+                "avg:unavailable{*}",
+                503,
+                r#"{"errors":["Service unavailable"]}"#.into(),
+            ),
+            ("avg:forbidden{*}", 403, r#"{"errors":["Forbidden"]}"#.into()),
+            ("avg:not-json{*}", 200, "<html>maintenance</html>".into()),
+            ("avg:groups{*} by {host}", 200, scalar_answer("[1, 2, 3]")),
+            (
+                "avg:no-columns{*}",
+                200,
+                r#"{"data":{"type":"scalar_response"}}"#.into(),
+            ),
+        ];
+        for (q, status, body) in answers {
+            Mock::given(method("POST"))
+                .and(path("/api/v2/query/scalar"))
+                .and(wiremock::matchers::body_string_contains(format!("\"query\":\"{q}\"")))
+                .respond_with(ResponseTemplate::new(status).set_body_string(body))
+                .mount(&server)
+                .await;
+        }
+        let credentials = Credentials {
+            headers: vec![
+                ("DD-API-KEY".into(), "conformance-api-key".into()),
+                ("DD-APPLICATION-KEY".into(), "conformance-app-key".into()),
+            ],
+            ..Credentials::default()
+        };
+        let source =
+            flagramp::metrics::DatadogSource::new("dd", &server.uri(), credentials, None, ["DD_API_KEY", "DD_APP_KEY"]);
+        Datadog {
+            _server: server,
+            source,
+        }
+    }
+}
+
+impl Harness for Datadog {
+    fn source(&self) -> &dyn MetricSource {
+        &self.source
+    }
+
+    fn probes(&self) -> Probes {
+        Probes {
+            value: vec![
+                (datadog("avg:recorded{*}"), 6.368151928283307),
+                (datadog("avg:value{*}"), 0.95),
+            ],
+            no_data: vec![
+                datadog("avg:null{*}"),
+                datadog("avg:empty{*}"),
+                datadog("avg:no-columns{*}"),
+            ],
+            failure: vec![
+                (datadog("avg:unavailable{*}"), "503"),
+                (datadog("avg:forbidden{*}"), "DD_API_KEY"),
+            ],
+            garbage: vec![
+                (datadog("avg:not-json{*}"), "not Datadog JSON"),
+                (datadog("avg:groups{*} by {host}"), "3 groups"),
+            ],
+        }
+    }
+}
+
+#[tokio::test]
+async fn datadog_recorded_answers() {
+    suite(&Datadog::new().await, "datadog (recorded answers)").await;
+}

@@ -183,3 +183,9 @@ pub fn measured(values: &[flagramp::check::Measurement]) -> Vec<flagramp::check:
         })
         .collect()
 }
+
+/// A file under `tests/fixtures/`, as it is.
+pub fn fixture_text(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
