@@ -352,3 +352,72 @@ fn a_command_that_prints_a_secret_is_redacted() {
     assert!(!text.contains("very-secret-123"), "{text}");
     assert!(text.contains("token is ***"), "{text}");
 }
+
+/// The binary, end to end, on a Datadog source and an http source: keys and tokens from the
+/// environment go out as headers, the evaluation time is one lag back, a shadow check that fails
+/// is shown as shadow and does not stop the advance, and no secret is printed or stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datadog_and_http_sources_gate_an_advance_and_never_print_their_secrets() {
+    let server = MockServer::start().await;
+    let (api_key, app_key, slo_token) = ("dd-api-key-0123456789", "dd-app-key-9876543210", "slo-token-abcdef0123");
+    // 2026-11-24T09:00:00Z minus the Datadog source's 2m lag, and the 10m default window.
+    let to_ms: i64 = 1_795_510_800_000 - 120_000;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/query/scalar"))
+        .and(header("dd-api-key", api_key))
+        .and(header("dd-application-key", app_key))
+        .and(wiremock::matchers::body_partial_json(serde_json::json!({
+            "data": { "type": "scalar_request", "attributes": { "from": to_ms - 600_000, "to": to_ms } }
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"data":{"type":"scalar_response","attributes":{"columns":[{"name":"a","type":"number","values":[0.004]}]}}}"#,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/slo/burn"))
+        .and(query_param("service", "checkout"))
+        .and(header("authorization", format!("Bearer {slo_token}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"data":{"burn_rate":"3.5"}}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let url = server.uri();
+    let spec = format!(
+        "version: 1\nname: demo\nflag: {{ provider: flagd, key: demo, flagd: {{ path: flags/flags.flagd.json }} }}\nstages: [{{ percent: 10, bake: 0s }}, 50, 100]\nsources:\n  dd: {{ provider: datadog, url: \"{url}\", api_key_env: DD_API_KEY, app_key_env: DD_APP_KEY, lag: 2m }}\n  slo: {{ provider: http, url: \"{url}/slo\", headers: {{ Authorization: {{ env: SLO_AUTH }} }} }}\nchecks:\n  - {{ name: error-rate, source: dd, query: \"sum:errors{{service:checkout}}.as_count()\", reduce: sum, pass: \"<= 0.01\" }}\n  - {{ name: burn-rate, source: slo, query: \"/burn?service=checkout\", value: /data/burn_rate, pass: \"< 2\", gate: false }}\n"
+    );
+    let repo = Repo::new(&spec);
+    repo.write("flags/flags.flagd.json", r#"{"flags":{"demo":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off","targeting":{"fractional":[["on",10000],["off",90000]]}}}}"#);
+    let bearer = format!("Bearer {slo_token}");
+    let envs = [
+        ("DD_API_KEY", api_key),
+        ("DD_APP_KEY", app_key),
+        ("SLO_AUTH", bearer.as_str()),
+    ];
+    let out = repo
+        .run_async(&["advance", "demo", "--now", NOW, "--actor", "alice"], &envs)
+        .await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("[ok  ] error-rate = 0.004"), "{text}");
+    assert!(text.contains("[FAIL] burn-rate (shadow) = 3.5"), "{text}");
+    let json = repo.run_async(&["status", "--output", "json"], &envs).await;
+    let state = std::fs::read_to_string(repo.root().join(".flagramp/state/demo.json")).unwrap();
+    let record: Value = serde_json::from_str(&state).unwrap();
+    let last = record["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["decision"], "advance", "{state}");
+    assert_eq!(last["checks"][0]["at"], "2026-11-24T08:58:00Z", "{state}");
+    assert_eq!(last["checks"][1]["gate"], false, "{state}");
+    for secret in [api_key, app_key, slo_token] {
+        assert!(!text.contains(secret) && !state.contains(secret), "{secret} leaked");
+        assert!(!String::from_utf8_lossy(&json.stdout).contains(secret));
+    }
+}
