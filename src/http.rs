@@ -369,6 +369,34 @@ impl Answer {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Why a refused answer is refused besides its status, for messages: ` (rate limited; …)`
+    /// with the reason a retry was not made, or nothing.
+    pub fn refusal_notes(&self) -> String {
+        let mut notes = Vec::new();
+        if is_rate_limited(self.status, &self.headers) {
+            notes.push("rate limited");
+        }
+        if let Some(why) = &self.gave_up {
+            notes.push(why);
+        }
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        }
+    }
+
+    /// An answer with `status` and `body` and no headers, for tests of what sources make of it.
+    #[cfg(test)]
+    pub(crate) fn canned(status: u16, body: &[u8]) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: body.to_vec(),
+            gave_up: None,
+        }
+    }
+
     /// Whether the status is 2xx: only those answers carry data (any other is an error,
     /// whatever its body says).
     pub fn is_success(&self) -> bool {

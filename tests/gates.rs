@@ -136,6 +136,7 @@ fn a_time_only_ramp_advances_on_bake_alone_and_says_there_is_no_metric_gate() {
     let state = started(&spec, 10, 0);
     let waiting = decide(&spec, &state, "2026-11-24T08:30:00Z", &[]);
     assert_eq!(waiting.decision.as_str(), "hold", "{}", waiting.reason);
+    assert!(waiting.reason.contains("no metric gate"), "{}", waiting.reason);
     let record = decide(&spec, &state, "2026-11-24T09:00:00Z", &[]);
     assert_eq!(record.decision.as_str(), "advance", "{}", record.reason);
     assert_eq!(record.to_percent, pct(50));

@@ -167,16 +167,7 @@ impl DatadogSource {
             _ if status == 400 => text.push_str(": no message"),
             _ => {}
         }
-        let mut notes = Vec::new();
-        if http::is_rate_limited(status, &answer.headers) {
-            notes.push("rate limited");
-        }
-        if let Some(why) = &answer.gave_up {
-            notes.push(why);
-        }
-        if !notes.is_empty() {
-            text.push_str(&format!(" ({})", notes.join("; ")));
-        }
+        text.push_str(&answer.refusal_notes());
         text
     }
 }
@@ -234,34 +225,18 @@ impl MetricSource for DatadogSource {
         // The check's timeout bounds the whole measurement, retries and waits included.
         let timeout = self.timeout.unwrap_or(request.timeout).min(request.timeout);
         // A scalar query reads and changes nothing, so repeating it is harmless.
-        match http::send(
-            reqwest::Method::POST,
-            &url,
-            &headers,
-            Some(&body),
-            http::Deadline::after(timeout),
-            true,
+        let deadline = http::Deadline::after(timeout);
+        let sent = http::send(reqwest::Method::POST, &url, &headers, Some(&body), deadline, true).await;
+        sent.map_or_else(
+            |e| Measurement::Error(format!("source `{}`: {e}", self.name)),
+            |answer| self.interpret(&answer),
         )
-        .await
-        {
-            Ok(answer) => self.interpret(&answer),
-            Err(e) => Measurement::Error(format!("source `{}`: {e}", self.name)),
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(status: u16, body: &[u8]) -> http::Answer {
-        http::Answer {
-            status,
-            headers: Vec::new(),
-            body: body.to_vec(),
-            gave_up: None,
-        }
-    }
 
     fn source() -> DatadogSource {
         DatadogSource::new(
@@ -284,10 +259,13 @@ mod tests {
     fn reads_every_answer_shape() {
         let s = source();
         let one = br#"{"data":{"type":"scalar_response","attributes":{"columns":[{"values":[6.5],"name":"a","meta":{"unit":null},"type":"number"}]}}}"#;
-        assert_eq!(s.interpret(&answer(200, one)), Measurement::Value(6.5));
+        assert_eq!(s.interpret(&http::Answer::canned(200, one)), Measurement::Value(6.5));
         // A group column before the number column, as `by {...}` queries have.
         let grouped = br#"{"data":{"attributes":{"columns":[{"name":"env","type":"group","values":[["prod"]]},{"name":"a","type":"number","values":[0.25]}]}}}"#;
-        assert_eq!(s.interpret(&answer(200, grouped)), Measurement::Value(0.25));
+        assert_eq!(
+            s.interpret(&http::Answer::canned(200, grouped)),
+            Measurement::Value(0.25)
+        );
         for empty in [
             &br#"{"data":{"attributes":{"columns":[]}}}"#[..],
             br#"{"data":{"attributes":{}}}"#,
@@ -296,7 +274,7 @@ mod tests {
             br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":[null]}]}}}"#,
             br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":["NaN"]}]}}}"#,
         ] {
-            let got = s.interpret(&answer(200, empty));
+            let got = s.interpret(&http::Answer::canned(200, empty));
             assert!(
                 matches!(got, Measurement::NoData(_)),
                 "{}: {got:?}",
@@ -304,18 +282,18 @@ mod tests {
             );
         }
         let text = br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":["0.5"]}]}}}"#;
-        assert_eq!(s.interpret(&answer(200, text)), Measurement::Value(0.5));
+        assert_eq!(s.interpret(&http::Answer::canned(200, text)), Measurement::Value(0.5));
         let word = br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":["abc"]}]}}}"#;
-        assert!(error_of(s.interpret(&answer(200, word))).contains("`abc` where a number is expected"));
+        assert!(error_of(s.interpret(&http::Answer::canned(200, word))).contains("`abc` where a number is expected"));
         let three = br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":[1,2,3]}]}}}"#;
-        assert!(error_of(s.interpret(&answer(200, three))).contains("3 groups"));
+        assert!(error_of(s.interpret(&http::Answer::canned(200, three))).contains("3 groups"));
         for bad in [
             &b"<html>"[..],
             b"[]",
             br#"{"errors":["x"]}"#,
             br#"{"data":{"attributes":{"columns":{}}}}"#,
         ] {
-            let msg = error_of(s.interpret(&answer(200, bad)));
+            let msg = error_of(s.interpret(&http::Answer::canned(200, bad)));
             assert!(msg.contains("not Datadog JSON"), "{msg}");
         }
     }
@@ -323,7 +301,7 @@ mod tests {
     #[test]
     fn refusals_say_what_to_do() {
         let s = source();
-        let msg = error_of(s.interpret(&answer(
+        let msg = error_of(s.interpret(&http::Answer::canned(
             400,
             br#"{"errors":["Queries ending outside the retention date are invalid"]}"#,
         )));
@@ -332,7 +310,7 @@ mod tests {
             "{msg}"
         );
         for status in [401, 403] {
-            let msg = error_of(s.interpret(&answer(status, br#"{"errors":["Forbidden"]}"#)));
+            let msg = error_of(s.interpret(&http::Answer::canned(status, br#"{"errors":["Forbidden"]}"#)));
             assert!(
                 msg.contains(&format!("HTTP {status}")) && msg.contains("DD_API_KEY") && msg.contains("DD_APP_KEY"),
                 "{msg}"
@@ -341,10 +319,10 @@ mod tests {
         // A failing status is an error whatever the body says.
         let ok = br#"{"data":{"attributes":{"columns":[{"name":"a","type":"number","values":[1]}]}}}"#;
         for status in [500, 502, 503, 404, 301] {
-            let msg = error_of(s.interpret(&answer(status, ok)));
+            let msg = error_of(s.interpret(&http::Answer::canned(status, ok)));
             assert!(msg.contains(&format!("HTTP {status}")), "{msg}");
         }
-        let mut limited = answer(429, br#"{"errors":["Rate limit exceeded"]}"#);
+        let mut limited = http::Answer::canned(429, br#"{"errors":["Rate limit exceeded"]}"#);
         limited.gave_up = Some("after 3 attempts".into());
         let msg = error_of(s.interpret(&limited));
         assert!(
@@ -352,7 +330,7 @@ mod tests {
             "{msg}"
         );
         let long = format!(r#"{{"errors":["{}"]}}"#, "x".repeat(5000));
-        let msg = error_of(s.interpret(&answer(400, long.as_bytes())));
+        let msg = error_of(s.interpret(&http::Answer::canned(400, long.as_bytes())));
         assert!(msg.ends_with("… (cut)") && msg.len() < 700, "{msg}");
     }
 

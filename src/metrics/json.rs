@@ -44,12 +44,7 @@ impl JsonSource {
                 .take(MAX_EXCERPT)
                 .collect();
             let mut text = format!("source `{name}` answered HTTP {}", answer.status);
-            if http::is_rate_limited(answer.status, &answer.headers) {
-                text.push_str(" (rate limited)");
-            }
-            if let Some(why) = &answer.gave_up {
-                text.push_str(&format!(" ({why})"));
-            }
+            text.push_str(&answer.refusal_notes());
             if !excerpt.is_empty() {
                 text.push_str(&format!(": {excerpt}"));
             }
@@ -139,12 +134,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> http::Answer {
-        http::Answer {
-            status,
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
-            gave_up: None,
-        }
+        http::Answer::canned(status, body.as_bytes())
     }
 
     fn source() -> JsonSource {

@@ -123,16 +123,7 @@ impl PrometheusSource {
             ),
             _ => format!("source `{}` answered HTTP {status}", self.name),
         };
-        let mut notes = Vec::new();
-        if http::is_rate_limited(status, &answer.headers) {
-            notes.push("rate limited");
-        }
-        if let Some(why) = &answer.gave_up {
-            notes.push(why);
-        }
-        if !notes.is_empty() {
-            text.push_str(&format!(" ({})", notes.join("; ")));
-        }
+        text.push_str(&answer.refusal_notes());
         text
     }
 }
@@ -177,12 +168,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &[u8]) -> http::Answer {
-        http::Answer {
-            status,
-            headers: Vec::new(),
-            body: body.to_vec(),
-            gave_up: None,
-        }
+        http::Answer::canned(status, body)
     }
 
     fn source() -> PrometheusSource {
