@@ -244,6 +244,11 @@ pub enum Verdict {
     NoData,
     /// The source failed: timeout, HTTP error, a bad answer, a command that failed.
     Error,
+    /// A `compare` check without enough data to judge yet (below `min_samples`, or an empty
+    /// window): it holds, like `no_data`.
+    Insufficient,
+    /// A `compare` check at 100%, where there is no control cohort: never a reason to hold.
+    Skipped,
 }
 
 impl Verdict {
@@ -254,6 +259,8 @@ impl Verdict {
             Verdict::Fail => "fail",
             Verdict::NoData => "no_data",
             Verdict::Error => "error",
+            Verdict::Insufficient => "insufficient",
+            Verdict::Skipped => "skipped",
         }
     }
 }
@@ -269,16 +276,61 @@ pub enum Measurement {
     Error(String),
 }
 
-/// What was measured for one check: its query's answer, its control query's answer (for a check
-/// compared with one), and the time they are for.
+/// What was measured for one check, and the time it is for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
-    /// The check's own query or command.
-    pub measurement: Measurement,
-    /// The control query's answer, for a check that has one.
-    pub control: Option<Measurement>,
+    /// The answers.
+    pub what: Measurements,
     /// The time the values are for (the decision time minus the source's lag).
     pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The answers a check's queries got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measurements {
+    /// A threshold check: its own query or command, and its control query's answer when it
+    /// compares with one.
+    Value {
+        /// The check's own query or command.
+        own: Measurement,
+        /// The control query's answer, for a check that has one.
+        control: Option<Measurement>,
+    },
+    /// A `compare` check's counts over `[since, at]`.
+    Counts(CountsMeasured),
+}
+
+/// A `compare` check's counts, one answer per query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountsMeasured {
+    /// Where the counted window starts (the stage's entry, or `at` minus the window). When it is
+    /// not before `at`, the window is empty and nothing was queried.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// The exposed cohort.
+    pub canary: CohortMeasured,
+    /// The cohort without the flag.
+    pub control: CohortMeasured,
+}
+
+/// One cohort's count answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortMeasured {
+    /// Events (such as failed requests).
+    pub events: Measurement,
+    /// What they are out of (such as requests).
+    pub total: Measurement,
+    /// Distinct users or sessions, when the check counts them.
+    pub units: Option<Measurement>,
+}
+
+impl Measured {
+    /// A threshold check's answer, without a control.
+    pub fn value(own: Measurement, at: chrono::DateTime<chrono::Utc>) -> Measured {
+        Measured {
+            what: Measurements::Value { own, control: None },
+            at,
+        }
+    }
 }
 
 impl Measurement {

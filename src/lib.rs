@@ -45,6 +45,8 @@ pub mod secrets;
 pub mod spec;
 pub mod state;
 #[doc(hidden)]
+pub mod stats;
+#[doc(hidden)]
 pub mod window;
 
 pub use app::{execute, load_specs, select, AppError, Operation, Outcome, Place, RunRequest};

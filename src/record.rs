@@ -78,8 +78,11 @@ pub enum Rule {
     Start,
     /// Rules 4 and 9: complete (also `advance` at 100%).
     Complete,
-    /// Rule 5: a check errored or had no data.
+    /// Rule 5: a check errored, had no data or too little.
     Checks,
+    /// Rule 5: the cohorts of a `compare` check do not have the sizes the stage's percentage
+    /// means (sample ratio mismatch); the data cannot be trusted either way.
+    Srm,
     /// Rule 6: a check failed (rolled back, or counted below the limit); also the `rollback` command.
     Rollback,
     /// Rule 7, and the `pause` command's name is `pause`.
@@ -158,6 +161,90 @@ pub struct CheckRecord {
     /// The control query's value, for a check compared with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_value: Option<f64>,
+    /// A `compare` check's evidence, when it had counts to judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareRecord>,
+}
+
+/// A `compare` check's evidence (docs/statistics.md): the counts judged, the one-sided bound on
+/// how much worse the canary is, and the sample ratio check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompareRecord {
+    /// The exposed cohort's counts over the data judged.
+    pub canary: CohortRecord,
+    /// The control cohort's counts over the same data.
+    pub control: CohortRecord,
+    /// Where the data judged starts: the stage's entry, an earlier evaluation (for `window:
+    /// stage`, the suffix that decided), or the start of the fixed window.
+    pub since: DateTime<Utc>,
+    /// The canary's increase over the control: rate points as a fraction (`0.009` = +0.9 pt),
+    /// or, when `relative`, the relative increase (`0.9` = +90%). `null` without enough data.
+    pub difference: Option<f64>,
+    /// The one-sided lower bound of that increase at `level`; `null` without enough data.
+    pub lower_bound: Option<f64>,
+    /// The confidence of the bound (`1 − α` of this look and start point).
+    pub level: Option<f64>,
+    /// Whether `difference`, `lower_bound` and `allowed` are relative increases.
+    pub relative: bool,
+    /// The increase the check allows (`max_increase` or `max_relative_increase`).
+    pub allowed: f64,
+    /// The check's false-alarm budget for the whole stage.
+    pub alpha: f64,
+    /// Which evaluation of this check in this stage this is (1 = the first).
+    pub look: u32,
+    /// `stage`, or the fixed window (`30m`).
+    pub window: String,
+    /// Cumulative counts since the stage was entered (`window: stage` only): later evaluations
+    /// test the data since this one from them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_counts: Option<StageCounts>,
+    /// The sample ratio check, when the cohorts had units to count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srm: Option<SrmRecord>,
+}
+
+/// One cohort's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CohortRecord {
+    /// Events (such as failed requests).
+    pub events: f64,
+    /// What they are counted out of (such as requests).
+    pub total: f64,
+    /// `events / total`; `null` when `total` is 0.
+    pub rate: Option<f64>,
+    /// Distinct users or sessions, when the check counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<f64>,
+}
+
+/// Counts since the stage was entered.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StageCounts {
+    /// When the stage was entered.
+    pub since: DateTime<Utc>,
+    /// The exposed cohort.
+    pub canary: CohortRecord,
+    /// The control cohort.
+    pub control: CohortRecord,
+}
+
+/// The sample ratio check of a `compare` check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SrmRecord {
+    /// What was counted: `users` (the `units` queries) or `requests` (the `total` queries).
+    pub counted: String,
+    /// Units in the exposed cohort.
+    pub exposed: f64,
+    /// Units in both cohorts.
+    pub total: f64,
+    /// The exposed share the stage's percentage means.
+    pub expected_share: f64,
+    /// The exposed share counted.
+    pub observed_share: f64,
+    /// Pearson chi-square p-value (1 degree of freedom).
+    pub p_value: f64,
+    /// Whether the shares do not fit: the decision holds (`rule: srm`).
+    pub mismatch: bool,
 }
 
 /// Records written before shadow checks existed only had gating checks.
@@ -319,5 +406,170 @@ impl Status {
         for record in &mut self.history {
             record.scrub(secrets);
         }
+    }
+}
+
+impl CompareRecord {
+    /// `canary 1.9% vs control 1.0%: +0.9 pt, at least +0.4 pt at 99%`; `None` without a bound.
+    pub fn describe(&self) -> Option<String> {
+        let (difference, bound, level) = (self.difference?, self.lower_bound?, self.level?);
+        let shown = |x: f64| {
+            if self.relative {
+                format!("{:+}%", rounded(x * 100.0, 1))
+            } else {
+                format!("{:+} pt", rounded(x * 100.0, 2))
+            }
+        };
+        let allowed = if self.allowed > 0.0 {
+            format!(", {} allowed", shown(self.allowed))
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "canary {} vs control {}: {}, at least {} at {}{allowed}",
+            rate_text(self.canary.rate),
+            rate_text(self.control.rate),
+            shown(difference),
+            shown(bound),
+            percent_text(level),
+        ))
+    }
+
+    /// `12,400 / 110,000 requests`: the cohorts' totals the bound is over.
+    pub fn sizes(&self) -> String {
+        format!(
+            "{} / {} requests",
+            thousands(self.canary.total),
+            thousands(self.control.total)
+        )
+    }
+}
+
+impl SrmRecord {
+    /// `sample ratio mismatch: 1,100 of 10,000 users exposed where 10% expects 1,000`.
+    pub fn describe(&self) -> String {
+        format!(
+            "sample ratio mismatch: {} of {} {} exposed where {} expects {} (p = {})",
+            thousands(self.exposed),
+            thousands(self.total),
+            self.counted,
+            percent_text(self.expected_share),
+            thousands(self.expected_share * self.total),
+            crate::check::sig4(self.p_value)
+        )
+    }
+}
+
+/// A rate in percent, 1 decimal from 1% up and 2 below: `1.9%`, `1.0%`, `0.52%`.
+fn rate_text(rate: Option<f64>) -> String {
+    let Some(r) = rate else { return "n/a".into() };
+    let x = r * 100.0;
+    if x.abs() >= 1.0 {
+        format!("{x:.1}%")
+    } else {
+        let two = format!("{x:.2}");
+        match two.strip_suffix('0') {
+            Some(one) if !one.ends_with('.') => format!("{one}%"),
+            _ => format!("{two}%"),
+        }
+    }
+}
+
+/// `0.994` → `99.4%`, `0.99` → `99%`.
+fn percent_text(fraction: f64) -> String {
+    format!("{}%", rounded(fraction * 100.0, 1))
+}
+
+/// `x` rounded to `decimals` (so `{}` prints no trailing zeros), and never `-0`.
+fn rounded(x: f64, decimals: i32) -> f64 {
+    let factor = 10f64.powi(decimals);
+    let r = (x * factor).round() / factor;
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+/// `12400` → `12,400`; fractions are rounded to whole counts.
+pub fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let whole = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x <= -0.5 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod compare_text_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(thousands(12_400.0), "12,400");
+        assert_eq!(thousands(110_000.0), "110,000");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_000_000.0), "1,000,000");
+        assert_eq!(rate_text(Some(0.019)), "1.9%");
+        assert_eq!(rate_text(Some(0.01)), "1.0%");
+        assert_eq!(rate_text(Some(0.0052)), "0.52%");
+        assert_eq!(rate_text(Some(0.005)), "0.5%");
+        assert_eq!(percent_text(0.99), "99%");
+        assert_eq!(percent_text(0.99392), "99.4%");
+        assert_eq!(format!("{:+} pt", rounded(0.009 * 100.0, 2)), "+0.9 pt");
+        assert_eq!(format!("{:+} pt", rounded(-0.0003 * 100.0, 2)), "-0.03 pt");
+        assert_eq!(format!("{:+} pt", rounded(0.0, 2)), "+0 pt");
+    }
+
+    #[test]
+    fn a_compare_record_reads_as_the_rules_show_it() {
+        let cohort = |events: f64, total: f64| CohortRecord {
+            events,
+            total,
+            rate: Some(events / total),
+            units: None,
+        };
+        let record = CompareRecord {
+            canary: cohort(235.6, 12_400.0),
+            control: cohort(1_100.0, 110_000.0),
+            since: "2026-11-24T08:00:00Z".parse().unwrap(),
+            difference: Some(0.009),
+            lower_bound: Some(0.004),
+            level: Some(0.99),
+            relative: false,
+            allowed: 0.0,
+            alpha: 0.01,
+            look: 1,
+            window: "stage".into(),
+            stage_counts: None,
+            srm: None,
+        };
+        assert_eq!(
+            format!("{} ({})", record.describe().unwrap(), record.sizes()),
+            "canary 1.9% vs control 1.0%: +0.9 pt, at least +0.4 pt at 99% (12,400 / 110,000 requests)"
+        );
+        let srm = SrmRecord {
+            counted: "users".into(),
+            exposed: 1_100.0,
+            total: 10_000.0,
+            expected_share: 0.1,
+            observed_share: 0.11,
+            p_value: 0.0009,
+            mismatch: true,
+        };
+        assert!(srm
+            .describe()
+            .starts_with("sample ratio mismatch: 1,100 of 10,000 users exposed where 10% expects 1,000"));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 
-use crate::check::{Measured, Measurement};
+use crate::check::{CohortMeasured, CountsMeasured, Measured, Measurement, Measurements};
 use crate::engine::{self, Input, ManualOp, Step};
 use crate::http::{Credentials, Deadline};
 use crate::metrics::{CommandSource, DatadogSource, JsonSource, MeasureRequest, MetricSource, PrometheusSource};
@@ -17,7 +17,7 @@ use crate::percent::Percent;
 use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use crate::record::{CheckRecord, DecisionRecord, Status};
 use crate::secrets::{SecretError, Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
-use crate::spec::{Auth, HeaderValue, Probe, RolloutSpec, SourceProvider};
+use crate::spec::{Auth, CheckTest, CohortQueries, HeaderValue, Probe, Query, RolloutSpec, SourceProvider};
 use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
 
 /// How many times a rollout is decided again after losing a compare-and-swap race.
@@ -294,7 +294,7 @@ impl Runner {
         let mut step = decide(None);
         if step == Step::NeedsChecks {
             let percent = reading.as_ref().map(|r| r.value.effective()).unwrap_or_default();
-            let checks = self.measure(spec, percent).await;
+            let checks = self.measure(spec, percent, state.as_ref()).await;
             step = decide(Some(&checks));
         }
         let Step::Decided(evaluation) = step else {
@@ -431,58 +431,109 @@ impl Runner {
         Ok(())
     }
 
-    /// Queries every check (and its control query), concurrently, each within its own timeout.
-    /// Each query is evaluated at the decision time minus its source's lag, so that only closed
-    /// windows are judged (docs/rules.md §2).
-    pub async fn measure(&self, spec: &RolloutSpec, percent: Percent) -> Vec<CheckRecord> {
+    /// Queries every check (its control query, or a compare check's counts, too), concurrently,
+    /// each within its own timeout. Each query is evaluated at the decision time minus its
+    /// source's lag, so that only closed windows are judged (docs/rules.md §2).
+    pub async fn measure(
+        &self,
+        spec: &RolloutSpec,
+        percent: Percent,
+        state: Option<&RolloutState>,
+    ) -> Vec<CheckRecord> {
         let sources = self.sources(spec);
         let withheld = self.secrets.withheld(&spec.name);
         let commands = CommandSource::new(&self.repo_root, self.secrets.clone(), withheld.is_none());
+        let stage_entered = state.and_then(|s| s.stage_entered_at);
         let measured = futures::future::join_all(spec.checks.iter().map(|check| {
             let sources = &sources;
             let withheld = &withheld;
             let commands = &commands;
             async move {
                 let lag = check
-                    .probe
                     .source()
                     .and_then(|name| spec.sources.get(name))
                     .map(|s| s.lag.as_secs())
                     .unwrap_or(0);
                 let at = self.now - chrono::Duration::seconds(i64::try_from(lag).unwrap_or(i64::MAX / 1000));
-                let request = |probe| MeasureRequest {
-                    probe,
-                    at,
-                    window: check.window.map(|w| w.to_std()),
-                    timeout: check.timeout.to_std(),
-                    rollout: &spec.name,
-                    percent,
-                };
-                let ask = |request| Runner::ask(request, sources, withheld.as_ref(), commands);
-                let control_probe = match (&check.probe, &check.control) {
-                    (Probe::Query { source, .. }, Some(control)) => Some(Probe::Query {
-                        source: source.clone(),
-                        query: control.clone(),
-                    }),
-                    _ => None,
-                };
-                let (measurement, control) = match &control_probe {
-                    Some(probe) => {
-                        let (own, control) = (request(&check.probe), request(probe));
-                        let (m, c) = futures::join!(ask(&own), ask(&control));
-                        (m, Some(c))
+                let ask = |probe: Probe, window: Option<std::time::Duration>| {
+                    let request_probe = probe;
+                    async move {
+                        let request = MeasureRequest {
+                            probe: &request_probe,
+                            at,
+                            window,
+                            timeout: check.timeout.to_std(),
+                            rollout: &spec.name,
+                            percent,
+                        };
+                        self.admit(Runner::ask(&request, sources, withheld.as_ref(), commands).await)
                     }
-                    None => (ask(&request(&check.probe)).await, None),
                 };
-                Measured {
-                    measurement: self.admit(measurement),
-                    control: control.map(|c| self.admit(c)),
-                    at,
-                }
+                let what = match &check.test {
+                    CheckTest::Threshold(test) => {
+                        let window = test.window.map(|w| w.to_std());
+                        let control_probe = match (&test.probe, &test.control) {
+                            (Probe::Query { source, .. }, Some(control)) => Some(Probe::Query {
+                                source: source.clone(),
+                                query: control.clone(),
+                            }),
+                            _ => None,
+                        };
+                        let own = ask(test.probe.clone(), window);
+                        let (own, control) = match control_probe {
+                            Some(probe) => {
+                                let (own, control) = futures::join!(own, ask(probe, window));
+                                (own, Some(control))
+                            }
+                            None => (own.await, None),
+                        };
+                        Measurements::Value { own, control }
+                    }
+                    CheckTest::Compare(test) => {
+                        let since = engine::window_start(test, stage_entered, at);
+                        // An empty window, or 100% (no control cohort), is judged without asking.
+                        let empty = since >= at || !engine::needs_counts(percent);
+                        let window = (at - since).to_std().ok();
+                        let count = |query: &Query| {
+                            let probe = Probe::Query {
+                                source: test.source.clone(),
+                                query: query.clone(),
+                            };
+                            async move {
+                                if empty {
+                                    Measurement::NoData("nothing to count".into())
+                                } else {
+                                    ask(probe, window).await
+                                }
+                            }
+                        };
+                        let cohort = |q: &'_ CohortQueries| {
+                            let units = q.units.as_ref().map(count);
+                            let (events, total) = (count(&q.events), count(&q.total));
+                            async move {
+                                let units = match units {
+                                    Some(u) => Some(u.await),
+                                    None => None,
+                                };
+                                let (events, total) = futures::join!(events, total);
+                                CohortMeasured { events, total, units }
+                            }
+                        };
+                        let (canary, control) = futures::join!(cohort(&test.canary), cohort(&test.control));
+                        Measurements::Counts(CountsMeasured { since, canary, control })
+                    }
+                };
+                Measured { what, at }
             }
         }))
         .await;
-        engine::check_records(&spec.checks, &measured)
+        let judging = engine::Judging {
+            percent,
+            stage_entered,
+            history: state.map(|s| s.history.as_slice()).unwrap_or_default(),
+            exposure: None,
+        };
+        engine::check_records(&spec.checks, &measured, &judging)
     }
 
     async fn ask(

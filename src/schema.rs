@@ -17,7 +17,16 @@ pub enum SchemaKind {
 }
 
 /// Fields left out of the JSON when empty; every other field is always present, `null` or not.
-const OMITTED_WHEN_EMPTY: &[&str] = &["detail", "flag_error", "refused", "control_value"];
+const OMITTED_WHEN_EMPTY: &[&str] = &[
+    "detail",
+    "flag_error",
+    "refused",
+    "control_value",
+    "compare",
+    "units",
+    "stage_counts",
+    "srm",
+];
 
 /// The schema as pretty JSON.
 pub fn render(kind: SchemaKind) -> String {

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
-use crate::spec::{Auth, HeaderValue, Probe, ProviderSpec, RolloutSpec};
+use crate::spec::{Auth, HeaderValue, ProviderSpec, RolloutSpec};
 
 /// How long a text from outside may be in a record (bytes).
 pub const OUTSIDE_TEXT_LIMIT: usize = 2048;
@@ -260,11 +260,9 @@ impl Secrets {
             }
         }
         for check in &spec.checks {
-            if let Probe::Command { env, .. } = &check.probe {
-                for var in env {
-                    if let Some(value) = set(var) {
-                        self.remember(&value);
-                    }
+            for var in check.command_env() {
+                if let Some(value) = set(var) {
+                    self.remember(&value);
                 }
             }
         }

@@ -724,7 +724,10 @@ mod concurrency {
         assert!(diags.is_empty(), "{diags:?}");
         let mut spec = spec.unwrap();
         // `true` prints nothing; a check that prints 1 keeps the test free of files.
-        spec.checks[0].probe = flagramp::spec::Probe::Command {
+        let flagramp::spec::CheckTest::Threshold(test) = &mut spec.checks[0].test else {
+            panic!("a command check is a threshold check");
+        };
+        test.probe = flagramp::spec::Probe::Command {
             argv: vec!["echo".into(), "1".into()],
             env: Vec::new(),
         };

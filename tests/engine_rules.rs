@@ -40,7 +40,11 @@ fn on(p: u32) -> FlagValue {
 }
 
 fn checks(spec: &RolloutSpec, values: &[Measurement]) -> Vec<CheckRecord> {
-    engine::check_records(&spec.checks, &crate::support::measured(values))
+    engine::check_records(
+        &spec.checks,
+        &crate::support::measured(values),
+        &flagramp::engine::Judging::default(),
+    )
 }
 
 fn healthy(spec: &RolloutSpec) -> Vec<CheckRecord> {

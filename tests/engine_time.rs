@@ -41,7 +41,11 @@ fn on(p: u32) -> FlagValue {
 }
 
 fn passing(spec: &RolloutSpec) -> Vec<CheckRecord> {
-    engine::check_records(&spec.checks, &crate::support::measured(&[Measurement::Value(1.0)]))
+    engine::check_records(
+        &spec.checks,
+        &crate::support::measured(&[Measurement::Value(1.0)]),
+        &flagramp::engine::Judging::default(),
+    )
 }
 
 fn started(spec: &RolloutSpec, percent: u32, entered: DateTime<Utc>) -> RolloutState {
@@ -217,7 +221,11 @@ fn a_failure_counter_at_its_maximum_rolls_back_instead_of_wrapping() {
     let spec = spec("policy: { failures_to_rollback: 5 }");
     let mut state = started(&spec, 50, t(T0));
     state.consecutive_failures = u32::MAX;
-    let failing = engine::check_records(&spec.checks, &crate::support::measured(&[Measurement::Value(0.0)]));
+    let failing = engine::check_records(
+        &spec.checks,
+        &crate::support::measured(&[Measurement::Value(0.0)]),
+        &flagramp::engine::Judging::default(),
+    );
     let input = Input {
         spec: &spec,
         state: Some(&state),

@@ -403,6 +403,7 @@ fn a_failure_counter_at_its_maximum_does_not_wrap() {
     let checks = flagramp::engine::check_records(
         &spec.checks,
         &crate::support::measured(&[flagramp::check::Measurement::Value(0.0)]),
+        &flagramp::engine::Judging::default(),
     );
     let flagramp::engine::Step::Decided(e) = flagramp::engine::evaluate(input, Some(&checks)) else {
         panic!("decided with checks")

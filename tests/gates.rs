@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
-use flagramp::check::{Measured, Measurement};
+use flagramp::check::{Measured, Measurement, Measurements};
 use flagramp::engine::{self, evaluate, Input, Step};
 use flagramp::record::{CheckRecord, DecisionRecord};
 use flagramp::spec::{parse_spec, RolloutSpec};
@@ -87,9 +87,9 @@ proptest! {
         let mut all = gating.clone();
         all.push(shadow);
         let a = decide(&with, &started(&with, percent, failures), now,
-            &engine::check_records(&with.checks, &crate::support::measured(&all)));
+            &engine::check_records(&with.checks, &crate::support::measured(&all), &flagramp::engine::Judging::default()));
         let b = decide(&without, &started(&without, percent, failures), now,
-            &engine::check_records(&without.checks, &crate::support::measured(&gating)));
+            &engine::check_records(&without.checks, &crate::support::measured(&gating), &flagramp::engine::Judging::default()));
         prop_assert_eq!(a.decision, b.decision);
         prop_assert_eq!(a.rule, b.rule);
         prop_assert_eq!(a.to_percent, b.to_percent);
@@ -112,6 +112,7 @@ fn a_failing_shadow_check_is_recorded_and_shown_as_shadow_while_the_rollout_adva
             Measurement::Value(120.0),
             Measurement::Value(0.5),
         ]),
+        &flagramp::engine::Judging::default(),
     );
     let record = decide(&spec, &state, "2026-11-24T09:30:00Z", &checks);
     assert_eq!(record.decision.as_str(), "advance", "{}", record.reason);
@@ -164,11 +165,17 @@ fn a_control_comparison_judges_against_the_control_value_and_no_control_data_hol
     );
     let at = t("2026-11-24T08:59:00Z");
     let measured = |value: f64, control: Measurement| Measured {
-        measurement: Measurement::Value(value),
-        control: Some(control),
+        what: Measurements::Value {
+            own: Measurement::Value(value),
+            control: Some(control),
+        },
         at,
     };
-    let fail = engine::check_records(&spec.checks, &[measured(312.0, Measurement::Value(270.0))]);
+    let fail = engine::check_records(
+        &spec.checks,
+        &[measured(312.0, Measurement::Value(270.0))],
+        &flagramp::engine::Judging::default(),
+    );
     assert_eq!(fail[0].verdict.as_str(), "fail");
     assert_eq!(fail[0].control_value, Some(270.0));
     assert_eq!(fail[0].at, Some(at));
@@ -181,11 +188,16 @@ fn a_control_comparison_judges_against_the_control_value_and_no_control_data_hol
         "{}",
         record.reason
     );
-    let pass = engine::check_records(&spec.checks, &[measured(290.0, Measurement::Value(270.0))]);
+    let pass = engine::check_records(
+        &spec.checks,
+        &[measured(290.0, Measurement::Value(270.0))],
+        &flagramp::engine::Judging::default(),
+    );
     assert_eq!(pass[0].verdict.as_str(), "pass");
     let none = engine::check_records(
         &spec.checks,
         &[measured(290.0, Measurement::NoData("no series".into()))],
+        &flagramp::engine::Judging::default(),
     );
     assert_eq!(none[0].verdict.as_str(), "no_data");
     assert!(none[0].detail.as_deref().unwrap().contains("control"));

@@ -54,6 +54,7 @@ fn checks() -> Vec<CheckRecord> {
             at: None,
             gate: true,
             control_value: None,
+            compare: None,
         },
         CheckRecord {
             name: "latency-p99".into(),
@@ -65,6 +66,7 @@ fn checks() -> Vec<CheckRecord> {
             at: None,
             gate: true,
             control_value: None,
+            compare: None,
         },
         CheckRecord {
             name: "smoke".into(),
@@ -76,6 +78,7 @@ fn checks() -> Vec<CheckRecord> {
             at: None,
             gate: true,
             control_value: None,
+            compare: None,
         },
     ]
 }

@@ -527,7 +527,7 @@ fn a_command_checks_env_lists_names_only_with_positioned_errors() {
         parse("  - { name: smoke, command: [\"./s.sh\"], env: [SMOKE_TOKEN, OTHER_1], pass: \"== 1\" }\n");
     assert!(diags.is_empty(), "{diags:?}");
     assert_eq!(
-        spec.unwrap().checks[0].probe,
+        spec.unwrap().checks[0].probe().cloned().unwrap(),
         flagramp::spec::Probe::Command {
             argv: vec!["./s.sh".into()],
             env: vec!["SMOKE_TOKEN".into(), "OTHER_1".into()],

@@ -392,7 +392,7 @@ fn design_example_parses_into_the_expected_values() {
     assert_eq!(spec.checks.len(), 3);
     let rate = &spec.checks[0];
     assert_eq!(rate.name, "success-rate");
-    match &rate.probe {
+    match rate.probe().unwrap() {
         Probe::Query {
             source,
             query: Query::Prometheus(query),
@@ -406,26 +406,35 @@ fn design_example_parses_into_the_expected_values() {
         }
         other => panic!("expected a query, got {other:?}"),
     }
-    assert_eq!(rate.pass.comparison, Comparison::GreaterOrEqual);
-    assert_eq!(rate.pass.threshold, 0.95);
+    assert_eq!(rate.threshold().unwrap().pass.comparison, Comparison::GreaterOrEqual);
+    assert_eq!(rate.threshold().unwrap().pass.threshold, 0.95);
     assert_eq!(rate.on_no_data, NoDataPolicy::Hold);
     assert_eq!(rate.timeout.as_secs(), 30, "default check timeout");
     let latency = &spec.checks[1];
     assert_eq!(
-        (latency.pass.comparison, latency.pass.threshold),
+        (
+            latency.threshold().unwrap().pass.comparison,
+            latency.threshold().unwrap().pass.threshold
+        ),
         (Comparison::Less, 0.5)
     );
     assert_eq!(latency.on_no_data, NoDataPolicy::Fail);
     let smoke = &spec.checks[2];
     assert_eq!(
-        smoke.probe,
+        *smoke.probe().unwrap(),
         Probe::Command {
             argv: vec!["./scripts/smoke.sh".into(), "--fast".into()],
             env: Vec::new(),
         }
     );
-    assert_eq!(smoke.probe.describe(), "./scripts/smoke.sh --fast");
-    assert_eq!((smoke.pass.comparison, smoke.pass.threshold), (Comparison::Equal, 1.0));
+    assert_eq!(smoke.probe().unwrap().describe(), "./scripts/smoke.sh --fast");
+    assert_eq!(
+        (
+            smoke.threshold().unwrap().pass.comparison,
+            smoke.threshold().unwrap().pass.threshold
+        ),
+        (Comparison::Equal, 1.0)
+    );
     assert_eq!(smoke.timeout.as_secs(), 30);
 
     assert_eq!(spec.policy.failures_to_rollback, 1);
@@ -508,6 +517,8 @@ const SCHEMA_PARTS: &[(&str, &str)] = &[
         "/properties/sources/additionalProperties/properties/headers/additionalProperties/oneOf/1",
     ),
     ("check", "/properties/checks/items"),
+    ("compare", "/properties/checks/items/properties/compare"),
+    ("cohort", "/$defs/cohort"),
     ("policy", "/properties/policy"),
     ("window", "/properties/policy/properties/window"),
     ("report", "/properties/report"),

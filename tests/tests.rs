@@ -8,6 +8,7 @@ mod action_inputs;
 mod api;
 mod cli;
 mod cmd;
+mod compare;
 mod conformance;
 mod crash;
 mod datadog;

@@ -26,7 +26,7 @@ use crate::record::{DecisionKind, DecisionRecord};
 use crate::report::{self, RolloutReport, Target};
 use crate::runner::Decided;
 use crate::secrets::{Secrets, Withheld, WITHHELD_PROVIDER};
-use crate::spec::{self, Diagnostic, Probe, ProviderSpec, PullRequestRef, RolloutSpec};
+use crate::spec::{self, Diagnostic, ProviderSpec, PullRequestRef, RolloutSpec};
 
 /// When to comment on pull requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,9 +378,7 @@ pub fn secret_variables(specs: &[RolloutSpec]) -> Vec<String> {
             names.extend(source.http.secret_envs().into_iter().map(String::from));
         }
         for check in &s.checks {
-            if let Probe::Command { env, .. } = &check.probe {
-                names.extend(env.iter().cloned());
-            }
+            names.extend(check.command_env().iter().cloned());
         }
     }
     names.sort();

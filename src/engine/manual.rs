@@ -95,7 +95,8 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
             if !found.enabled {
                 return advance_from_off(d, found, force, &because, records);
             }
-            let mut problems = verdicts.failing.clone();
+            let mut problems = verdicts.mismatched.clone();
+            problems.extend(verdicts.failing.iter().cloned());
             problems.extend(verdicts.waiting.iter().cloned());
             if !force && !verdicts.all_pass() {
                 let text = format!("{because}{}", problems.join("; "));

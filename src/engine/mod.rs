@@ -15,6 +15,7 @@
 //! - `claims.rs`: claims (rule 1) and the records made outside a normal evaluation.
 
 mod claims;
+mod compare;
 mod decider;
 mod manual;
 mod rules;
@@ -30,9 +31,10 @@ use crate::state::{FlagValue, RolloutState};
 pub use claims::{
     budget_record, busy_record, claim_in_progress, error_record, resolve_pending, status_record, CLAIM_LEASE,
 };
+pub use compare::{needs_counts, window_start, SRM_P_VALUE, SRM_REQUEST_TOLERANCE};
 pub use manual::evaluate_manual;
 pub use rules::evaluate;
-pub use verdicts::check_records;
+pub use verdicts::{check_records, Judging};
 
 /// Everything one evaluation of one rollout depends on.
 #[derive(Debug, Clone, Copy)]

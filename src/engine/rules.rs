@@ -105,6 +105,15 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     let current = found.percent;
     let stage = stage_at(spec, current);
 
+    // Rule `srm` comes first: cohorts whose sizes do not fit the percentage are not the
+    // experiment the checks assume, so their data can neither advance nor roll back.
+    if !verdicts.mismatched.is_empty() {
+        let reason = format!(
+            "{}; the data cannot be trusted, so the rollout neither advances nor rolls back",
+            verdicts.mismatched.join("; ")
+        );
+        return d.stay(Rule::Srm, DecisionKind::Hold, found, reason, None, verdicts.records);
+    }
     // Rule 6 comes before 5's hold: a failure counts even when another check errored.
     if !verdicts.failing.is_empty() {
         // Saturating: a counter read from state may already be at the maximum.

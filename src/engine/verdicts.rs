@@ -3,77 +3,121 @@
 //! passing. Rules and manual commands both read checks through here, so every reason phrases a
 //! check the same way.
 
-use crate::check::{sig4, Measured, Measurement, Verdict};
-use crate::record::CheckRecord;
-use crate::spec::{CheckSpec, NoDataPolicy, RolloutSpec};
+use chrono::{DateTime, Utc};
 
-/// Applies each check's condition to what its source measured (and, for a check compared with a
-/// control query, to what the control measured). A control without a value leaves the check
-/// without a verdict to give: no data, or an error, like its own query.
-pub fn check_records(checks: &[CheckSpec], measured: &[Measured]) -> Vec<CheckRecord> {
+use crate::check::{sig4, Measured, Measurement, Measurements, Verdict};
+use crate::percent::Percent;
+use crate::record::{CheckRecord, DecisionRecord};
+use crate::spec::{CheckSpec, CheckTest, NoDataPolicy, RolloutSpec, ThresholdTest};
+
+/// What judging a check needs besides its answers: where the rollout is and what it measured
+/// before in this stage (for `compare` checks, docs/statistics.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Judging<'a> {
+    /// The flag's percentage the data was gathered at.
+    pub percent: Percent,
+    /// When the current stage was entered.
+    pub stage_entered: Option<DateTime<Utc>>,
+    /// The rollout's history: earlier evaluations of this stage.
+    pub history: &'a [DecisionRecord],
+    /// The exposure to expect in the data instead of `percent` (a backtest replays data gathered
+    /// at another percentage).
+    pub exposure: Option<Percent>,
+}
+
+/// Applies each check's test to what its source measured: a threshold check's condition to its
+/// value (and, for a check compared with a control query, to the control's value; a control
+/// without a value leaves the check without a verdict to give, like its own query), a compare
+/// check's sequential test to its counts.
+pub fn check_records(checks: &[CheckSpec], measured: &[Measured], judging: &Judging<'_>) -> Vec<CheckRecord> {
     checks
         .iter()
         .zip(measured)
         .map(|(check, measured)| {
-            let control_value = match &measured.control {
-                Some(Measurement::Value(c)) => Some(*c),
-                _ => None,
-            };
-            let (value, verdict, detail) = match (&measured.measurement, &measured.control) {
-                (Measurement::Value(v), None | Some(Measurement::Value(_))) => {
-                    let passes = check
-                        .pass
-                        .bound(control_value)
-                        .is_some_and(|bound| check.pass.holds_against(*v, bound));
-                    (Some(*v), if passes { Verdict::Pass } else { Verdict::Fail }, None)
-                }
-                (Measurement::Value(v), Some(Measurement::NoData(why))) => (
-                    Some(*v),
-                    Verdict::NoData,
-                    Some(format!("the control query has no data: {why}")),
-                ),
-                (Measurement::Value(v), Some(Measurement::Error(why))) => (
-                    Some(*v),
-                    Verdict::Error,
-                    Some(format!("the control query failed: {why}")),
-                ),
-                (Measurement::NoData(why), _) => (None, Verdict::NoData, Some(why.clone())),
-                (Measurement::Error(why), _) => (None, Verdict::Error, Some(why.clone())),
-            };
-            CheckRecord {
+            let mut record = CheckRecord {
                 name: check.name.clone(),
-                query: check.probe.describe(),
-                value,
-                condition: check.pass.to_string(),
-                verdict,
-                detail,
+                query: check.describe(),
+                value: None,
+                condition: check.condition(),
+                verdict: Verdict::Error,
+                detail: None,
                 at: Some(measured.at),
                 gate: check.gate,
-                control_value,
+                control_value: None,
+                compare: None,
+            };
+            match (&check.test, &measured.what) {
+                (CheckTest::Threshold(test), Measurements::Value { own, control }) => {
+                    threshold(test, own, control.as_ref(), &mut record)
+                }
+                (CheckTest::Compare(test), Measurements::Counts(counts)) => {
+                    super::compare::judge(check, test, counts, measured.at, judging, &mut record)
+                }
+                _ => record.detail = Some("internal: answers of another kind of check".into()),
             }
+            record
         })
         .collect()
 }
 
+fn threshold(test: &ThresholdTest, own: &Measurement, control: Option<&Measurement>, record: &mut CheckRecord) {
+    let control_value = match control {
+        Some(Measurement::Value(c)) => Some(*c),
+        _ => None,
+    };
+    let (value, verdict, detail) = match (own, control) {
+        (Measurement::Value(v), None | Some(Measurement::Value(_))) => {
+            let passes = test
+                .pass
+                .bound(control_value)
+                .is_some_and(|bound| test.pass.holds_against(*v, bound));
+            (Some(*v), if passes { Verdict::Pass } else { Verdict::Fail }, None)
+        }
+        (Measurement::Value(v), Some(Measurement::NoData(why))) => (
+            Some(*v),
+            Verdict::NoData,
+            Some(format!("the control query has no data: {why}")),
+        ),
+        (Measurement::Value(v), Some(Measurement::Error(why))) => (
+            Some(*v),
+            Verdict::Error,
+            Some(format!("the control query failed: {why}")),
+        ),
+        (Measurement::NoData(why), _) => (None, Verdict::NoData, Some(why.clone())),
+        (Measurement::Error(why), _) => (None, Verdict::Error, Some(why.clone())),
+    };
+    record.value = value;
+    record.verdict = verdict;
+    record.detail = detail;
+    record.control_value = control_value;
+}
+
 pub(super) fn check_phrase(check: &CheckSpec, record: &CheckRecord) -> String {
-    match (record.verdict, record.value) {
-        (Verdict::Fail, Some(v)) => format!(
+    if let Some(phrase) = super::compare::phrase(record) {
+        return phrase;
+    }
+    let pass = match &check.test {
+        CheckTest::Threshold(t) => Some(&t.pass),
+        CheckTest::Compare(_) => None,
+    };
+    match (record.verdict, record.value, pass) {
+        (Verdict::Fail, Some(v), Some(pass)) => format!(
             "{} {} (needs {})",
             record.name,
-            check.pass.describe_actual(v, record.control_value),
+            pass.describe_actual(v, record.control_value),
             record.condition
         ),
-        (Verdict::NoData, _) => format!(
+        (Verdict::NoData, _, _) => format!(
             "{} has no data ({})",
             record.name,
             record.detail.as_deref().unwrap_or("empty result")
         ),
-        (Verdict::Error, _) => format!(
+        (Verdict::Error, _, _) => format!(
             "{} could not be measured: {}",
             record.name,
             record.detail.as_deref().unwrap_or("source error")
         ),
-        (_, Some(v)) => match record.control_value {
+        (_, Some(v), _) => match record.control_value {
             Some(c) => format!(
                 "{} {} against control {} (needs {})",
                 record.name,
@@ -83,7 +127,7 @@ pub(super) fn check_phrase(check: &CheckSpec, record: &CheckRecord) -> String {
             ),
             None => format!("{} {} (needs {})", record.name, sig4(v), record.condition),
         },
-        (_, None) => format!("{} {}", record.name, record.verdict.as_str()),
+        (_, None, _) => format!("{} {}", record.name, record.verdict.as_str()),
     }
 }
 
@@ -94,6 +138,10 @@ pub(super) struct Verdicts<'c> {
     pub(super) passing: usize,
     /// Shadow checks (`gate: false`) that did not pass: reported, never acted on.
     pub(super) shadow: Vec<String>,
+    /// Compare checks whose cohorts do not fit the stage's percentage (rule `srm`).
+    pub(super) mismatched: Vec<String>,
+    /// Compare checks skipped at 100%, where there is no control cohort.
+    pub(super) skipped: Vec<String>,
     /// The rollout gates on time alone (`policy.time_only`).
     pub(super) time_only: bool,
     pub(super) records: &'c [CheckRecord],
@@ -106,6 +154,8 @@ impl<'c> Verdicts<'c> {
             waiting: Vec::new(),
             passing: 0,
             shadow: Vec::new(),
+            mismatched: Vec::new(),
+            skipped: Vec::new(),
             time_only: spec.policy.time_only,
             records,
         };
@@ -116,8 +166,18 @@ impl<'c> Verdicts<'c> {
                 }
                 continue;
             }
+            if let Some(srm) = record
+                .compare
+                .as_ref()
+                .and_then(|c| c.srm.as_ref())
+                .filter(|s| s.mismatch)
+            {
+                v.mismatched.push(format!("{}: {}", check.name, srm.describe()));
+            }
             match record.verdict {
                 Verdict::Pass => v.passing += 1,
+                Verdict::Skipped => v.skipped.push(check_phrase(check, record)),
+                Verdict::Insufficient => v.waiting.push(check_phrase(check, record)),
                 Verdict::Fail => v.failing.push(check_phrase(check, record)),
                 Verdict::NoData if check.on_no_data == NoDataPolicy::Fail => v
                     .failing
@@ -129,7 +189,7 @@ impl<'c> Verdicts<'c> {
     }
 
     pub(super) fn all_pass(&self) -> bool {
-        self.failing.is_empty() && self.waiting.is_empty()
+        self.failing.is_empty() && self.waiting.is_empty() && self.mismatched.is_empty()
     }
 
     pub(super) fn summary(&self) -> String {
@@ -139,6 +199,11 @@ impl<'c> Verdicts<'c> {
             1 => "the check passes".to_string(),
             2 => "both checks pass".to_string(),
             n => format!("all {n} checks pass"),
+        };
+        let gating = if self.skipped.is_empty() {
+            gating
+        } else {
+            format!("{gating} ({})", self.skipped.join("; "))
         };
         if self.shadow.is_empty() {
             gating

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{check_label, control_note, next_step, person, transition, verb, when, Target};
-use crate::check::{sig4, Verdict};
+use super::{check_label, next_step, person, transition, value_text, verb, when, Target};
+use crate::check::Verdict;
 use crate::escape::{markdown, markdown_block};
 use crate::percent::Percent;
 use crate::record::{DecisionKind, DecisionRecord};
@@ -129,6 +129,8 @@ fn verdict_cell(v: Verdict) -> &'static str {
         Verdict::Fail => "❌ fail",
         Verdict::NoData => "⚪ no data",
         Verdict::Error => "⚠️ error",
+        Verdict::Insufficient => "⏳ insufficient",
+        Verdict::Skipped => "➖ skipped",
     }
 }
 
@@ -196,7 +198,7 @@ pub(super) fn section(report: &RolloutReport) -> String {
     if !r.checks.is_empty() {
         out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
         for c in &r.checks {
-            let value = c.value.map(sig4).unwrap_or_else(|| "—".into()) + &markdown(&control_note(c));
+            let value = markdown(&value_text(c, "—"));
             let detail = c
                 .detail
                 .as_deref()

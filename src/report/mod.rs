@@ -112,6 +112,15 @@ pub fn check_label(check: &crate::record::CheckRecord) -> String {
     }
 }
 
+/// What a report shows as a check's value: the number (`—` or `-` when there is none, as
+/// `none` says), with its control's value; for a compare check, the cohorts' rates and the bound.
+pub fn value_text(check: &crate::record::CheckRecord, none: &str) -> String {
+    if let Some(shown) = check.compare.as_ref().and_then(|c| c.describe()) {
+        return shown;
+    }
+    check.value.map(sig4).unwrap_or_else(|| none.into()) + &control_note(check)
+}
+
 /// The control query's value, when the check compared with one, as reports show it.
 pub fn control_note(check: &crate::record::CheckRecord) -> String {
     check
@@ -123,7 +132,10 @@ pub fn control_note(check: &crate::record::CheckRecord) -> String {
 /// The next step a person could take, if the decision leaves one to them.
 pub fn next_step(record: &DecisionRecord) -> Option<NextStep> {
     if record.refused {
-        let checks_refused = record.checks.iter().any(|c| c.gate && c.verdict != Verdict::Pass);
+        let checks_refused = record
+            .checks
+            .iter()
+            .any(|c| c.gate && !matches!(c.verdict, Verdict::Pass | Verdict::Skipped));
         return (record.rule == Some(Rule::Advance) && checks_refused).then_some(NextStep::ForceAdvance);
     }
     // A plan's change has not happened: there is nothing to undo yet.

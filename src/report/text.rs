@@ -6,8 +6,8 @@
 
 use std::fmt::Write;
 
-use super::{check_label, control_note, next_step, person, transition, verb, when, Target};
-use crate::check::{sig4, Verdict};
+use super::{check_label, next_step, person, transition, value_text, verb, when, Target};
+use crate::check::Verdict;
 use crate::escape::plain;
 use crate::record::{DecisionRecord, Status};
 use crate::window::human_time;
@@ -44,8 +44,9 @@ pub fn decisions(records: &[DecisionRecord], target: Target) -> String {
                 Verdict::Fail => "FAIL",
                 Verdict::NoData => "none",
                 Verdict::Error => "ERR ",
+                Verdict::Insufficient => "wait",
+                Verdict::Skipped => "skip",
             };
-            let value = check.value.map(sig4).unwrap_or_else(|| "-".into());
             let detail = check
                 .detail
                 .as_deref()
@@ -53,9 +54,9 @@ pub fn decisions(records: &[DecisionRecord], target: Target) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  [{mark}] {} = {value}{}, needs {}{detail}",
+                "  [{mark}] {} = {}, needs {}{detail}",
                 plain(&check_label(check)),
-                plain(&control_note(check)),
+                plain(&value_text(check, "-")),
                 plain(&check.condition)
             );
         }

@@ -224,27 +224,150 @@ pub enum HeaderValue {
     Env(String),
 }
 
-/// One check: a value, and the condition it must meet.
+/// One check: what it measures, how that is judged, and what trouble with it means.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
     /// Unique within the rollout.
     pub name: String,
+    /// What is measured and how it is judged.
+    pub test: CheckTest,
+    /// What an empty answer means.
+    pub on_no_data: NoDataPolicy,
+    /// How long the query or command may take (for a `compare` check: each of its queries).
+    pub timeout: SpecDuration,
+    /// `false` for a shadow check: measured, recorded and reported, but it never holds, blocks
+    /// or rolls back (docs/rules.md §3, rule 5).
+    pub gate: bool,
+}
+
+/// How a check is judged.
+#[derive(Debug, Clone, PartialEq)]
+// A spec holds a handful of checks, read once per run: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum CheckTest {
+    /// One value against a `pass` condition.
+    Threshold(ThresholdTest),
+    /// The exposed cohort's rate against the control cohort's, with a sequential test
+    /// (docs/statistics.md).
+    Compare(CompareTest),
+}
+
+/// One value against a `pass` condition: a constant, or a control query's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdTest {
     /// Where the value comes from.
     pub probe: Probe,
     /// The condition.
     pub pass: Condition,
-    /// What an empty answer means.
-    pub on_no_data: NoDataPolicy,
-    /// How long the query or command may take.
-    pub timeout: SpecDuration,
     /// The span a query covers, ending at the evaluation time: Prometheus queries get it as
     /// `$window`, Datadog queries as their `from`/`to`. `None`: the query sets its own.
     pub window: Option<SpecDuration>,
-    /// `false` for a shadow check: measured, recorded and reported, but it never holds, blocks
-    /// or rolls back (docs/rules.md §3, rule 5).
-    pub gate: bool,
     /// A query on the same source that the condition compares with (`pass: "<= control * 1.1"`).
     pub control: Option<Query>,
+}
+
+/// A canary-versus-control test from counts (docs/rules.md §2, `compare`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareTest {
+    /// The source every count is queried on.
+    pub source: String,
+    /// The cohort that gets the flag.
+    pub canary: CohortQueries,
+    /// The cohort that does not.
+    pub control: CohortQueries,
+    /// The data each evaluation judges.
+    pub window: CompareWindow,
+    /// How much worse than the control the canary may be.
+    pub margin: crate::stats::Margin,
+    /// The false-alarm budget of the check for a whole stage, every look included.
+    pub alpha: f64,
+    /// Fewer `total` than this in either cohort is `insufficient`.
+    pub min_samples: f64,
+}
+
+/// The count queries of one cohort.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortQueries {
+    /// Events, such as failed requests.
+    pub events: Query,
+    /// What the events are counted out of, such as requests.
+    pub total: Query,
+    /// Distinct users or sessions, for the sample ratio check; without it, `total` stands in.
+    pub units: Option<Query>,
+}
+
+/// The data a `compare` check judges at each evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CompareWindow {
+    /// Everything since the stage was entered, every suffix tested (the default).
+    Stage,
+    /// The last span of this length.
+    Last(SpecDuration),
+}
+
+impl CheckSpec {
+    /// The threshold test, for a check that has one.
+    pub fn threshold(&self) -> Option<&ThresholdTest> {
+        match &self.test {
+            CheckTest::Threshold(t) => Some(t),
+            CheckTest::Compare(_) => None,
+        }
+    }
+
+    /// The check's one probe, for a threshold check.
+    pub fn probe(&self) -> Option<&Probe> {
+        match &self.test {
+            CheckTest::Threshold(t) => Some(&t.probe),
+            CheckTest::Compare(_) => None,
+        }
+    }
+
+    /// The source the check asks; `None` for a command.
+    pub fn source(&self) -> Option<&str> {
+        match &self.test {
+            CheckTest::Threshold(t) => t.probe.source(),
+            CheckTest::Compare(c) => Some(&c.source),
+        }
+    }
+
+    /// The query, command line or comparison, as reports show it.
+    pub fn describe(&self) -> String {
+        match &self.test {
+            CheckTest::Threshold(t) => t.probe.describe(),
+            CheckTest::Compare(c) => format!(
+                "canary {} / {} vs control {} / {}",
+                c.canary.events.describe(),
+                c.canary.total.describe(),
+                c.control.events.describe(),
+                c.control.total.describe()
+            ),
+        }
+    }
+
+    /// The condition as records show it: `>= 0.95`, or what a comparison needs.
+    pub fn condition(&self) -> String {
+        match &self.test {
+            CheckTest::Threshold(t) => t.pass.to_string(),
+            CheckTest::Compare(c) => {
+                let allowed = match c.margin {
+                    crate::stats::Margin::Absolute(m) => format!("{} pt", crate::check::sig4(m * 100.0)),
+                    crate::stats::Margin::Relative(m) => format!("{}%", crate::check::sig4(m * 100.0)),
+                };
+                format!(
+                    "canary rate at most {allowed} above control (alpha {})",
+                    crate::check::sig4(c.alpha)
+                )
+            }
+        }
+    }
+
+    /// The environment variables a command check passes on (their values are secrets).
+    pub fn command_env(&self) -> &[String] {
+        match self.probe() {
+            Some(Probe::Command { env, .. }) => env,
+            _ => &[],
+        }
+    }
 }
 
 /// How a check gets its value.

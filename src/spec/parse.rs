@@ -10,6 +10,7 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, Node, Span};
 
 mod checks;
+mod compare;
 
 pub use checks::WINDOW_PLACEHOLDER;
 
@@ -95,8 +96,15 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
             "value",
             "control",
             "gate",
+            "compare",
+            "max_increase",
+            "max_relative_increase",
+            "alpha",
+            "min_samples",
         ],
     ),
+    ("compare", &["canary", "control"]),
+    ("cohort", &["events", "total", "units"]),
     ("policy", &["failures_to_rollback", "rollback", "window", "time_only"]),
     ("window", &["days", "hours", "timezone"]),
     ("report", &["pull_request"]),

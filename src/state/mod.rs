@@ -310,6 +310,7 @@ mod tests {
                     at: None,
                     gate: true,
                     control_value: None,
+                    compare: None,
                 })
                 .collect(),
             ..DecisionRecord::bare("r", "f", DecisionKind::Hold, at, "flagramp", reason)

@@ -176,11 +176,7 @@ pub fn measured(values: &[flagramp::check::Measurement]) -> Vec<flagramp::check:
     let at = "2026-11-24T08:59:00Z".parse().expect("a fixed time");
     values
         .iter()
-        .map(|m| flagramp::check::Measured {
-            measurement: m.clone(),
-            control: None,
-            at,
-        })
+        .map(|m| flagramp::check::Measured::value(m.clone(), at))
         .collect()
 }
 

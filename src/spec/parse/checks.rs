@@ -10,12 +10,12 @@ use super::{anchor, is_env_name, join, Hidden, Walker, NAME_RULE, NAME_WHY};
 use crate::check::Condition;
 use crate::duration::SpecDuration;
 use crate::spec::{
-    text, Auth, CheckSpec, HeaderValue, HttpMethod, HttpSourceSpec, NoDataPolicy, Probe, Query, Reduce, SourceProvider,
-    SourceSpec, DEFAULT_CHECK_TIMEOUT, DEFAULT_DATADOG_WINDOW, DEFAULT_LAG,
+    text, Auth, CheckSpec, CheckTest, HeaderValue, HttpMethod, HttpSourceSpec, NoDataPolicy, Probe, Query, Reduce,
+    SourceProvider, SourceSpec, ThresholdTest, DEFAULT_CHECK_TIMEOUT, DEFAULT_DATADOG_WINDOW, DEFAULT_LAG,
 };
 
 /// The fields only a query check has, each with the source providers it applies to.
-const QUERY_FIELDS: &[(&str, &[&str])] = &[
+pub(super) const QUERY_FIELDS: &[(&str, &[&str])] = &[
     ("source", &["prometheus", "datadog", "http"]),
     ("queries", &["datadog"]),
     ("formula", &["datadog"]),
@@ -43,7 +43,7 @@ const DEFAULT_DATADOG_SITE: &str = "datadoghq.com";
 pub const WINDOW_PLACEHOLDER: &str = "$window";
 
 /// The name a single Datadog `query:` gets in the request, and its formula.
-const SINGLE_QUERY_NAME: &str = "query";
+pub(super) const SINGLE_QUERY_NAME: &str = "query";
 
 impl Walker<'_> {
     pub(super) fn sources(&mut self, node: Option<&Node>) -> Option<BTreeMap<String, SourceSpec>> {
@@ -396,8 +396,7 @@ impl Walker<'_> {
                 );
             }
         }
-        let pass = self.pass(map, path);
-        // Problems here must not hide the probe's: no early return before it is read.
+        // Problems here must not hide the test's: no early return before it is read.
         let on_no_data = match self.get(map, "on_no_data") {
             Some(n) => self
                 .one_of(n, &join(path, "on_no_data"), &["hold", "fail"])
@@ -410,13 +409,43 @@ impl Walker<'_> {
         let timeout = self
             .positive_duration(map, "timeout", path)
             .map(|t| t.unwrap_or(DEFAULT_CHECK_TIMEOUT));
-        let window = self.positive_duration(map, "window", path);
         let gate = match self.get(map, "gate") {
             Some(n) => self
                 .one_of(n, &join(path, "gate"), &["true", "false"])
                 .map(|v| v == "true"),
             None => Some(true),
         };
+        let test = match self.get(map, "compare") {
+            Some(compare) => self.compare_test(map, compare, path, sources).map(CheckTest::Compare),
+            None => self.threshold_test(map, path, sources).map(CheckTest::Threshold),
+        };
+        Some(CheckSpec {
+            name: name?,
+            test: test?,
+            on_no_data: on_no_data?,
+            timeout: timeout?,
+            gate: gate?,
+        })
+    }
+
+    /// A check with a `pass` condition: its probe, window and control query.
+    fn threshold_test(
+        &mut self,
+        map: &MarkedMappingNode,
+        path: &str,
+        sources: &Option<BTreeMap<String, SourceSpec>>,
+    ) -> Option<ThresholdTest> {
+        for field in super::compare::COMPARE_ONLY {
+            if let Some(n) = self.get(map, field) {
+                self.report(
+                    n.span(),
+                    format!("`{path}.{field}` belongs to a compare check, and `{path}` has no `compare`"),
+                    "compare the exposed cohort with the control under `compare: { canary: { events, total }, control: { events, total } }`, or remove the field",
+                );
+            }
+        }
+        let pass = self.pass(map, path);
+        let window = self.positive_duration(map, "window", path);
         let (probe, control) = match (self.get(map, "command"), self.query_present(map)) {
             (Some(c), false) => (self.command_probe(map, c, path), Some(None)),
             (None, true) => match self.query_probe(map, path, sources, window.flatten()) {
@@ -474,14 +503,10 @@ impl Walker<'_> {
                 _ => {}
             }
         }
-        Some(CheckSpec {
-            name: name?,
+        Some(ThresholdTest {
             probe: probe?,
             pass: pass?,
-            on_no_data: on_no_data?,
-            timeout: timeout?,
             window: window?,
-            gate: gate?,
             control: control?,
         })
     }
@@ -605,48 +630,11 @@ impl Walker<'_> {
                 "`env:` passes variables to a `command:` check; a source's secrets go in its `token_env`, `basic_auth`, `headers` or keys",
             );
         }
-        let source = match self.get(map, "source") {
-            None => {
-                self.report(
-                    &anchor(map),
-                    format!("`{path}` has a query but no `source`"),
-                    "name the source to query, e.g. `source: prom` (declared under `sources:`)",
-                );
-                None
-            }
-            Some(sn) => {
-                let s = self
-                    .scalar(sn, &join(path, "source"), "source: prom")
-                    .map(|s| s.as_str().to_string());
-                if let (Some(s), Some(declared)) = (&s, sources) {
-                    if !declared.contains_key(s) {
-                        let names: Vec<&str> = declared.keys().map(String::as_str).collect();
-                        let hint = if names.is_empty() {
-                            format!("declare it under `sources:`, e.g. `sources: {{ {s}: {{ provider: prometheus, url: https://prometheus.example.com }} }}`")
-                        } else {
-                            format!("declared sources: {}", names.join(", "))
-                        };
-                        self.report(sn.span(), format!("unknown source `{s}` in `{path}.source`"), hint);
-                    }
-                }
-                s
-            }
-        };
-        let source = source?;
+        let source = self.check_source(map, path, sources)?;
         // A source that did not parse is reported where it is declared; its checks cannot be
         // judged field by field.
         let provider = sources.as_ref()?.get(&source)?.provider.name();
-        for (field, applies) in QUERY_FIELDS {
-            if let Some(n) = self.get(map, field).filter(|_| !applies.contains(&provider)) {
-                let others: Vec<&str> = applies.to_vec();
-                self.report(
-                    n.span(),
-                    format!("`{path}.{field}` does not apply to a check on the {provider} source `{source}`"),
-                    format!("`{field}` applies to checks on {} sources", others.join(" and ")),
-                );
-                return None;
-            }
-        }
+        self.provider_fields(map, path, provider, &source)?;
         let control_text = match self.get(map, "control") {
             Some(n) => {
                 let field = join(path, "control");
@@ -683,25 +671,7 @@ impl Walker<'_> {
             }
             "http" => {
                 let path_text = self.http_path(map, path)?;
-                let method = match self.get(map, "method") {
-                    Some(n) => match self.one_of(n, &join(path, "method"), &["GET", "POST"])? {
-                        "POST" => HttpMethod::Post,
-                        _ => HttpMethod::Get,
-                    },
-                    None => HttpMethod::Get,
-                };
-                let body = match (self.get(map, "body"), method) {
-                    (Some(b), HttpMethod::Post) => Some(yaml_to_json(b)),
-                    (Some(b), HttpMethod::Get) => {
-                        self.report(
-                            b.span(),
-                            format!("`{path}.body` is sent only with `method: POST`"),
-                            "add `method: POST`, or remove `body`",
-                        );
-                        return None;
-                    }
-                    (None, _) => None,
-                };
+                let (method, body) = self.http_method_body(map, path)?;
                 let pointer = self.json_pointer(map, path)?;
                 let control = control_text.map(|text| Query::Http {
                     path: text,
@@ -730,6 +700,58 @@ impl Walker<'_> {
             }
         };
         Some((Probe::Query { source, query }, control))
+    }
+
+    /// The check's `source`, reported when it is missing or not declared.
+    pub(super) fn check_source(
+        &mut self,
+        map: &MarkedMappingNode,
+        path: &str,
+        sources: &Option<BTreeMap<String, SourceSpec>>,
+    ) -> Option<String> {
+        match self.get(map, "source") {
+            None => {
+                self.report(
+                    &anchor(map),
+                    format!("`{path}` has a query but no `source`"),
+                    "name the source to query, e.g. `source: prom` (declared under `sources:`)",
+                );
+                None
+            }
+            Some(sn) => {
+                let s = self
+                    .scalar(sn, &join(path, "source"), "source: prom")
+                    .map(|s| s.as_str().to_string());
+                if let (Some(s), Some(declared)) = (&s, sources) {
+                    if !declared.contains_key(s) {
+                        let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+                        let hint = if names.is_empty() {
+                            format!("declare it under `sources:`, e.g. `sources: {{ {s}: {{ provider: prometheus, url: https://prometheus.example.com }} }}`")
+                        } else {
+                            format!("declared sources: {}", names.join(", "))
+                        };
+                        self.report(sn.span(), format!("unknown source `{s}` in `{path}.source`"), hint);
+                    }
+                }
+                s
+            }
+        }
+    }
+
+    /// Reports the first field of `map` that does not apply to checks on a `provider` source.
+    fn provider_fields(&mut self, map: &MarkedMappingNode, path: &str, provider: &str, source: &str) -> Option<()> {
+        for (field, applies) in QUERY_FIELDS {
+            if let Some(n) = self.get(map, field).filter(|_| !applies.contains(&provider)) {
+                let others: Vec<&str> = applies.to_vec();
+                self.report(
+                    n.span(),
+                    format!("`{path}.{field}` does not apply to a check on the {provider} source `{source}`"),
+                    format!("`{field}` applies to checks on {} sources", others.join(" and ")),
+                );
+                return None;
+            }
+        }
+        Some(())
     }
 
     /// `$window` may stand in a Prometheus query only when the check sets `window`.
@@ -852,12 +874,40 @@ impl Walker<'_> {
         }
     }
 
+    /// An HTTP check's `method` and the `body` a POST sends.
+    pub(super) fn http_method_body(
+        &mut self,
+        map: &MarkedMappingNode,
+        path: &str,
+    ) -> Option<(HttpMethod, Option<serde_json::Value>)> {
+        let method = match self.get(map, "method") {
+            Some(n) => match self.one_of(n, &join(path, "method"), &["GET", "POST"])? {
+                "POST" => HttpMethod::Post,
+                _ => HttpMethod::Get,
+            },
+            None => HttpMethod::Get,
+        };
+        let body = match (self.get(map, "body"), method) {
+            (Some(b), HttpMethod::Post) => Some(yaml_to_json(b)),
+            (Some(b), HttpMethod::Get) => {
+                self.report(
+                    b.span(),
+                    format!("`{path}.body` is sent only with `method: POST`"),
+                    "add `method: POST`, or remove `body`",
+                );
+                return None;
+            }
+            (None, _) => None,
+        };
+        Some((method, body))
+    }
+
     /// An HTTP check's `query`: the path and query string appended to the source's URL.
     fn http_path(&mut self, map: &MarkedMappingNode, path: &str) -> Option<String> {
         let text = self.required_str(map, "query", path, "query: /burn?service=checkout")?;
         let text = self.visible(map, "query", path, Some(text), Hidden::Any)?;
         let text = text.trim().to_string();
-        if !text.starts_with(['/', '?']) || text.contains(char::is_whitespace) || text.contains('#') {
+        if !is_http_path(&text) {
             let n = self.get(map, "query").expect("read above");
             self.report(
                 n.span(),
@@ -871,7 +921,7 @@ impl Walker<'_> {
 
     /// An HTTP check's `value`: an RFC 6901 JSON Pointer (`""`, or `/`-separated tokens where
     /// `~` is only ever `~0` or `~1`).
-    fn json_pointer(&mut self, map: &MarkedMappingNode, path: &str) -> Option<String> {
+    pub(super) fn json_pointer(&mut self, map: &MarkedMappingNode, path: &str) -> Option<String> {
         let n = self.required(map, "value", path, "value: /data/burn_rate")?;
         let field = join(path, "value");
         let text = match n.as_scalar() {
@@ -941,6 +991,11 @@ impl Walker<'_> {
         }
         ok.then_some(names)
     }
+}
+
+/// Whether `text` can be appended to an HTTP source's URL: a path or query string, one token.
+pub(super) fn is_http_path(text: &str) -> bool {
+    text.starts_with(['/', '?']) && !text.contains(char::is_whitespace) && !text.contains('#')
 }
 
 /// Whether `name` can stand in a Datadog formula: a letter, then letters, digits or `_`.

@@ -1,0 +1,289 @@
+//! `compare` checks through the engine (docs/rules.md §2, docs/statistics.md): a canary worse
+//! than its control rolls back with the bound in the reason, too little data holds, 100% skips,
+//! cohorts that do not fit the percentage hold on rule `srm`, and a late regression is found in
+//! the data after it began.
+
+use chrono::{DateTime, Duration, Utc};
+
+use flagramp::check::{CohortMeasured, CountsMeasured, Measured, Measurement, Measurements, Verdict};
+use flagramp::engine::{check_records, evaluate, Input, Judging, Step};
+use flagramp::record::{DecisionKind, DecisionRecord, Rule};
+use flagramp::spec::{parse_spec, RolloutSpec};
+use flagramp::state::{FlagValue, RolloutState};
+
+use crate::support::pct;
+
+const ENTERED: &str = "2026-11-24T08:00:00Z";
+
+fn spec(extra: &str) -> RolloutSpec {
+    let text = format!(
+        "version: 1\nname: demo\nflag: {{ provider: flagd, key: demo, flagd: {{ path: flags.json }} }}\nstages: [{{ percent: 10, bake: 1h }}, {{ percent: 50, bake: 1h }}, 100]\nsources:\n  prom: {{ provider: prometheus, url: http://127.0.0.1:9 }}\nchecks:\n  - name: errors-vs-control\n    source: prom\n    compare:\n      canary: {{ events: 'e{{v=\"on\"}}[$window]', total: 't{{v=\"on\"}}[$window]'{units} }}\n      control: {{ events: 'e{{v=\"off\"}}[$window]', total: 't{{v=\"off\"}}[$window]'{units} }}\n{extra}",
+        units = if extra.contains("#units") { ", units: 'u[$window]'" } else { "" },
+    );
+    let (spec, _, diags) = parse_spec(std::path::Path::new("demo.yml"), &text);
+    assert!(diags.is_empty(), "{diags:?}\n{text}");
+    spec.unwrap()
+}
+
+fn t(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn state(spec: &RolloutSpec, percent: u32) -> RolloutState {
+    let mut s = RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents());
+    s.last_set = Some(FlagValue::on(pct(percent)));
+    s.started_at = Some(t(ENTERED));
+    s.stage_entered_at = Some(t(ENTERED));
+    s
+}
+
+fn cohort(events: f64, total: f64, units: Option<f64>) -> CohortMeasured {
+    CohortMeasured {
+        events: Measurement::Value(events),
+        total: Measurement::Value(total),
+        units: units.map(Measurement::Value),
+    }
+}
+
+fn counts(canary: CohortMeasured, control: CohortMeasured, at: DateTime<Utc>) -> Measured {
+    Measured {
+        what: Measurements::Counts(CountsMeasured {
+            since: t(ENTERED),
+            canary,
+            control,
+        }),
+        at,
+    }
+}
+
+/// The decision for these counts, measured `minutes` after the stage was entered.
+fn decide(spec: &RolloutSpec, state: &RolloutState, minutes: i64, measured: Measured) -> DecisionRecord {
+    let now = t(ENTERED) + Duration::minutes(minutes);
+    let percent = state.last_set.unwrap().percent;
+    let judging = Judging {
+        percent,
+        stage_entered: state.stage_entered_at,
+        history: &state.history,
+        exposure: None,
+    };
+    let checks = check_records(&spec.checks, &[measured], &judging);
+    let input = Input {
+        spec,
+        state: Some(state),
+        flag: Ok(state.last_set.unwrap()),
+        now,
+        actor: "flagramp",
+    };
+    match evaluate(input, Some(&checks)) {
+        Step::Decided(e) => e.record,
+        Step::NeedsChecks => panic!("checks were given"),
+    }
+}
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    t(ENTERED) + Duration::minutes(minutes)
+}
+
+#[test]
+fn a_canary_worse_than_its_control_rolls_back_with_the_bound_in_the_reason() {
+    let spec = spec("");
+    let s = state(&spec, 10);
+    let record = decide(
+        &spec,
+        &s,
+        30,
+        counts(cohort(236.0, 12_400.0, None), cohort(1_100.0, 110_000.0, None), at(30)),
+    );
+    assert_eq!(
+        (record.rule, record.decision),
+        (Some(Rule::Rollback), DecisionKind::Disable),
+        "{}",
+        record.reason
+    );
+    let check = &record.checks[0];
+    assert_eq!(check.verdict, Verdict::Fail);
+    let compare = check.compare.as_ref().expect("compare evidence");
+    assert_eq!((compare.canary.events, compare.canary.total), (236.0, 12_400.0));
+    assert!((compare.control.rate.unwrap() - 0.01).abs() < 1e-12);
+    let (difference, bound) = (compare.difference.unwrap(), compare.lower_bound.unwrap());
+    assert!(bound > 0.0 && bound < difference, "{compare:?}");
+    assert_eq!(compare.level, Some(0.99));
+    assert!(
+        record
+            .reason
+            .starts_with("errors-vs-control canary 1.9% vs control 1.0%: +0.9 pt, at least +"),
+        "{}",
+        record.reason
+    );
+    assert!(
+        record.reason.contains("at 99% (12,400 / 110,000 requests)"),
+        "{}",
+        record.reason
+    );
+}
+
+#[test]
+fn an_equal_canary_passes_and_advances_once_baked() {
+    let spec = spec("");
+    let s = state(&spec, 10);
+    let record = decide(
+        &spec,
+        &s,
+        61,
+        counts(cohort(124.0, 12_400.0, None), cohort(1_100.0, 110_000.0, None), at(61)),
+    );
+    assert_eq!(record.decision, DecisionKind::Advance, "{}", record.reason);
+    assert_eq!(record.checks[0].verdict, Verdict::Pass);
+    assert!(record.checks[0].compare.as_ref().unwrap().lower_bound.unwrap() < 0.0);
+}
+
+#[test]
+fn too_little_data_and_an_empty_window_hold_as_insufficient() {
+    let spec = spec("    min_samples: 1000\n");
+    let s = state(&spec, 10);
+    let thin = decide(
+        &spec,
+        &s,
+        61,
+        counts(cohort(50.0, 900.0, None), cohort(90.0, 9_000.0, None), at(61)),
+    );
+    assert_eq!(
+        (thin.rule, thin.decision),
+        (Some(Rule::Checks), DecisionKind::Hold),
+        "{}",
+        thin.reason
+    );
+    assert_eq!(thin.checks[0].verdict, Verdict::Insufficient);
+    assert!(
+        thin.reason
+            .contains("too little data (canary 900 / control 9,000 requests, needs 1,000 in each)"),
+        "{}",
+        thin.reason
+    );
+    // Queried at the very moment the stage was entered: nothing to count yet.
+    let empty = decide(
+        &spec,
+        &s,
+        61,
+        counts(cohort(0.0, 0.0, None), cohort(0.0, 0.0, None), at(0)),
+    );
+    assert_eq!(empty.checks[0].verdict, Verdict::Insufficient);
+    assert!(empty.reason.contains("still empty"), "{}", empty.reason);
+}
+
+#[test]
+fn at_full_exposure_the_check_is_skipped_and_never_holds() {
+    let spec = spec("");
+    let s = state(&spec, 100);
+    let record = decide(
+        &spec,
+        &s,
+        61,
+        counts(cohort(0.0, 0.0, None), cohort(0.0, 0.0, None), at(61)),
+    );
+    assert_eq!(record.checks[0].verdict, Verdict::Skipped);
+    assert_eq!(record.decision, DecisionKind::Complete, "{}", record.reason);
+    assert!(
+        record.reason.contains("skipped: at 100% there is no control cohort"),
+        "{}",
+        record.reason
+    );
+}
+
+#[test]
+fn cohorts_that_do_not_fit_the_percentage_hold_on_rule_srm() {
+    let spec = spec("    #units\n");
+    let s = state(&spec, 10);
+    // The canary is clearly worse too: neither a rollback nor an advance may come of such data.
+    let record = decide(
+        &spec,
+        &s,
+        61,
+        counts(
+            cohort(400.0, 12_000.0, Some(1_100.0)),
+            cohort(1_000.0, 100_000.0, Some(8_900.0)),
+            at(61),
+        ),
+    );
+    assert_eq!(
+        (record.rule, record.decision),
+        (Some(Rule::Srm), DecisionKind::Hold),
+        "{}",
+        record.reason
+    );
+    assert!(
+        record
+            .reason
+            .contains("sample ratio mismatch: 1,100 of 10,000 users exposed where 10% expects 1,000"),
+        "{}",
+        record.reason
+    );
+    assert!(
+        record.reason.contains("neither advances nor rolls back"),
+        "{}",
+        record.reason
+    );
+    let srm = record.checks[0].compare.as_ref().unwrap().srm.as_ref().unwrap();
+    assert!(srm.mismatch && srm.p_value < 0.001);
+    // Request counts stand in for users without `units:`: a 10% relative skew is tolerated.
+    let spec = self::spec("");
+    let s = state(&spec, 10);
+    let record = decide(
+        &spec,
+        &s,
+        61,
+        counts(cohort(110.0, 11_000.0, None), cohort(890.0, 89_000.0, None), at(61)),
+    );
+    assert_ne!(record.rule, Some(Rule::Srm), "{}", record.reason);
+}
+
+#[test]
+fn a_regression_that_begins_late_in_a_long_stage_is_judged_on_its_own_data() {
+    // Twenty hourly looks of a healthy stage recorded in the history, then an hour in which the
+    // canary's error rate doubles: the whole stage's rate barely moves, the last hour shows it.
+    let spec = spec("");
+    let mut s = state(&spec, 10);
+    s.stage_entered_at = Some(t(ENTERED));
+    let (mut canary, mut control) = ((0.0, 0.0), (0.0, 0.0));
+    for hour in 1..=20 {
+        canary = (canary.0 + 100.0, canary.1 + 10_000.0);
+        control = (control.0 + 900.0, control.1 + 90_000.0);
+        let judging = Judging {
+            percent: pct(10),
+            stage_entered: s.stage_entered_at,
+            history: &s.history,
+            exposure: None,
+        };
+        let measured = counts(
+            cohort(canary.0, canary.1, None),
+            cohort(control.0, control.1, None),
+            at(hour * 60),
+        );
+        let checks = check_records(&spec.checks, &[measured], &judging);
+        assert_eq!(checks[0].verdict, Verdict::Pass, "hour {hour}");
+        let mut record = DecisionRecord::bare(
+            "demo",
+            "demo",
+            DecisionKind::Hold,
+            at(hour * 60),
+            "flagramp",
+            "held".into(),
+        );
+        record.checks = checks;
+        s.history.push(record);
+    }
+    let late = counts(
+        cohort(canary.0 + 200.0, canary.1 + 10_000.0, None),
+        cohort(control.0 + 900.0, control.1 + 90_000.0, None),
+        at(21 * 60),
+    );
+    let record = decide(&spec, &s, 21 * 60, late);
+    assert_eq!(record.rule, Some(Rule::Rollback), "{}", record.reason);
+    let compare = record.checks[0].compare.as_ref().unwrap();
+    assert_eq!(
+        compare.since,
+        at(20 * 60),
+        "judged on the data since the last look: {compare:?}"
+    );
+    assert_eq!(compare.canary.total, 10_000.0);
+}
