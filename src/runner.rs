@@ -527,11 +527,17 @@ impl Runner {
             }
         }))
         .await;
-        let judging = engine::Judging {
-            percent,
-            stage_entered,
-            history: state.map(|s| s.history.as_slice()).unwrap_or_default(),
-            exposure: None,
+        let judging = match state {
+            Some(s) => engine::Judging {
+                percent,
+                stage_entered,
+                looks: &s.compare,
+                exposure: None,
+            },
+            None => engine::Judging {
+                percent,
+                ..Default::default()
+            },
         };
         engine::check_records(&spec.checks, &measured, &judging)
     }

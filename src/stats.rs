@@ -273,11 +273,38 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
+/// The cumulative counts of a stage at one start point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Start {
+    /// Which start point of the stage this is (0: the stage's entry); suffix `index` is tested
+    /// at `spent_alpha(alpha, index + 1)`.
+    pub index: u32,
+    /// The canary's cumulative counts at the start point.
+    pub canary: Counts,
+    /// The control's cumulative counts at the start point.
+    pub control: Counts,
+}
+
+impl Start {
+    /// The stage's entry: index 0, nothing counted yet.
+    pub fn entry() -> Start {
+        let zero = Counts {
+            events: 0.0,
+            total: 0.0,
+        };
+        Start {
+            index: 0,
+            canary: zero,
+            control: zero,
+        }
+    }
+}
+
 /// The outcome of testing the suffixes of a stage.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SuffixResult {
-    /// Which start point the judged suffix begins at (0: the stage's start).
-    pub start: usize,
+    /// Where in the given start points the judged suffix begins.
+    pub position: usize,
     /// The canary's counts in the suffix.
     pub canary: Counts,
     /// The control's counts in the suffix.
@@ -286,50 +313,45 @@ pub struct SuffixResult {
     pub bound: Bound,
 }
 
-/// Tests every suffix of a stage. `points[j]` holds the cumulative counts at start point `j`
-/// (`points[0]` is zeros: the stage's start), `now` the cumulative counts now. Suffix `j` is
-/// `now − points[j]`, tested with the sequential bound at `spent_alpha(alpha, j + 1)`, so the
-/// start points together spend at most `alpha` and a regression that begins late is judged on
-/// data from after its onset. Suffixes with fewer than `min_samples` in either cohort are not
-/// tested.
+/// Tests every suffix of a stage. `starts` holds the cumulative counts at each start point
+/// (ordinarily the stage's entry first), `now` the cumulative counts now. The suffix from start
+/// point `j` is `now − starts[j]`, tested with the sequential bound at
+/// `spent_alpha(alpha, index + 1)` of its start point's index, so the start points together
+/// spend at most `alpha` and a regression that begins late is judged on data from after its
+/// onset. Suffixes with fewer than `min_samples` in either cohort are not tested.
 ///
 /// Returns the suffix whose bound exceeds the margin by most; when none does, the longest
 /// tested suffix (the whole stage when it has enough data); `None` when no suffix has enough.
 pub fn suffix_test(
-    points: &[(Counts, Counts)],
+    starts: &[Start],
     now: (Counts, Counts),
     margin: Margin,
     alpha: f64,
     tuning: f64,
     min_samples: f64,
 ) -> Option<SuffixResult> {
-    let minus = |a: Counts, b: Counts| Counts {
-        events: (a.events - b.events).max(0.0),
-        total: (a.total - b.total).max(0.0),
+    let minus = |a: Counts, b: Counts| {
+        let total = (a.total - b.total).max(0.0);
+        // Events can only be a part of the total; a suffix's counts may drift past it when a
+        // counter was reset in between.
+        Counts {
+            events: (a.events - b.events).max(0.0).min(total),
+            total,
+        }
     };
     let mut failing: Option<SuffixResult> = None;
     let mut longest: Option<SuffixResult> = None;
-    for (j, (pc, pk)) in points.iter().enumerate() {
-        let (c, k) = (minus(now.0, *pc), minus(now.1, *pk));
-        // Events can only be a part of the total; a suffix's counts may drift past it when a
-        // counter was reset in between.
-        let c = Counts {
-            events: c.events.min(c.total),
-            ..c
-        };
-        let k = Counts {
-            events: k.events.min(k.total),
-            ..k
-        };
+    for (position, start) in starts.iter().enumerate() {
+        let (c, k) = (minus(now.0, start.canary), minus(now.1, start.control));
         if !(c.total >= min_samples && k.total >= min_samples) {
             continue;
         }
-        let alpha_j = spent_alpha(alpha, u32::try_from(j + 1).unwrap_or(u32::MAX));
+        let alpha_j = spent_alpha(alpha, start.index.saturating_add(1));
         let Some(bound) = sequential_lower_bound(c, k, margin, alpha_j, tuning) else {
             continue;
         };
         let result = SuffixResult {
-            start: j,
+            position,
             canary: c,
             control: k,
             bound,
@@ -455,11 +477,15 @@ mod tests {
     fn a_late_regression_is_judged_on_the_data_after_it_began() {
         // Eight healthy looks of 10,000 canary / 90,000 control requests at 1%, then one look
         // at 2% in the canary: the whole stage dilutes it, the last suffix shows it.
-        let mut points = vec![(counts(0.0, 0.0), counts(0.0, 0.0))];
+        let mut points = vec![Start::entry()];
         let (mut c, mut k) = (counts(0.0, 0.0), counts(0.0, 0.0));
-        for look in 0..9 {
+        for look in 0..9u32 {
             if look > 0 {
-                points.push((c, k));
+                points.push(Start {
+                    index: look,
+                    canary: c,
+                    control: k,
+                });
             }
             let canary_events = if look == 8 { 200.0 } else { 100.0 };
             c = counts(c.events + canary_events, c.total + 10_000.0);
@@ -468,7 +494,7 @@ mod tests {
         let whole = sequential_lower_bound(c, k, Margin::Absolute(0.0), 0.01, DEFAULT_TUNING).unwrap();
         assert!(!whole.exceeds(Margin::Absolute(0.0)), "{whole:?}");
         let found = suffix_test(&points, (c, k), Margin::Absolute(0.0), 0.01, DEFAULT_TUNING, 500.0).unwrap();
-        assert_eq!(found.start, 8, "{found:?}");
+        assert_eq!(found.position, 8, "{found:?}");
         assert!(found.bound.exceeds(Margin::Absolute(0.0)));
         // Healthy everywhere: the whole stage is reported.
         let healthy = suffix_test(
@@ -479,7 +505,7 @@ mod tests {
             DEFAULT_TUNING,
             500.0,
         );
-        assert_eq!(healthy.map(|h| h.start), Some(0));
+        assert_eq!(healthy.map(|h| h.position), Some(0));
         assert_eq!(
             suffix_test(
                 &points[..1],
@@ -524,7 +550,7 @@ mod tests {
         let (mut sequential, mut fixed, mut suffix, mut naive) = (0, 0, 0, 0);
         for _ in 0..stages {
             let (mut c, mut k) = (counts(0.0, 0.0), counts(0.0, 0.0));
-            let mut points = vec![(c, k)];
+            let mut points = vec![Start::entry()];
             let (mut s_hit, mut f_hit, mut x_hit, mut n_hit) = (false, false, false, false);
             for look in 1..=looks {
                 let (ce, ke) = (rng.binomial(2_000.0, 0.01), rng.binomial(18_000.0, 0.01));
@@ -538,7 +564,11 @@ mod tests {
                 x_hit |= suffix_test(&points, (c, k), margin, alpha, DEFAULT_TUNING, 500.0)
                     .is_some_and(|r| r.bound.exceeds(margin));
                 n_hit |= fixed_lower_bound(c, k, margin, alpha).is_some_and(|b| b.exceeds(margin));
-                points.push((c, k));
+                points.push(Start {
+                    index: look,
+                    canary: c,
+                    control: k,
+                });
             }
             naive += usize::from(n_hit);
             sequential += usize::from(s_hit);
@@ -593,7 +623,12 @@ mod tests {
                             assert!(b.lower_bound <= b.difference, "{b:?}");
                         }
                         let _ = sample_ratio(e, t, a);
-                        let _ = suffix_test(&[(c, k)], (k, c), margin, a, DEFAULT_TUNING, 1.0);
+                        let start = Start {
+                            index: 0,
+                            canary: c,
+                            control: k,
+                        };
+                        let _ = suffix_test(&[start], (k, c), margin, a, DEFAULT_TUNING, 1.0);
                     }
                 }
             }

@@ -63,7 +63,7 @@ fn decide(spec: &RolloutSpec, state: &RolloutState, minutes: i64, measured: Meas
     let judging = Judging {
         percent,
         stage_entered: state.stage_entered_at,
-        history: &state.history,
+        looks: &state.compare,
         exposure: None,
     };
     let checks = check_records(&spec.checks, &[measured], &judging);
@@ -237,47 +237,69 @@ fn cohorts_that_do_not_fit_the_percentage_hold_on_rule_srm() {
     assert_ne!(record.rule, Some(Rule::Srm), "{}", record.reason);
 }
 
+/// One evaluation through the engine with these counts; the state it leaves (or the same).
+fn step(spec: &RolloutSpec, state: &RolloutState, minutes: i64, measured: Measured) -> (DecisionRecord, RolloutState) {
+    let judging = Judging {
+        percent: state.last_set.unwrap().percent,
+        stage_entered: state.stage_entered_at,
+        looks: &state.compare,
+        exposure: None,
+    };
+    let checks = check_records(&spec.checks, &[measured], &judging);
+    let input = Input {
+        spec,
+        state: Some(state),
+        flag: Ok(state.last_set.unwrap()),
+        now: at(minutes),
+        actor: "flagramp",
+    };
+    match evaluate(input, Some(&checks)) {
+        Step::Decided(e) => (e.record, e.state.unwrap_or_else(|| state.clone())),
+        Step::NeedsChecks => panic!("checks were given"),
+    }
+}
+
 #[test]
 fn a_regression_that_begins_late_in_a_long_stage_is_judged_on_its_own_data() {
-    // Twenty hourly looks of a healthy stage recorded in the history, then an hour in which the
-    // canary's error rate doubles: the whole stage's rate barely moves, the last hour shows it.
+    // Twenty hourly looks of a healthy stage, then an hour in which the canary's error rate
+    // doubles: the whole stage's rate barely moves, the last hour shows it. The rollout is
+    // paused, so every healthy look holds with the same reason and the history keeps only the
+    // first: the looks are counted in the state all the same.
     let spec = spec("");
     let mut s = state(&spec, 10);
-    s.stage_entered_at = Some(t(ENTERED));
+    s.paused = true;
     let (mut canary, mut control) = ((0.0, 0.0), (0.0, 0.0));
     for hour in 1..=20 {
         canary = (canary.0 + 100.0, canary.1 + 10_000.0);
         control = (control.0 + 900.0, control.1 + 90_000.0);
-        let judging = Judging {
-            percent: pct(10),
-            stage_entered: s.stage_entered_at,
-            history: &s.history,
-            exposure: None,
-        };
         let measured = counts(
             cohort(canary.0, canary.1, None),
             cohort(control.0, control.1, None),
             at(hour * 60),
         );
-        let checks = check_records(&spec.checks, &[measured], &judging);
-        assert_eq!(checks[0].verdict, Verdict::Pass, "hour {hour}");
-        let mut record = DecisionRecord::bare(
-            "demo",
-            "demo",
-            DecisionKind::Hold,
-            at(hour * 60),
-            "flagramp",
-            "held".into(),
+        let (record, next) = step(&spec, &s, hour * 60, measured);
+        assert_eq!(
+            record.checks[0].verdict,
+            Verdict::Pass,
+            "hour {hour}: {}",
+            record.reason
         );
-        record.checks = checks;
-        s.history.push(record);
+        assert_eq!(
+            record.checks[0].compare.as_ref().unwrap().look,
+            u32::try_from(hour).unwrap()
+        );
+        s = next;
     }
+    assert_eq!(s.history.len(), 1, "repeated holds are not history");
+    let looks = &s.compare["errors-vs-control"];
+    assert_eq!((looks.tests, looks.points_seen, looks.points.len()), (20, 20, 20));
+    assert_eq!(looks.stage_entered, t(ENTERED));
     let late = counts(
         cohort(canary.0 + 200.0, canary.1 + 10_000.0, None),
         cohort(control.0 + 900.0, control.1 + 90_000.0, None),
         at(21 * 60),
     );
-    let record = decide(&spec, &s, 21 * 60, late);
+    let (record, after) = step(&spec, &s, 21 * 60, late);
     assert_eq!(record.rule, Some(Rule::Rollback), "{}", record.reason);
     let compare = record.checks[0].compare.as_ref().unwrap();
     assert_eq!(
@@ -286,4 +308,44 @@ fn a_regression_that_begins_late_in_a_long_stage_is_judged_on_its_own_data() {
         "judged on the data since the last look: {compare:?}"
     );
     assert_eq!(compare.canary.total, 10_000.0);
+    assert!(after.compare.is_empty(), "a stage change starts the looks afresh");
+}
+
+#[test]
+fn a_stage_keeps_at_most_a_day_of_start_points_and_their_indices_go_on() {
+    let spec = spec("");
+    let mut s = state(&spec, 10);
+    s.paused = true;
+    let n = flagramp::state::START_POINT_CAP + 10;
+    for look in 1..=n {
+        let minutes = i64::try_from(look).unwrap() * 15;
+        let total = 1_000.0 * look as f64;
+        let measured = counts(
+            cohort(total / 100.0, total, None),
+            cohort(total * 9.0 / 100.0, total * 9.0, None),
+            at(minutes),
+        );
+        s = step(&spec, &s, minutes, measured).1;
+    }
+    let looks = &s.compare["errors-vs-control"];
+    assert_eq!(looks.points.len(), flagramp::state::START_POINT_CAP);
+    assert_eq!(looks.points_seen, u32::try_from(n).unwrap());
+    assert_eq!(looks.points.last().unwrap().index, u32::try_from(n).unwrap());
+    assert_eq!(looks.points[0].index, 11, "the oldest are dropped, the indices kept");
+}
+
+#[test]
+fn looks_of_an_earlier_stage_are_not_counted() {
+    let spec = spec("    window: 30m\n");
+    let mut s = state(&spec, 10);
+    s.paused = true;
+    let measured = |m: i64| counts(cohort(100.0, 10_000.0, None), cohort(900.0, 90_000.0, None), at(m));
+    s = step(&spec, &s, 60, measured(60)).1;
+    s = step(&spec, &s, 120, measured(120)).1;
+    assert_eq!(s.compare["errors-vs-control"].tests, 2);
+    // A person moved the stage on (the state says so): the next look is the first again.
+    s.stage_entered_at = Some(at(150));
+    let (record, s) = step(&spec, &s, 180, measured(180));
+    assert_eq!(record.checks[0].compare.as_ref().unwrap().look, 1, "{}", record.reason);
+    assert_eq!(s.compare["errors-vs-control"].tests, 1);
 }

@@ -16,6 +16,7 @@ use crate::check::{CohortMeasured, CountsMeasured, Measurement, Verdict};
 use crate::percent::Percent;
 use crate::record::{CheckRecord, CohortRecord, CompareRecord, SrmRecord, StageCounts};
 use crate::spec::{CheckSpec, CompareTest, CompareWindow};
+use crate::state::{CompareLooks, RolloutState, StartPoint, START_POINT_CAP};
 use crate::stats::{self, Counts, Margin};
 
 /// A p-value below this is a sample ratio mismatch (as GrowthBook's check).
@@ -73,8 +74,8 @@ pub(super) fn judge(
         canary: canary.record,
         control: control.record,
     });
-    let earlier = earlier_evaluations(&check.name, counts.since, at, judging);
-    let look = u32::try_from(earlier.len()).unwrap_or(u32::MAX).saturating_add(1);
+    let looks = earlier_looks(&check.name, judging, at);
+    let look = looks.map_or(0, |l| l.tests).saturating_add(1);
     let srm = sample_ratio(&canary, &control, judging);
     let mut evidence = CompareRecord {
         canary: canary.record,
@@ -97,13 +98,18 @@ pub(super) fn judge(
     let enough = |c: &Counts, k: &Counts| c.total >= test.min_samples && k.total >= test.min_samples;
     let judged = match test.window {
         CompareWindow::Stage => {
-            let starts: Vec<&EarlierLook<'_>> = earlier.iter().filter(|l| l.stage_counts.is_some()).collect();
-            let mut points = vec![(zero(), zero())];
-            points.extend(
-                starts
-                    .iter()
-                    .filter_map(|l| l.stage_counts.map(|s| (counts_of(&s.canary), counts_of(&s.control)))),
-            );
+            // The stage's entry, then the earlier evaluations of this stage (for `window:
+            // stage` the stage's entry is `since`).
+            let earlier: Vec<&StartPoint> = looks
+                .filter(|l| l.stage_entered == counts.since)
+                .map(|l| l.points.iter().filter(|p| p.at < at).collect())
+                .unwrap_or_default();
+            let mut points = vec![stats::Start::entry()];
+            points.extend(earlier.iter().map(|p| stats::Start {
+                index: p.index,
+                canary: counts_of(&p.canary),
+                control: counts_of(&p.control),
+            }));
             let now = (counts_of(&canary.record), counts_of(&control.record));
             let margin = test.margin;
             let tested = stats::suffix_test(
@@ -131,9 +137,9 @@ pub(super) fn judge(
                     .flatten()
             });
             tested.map(|t| {
-                let since = match t.start {
+                let since = match t.position {
                     0 => counts.since,
-                    j => starts.get(j - 1).map_or(counts.since, |l| l.at),
+                    j => earlier.get(j - 1).map_or(counts.since, |p| p.at),
                 };
                 (t.canary, t.control, t.bound, since)
             })
@@ -189,35 +195,62 @@ pub(super) fn judge(
     record.compare = Some(evidence);
 }
 
-/// Earlier evaluations of this check in this stage, oldest first, that carry its counts.
-fn earlier_evaluations<'h>(
-    name: &str,
-    since: DateTime<Utc>,
-    at: DateTime<Utc>,
-    judging: &Judging<'h>,
-) -> Vec<EarlierLook<'h>> {
-    let entered = judging.stage_entered;
+/// This check's looks at the current stage so far; `None` before its first, or when what the
+/// state holds belongs to an earlier stage.
+fn earlier_looks<'j>(name: &str, judging: &Judging<'j>, at: DateTime<Utc>) -> Option<&'j CompareLooks> {
+    let entered = judging.stage_entered?;
     judging
-        .history
-        .iter()
-        .filter(|r| entered.is_some_and(|e| r.at > e))
-        .filter_map(|r| {
-            let check = r.checks.iter().find(|c| c.name == name)?;
-            let compare = check.compare.as_ref()?;
-            // A record of another stage, or from before a window change, is not a start point.
-            let counts = compare.stage_counts.as_ref().filter(|s| s.since == since);
-            Some(EarlierLook {
-                at: check.at.unwrap_or(r.at),
-                stage_counts: counts,
-            })
-        })
-        .filter(|l| l.at < at)
-        .collect()
+        .looks
+        .get(name)
+        .filter(|l| l.stage_entered == entered && entered < at)
 }
 
-struct EarlierLook<'h> {
-    at: DateTime<Utc>,
-    stage_counts: Option<&'h StageCounts>,
+/// Counts a look into the state: a test spends the next share of `alpha`, and a stage's
+/// cumulative counts become a start point for later suffixes (docs/statistics.md, "Looks").
+/// Returns whether anything changed.
+pub(super) fn note_look(state: &mut RolloutState, record: &CheckRecord) -> bool {
+    let (Some(compare), Some(entered)) = (&record.compare, state.stage_entered_at) else {
+        return false;
+    };
+    let tested = compare.lower_bound.is_some();
+    let point = compare.stage_counts.filter(|s| s.since == entered);
+    if !tested && point.is_none() {
+        return false;
+    }
+    let looks = state
+        .compare
+        .entry(record.name.clone())
+        .or_insert_with(|| CompareLooks {
+            stage_entered: entered,
+            tests: 0,
+            points_seen: 0,
+            points: Vec::new(),
+        });
+    if looks.stage_entered != entered {
+        *looks = CompareLooks {
+            stage_entered: entered,
+            tests: 0,
+            points_seen: 0,
+            points: Vec::new(),
+        };
+    }
+    if tested {
+        looks.tests = looks.tests.saturating_add(1);
+    }
+    if let Some(point) = point {
+        looks.points_seen = looks.points_seen.saturating_add(1);
+        looks.points.push(StartPoint {
+            index: looks.points_seen,
+            at: record.at.unwrap_or(entered),
+            canary: point.canary,
+            control: point.control,
+        });
+        if looks.points.len() > START_POINT_CAP {
+            let excess = looks.points.len() - START_POINT_CAP;
+            looks.points.drain(..excess);
+        }
+    }
+    true
 }
 
 struct Cohort {
@@ -285,13 +318,6 @@ fn sample_ratio(canary: &Cohort, control: &Cohort, judging: &Judging<'_>) -> Opt
         p_value: ratio.p_value,
         mismatch,
     })
-}
-
-fn zero() -> Counts {
-    Counts {
-        events: 0.0,
-        total: 0.0,
-    }
 }
 
 fn counts_of(c: &CohortRecord) -> Counts {

@@ -197,6 +197,15 @@ impl<'a> Decider<'a> {
         })
     }
 
+    /// Counts the `compare` checks' looks of this evaluation into the state, whatever it decides.
+    pub(super) fn note_looks(&mut self, checks: &[CheckRecord]) {
+        for check in checks {
+            if super::compare::note_look(&mut self.state, check) {
+                self.changed = true;
+            }
+        }
+    }
+
     /// Moves the flag, updating everything a stage change resets.
     pub(super) fn move_to(&mut self, to: FlagValue) {
         let now = self.input.now;
@@ -205,6 +214,8 @@ impl<'a> Decider<'a> {
         self.state.stage_entered_at = Some(now);
         self.state.consecutive_failures = 0;
         self.state.drift = None;
+        // Looks belong to the stage they were made at: the new stage's test starts afresh.
+        self.state.compare.clear();
         self.changed = true;
         if to.enabled {
             self.state.started_at.get_or_insert(now);

@@ -92,6 +92,7 @@ pub fn evaluate_manual(input: Input<'_>, op: ManualOp, reason: &str, checks: Opt
                 return Step::NeedsChecks;
             };
             let verdicts = Verdicts::sort(spec, records);
+            d.note_looks(records);
             if !found.enabled {
                 return advance_from_off(d, found, force, &because, records);
             }

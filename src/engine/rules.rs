@@ -102,6 +102,7 @@ pub fn evaluate(input: Input<'_>, checks: Option<&[CheckRecord]>) -> Step {
     // Rule 5: query every check.
     let Some(checks) = checks else { return Step::NeedsChecks };
     let verdicts = Verdicts::sort(spec, checks);
+    d.note_looks(checks);
     let current = found.percent;
     let stage = stage_at(spec, current);
 

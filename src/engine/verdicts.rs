@@ -3,26 +3,44 @@
 //! passing. Rules and manual commands both read checks through here, so every reason phrases a
 //! check the same way.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::check::{sig4, Measured, Measurement, Measurements, Verdict};
 use crate::percent::Percent;
-use crate::record::{CheckRecord, DecisionRecord};
+use crate::record::CheckRecord;
 use crate::spec::{CheckSpec, CheckTest, NoDataPolicy, RolloutSpec, ThresholdTest};
+use crate::state::CompareLooks;
 
 /// What judging a check needs besides its answers: where the rollout is and what it measured
 /// before in this stage (for `compare` checks, docs/statistics.md).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Judging<'a> {
     /// The flag's percentage the data was gathered at.
     pub percent: Percent,
     /// When the current stage was entered.
     pub stage_entered: Option<DateTime<Utc>>,
-    /// The rollout's history: earlier evaluations of this stage.
-    pub history: &'a [DecisionRecord],
+    /// The `compare` checks' looks at this stage so far, by check name (from the state).
+    pub looks: &'a BTreeMap<String, CompareLooks>,
     /// The exposure to expect in the data instead of `percent` (a backtest replays data gathered
     /// at another percentage).
     pub exposure: Option<Percent>,
+}
+
+/// No looks yet: a rollout without state.
+static NO_LOOKS: BTreeMap<String, CompareLooks> = BTreeMap::new();
+
+impl Default for Judging<'_> {
+    /// Judging at 0%, before any stage was entered: enough for checks other than `compare`.
+    fn default() -> Self {
+        Judging {
+            percent: Percent::default(),
+            stage_entered: None,
+            looks: &NO_LOOKS,
+            exposure: None,
+        }
+    }
 }
 
 /// Applies each check's test to what its source measured: a threshold check's condition to its

@@ -12,8 +12,10 @@ pub use github::GitHubStateStore;
 pub use local::LocalStateStore;
 pub use memory::MemoryStateStore;
 
+use std::collections::BTreeMap;
+
 use crate::percent::Percent;
-use crate::record::DecisionRecord;
+use crate::record::{CohortRecord, DecisionRecord};
 
 /// How many decisions a state file keeps.
 pub const HISTORY_CAP: usize = 100;
@@ -120,6 +122,50 @@ pub struct RolloutState {
     pub pending: Option<PendingTransition>,
     /// Decisions, newest last, at most [`HISTORY_CAP`].
     pub history: Vec<DecisionRecord>,
+    /// Each `compare` check's looks at the current stage, by check name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub compare: BTreeMap<String, CompareLooks>,
+}
+
+/// How many start points of a stage a `compare` check keeps: a day of evaluations every 15
+/// minutes. Older ones are dropped; the suffixes from them are no longer tested, which keeps
+/// the test valid (docs/statistics.md, "Looks").
+pub const START_POINT_CAP: usize = 96;
+
+/// A `compare` check's looks at one stage (docs/statistics.md, "Looks").
+///
+/// They are kept here, not read back from the history, because the false-alarm budget is spent
+/// per look: a look the history did not keep (a hold that repeats the last entry verbatim, or
+/// entries past [`HISTORY_CAP`]) would be spent again, and the stage would alarm more often
+/// than `alpha`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareLooks {
+    /// When the stage these looks belong to was entered.
+    pub stage_entered: DateTime<Utc>,
+    /// Tests made at this stage: a fixed window's test k spends `alpha·6/(π²k²)`.
+    pub tests: u32,
+    /// Start points recorded at this stage so far, dropped ones included: the next one's index
+    /// is this plus one.
+    pub points_seen: u32,
+    /// The newest start points, oldest first, at most [`START_POINT_CAP`].
+    pub points: Vec<StartPoint>,
+}
+
+/// The cumulative counts of a stage at one earlier evaluation: the data since then is a suffix
+/// of the stage, tested on its own (`window: stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartPoint {
+    /// Which start point of the stage this is (1 = the first evaluation; 0 is the stage's
+    /// entry, which needs no record): suffix j is tested at `alpha·6/(π²(j+1)²)`.
+    pub index: u32,
+    /// The time the counts are for.
+    pub at: DateTime<Utc>,
+    /// The exposed cohort's counts since the stage was entered.
+    pub canary: CohortRecord,
+    /// The control cohort's counts since the stage was entered.
+    pub control: CohortRecord,
 }
 
 impl RolloutState {
@@ -141,6 +187,7 @@ impl RolloutState {
             drift: None,
             pending: None,
             history: Vec::new(),
+            compare: BTreeMap::new(),
         }
     }
 
