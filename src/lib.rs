@@ -10,7 +10,8 @@
 //! - the three traits and their implementations: [`FlagProvider`], [`StateStore`],
 //!   [`MetricSource`] (the in-memory ones, [`MemoryFlags`] and [`MemoryStateStore`], need no
 //!   servers);
-//! - the reports, one renderer per target: [`report`].
+//! - the reports, one renderer per target: [`report`];
+//! - backtests: [`simulate`] replays specs over past metric data.
 //!
 //! The modules stay reachable for the project's own tests and front ends; those not named above
 //! are implementation detail and hidden from the documentation.
@@ -42,6 +43,7 @@ pub mod report;
 pub mod runner;
 pub mod schema;
 pub mod secrets;
+pub mod simulate;
 pub mod spec;
 pub mod state;
 #[doc(hidden)]
@@ -60,5 +62,6 @@ pub use record::{BakeProgress, CheckRecord, DecisionKind, DecisionRecord, Failur
 pub use runner::{Decided, Mode, Runner};
 pub use schema::SchemaKind;
 pub use secrets::Secrets;
+pub use simulate::{simulate, SimulateRequest, Timeline};
 pub use spec::{parse_spec, Diagnostic, RolloutSpec, SpecErrors};
 pub use state::{FlagValue, LocalStateStore, MemoryStateStore, RolloutState, StateError, StateStore};

@@ -303,6 +303,11 @@ pub struct DecisionRecord {
     /// After this decision the rollout is paused (a person's `resume` lifts it).
     #[serde(default)]
     pub paused: bool,
+    /// A backtest (`flagramp simulate`) only: the simulated percentage differs from the exposure
+    /// the replayed data show, so the data judged are not what this rollout would have made.
+    /// Absent when `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diverged: bool,
 }
 
 impl DecisionRecord {
@@ -335,6 +340,7 @@ impl DecisionRecord {
             planned: false,
             locked: false,
             paused: false,
+            diverged: false,
         }
     }
 }

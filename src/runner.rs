@@ -440,11 +440,35 @@ impl Runner {
         percent: Percent,
         state: Option<&RolloutState>,
     ) -> Vec<CheckRecord> {
+        let stage_entered = state.and_then(|s| s.stage_entered_at);
+        let measured = self.measure_only(spec, percent, stage_entered).await;
+        let judging = match state {
+            Some(s) => engine::Judging {
+                percent,
+                stage_entered,
+                looks: &s.compare,
+                exposure: None,
+            },
+            None => engine::Judging {
+                percent,
+                ..Default::default()
+            },
+        };
+        engine::check_records(&spec.checks, &measured, &judging)
+    }
+
+    /// Asks every check's source (or runs its command) and returns the answers, unjudged and
+    /// admitted (redacted, capped); `measure` judges them.
+    pub async fn measure_only(
+        &self,
+        spec: &RolloutSpec,
+        percent: Percent,
+        stage_entered: Option<DateTime<Utc>>,
+    ) -> Vec<Measured> {
         let sources = self.sources(spec);
         let withheld = self.secrets.withheld(&spec.name);
         let commands = CommandSource::new(&self.repo_root, self.secrets.clone(), withheld.is_none());
-        let stage_entered = state.and_then(|s| s.stage_entered_at);
-        let measured = futures::future::join_all(spec.checks.iter().map(|check| {
+        futures::future::join_all(spec.checks.iter().map(|check| {
             let sources = &sources;
             let withheld = &withheld;
             let commands = &commands;
@@ -526,20 +550,7 @@ impl Runner {
                 Measured { what, at }
             }
         }))
-        .await;
-        let judging = match state {
-            Some(s) => engine::Judging {
-                percent,
-                stage_entered,
-                looks: &s.compare,
-                exposure: None,
-            },
-            None => engine::Judging {
-                percent,
-                ..Default::default()
-            },
-        };
-        engine::check_records(&spec.checks, &measured, &judging)
+        .await
     }
 
     async fn ask(

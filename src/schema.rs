@@ -21,6 +21,7 @@ const OMITTED_WHEN_EMPTY: &[&str] = &[
     "detail",
     "flag_error",
     "refused",
+    "diverged",
     "control_value",
     "compare",
     "units",

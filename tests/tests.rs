@@ -31,6 +31,7 @@ mod prometheus_live;
 mod races;
 mod reports;
 mod secrets;
+mod simulate;
 mod spec_catalogue;
 mod spec_errors;
 mod support;

@@ -97,6 +97,26 @@ pub struct Named {
     pub output: Output,
 }
 
+/// `flagramp simulate`'s arguments.
+#[derive(Debug, Args)]
+pub struct Simulate {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// The first evaluation (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+    #[arg(long, value_name = "RFC3339")]
+    pub from: String,
+    /// The last evaluation is at or before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub to: String,
+    /// The time between evaluations, as a schedule would run them.
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = SpecDuration::parse)]
+    pub every: SpecDuration,
+    /// The exposure the data were gathered at, in percent (e.g. 10); the sample ratio test
+    /// expects it [default: the exposure the data show].
+    #[arg(long, value_name = "PERCENT")]
+    pub exposure: Option<String>,
+}
+
 /// Which schema `flagramp schema` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaArg {
@@ -143,6 +163,17 @@ pub enum Command {
     Pause(Named),
     /// Restart advancing; adopts a value a person set on the flag.
     Resume(Named),
+    /// Backtest: replay specs over past metric data, one evaluation per tick, with the flag and
+    /// state in memory; only the metric queries reach anything real.
+    ///
+    /// Each tick queries the checks at that time (minus the source's lag); command checks get it
+    /// as FLAGRAMP_NOW. The data show the split they were gathered at, not the simulated one:
+    /// the sample ratio test expects the exposure the data show (or --exposure), and ticks
+    /// judged at another percentage are marked `diverged`.
+    #[command(
+        after_help = "Example:\n  flagramp simulate new-checkout --from 2026-11-01T00:00:00Z --to 2026-11-08T00:00:00Z --every 15m"
+    )]
+    Simulate(Simulate),
     /// Print a JSON Schema: of a spec, of the decisions JSON, or of the status JSON.
     Schema {
         /// Which schema.

@@ -19,11 +19,13 @@ use flagramp::engine::{self, ManualOp};
 use flagramp::escape::plain;
 use flagramp::exit;
 use flagramp::http::Deadline;
+use flagramp::percent::Percent;
 use flagramp::record::DecisionRecord;
 use flagramp::report::{self, Target};
 use flagramp::runner::Decided;
 use flagramp::schema::{self, SchemaKind};
 use flagramp::secrets::Secrets;
+use flagramp::simulate::SimulateRequest;
 use flagramp::spec::{RolloutSpec, SpecErrors, DEFAULT_SPEC_DIR};
 
 use args::{Cli, Command, Format, Global, Named, Targets};
@@ -321,6 +323,7 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::DECIDED));
         }
         Command::Validate(targets) => return validate(targets, &secrets),
+        Command::Simulate(args) => return simulate(args, &secrets).await,
         Command::Plan(targets) => request(&global, Operation::Plan, targets)?,
         Command::Run(targets) => request(&global, Operation::Run, targets)?,
         Command::Status(targets) => request(&global, Operation::Status, targets)?,
@@ -342,6 +345,42 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
         }
         Outcome::Validated => Ok(ExitCode::from(exit::DECIDED)),
     }
+}
+
+async fn simulate(args: args::Simulate, secrets: &Secrets) -> anyhow::Result<ExitCode> {
+    let (name, paths) = split_targets(&args.targets.args);
+    let time = |flag: &str, text: &str| {
+        parse_now(text).map_err(|_| {
+            usage(format!(
+                "--{flag} `{text}` is not an RFC 3339 time in the years 0000–9999; write e.g. 2026-11-24T10:00:00Z"
+            ))
+        })
+    };
+    let exposure = args
+        .exposure
+        .as_deref()
+        .map(|text| {
+            Percent::parse_stage(text.trim_end_matches('%')).map_err(|e| usage(format!("--exposure `{text}`: {e}")))
+        })
+        .transpose()?;
+    let request = SimulateRequest {
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+        every: args.every,
+        exposure,
+        repo_root: std::env::current_dir().context("cannot read the current directory")?,
+    };
+    request.ticks().map_err(|e| usage(e.to_string()))?;
+    let specs = load_specs(&spec_paths(paths), name.as_deref())?;
+    let timelines = flagramp::simulate(&specs, &request, secrets)
+        .await
+        .map_err(|e| usage(e.to_string()))?;
+    let records: Vec<DecisionRecord> = timelines.iter().flat_map(|t| t.records.iter().cloned()).collect();
+    match args.targets.output.output {
+        Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(&records)? + "\n")))?,
+        Format::Text => print(&secrets.redact(&report::text::timelines(&timelines, &request)))?,
+    }
+    Ok(exit::for_decisions(&records))
 }
 
 fn validate(targets: Targets, secrets: &Secrets) -> anyhow::Result<ExitCode> {

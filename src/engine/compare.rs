@@ -303,14 +303,12 @@ fn cohort(measured: &CohortMeasured, which: &str) -> Result<Cohort, Problem> {
 fn sample_ratio(canary: &Cohort, control: &Cohort, judging: &Judging<'_>) -> Option<SrmRecord> {
     let share = judging.exposure.unwrap_or(judging.percent).as_f64() / 100.0;
     let (exposed, other, counted) = match (canary.record.units, control.record.units) {
-        (Some(c), Some(k)) => (c, k, "users"),
-        _ => (canary.record.total, control.record.total, "requests"),
+        (Some(c), Some(k)) => (c, k, Counted::Users),
+        _ => (canary.record.total, control.record.total, Counted::Requests),
     };
-    let ratio = stats::sample_ratio(exposed, other, share)?;
-    let off = (ratio.observed_share / ratio.expected_share - 1.0).abs();
-    let mismatch = ratio.p_value < SRM_P_VALUE && (counted == "users" || off > SRM_REQUEST_TOLERANCE);
+    let (ratio, mismatch) = ratio_mismatch(exposed, other, counted, share)?;
     Some(SrmRecord {
-        counted: counted.into(),
+        counted: counted.as_str().into(),
         exposed: ratio.exposed,
         total: ratio.total,
         expected_share: ratio.expected_share,
@@ -318,6 +316,40 @@ fn sample_ratio(canary: &Cohort, control: &Cohort, judging: &Judging<'_>) -> Opt
         p_value: ratio.p_value,
         mismatch,
     })
+}
+
+/// What a sample ratio test counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Distinct users or sessions (the `units` queries).
+    Users,
+    /// Requests, standing in for users (the `total` queries).
+    Requests,
+}
+
+impl Counted {
+    /// As records say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counted::Users => "users",
+            Counted::Requests => "requests",
+        }
+    }
+}
+
+/// The sample ratio test of `exposed` against `other` units at `expected_share`, and whether
+/// the shares do not fit: p below [`SRM_P_VALUE`], and for requests also off by more than
+/// [`SRM_REQUEST_TOLERANCE`] relatively. `None` when there is nothing to test.
+pub fn ratio_mismatch(
+    exposed: f64,
+    other: f64,
+    counted: Counted,
+    expected_share: f64,
+) -> Option<(stats::SampleRatio, bool)> {
+    let ratio = stats::sample_ratio(exposed, other, expected_share)?;
+    let off = (ratio.observed_share / ratio.expected_share - 1.0).abs();
+    let mismatch = ratio.p_value < SRM_P_VALUE && (counted == Counted::Users || off > SRM_REQUEST_TOLERANCE);
+    Some((ratio, mismatch))
 }
 
 fn counts_of(c: &CohortRecord) -> Counts {

@@ -100,6 +100,7 @@ impl<'a> Decider<'a> {
             planned: false,
             locked: self.state.locked,
             paused: self.state.paused,
+            diverged: false,
         }
     }
 

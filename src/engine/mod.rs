@@ -31,7 +31,7 @@ use crate::state::{FlagValue, RolloutState};
 pub use claims::{
     budget_record, busy_record, claim_in_progress, error_record, resolve_pending, status_record, CLAIM_LEASE,
 };
-pub use compare::{needs_counts, window_start, SRM_P_VALUE, SRM_REQUEST_TOLERANCE};
+pub use compare::{needs_counts, ratio_mismatch, window_start, Counted, SRM_P_VALUE, SRM_REQUEST_TOLERANCE};
 pub use manual::evaluate_manual;
 pub use rules::evaluate;
 pub use verdicts::{check_records, Judging};

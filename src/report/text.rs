@@ -136,3 +136,86 @@ pub fn statuses(statuses: &[Status]) -> String {
     }
     out
 }
+
+/// A backtest (`flagramp simulate`): a timeline per rollout (time, decision, percentage,
+/// reason), then what happened when, so a person sees at a glance when the spec would have
+/// started, advanced, held, rolled back and completed.
+pub fn timelines(timelines: &[crate::simulate::Timeline], request: &crate::simulate::SimulateRequest) -> String {
+    use crate::record::DecisionKind;
+
+    let mut out = String::new();
+    let ticks = timelines.first().map_or(0, |t| t.records.len());
+    let _ = writeln!(
+        out,
+        "Backtest from {} to {}, every {}: {ticks} evaluation{} per rollout, on past metric data; nothing real was read or changed but the metric queries.",
+        human_time(request.from),
+        human_time(request.to),
+        request.every,
+        if ticks == 1 { "" } else { "s" }
+    );
+    for timeline in timelines {
+        let Some(first) = timeline.records.first() else {
+            continue;
+        };
+        let _ = writeln!(out, "\n{} ({})", plain(&timeline.rollout), plain(&first.flag));
+        for record in &timeline.records {
+            let diverged = if record.diverged { " [diverged]" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {}  {:<11} {:<12} {}{diverged}",
+                human_time(record.at),
+                record.decision.as_str(),
+                transition(record),
+                plain(&record.reason)
+            );
+        }
+        let at_times = |kinds: &[DecisionKind]| -> Vec<String> {
+            timeline
+                .records
+                .iter()
+                .filter(|r| kinds.contains(&r.decision))
+                .map(|r| format!("{} ({})", human_time(r.at), transition(r)))
+                .collect()
+        };
+        let list = |times: Vec<String>| {
+            if times.is_empty() {
+                "never".to_string()
+            } else {
+                times.join(", ")
+            }
+        };
+        let count = |kind: DecisionKind| timeline.records.iter().filter(|r| r.decision == kind).count();
+        let total = timeline.records.len();
+        let _ = writeln!(out, "  summary:");
+        let _ = writeln!(out, "    started      {}", list(at_times(&[DecisionKind::Start])));
+        let _ = writeln!(out, "    advanced     {}", list(at_times(&[DecisionKind::Advance])));
+        let _ = writeln!(
+            out,
+            "    held         {} of {total} evaluations",
+            count(DecisionKind::Hold)
+        );
+        let _ = writeln!(
+            out,
+            "    rolled back  {}",
+            list(at_times(&[DecisionKind::Rollback, DecisionKind::Disable]))
+        );
+        let completed = timeline
+            .records
+            .iter()
+            .find(|r| r.decision == DecisionKind::Complete)
+            .map(|r| human_time(r.at));
+        let _ = writeln!(out, "    completed    {}", completed.unwrap_or_else(|| "never".into()));
+        let errors = count(DecisionKind::Error);
+        if errors > 0 {
+            let _ = writeln!(out, "    errors       {errors} of {total} evaluations");
+        }
+        let diverged = timeline.records.iter().filter(|r| r.diverged).count();
+        if diverged > 0 {
+            let _ = writeln!(
+                out,
+                "    diverged     {diverged} of {total} evaluations judged data gathered at another exposure than simulated"
+            );
+        }
+    }
+    out
+}

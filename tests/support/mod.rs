@@ -5,6 +5,7 @@
 // Each test module uses a different part of the support code.
 #![allow(dead_code)]
 
+pub mod backfill;
 pub mod bench;
 pub mod github;
 pub mod launchdarkly;
