@@ -33,6 +33,7 @@ mod reports;
 mod secrets;
 mod spec_catalogue;
 mod spec_errors;
+mod stats_reference;
 mod support;
 mod support_selftest;
 mod typed_errors;
