@@ -34,6 +34,7 @@ mod secrets;
 mod simulate;
 mod spec_catalogue;
 mod spec_errors;
+mod stats_reference;
 mod support;
 mod support_selftest;
 mod typed_errors;
