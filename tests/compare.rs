@@ -58,26 +58,7 @@ fn counts(canary: CohortMeasured, control: CohortMeasured, at: DateTime<Utc>) ->
 
 /// The decision for these counts, measured `minutes` after the stage was entered.
 fn decide(spec: &RolloutSpec, state: &RolloutState, minutes: i64, measured: Measured) -> DecisionRecord {
-    let now = t(ENTERED) + Duration::minutes(minutes);
-    let percent = state.last_set.unwrap().percent;
-    let judging = Judging {
-        percent,
-        stage_entered: state.stage_entered_at,
-        looks: &state.compare,
-        exposure: None,
-    };
-    let checks = check_records(&spec.checks, &[measured], &judging);
-    let input = Input {
-        spec,
-        state: Some(state),
-        flag: Ok(state.last_set.unwrap()),
-        now,
-        actor: "flagramp",
-    };
-    match evaluate(input, Some(&checks)) {
-        Step::Decided(e) => e.record,
-        Step::NeedsChecks => panic!("checks were given"),
-    }
+    step(spec, state, minutes, measured).0
 }
 
 fn at(minutes: i64) -> DateTime<Utc> {
