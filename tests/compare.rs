@@ -330,3 +330,132 @@ fn looks_of_an_earlier_stage_are_not_counted() {
     assert_eq!(record.checks[0].compare.as_ref().unwrap().look, 1, "{}", record.reason);
     assert_eq!(s.compare["errors-vs-control"].tests, 1);
 }
+
+/// A small deterministic generator of binomial counts (normal approximation; `n·p` is at least
+/// 5 here), so that a proptest case is the same on every run.
+struct Draws(u64);
+
+impl Draws {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn binomial(&mut self, n: f64, p: f64) -> f64 {
+        let z = flagramp::stats::normal_quantile(self.uniform());
+        (n * p + z * (n * p * (1.0 - p)).sqrt()).round().clamp(0.0, n)
+    }
+}
+
+/// How many of `stages` healthy stages of 20 looks, 15 minutes apart, fail at least once when
+/// canary and control share the error rate `base` (the canary at 10% of traffic).
+fn false_alarms(window: &str, stages: u32, base: f64, canary_per_look: f64, seed: u64) -> u32 {
+    let spec = spec(&format!(
+        "    window: {window}\n    alpha: 0.05\n    min_samples: 100\n"
+    ));
+    let control_per_look = canary_per_look * 9.0;
+    let mut draws = Draws(seed);
+    let mut alarms = 0;
+    for _ in 0..stages {
+        let mut s = state(&spec, 10);
+        // Paused: every look holds at this stage, however long it is looked at.
+        s.paused = true;
+        let mut batches: Vec<(f64, f64)> = Vec::new();
+        for look in 1..=20i64 {
+            batches.push((
+                draws.binomial(canary_per_look, base),
+                draws.binomial(control_per_look, base),
+            ));
+            // The stage's counts so far, or the last two batches for a 30-minute window.
+            let judged = if window == "stage" {
+                &batches[..]
+            } else {
+                &batches[batches.len().saturating_sub(2)..]
+            };
+            let looks = judged.len() as f64;
+            let events: (f64, f64) = judged.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            let measured = Measured {
+                what: Measurements::Counts(CountsMeasured {
+                    since: if window == "stage" {
+                        t(ENTERED)
+                    } else {
+                        at(look * 15 - 30)
+                    },
+                    canary: cohort(events.0, canary_per_look * looks, None),
+                    control: cohort(events.1, control_per_look * looks, None),
+                }),
+                at: at(look * 15),
+            };
+            let (record, next) = step(&spec, &s, look * 15, measured);
+            if record.checks[0].verdict == Verdict::Fail {
+                alarms += 1;
+                break;
+            }
+            s = next;
+        }
+    }
+    alarms
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+    /// Under no effect, over 20 looks of one stage, a compare check fails at most `alpha` of the
+    /// time (three standard errors allowed for the simulation), for both kinds of window; the
+    /// looks go through the engine, so the state's look count is what spends `alpha`.
+    #[test]
+    fn under_no_effect_twenty_looks_of_a_stage_fail_at_most_alpha_of_the_time(
+        base in 0.005f64..0.03,
+        canary_per_look in 500.0f64..20_000.0,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let (alpha, stages) = (0.05, 400u32);
+        let tolerance = 3.0 * (alpha * (1.0 - alpha) / f64::from(stages)).sqrt();
+        for window in ["stage", "30m"] {
+            let rate = f64::from(false_alarms(window, stages, base, canary_per_look, seed)) / f64::from(stages);
+            proptest::prop_assert!(
+                rate <= alpha + tolerance,
+                "window {window}: {rate} of healthy stages failed (base {base}, {canary_per_look} canary requests a look)"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_false_alarm_simulation_can_tell_a_valid_test_from_one_that_spends_alpha_again() {
+    // The same simulation with the look count forgotten before every look (each look judged as
+    // if it were the first, as when looks were read back from a history that dropped them):
+    // the fixed window then alarms far more often than alpha. This is what the proptest above
+    // would catch if the state stopped counting looks.
+    let spec = spec("    window: 30m\n    alpha: 0.05\n    min_samples: 100\n");
+    let mut draws = Draws(7);
+    let (stages, mut alarms) = (400, 0);
+    for _ in 0..stages {
+        let mut s = state(&spec, 10);
+        s.paused = true;
+        for look in 1..=20i64 {
+            let (c, k) = (draws.binomial(4_000.0, 0.01), draws.binomial(36_000.0, 0.01));
+            let measured = Measured {
+                what: Measurements::Counts(CountsMeasured {
+                    since: at(look * 15 - 30),
+                    canary: cohort(c, 4_000.0, None),
+                    control: cohort(k, 36_000.0, None),
+                }),
+                at: at(look * 15),
+            };
+            let (record, next) = step(&spec, &s, look * 15, measured);
+            if record.checks[0].verdict == Verdict::Fail {
+                alarms += 1;
+                break;
+            }
+            s = next;
+            s.compare.clear();
+        }
+    }
+    let rate = f64::from(alarms) / f64::from(stages);
+    assert!(rate > 0.1, "forgetting looks must inflate false alarms: {rate}");
+}

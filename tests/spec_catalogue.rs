@@ -177,7 +177,7 @@ fn the_readme_source_examples_are_valid_specs() {
         let sources = if block.contains("sources:") {
             ""
         } else {
-            "sources:\n  prom: { provider: prometheus, url: https://prometheus.example.com }\n"
+            "sources:\n  prom: { provider: prometheus, url: https://prometheus.example.com }\n  dd: { provider: datadog, api_key_env: DD_API_KEY, app_key_env: DD_APP_KEY }\n"
         };
         let text = format!(
             "version: 1\nname: readme\nflag: {{ provider: flagd, key: demo, flagd: {{ path: flags.json }} }}\n{sources}{block}"
