@@ -401,3 +401,109 @@ fn a_backtest_on_a_real_prometheus_advances_twice_then_rolls_back_when_the_regre
         "judged at 10% as the data were gathered"
     );
 }
+
+/// A `compare` check on Datadog and on an http source: each count is one query of its own, over
+/// the stage's window up to one lag back, and the counts are judged like Prometheus's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_checks_count_on_datadog_and_http_sources_with_one_query_per_count() {
+    use wiremock::matchers::{body_partial_json, body_string_contains, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    let t0: DateTime<Utc> = "2026-11-24T08:00:00Z".parse().unwrap();
+    // The second tick, 15 minutes in, asks for the stage's data up to one lag (1m) back.
+    let (from_ms, to_ms) = (t0.timestamp_millis(), (t0 + Duration::minutes(14)).timestamp_millis());
+    for (query, count) in [
+        ("errors{variant:on}", 10.0),
+        ("hits{variant:on}", 1_000.0),
+        ("errors{variant:off}", 90.0),
+        ("hits{variant:off}", 9_000.0),
+    ] {
+        Mock::given(method("POST"))
+            .and(path("/api/v2/query/scalar"))
+            .and(body_string_contains(query))
+            .and(body_partial_json(serde_json::json!({
+                "data": { "attributes": { "from": from_ms, "to": to_ms } }
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+                r#"{{"data":{{"type":"scalar_response","attributes":{{"columns":[{{"name":"query","type":"number","values":[{count}]}}]}}}}}}"#
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    for (variant, what, count) in [
+        ("on", "failed", 12),
+        ("on", "all", 1_000),
+        ("off", "failed", 90),
+        ("off", "all", 9_000),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/slo/counts"))
+            .and(query_param("variant", variant))
+            .and(query_param("what", what))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(r#"{{"data":{{"count":"{count}"}}}}"#)))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let url = server.uri();
+    let repo = TempRepo::new();
+    repo.write(
+        ".github/rollouts/demo.yml",
+        &format!(
+            "version: 1
+name: demo
+flag: {{ provider: flagd, key: new-checkout, flagd: {{ path: flags.flagd.json }} }}
+stages: [{{ percent: 10, bake: 1h }}, 50, 100]
+sources:
+  dd: {{ provider: datadog, url: '{url}', api_key_env: DD_API_KEY, app_key_env: DD_APP_KEY }}
+  slo: {{ provider: http, url: '{url}/slo' }}
+checks:
+  - name: dd-errors-vs-control
+    source: dd
+    compare:
+      canary: {{ events: 'sum:errors{{variant:on}}.as_count()', total: 'sum:hits{{variant:on}}.as_count()' }}
+      control: {{ events: 'sum:errors{{variant:off}}.as_count()', total: 'sum:hits{{variant:off}}.as_count()' }}
+  - name: slo-failures-vs-control
+    source: slo
+    compare:
+      canary: {{ events: /counts?variant=on&what=failed, total: /counts?variant=on&what=all }}
+      control: {{ events: /counts?variant=off&what=failed, total: /counts?variant=off&what=all }}
+    value: /data/count
+"
+        ),
+    );
+    let root = repo.root().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::repo::flagramp_in(&root)
+            .args([
+                "simulate",
+                "--from",
+                "2026-11-24T08:00:00Z",
+                "--to",
+                "2026-11-24T08:15:00Z",
+            ])
+            .args(["--output", "json"])
+            .env("DD_API_KEY", "dd-api-key-0123456789")
+            .env("DD_APP_KEY", "dd-app-key-9876543210")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let records: Vec<Value> = json_of(&out, &["simulate"], 0);
+    assert_eq!(decisions(&records), ["start", "hold"], "{records:#?}");
+    let checks = records[1]["checks"].as_array().unwrap();
+    for (check, canary_events) in checks.iter().zip([10.0, 12.0]) {
+        assert_eq!(check["verdict"], "pass", "{check:#}");
+        let compare = &check["compare"];
+        assert_eq!(compare["canary"]["events"].as_f64(), Some(canary_events), "{compare:#}");
+        assert_eq!(compare["canary"]["total"].as_f64(), Some(1_000.0));
+        assert_eq!(compare["control"]["total"].as_f64(), Some(9_000.0));
+        assert_eq!(compare["since"], "2026-11-24T08:00:00Z");
+        assert_eq!(check["at"], "2026-11-24T08:14:00Z");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("dd-api-key-0123456789") && !text.contains("dd-app-key-9876543210"));
+}
