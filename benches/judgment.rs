@@ -1,9 +1,10 @@
 //! The judgment benchmark (BENCHMARKS.md): how well the `compare` check tells a regressed canary
 //! from a healthy one, against a fixed error-rate threshold, on cohort histories whose truth is
-//! known. This target generates the histories, specs and truth.
+//! known. scripts/bench-judgment runs the whole of it; this target generates and scores.
 //!
 //! ```text
 //! cargo bench --bench judgment -- generate --out DIR --prom-url URL [--small] [--start RFC3339]
+//! cargo bench --bench judgment -- score --truth DIR/truth.json --records records.json --out table.md
 //! cargo bench --bench judgment -- selftest
 //! ```
 //!
@@ -22,6 +23,8 @@ mod design;
 mod generate;
 #[path = "judgment/rng.rs"]
 mod rng;
+#[path = "judgment/score.rs"]
+mod score;
 #[path = "judgment/selftest.rs"]
 mod selftest;
 
@@ -29,7 +32,9 @@ const USAGE: &str = "usage: cargo bench --bench judgment -- <command>
   generate --out DIR --prom-url URL [--small] [--start RFC3339]
            histories (DIR/history.om), two rollout specs per trial (DIR/specs/), DIR/truth.json,
            known answers for the backfill check (DIR/expect.tsv) and the range (DIR/range)
-  selftest the generator's own checks (also: no command)";
+  score --truth FILE --records FILE --out FILE
+           the report (Markdown) from simulate's JSON records
+  selftest the generator's and the scorer's own checks (also: no command)";
 
 /// `--name value` pairs and `--flag`s after the subcommand; anything else is a usage error.
 struct Args {
@@ -108,11 +113,27 @@ fn generate(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn score(args: &[String]) -> Result<()> {
+    let args = Args::parse(args, &["--truth", "--records", "--out"], &[])?;
+    let read = |name: &str| -> Result<String> {
+        let path = args.required(name)?;
+        std::fs::read_to_string(path).with_context(|| format!("reading {path}"))
+    };
+    let truth = score::read_truth(&read("--truth")?)?;
+    let records = score::read_records(&read("--records")?)?;
+    let report = score::report(&truth, &records)?;
+    let out = args.required("--out")?;
+    std::fs::write(out, &report).with_context(|| format!("writing {out}"))?;
+    eprintln!("judgment: {} records scored, report in {out}", records.len());
+    Ok(())
+}
+
 fn run() -> Result<()> {
     // `cargo bench` adds `--bench` to whatever it passes on.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("generate") => generate(&args[1..]),
+        Some("score") => score(&args[1..]),
         Some("selftest") => selftest::run(),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
