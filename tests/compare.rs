@@ -352,8 +352,9 @@ impl Draws {
 }
 
 /// How many of `stages` healthy stages of 20 looks, 15 minutes apart, fail at least once when
-/// canary and control share the error rate `base` (the canary at 10% of traffic).
-fn false_alarms(window: &str, stages: u32, base: f64, canary_per_look: f64, seed: u64) -> u32 {
+/// canary and control share the error rate `base` (the canary at 10% of traffic). With
+/// `forget_looks`, the state's look count is cleared before every look.
+fn false_alarms(window: &str, stages: u32, base: f64, canary_per_look: f64, seed: u64, forget_looks: bool) -> u32 {
     let spec = spec(&format!(
         "    window: {window}\n    alpha: 0.05\n    min_samples: 100\n"
     ));
@@ -396,6 +397,9 @@ fn false_alarms(window: &str, stages: u32, base: f64, canary_per_look: f64, seed
                 break;
             }
             s = next;
+            if forget_looks {
+                s.compare.clear();
+            }
         }
     }
     alarms
@@ -416,7 +420,7 @@ proptest::proptest! {
         let (alpha, stages) = (0.05, 400u32);
         let tolerance = 3.0 * (alpha * (1.0 - alpha) / f64::from(stages)).sqrt();
         for window in ["stage", "30m"] {
-            let rate = f64::from(false_alarms(window, stages, base, canary_per_look, seed)) / f64::from(stages);
+            let rate = f64::from(false_alarms(window, stages, base, canary_per_look, seed, false)) / f64::from(stages);
             proptest::prop_assert!(
                 rate <= alpha + tolerance,
                 "window {window}: {rate} of healthy stages failed (base {base}, {canary_per_look} canary requests a look)"
@@ -431,31 +435,8 @@ fn the_false_alarm_simulation_can_tell_a_valid_test_from_one_that_spends_alpha_a
     // if it were the first, as when looks were read back from a history that dropped them):
     // the fixed window then alarms far more often than alpha. This is what the proptest above
     // would catch if the state stopped counting looks.
-    let spec = spec("    window: 30m\n    alpha: 0.05\n    min_samples: 100\n");
-    let mut draws = Draws(7);
-    let (stages, mut alarms) = (400, 0);
-    for _ in 0..stages {
-        let mut s = state(&spec, 10);
-        s.paused = true;
-        for look in 1..=20i64 {
-            let (c, k) = (draws.binomial(4_000.0, 0.01), draws.binomial(36_000.0, 0.01));
-            let measured = Measured {
-                what: Measurements::Counts(CountsMeasured {
-                    since: at(look * 15 - 30),
-                    canary: cohort(c, 4_000.0, None),
-                    control: cohort(k, 36_000.0, None),
-                }),
-                at: at(look * 15),
-            };
-            let (record, next) = step(&spec, &s, look * 15, measured);
-            if record.checks[0].verdict == Verdict::Fail {
-                alarms += 1;
-                break;
-            }
-            s = next;
-            s.compare.clear();
-        }
-    }
+    let stages = 400;
+    let alarms = false_alarms("30m", stages, 0.01, 4_000.0, 7, true);
     let rate = f64::from(alarms) / f64::from(stages);
     assert!(rate > 0.1, "forgetting looks must inflate false alarms: {rate}");
 }
