@@ -327,7 +327,7 @@ pub fn report(truth: &Truth, records: &[SimRecord]) -> Result<String> {
     let mut quiet: BTreeMap<Key, [Cell; 2]> = BTreeMap::new();
     let mut regressions: BTreeMap<(u64, u64, u64), [Cell; 2]> = BTreeMap::new();
     let mut decisions: [BTreeMap<String, u32>; 2] = Default::default();
-    let mut diverged = [0u32; 2];
+    let mut diverged: BTreeMap<&'static str, [u32; 2]> = BTreeMap::new();
     let milli = |x: f64| (x * 1000.0).round() as u64;
     for trial in &truth.trials {
         for (k, kind) in Kind::ALL.into_iter().enumerate() {
@@ -335,7 +335,9 @@ pub fn report(truth: &Truth, records: &[SimRecord]) -> Result<String> {
             for (d, n) in &s.decisions {
                 *decisions[k].entry(d.clone()).or_default() += n;
             }
-            diverged[k] += s.diverged;
+            if s.diverged > 0 {
+                diverged.entry(shape_key(trial).unwrap_or("regression")).or_default()[k] += s.diverged;
+            }
             match (&trial.scenario, shape_key(trial)) {
                 (Scenario::Regression { factor, .. }, _) => {
                     let key = (milli(*factor), milli(trial.base_rate * 100.0), trial.traffic);
@@ -571,12 +573,14 @@ pub fn report(truth: &Truth, records: &[SimRecord]) -> Result<String> {
             decisions[1].get(word).copied().unwrap_or(0)
         );
     }
-    if diverged.iter().any(|&d| d > 0) {
+    if !diverged.is_empty() {
         let _ = writeln!(
             md,
-            "\n**{} compare and {} threshold records before a rollout's first move are marked `diverged`**: the data and the simulated flag disagree where they should not.",
-            diverged[0], diverged[1]
+            "\n### Ticks marked `diverged` before a rollout's first move\n\nThe simulated flag is at 10% until the first move, as the data were made. A tick is marked when the exposure the data show does not fit it (the sample ratio test). In a dark control outage the control's counters stand still, so the data show more exposure than 10%: `simulate` cannot tell that from another split and marks the tick (a real run would hold it on rule `srm`). In any other shape a mark would be a fault.\n\n| shape | compare | threshold |\n| --- | --- | --- |"
         );
+        for (shape, [compare, threshold]) in &diverged {
+            let _ = writeln!(md, "| {shape} | {compare} | {threshold} |");
+        }
     }
     Ok(md)
 }
