@@ -252,7 +252,17 @@ pub fn encode(state: &RolloutState) -> Result<Vec<u8>, StateError> {
     let mut trimmed = state.clone();
     while bytes.len() > STATE_SIZE_CAP {
         let then_len = trimmed.pending.as_ref().map_or(0, |p| p.then.history.len());
+        // Old start points go before decisions, down to the newest few of each check: the
+        // history is the audit trail, a start point only one more suffix to test.
+        if drop_oldest_start_points(&mut trimmed, START_POINTS_KEPT_FIRST) {
+            bytes = to_bytes(&trimmed)?;
+            continue;
+        }
         if trimmed.history.is_empty() && then_len == 0 {
+            if drop_oldest_start_points(&mut trimmed, 0) {
+                bytes = to_bytes(&trimmed)?;
+                continue;
+            }
             return Err(StateError::Io(format!(
                 "the state of `{}` is {} bytes even without history, over the {STATE_SIZE_CAP}-byte limit",
                 state.rollout,
@@ -274,6 +284,31 @@ pub fn encode(state: &RolloutState) -> Result<Vec<u8>, StateError> {
         bytes = to_bytes(&trimmed)?;
     }
     Ok(bytes)
+}
+
+/// The start points of each `compare` check a state keeps while it drops history to fit.
+const START_POINTS_KEPT_FIRST: usize = 8;
+
+/// Halves every `compare` check's start points beyond the newest `keep`, oldest first, in the
+/// state and in the claimed next state; whether any was dropped. Fewer suffixes are then tested,
+/// and the bound stays valid (docs/statistics.md, "Looks"), so a state with many compare checks
+/// still fits.
+fn drop_oldest_start_points(state: &mut RolloutState, keep: usize) -> bool {
+    let mut dropped = false;
+    let mut halve = |s: &mut RolloutState| {
+        for looks in s.compare.values_mut() {
+            let n = looks.points.len().saturating_sub(keep).div_ceil(2);
+            if n > 0 {
+                looks.points.drain(..n);
+                dropped = true;
+            }
+        }
+    };
+    halve(state);
+    if let Some(p) = state.pending.as_mut() {
+        halve(&mut p.then);
+    }
+    dropped
 }
 
 /// An opaque token for compare-and-swap: what a store saw when it read a document.
@@ -362,6 +397,84 @@ mod tests {
                 .collect(),
             ..DecisionRecord::bare("r", "f", DecisionKind::Hold, at, "flagramp", reason)
         }
+    }
+
+    #[test]
+    fn many_compare_checks_fit_by_dropping_their_oldest_start_points_after_the_history() {
+        let at = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let cohort = CohortRecord {
+            events: 123_456.0,
+            total: 12_345_678.0,
+            rate: Some(0.01),
+            units: Some(1_234.0),
+        };
+        let mut state = RolloutState::new("r", "f", vec![Percent::FULL]);
+        state.push_history(bulky_record(0));
+        for c in 0..200 {
+            let points = (1..=START_POINT_CAP as u32)
+                .map(|index| StartPoint {
+                    index,
+                    at,
+                    canary: cohort,
+                    control: cohort,
+                })
+                .collect();
+            state.compare.insert(
+                format!("check-{c}"),
+                CompareLooks {
+                    stage_entered: at,
+                    tests: 96,
+                    points_seen: 96,
+                    points,
+                },
+            );
+        }
+        assert!(serde_json::to_vec_pretty(&state).unwrap().len() > STATE_SIZE_CAP);
+        let bytes = encode(&state).unwrap();
+        assert!(bytes.len() <= STATE_SIZE_CAP, "{} bytes", bytes.len());
+        let kept: RolloutState = serde_json::from_slice(&bytes).unwrap();
+        assert!(
+            kept.history.is_empty(),
+            "start points down to the newest few, then the history"
+        );
+        let looks = &kept.compare["check-7"];
+        assert!(!looks.points.is_empty() && looks.points.len() < START_POINTS_KEPT_FIRST);
+        assert_eq!(looks.points.last().unwrap().index, 96, "the newest start points stay");
+        assert_eq!((looks.tests, looks.points_seen), (96, 96), "the counts stay");
+    }
+
+    #[test]
+    fn old_start_points_go_before_decisions() {
+        let at = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let cohort = CohortRecord {
+            events: 1.0,
+            total: 100.0,
+            rate: Some(0.01),
+            units: None,
+        };
+        let mut state = RolloutState::new("r", "f", vec![Percent::FULL]);
+        for i in 0..HISTORY_CAP {
+            state.push_history(bulky_record(i));
+        }
+        let points: Vec<StartPoint> = (1..=START_POINT_CAP as u32)
+            .map(|index| StartPoint {
+                index,
+                at,
+                canary: cohort,
+                control: cohort,
+            })
+            .collect();
+        let looks = CompareLooks {
+            stage_entered: at,
+            tests: 96,
+            points_seen: 96,
+            points,
+        };
+        state.compare.insert("errors".into(), looks);
+        let kept: RolloutState = serde_json::from_slice(&encode(&state).unwrap()).unwrap();
+        let points = &kept.compare["errors"].points;
+        assert!(points.len() >= START_POINTS_KEPT_FIRST && points.len() < START_POINT_CAP);
+        assert_eq!(points.last().unwrap().index, 96);
     }
 
     #[test]
