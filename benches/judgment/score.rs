@@ -460,6 +460,13 @@ pub fn report(truth: &Truth, records: &[SimRecord]) -> Result<String> {
     );
     let _ = writeln!(
         md,
+        "| more regressions detected than the threshold (rolled back after a tick could see it, of every regressed rollout) | {} | {} | {} |",
+        frac(all_regressions[0].detected, all_regressions[0].trials),
+        frac(all_regressions[1].detected, all_regressions[1].trials),
+        yes(all_regressions[0].trials > 0 && all_regressions[0].detected > all_regressions[1].detected)
+    );
+    let _ = writeln!(
+        md,
         "| fewer missed regressions than the threshold (of those live at onset: advanced with it live, or never rolled back) | {} | {} | {} |\n",
         frac(all_regressions[0].missed, all_regressions[0].live()),
         frac(all_regressions[1].missed, all_regressions[1].live()),
