@@ -29,12 +29,28 @@ const CONFLICT_ATTEMPTS: u32 = 3;
 enum Attempt {
     Done(Decided),
     /// Another run changed the state or flag first: read everything again and decide again.
-    Conflict(String),
+    Conflict(Lost),
+}
+
+/// Why an attempt lost a compare-and-swap, and to what.
+struct Lost {
+    why: String,
+    /// Another run wrote the rollout's state: it is deciding this rollout too.
+    to_state: bool,
+}
+
+impl Lost {
+    fn state(why: &str) -> Lost {
+        Lost {
+            why: why.into(),
+            to_state: true,
+        }
+    }
 }
 
 /// Why carrying out a decision stopped.
 enum CarryOut {
-    Conflict(String),
+    Conflict(Lost),
     Failed(String),
 }
 
@@ -188,20 +204,40 @@ impl Runner {
     /// conflict), everything is read again and decided again, a bounded number of times.
     pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> Decided {
         inject_panic(spec);
-        let mut last = String::new();
+        let mut last = Lost::state("");
         for attempt in 1..=CONFLICT_ATTEMPTS {
             match self.decide_once(spec, mode).await {
                 Attempt::Done(decided) => return decided,
-                Attempt::Conflict(why) => {
-                    tracing::info!(rollout = %spec.name, attempt, %why, "another run got there first; deciding again");
-                    last = why;
+                Attempt::Conflict(lost) => {
+                    tracing::info!(rollout = %spec.name, attempt, why = %lost.why, "another run got there first; deciding again");
+                    last = lost;
+                    if attempt < CONFLICT_ATTEMPTS {
+                        // Runs started by one event race in step; a random pause lets one of
+                        // them finish before the others read again.
+                        let pause = rand::random_range(20..200u64) * u64::from(attempt);
+                        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    }
                 }
             }
         }
-        let record = self.error_record(
-            spec,
-            format!("other runs kept changing this rollout ({last}); nothing was changed by this run"),
-        );
+        // Other runs writing the state are deciding this rollout: a scheduled run that lost to
+        // them did nothing wrong, and its hold says so. A flag system that keeps refusing the
+        // write is something else, an error.
+        let record = if last.to_state && !matches!(mode, Mode::Manual { .. }) {
+            let found = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
+                Ok(flags) => flags.read().await.ok().map(|r| r.value),
+                Err(_) => None,
+            };
+            engine::lost_race_record(spec, self.now, &self.actor, &self.secrets.admit(&last.why), found)
+        } else {
+            self.error_record(
+                spec,
+                format!(
+                    "other runs kept changing this rollout ({}); nothing was changed by this run",
+                    last.why
+                ),
+            )
+        };
         Decided {
             record,
             changed_state: false,
@@ -261,7 +297,7 @@ impl Runner {
                             resolved_claim = true;
                         }
                         Err(StateError::Conflict { .. }) => {
-                            return Attempt::Conflict("the state changed while resolving a claim".into())
+                            return Attempt::Conflict(Lost::state("the state changed while resolving a claim"))
                         }
                         Err(e) => {
                             return Attempt::unchanged(
@@ -327,7 +363,7 @@ impl Runner {
             (None, Some(next)) => match self.save(&next, version.as_ref()).await {
                 Ok(_) => Ok(()),
                 Err(StateError::Conflict { .. }) => {
-                    return Attempt::Conflict("the state changed since it was read".into())
+                    return Attempt::Conflict(Lost::state("the state changed since it was read"))
                 }
                 Err(e) => Err(CarryOut::Failed(e.to_string())),
             },
@@ -377,7 +413,7 @@ impl Runner {
         let claimed = match self.save(&claim, version.as_ref()).await {
             Ok(v) => v,
             Err(StateError::Conflict { .. }) => {
-                return Err(CarryOut::Conflict("the state changed since it was read".into()))
+                return Err(CarryOut::Conflict(Lost::state("the state changed since it was read")))
             }
             Err(e) => return Err(CarryOut::Failed(e.to_string())),
         };
@@ -388,7 +424,7 @@ impl Runner {
             Err(ProviderError::Conflict(why)) => {
                 // The flag file changed under us, so our change never happened: withdraw the claim.
                 return match self.save(&before, Some(&claimed)).await {
-                    Ok(_) => Err(CarryOut::Conflict(why)),
+                    Ok(_) => Err(CarryOut::Conflict(Lost { why, to_state: false })),
                     Err(e) => Err(CarryOut::Failed(format!(
                         "{why}; withdrawing the claim failed: {e} (it expires after {} minutes)",
                         engine::CLAIM_LEASE.num_minutes()

@@ -218,13 +218,37 @@ async fn flags_of_a_shape_it_cannot_own_are_refused() {
 }
 
 #[tokio::test]
-async fn a_file_changed_since_it_was_read_is_a_conflict_and_the_other_write_survives() {
+async fn a_change_to_another_flag_of_the_file_is_kept_and_ours_applied_to_it() {
+    // Another rollout of this run, or another run, wrote the file's other flag since we read
+    // ours: our change is applied to the file as it is now, without deciding again.
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), &sample_with(fresh_flag()));
     let p = provider(&path, "new-checkout");
     let seen = p.read().await.unwrap();
     let mut theirs = sample_with(fresh_flag());
     theirs["flags"]["myBoolFlag"]["defaultVariant"] = json!("off");
+    write(dir.path(), &theirs);
+    let back = p
+        .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())
+        .await
+        .unwrap();
+    assert_eq!(back.value, FlagValue::on(pct(10)));
+    let now = read_json(&path);
+    assert_eq!(
+        now["flags"]["myBoolFlag"]["defaultVariant"], "off",
+        "their write survives"
+    );
+    assert_eq!(now["flags"]["new-checkout"]["state"], "ENABLED");
+}
+
+#[tokio::test]
+async fn a_change_to_our_flag_since_it_was_read_is_a_conflict_and_the_other_write_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), &sample_with(fresh_flag()));
+    let p = provider(&path, "new-checkout");
+    let seen = p.read().await.unwrap();
+    let mut theirs = sample_with(fresh_flag());
+    theirs["flags"]["new-checkout"]["defaultVariant"] = json!("on");
     write(dir.path(), &theirs);
     let err = p
         .set(FlagValue::on(pct(10)), &seen, &ChangeNote::default())

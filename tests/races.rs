@@ -218,3 +218,71 @@ mod action {
         );
     }
 }
+
+/// A state store where another run always got there first: every write is a conflict.
+#[derive(Debug)]
+struct AlwaysBeaten(flagramp::state::MemoryStateStore);
+
+#[async_trait::async_trait]
+impl flagramp::state::StateStore for AlwaysBeaten {
+    async fn load(&self, rollout: &str) -> Result<Option<flagramp::state::StoredState>, flagramp::state::StateError> {
+        self.0.load(rollout).await
+    }
+
+    async fn save(
+        &self,
+        state: &flagramp::state::RolloutState,
+        _expected: Option<&flagramp::state::StateVersion>,
+    ) -> Result<flagramp::state::StateVersion, flagramp::state::StateError> {
+        Err(flagramp::state::StateError::Conflict {
+            rollout: state.rollout.clone(),
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<String>, flagramp::state::StateError> {
+        self.0.list().await
+    }
+}
+
+/// A scheduled run that keeps losing the rollout's state to other runs holds (`busy`) and exits
+/// 0, leaving the rollout to them; a person's command that never got through is an error.
+#[tokio::test]
+async fn a_run_that_keeps_losing_the_state_to_other_runs_holds_and_a_command_errors() {
+    use flagramp::engine::ManualOp;
+    use flagramp::record::{DecisionKind, Rule};
+    use flagramp::runner::Mode;
+
+    let repo = repo();
+    let spec = crate::support::bench::check_spec(
+        "a",
+        "{ provider: flagd, key: a, flagd: { path: flags/flags.flagd.json } }",
+        "[{ percent: 10, bake: 1h }, 50, 100]",
+    );
+    let store = Box::new(AlwaysBeaten(flagramp::state::MemoryStateStore::new()));
+    let now = crate::support::bench::at_minute(0);
+    let runner = crate::support::bench::runner(repo.root(), repo.root(), now, store);
+    let decided = runner.decide(&spec, &Mode::Run).await;
+    let r = &decided.record;
+    assert_eq!(
+        (r.decision, r.rule),
+        (DecisionKind::Hold, Some(Rule::Busy)),
+        "{}",
+        r.reason
+    );
+    assert!(
+        r.reason.starts_with("other runs kept changing this rollout's state"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(r.to_percent, flagramp::percent::Percent::ZERO, "the flag as read: off");
+    let manual = Mode::Manual {
+        op: ManualOp::Advance { force: false },
+        reason: String::new(),
+        dry_run: false,
+    };
+    let r = runner.decide(&spec, &manual).await.record;
+    assert_eq!(r.decision, DecisionKind::Error, "{}", r.reason);
+    let flags: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.root().join("flags/flags.flagd.json")).unwrap()).unwrap();
+    assert_eq!(flags["flags"]["a"]["state"], "DISABLED", "nothing was written");
+}

@@ -72,6 +72,34 @@ pub fn budget_record(spec: &RolloutSpec, now: DateTime<Utc>, actor: &str, budget
     }
 }
 
+/// The hold of a rollout whose state other runs kept writing while this run decided it
+/// (docs/rules.md §3, rule 1): they are deciding it, so this run changes nothing and leaves it
+/// to them, as it leaves a fresh claim. `found` is the flag as last read, when it was.
+pub fn lost_race_record(
+    spec: &RolloutSpec,
+    now: DateTime<Utc>,
+    actor: &str,
+    why: &str,
+    found: Option<FlagValue>,
+) -> DecisionRecord {
+    let at = found.map(FlagValue::effective).unwrap_or_default();
+    DecisionRecord {
+        decision: DecisionKind::Hold,
+        rule: Some(Rule::Busy),
+        from_percent: at,
+        to_percent: at,
+        stage: found.filter(|f| f.enabled).and_then(|f| stage_at(spec, f.percent)),
+        ..error_record(
+            spec,
+            now,
+            actor,
+            format!(
+                "other runs kept changing this rollout's state ({why}); holding: this run changed nothing and leaves the rollout to them"
+            ),
+        )
+    }
+}
+
 /// The hold while another run's claim is fresh (docs/rules.md §3, rule 1): leave its work alone.
 /// `found` is the flag as read, when it could be read.
 pub fn busy_record(

@@ -29,7 +29,8 @@ use crate::spec::RolloutSpec;
 use crate::state::{FlagValue, RolloutState};
 
 pub use claims::{
-    budget_record, busy_record, claim_in_progress, error_record, resolve_pending, status_record, CLAIM_LEASE,
+    budget_record, busy_record, claim_in_progress, error_record, lost_race_record, resolve_pending, status_record,
+    CLAIM_LEASE,
 };
 pub use compare::{needs_counts, ratio_mismatch, window_start, Counted, SRM_P_VALUE, SRM_REQUEST_TOLERANCE};
 pub use manual::evaluate_manual;

@@ -21,6 +21,16 @@ pub use store::{FlagFileStore, LocalFile, RepoFileOnBranch};
 use super::{ChangeNote, FlagProvider, FlagReading, ProviderError};
 use crate::state::FlagValue;
 
+/// How many times a change is applied again to a file whose other flags changed meanwhile.
+const REAPPLY_ATTEMPTS: u32 = 8;
+
+/// The version of one flag: a fingerprint of its definition, so that changes to the file's
+/// other flags leave it as it was.
+fn flag_version(flag: &serde_json::Map<String, Value>) -> String {
+    let bytes = serde_json::to_vec(flag).unwrap_or_default();
+    format!("flag:{}", crate::fsutil::fingerprint(&bytes))
+}
+
 /// One flag in one flagd JSON file.
 #[derive(Debug)]
 pub struct FlagdFile {
@@ -67,24 +77,38 @@ impl FlagProvider for FlagdFile {
     }
 
     async fn read(&self) -> Result<FlagReading, ProviderError> {
-        let (_, version, doc) = self.load().await?;
+        let (_, _, doc) = self.load().await?;
+        let flag = self.flag(&doc)?;
         Ok(FlagReading {
-            value: self.understand(self.flag(&doc)?)?,
-            version,
+            value: self.understand(flag)?,
+            version: flag_version(flag),
         })
     }
 
+    /// Compare-and-swap on the flag, not the file: a change to another flag in the same file
+    /// (another rollout of this run, or another run) is re-read and this flag's change applied
+    /// to it again, without deciding again; a change to this flag is a conflict.
     async fn set(&self, to: FlagValue, seen: &FlagReading, note: &ChangeNote) -> Result<FlagReading, ProviderError> {
-        let (text, version, doc) = self.load().await?;
-        if version != seen.version {
-            return Err(ProviderError::Conflict(format!(
-                "{} changed since it was read: another process wrote it; nothing was written",
-                self.shown_path.display()
-            )));
+        let mut attempt = 1;
+        loop {
+            let (text, file_version, doc) = self.load().await?;
+            let flag = self.flag(&doc)?;
+            if flag_version(flag) != seen.version {
+                return Err(ProviderError::Conflict(format!(
+                    "flag `{}` in {} changed since it was read: another process set it; nothing was written",
+                    self.key,
+                    self.shown_path.display()
+                )));
+            }
+            self.understand(flag)?;
+            let out = self.rewrite(&text, &doc, to)?;
+            match self.store.store(out.as_bytes(), &file_version, &self.key, note).await {
+                Ok(()) => break,
+                // Another flag of the file was written between our read and our write.
+                Err(ProviderError::Conflict(_)) if attempt < REAPPLY_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
         }
-        self.understand(self.flag(&doc)?)?;
-        let out = self.rewrite(&text, &doc, to)?;
-        self.store.store(out.as_bytes(), &version, &self.key, note).await?;
         let back = self.read().await?;
         if back.value != to {
             return Err(ProviderError::Io(format!(
