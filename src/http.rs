@@ -187,9 +187,10 @@ fn client() -> &'static reqwest::Client {
         install_crypto_provider();
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            // A run sends a handful of requests, minutes apart at times (slow checks): a fresh
-            // connection each time costs little and never meets one the server closed meanwhile.
-            .pool_max_idle_per_host(0)
+            // Keep-alive within a run: a run of many rollouts sends many requests to each host.
+            // An idle connection is dropped before servers usually close theirs (often 60 s or
+            // more), so a request rarely meets one the server closed meanwhile.
+            .pool_idle_timeout(Duration::from_secs(20))
             // Redirects are followed by `exchange`, which decides what a hop may carry.
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)

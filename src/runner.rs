@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::check::{CohortMeasured, CountsMeasured, Measured, Measurement, Measurements};
 use crate::engine::{self, Input, ManualOp, Step};
 use crate::http::{Credentials, Deadline};
-use crate::metrics::{CommandSource, DatadogSource, JsonSource, MeasureRequest, MetricSource, PrometheusSource};
+use crate::metrics::{
+    CommandSource, DatadogSource, JsonSource, MeasureRequest, MetricSource, PooledSource, PrometheusSource,
+    SourceIdentity, SourcePool,
+};
 use crate::percent::Percent;
 use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
 use crate::record::{CheckRecord, DecisionRecord, Status};
@@ -118,7 +121,14 @@ pub struct Runner {
     /// The run's time budget (`--time-budget`): once it has passed, the rollouts not yet decided
     /// hold without being read or changed. `None`: no budget.
     pub budget: Option<Deadline>,
+    /// How many rollouts are decided at once (`--concurrency`).
+    pub concurrency: usize,
+    /// The run's metric sources: per-source limits and shared answers, for every rollout.
+    pub pool: Arc<SourcePool>,
 }
+
+/// How many rollouts a run decides at once unless told otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 32;
 
 impl Runner {
     /// Decides every rollout in turn. A panic while deciding one (a bug) ends that rollout in
@@ -140,40 +150,47 @@ impl Runner {
             },
             other => other.clone(),
         };
-        let mut records = Vec::with_capacity(specs.len());
-        for spec in specs {
-            if let Some(held) = self.out_of_budget(spec) {
-                records.push(held);
-                continue;
-            }
-            // Unwind safety: after a panic nothing of the abandoned attempt is used again. Its
-            // state writes are compare-and-swap, and a claim it left is resolved from the flag
-            // by the next run (rule 1).
-            let guarded = AssertUnwindSafe(self.decide(spec, &mode)).catch_unwind().await;
-            let mut decided = guarded.unwrap_or_else(|panic| {
-                let message = panic_message(panic.as_ref());
-                tracing::error!(rollout = %spec.name, "deciding this rollout panicked; it ends in error");
-                Decided {
-                    record: self.error_record(
-                        spec,
-                        format!(
-                            "internal error (a bug in flagramp, please report it): {message}; a change this run may have claimed is finished or dropped from the flag by the next run"
-                        ),
-                    ),
-                    changed_state: false,
-                    history: Vec::new(),
-                }
-            });
-            // A plan or dry run did nothing: its record says what the next run would do
-            // (docs/rules.md §4, `planned`).
-            decided.record.planned = mode.changes_nothing();
-            decided.record.scrub(&self.secrets);
-            for record in &mut decided.history {
-                record.scrub(&self.secrets);
-            }
-            records.push(decided);
+        // Each rollout's reads, queries and writes are its own, so rollouts are decided side by
+        // side, at most `concurrency` at once; `buffered` hands the results back in spec order.
+        let mode = &mode;
+        futures::stream::iter(specs)
+            .map(|spec| self.decide_guarded(spec, mode))
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// One rollout of [`Runner::decide_all`], under its panic guard and budget.
+    async fn decide_guarded(&self, spec: &RolloutSpec, mode: &Mode) -> Decided {
+        if let Some(held) = self.out_of_budget(spec) {
+            return held;
         }
-        records
+        // Unwind safety: after a panic nothing of the abandoned attempt is used again. Its
+        // state writes are compare-and-swap, and a claim it left is resolved from the flag
+        // by the next run (rule 1).
+        let guarded = AssertUnwindSafe(self.decide(spec, mode)).catch_unwind().await;
+        let mut decided = guarded.unwrap_or_else(|panic| {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(rollout = %spec.name, "deciding this rollout panicked; it ends in error");
+            Decided {
+                record: self.error_record(
+                    spec,
+                    format!(
+                        "internal error (a bug in flagramp, please report it): {message}; a change this run may have claimed is finished or dropped from the flag by the next run"
+                    ),
+                ),
+                changed_state: false,
+                history: Vec::new(),
+            }
+        });
+        // A plan or dry run did nothing: its record says what the next run would do
+        // (docs/rules.md §4, `planned`).
+        decided.record.planned = mode.changes_nothing();
+        decided.record.scrub(&self.secrets);
+        for record in &mut decided.history {
+            record.scrub(&self.secrets);
+        }
+        decided
     }
 
     /// A hold for `spec` once the run's time budget is spent: nothing is read or changed, so a
@@ -526,7 +543,7 @@ impl Runner {
                             rollout: &spec.name,
                             percent,
                         };
-                        self.admit(Runner::ask(&request, sources, withheld.as_ref(), commands).await)
+                        self.admit(self.ask(&request, sources, withheld.as_ref(), commands).await)
                     }
                 };
                 let what = match &check.test {
@@ -590,8 +607,9 @@ impl Runner {
     }
 
     async fn ask(
+        &self,
         request: &MeasureRequest<'_>,
-        sources: &BTreeMap<String, Result<Arc<dyn MetricSource>, SecretError>>,
+        sources: &BTreeMap<String, Result<PooledSource, SecretError>>,
         withheld: Option<&crate::secrets::Withheld>,
         commands: &CommandSource,
     ) -> Measurement {
@@ -601,7 +619,7 @@ impl Runner {
                 Measurement::Error(WITHHELD_SOURCE.into())
             }
             Probe::Query { source, .. } => match sources.get(source) {
-                Some(Ok(s)) => s.measure(request).await,
+                Some(Ok(s)) => self.pool.measure(s, request).await,
                 Some(Err(why)) => Measurement::Error(format!("source `{source}`: {why}")),
                 None => Measurement::Error(format!("source `{source}` is not declared")),
             },
@@ -617,7 +635,7 @@ impl Runner {
         }
     }
 
-    fn sources(&self, spec: &RolloutSpec) -> BTreeMap<String, Result<Arc<dyn MetricSource>, SecretError>> {
+    fn sources(&self, spec: &RolloutSpec) -> BTreeMap<String, Result<PooledSource, SecretError>> {
         let withheld = self.secrets.withheld(&spec.name).unwrap_or_default();
         spec.sources
             .iter()
@@ -626,26 +644,33 @@ impl Runner {
             .map(|(name, source)| {
                 let http = &source.http;
                 let timeout = http.timeout.map(|t| t.to_std());
-                let built =
-                    self.credentials(&http.auth, &http.headers)
-                        .map(|credentials| match &source.provider {
-                            SourceProvider::Prometheus => {
-                                Arc::new(PrometheusSource::new(name, &http.url, credentials, timeout))
-                                    as Arc<dyn MetricSource>
-                            }
-                            SourceProvider::Datadog {
-                                api_key_env,
-                                app_key_env,
-                            } => Arc::new(DatadogSource::new(
-                                name,
-                                &http.url,
-                                credentials,
-                                timeout,
-                                [api_key_env.as_str(), app_key_env.as_str()],
-                            )) as Arc<dyn MetricSource>,
-                            SourceProvider::Http => Arc::new(JsonSource::new(name, &http.url, credentials, timeout))
-                                as Arc<dyn MetricSource>,
-                        });
+                let built = self.credentials(&http.auth, &http.headers).map(|credentials| {
+                    let identity = SourceIdentity::new(source.provider.name(), &http.url, &credentials);
+                    let client = match &source.provider {
+                        SourceProvider::Prometheus => {
+                            Arc::new(PrometheusSource::new(name, &http.url, credentials, timeout))
+                                as Arc<dyn MetricSource>
+                        }
+                        SourceProvider::Datadog {
+                            api_key_env,
+                            app_key_env,
+                        } => Arc::new(DatadogSource::new(
+                            name,
+                            &http.url,
+                            credentials,
+                            timeout,
+                            [api_key_env.as_str(), app_key_env.as_str()],
+                        )) as Arc<dyn MetricSource>,
+                        SourceProvider::Http => {
+                            Arc::new(JsonSource::new(name, &http.url, credentials, timeout)) as Arc<dyn MetricSource>
+                        }
+                    };
+                    PooledSource {
+                        source: client,
+                        identity,
+                        max_concurrency: source.max_concurrency,
+                    }
+                });
                 (name.clone(), built)
             })
             .collect()

@@ -113,8 +113,11 @@ pub async fn simulate(
     for spec in specs {
         secrets.learn(spec);
     }
+    // One pool for the whole backtest: sources keep their limits across rollouts, and rollouts
+    // that ask the same query at the same tick share its answer.
+    let pool = std::sync::Arc::new(crate::metrics::SourcePool::new());
     let timelines = futures::stream::iter(specs)
-        .map(|spec| replay(spec, &ticks, request, secrets))
+        .map(|spec| replay(spec, &ticks, request, secrets, &pool))
         .buffered(CONCURRENT_ROLLOUTS)
         .collect()
         .await;
@@ -179,7 +182,13 @@ fn observed(measured: &[Measured]) -> Option<Observed> {
     })
 }
 
-async fn replay(spec: &RolloutSpec, ticks: &[DateTime<Utc>], request: &SimulateRequest, secrets: &Secrets) -> Timeline {
+async fn replay(
+    spec: &RolloutSpec,
+    ticks: &[DateTime<Utc>],
+    request: &SimulateRequest,
+    secrets: &Secrets,
+    pool: &std::sync::Arc<crate::metrics::SourcePool>,
+) -> Timeline {
     let mut flag = FlagValue::OFF;
     let mut state: Option<RolloutState> = None;
     let mut seen: Option<Observed> = None;
@@ -194,6 +203,8 @@ async fn replay(spec: &RolloutSpec, ticks: &[DateTime<Utc>], request: &SimulateR
             actor: AUTOMATIC_ACTOR.to_string(),
             secrets: secrets.clone(),
             budget: None,
+            concurrency: 1,
+            pool: pool.clone(),
         };
         let input = Input {
             spec,

@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod cmd;
 mod compare;
+mod concurrency;
 mod conformance;
 mod crash;
 mod datadog;

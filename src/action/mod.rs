@@ -790,6 +790,7 @@ async fn decide(
         },
         budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
         include_orphans: false,
+        concurrency: crate::runner::DEFAULT_CONCURRENCY,
     };
     let runner = app::runner(&run, secrets).await?;
     let provider = |spec: &RolloutSpec| provider_text(spec, default_branch);

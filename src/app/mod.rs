@@ -100,6 +100,8 @@ pub struct RunRequest {
     pub budget: Option<Deadline>,
     /// `status` also lists state whose spec is gone.
     pub include_orphans: bool,
+    /// How many rollouts are decided at once.
+    pub concurrency: usize,
 }
 
 impl RunRequest {
@@ -271,6 +273,8 @@ pub async fn runner(request: &RunRequest, secrets: &Secrets) -> Result<Runner, A
         actor,
         secrets: secrets.clone(),
         budget: request.budget,
+        concurrency: request.concurrency,
+        pool: Arc::new(crate::metrics::SourcePool::new()),
     })
 }
 

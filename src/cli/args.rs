@@ -50,6 +50,11 @@ pub struct Global {
     /// with "time budget exhausted", unread and unchanged.
     #[arg(long, global = true, default_value = "10m", value_name = "DURATION")]
     pub time_budget: String,
+    /// How many rollouts are decided at once. Each source keeps its own limit of requests in
+    /// flight (`max_concurrency` in the spec, default 16).
+    #[arg(long, global = true, default_value_t = flagramp::runner::DEFAULT_CONCURRENCY, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub concurrency: usize,
 }
 
 /// How a command prints its result.

@@ -310,6 +310,7 @@ fn base_request(
         },
         budget: Some(Deadline::after(budget.to_std())),
         include_orphans: false,
+        concurrency: global.concurrency,
     })
 }
 

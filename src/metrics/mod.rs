@@ -6,6 +6,7 @@
 mod command;
 mod datadog;
 mod json;
+mod pool;
 mod prometheus;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 pub use command::CommandSource;
 pub use datadog::DatadogSource;
 pub use json::JsonSource;
+pub use pool::{PooledSource, SourceIdentity, SourcePool};
 pub use prometheus::PrometheusSource;
 
 use crate::check::Measurement;

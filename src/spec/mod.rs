@@ -129,7 +129,16 @@ pub struct SourceSpec {
     /// How far behind the decision time queries are evaluated, so that a bucket still filling
     /// is never judged (docs/rules.md §2, closed windows).
     pub lag: SpecDuration,
+    /// At most this many of its requests in flight at once in one run, over all rollouts, so
+    /// that a metrics server is never flooded.
+    pub max_concurrency: u32,
 }
+
+/// A source's `max_concurrency` when the spec sets none.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+
+/// The most requests in flight to one source a spec may allow.
+pub const MAX_MAX_CONCURRENCY: u32 = 256;
 
 /// The API a metric source speaks.
 #[derive(Debug, Clone, PartialEq)]

@@ -72,6 +72,7 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
             "api_key_env",
             "app_key_env",
             "lag",
+            "max_concurrency",
         ],
     ),
     ("basic_auth", &["username_env", "password_env"]),

@@ -1077,6 +1077,9 @@ async fn a_spent_time_budget_holds_the_remaining_rollouts() {
     bench.write("flags/other.flagd.json", other_flag.as_bytes());
     let mut runner = bench.runner(later());
     runner.budget = Some(flagramp::http::Deadline::after(Duration::from_secs(1)));
+    // One at a time, so that the second rollout's turn comes after the budget is spent; with
+    // more at once, every rollout started before it is spent is decided.
+    runner.concurrency = 1;
     let clock = Instant::now();
     let decided = runner.decide_all(&[slow, second], &Mode::Run).await;
     let elapsed = clock.elapsed();

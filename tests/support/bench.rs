@@ -35,6 +35,8 @@ pub fn runner(root: &Path, files: &Path, now: DateTime<Utc>, store: Box<dyn Stat
         actor: "flagramp".into(),
         secrets: Secrets::new(),
         budget: None,
+        concurrency: flagramp::runner::DEFAULT_CONCURRENCY,
+        pool: std::sync::Arc::new(flagramp::metrics::SourcePool::new()),
     }
 }
 

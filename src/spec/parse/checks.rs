@@ -12,6 +12,7 @@ use crate::duration::SpecDuration;
 use crate::spec::{
     text, Auth, CheckSpec, CheckTest, HeaderValue, HttpMethod, HttpSourceSpec, NoDataPolicy, Probe, Query, Reduce,
     SourceProvider, SourceSpec, ThresholdTest, DEFAULT_CHECK_TIMEOUT, DEFAULT_DATADOG_WINDOW, DEFAULT_LAG,
+    DEFAULT_MAX_CONCURRENCY, MAX_MAX_CONCURRENCY,
 };
 
 /// The fields only a query check has, each with the source providers it applies to.
@@ -169,6 +170,17 @@ impl Walker<'_> {
             Some(n) => self.duration(n, &join(path, "lag")),
             None => Some(DEFAULT_LAG),
         };
+        let max_concurrency = match self.get(map, "max_concurrency") {
+            Some(n) => self
+                .number(
+                    n,
+                    &join(path, "max_concurrency"),
+                    |v| v >= 1.0 && v <= f64::from(MAX_MAX_CONCURRENCY) && v.fract() == 0.0,
+                    &format!("a whole number from 1 to {MAX_MAX_CONCURRENCY}, e.g. max_concurrency: {DEFAULT_MAX_CONCURRENCY}"),
+                )
+                .map(|v| v as u32),
+            None => Some(DEFAULT_MAX_CONCURRENCY),
+        };
         let provider = match provider? {
             "datadog" => {
                 let (api_key_env, app_key_env) = datadog?;
@@ -190,7 +202,7 @@ impl Walker<'_> {
             headers.push(("DD-API-KEY".into(), HeaderValue::Env(api_key_env.clone())));
             headers.push(("DD-APPLICATION-KEY".into(), HeaderValue::Env(app_key_env.clone())));
         }
-        let (timeout, lag) = (timeout?, lag?);
+        let (timeout, lag, max_concurrency) = (timeout?, lag?, max_concurrency?);
         auth_ok.then_some(())?;
         Some(SourceSpec {
             provider,
@@ -201,6 +213,7 @@ impl Walker<'_> {
                 timeout,
             },
             lag,
+            max_concurrency,
         })
     }
 

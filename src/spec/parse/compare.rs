@@ -211,7 +211,7 @@ impl Walker<'_> {
     }
 
     /// A finite number that `valid` accepts; the message names the field and says what it takes.
-    fn number(&mut self, node: &Node, field: &str, valid: impl Fn(f64) -> bool, what: &str) -> Option<f64> {
+    pub(super) fn number(&mut self, node: &Node, field: &str, valid: impl Fn(f64) -> bool, what: &str) -> Option<f64> {
         let text = self.scalar(node, field, what)?.as_str().trim().to_string();
         match text.parse::<f64>() {
             Ok(v) if v.is_finite() && valid(v) => Some(v),
