@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::app::{self, Operation, Outcome, Place, RunRequest};
+use crate::app::{self, Operation, Outcome, Place, ReportTo, RunRequest};
 use crate::duration::{DurationError, SpecDuration};
 use crate::engine::ManualOp;
 use crate::escape;
@@ -26,7 +26,7 @@ use crate::record::{DecisionKind, DecisionRecord};
 use crate::report::{self, RolloutReport, Target};
 use crate::runner::Decided;
 use crate::secrets::{Secrets, Withheld, WITHHELD_PROVIDER};
-use crate::spec::{self, Diagnostic, ProviderSpec, PullRequestRef, RolloutSpec};
+use crate::spec::{self, Diagnostic, ProviderSpec, RolloutSpec};
 
 /// When to comment on pull requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,6 +397,8 @@ pub struct ActionEnv {
     pub repository: String,
     /// The REST API's base URL.
     pub api_url: String,
+    /// The GraphQL API's URL (`GITHUB_GRAPHQL_URL`), when the runner gives it.
+    pub graphql_url: Option<String>,
     /// This workflow run's page.
     pub run_url: String,
     /// Who triggered the run.
@@ -471,7 +473,10 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
         app::select(specs, rollout.as_deref())?
     };
 
-    let github = Arc::new(GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository)?);
+    let github = Arc::new(match &renv.graphql_url {
+        Some(graphql_url) => GitHub::with_graphql(&renv.api_url, graphql_url, &inputs.github_token, &renv.repository)?,
+        None => GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository)?,
+    });
     let pull_request = pull_request_number(&renv.event);
     let is_pr_event = matches!(renv.event_name.as_str(), "pull_request" | "pull_request_target");
 
@@ -564,7 +569,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
 
     // Pull request comments.
     if inputs.comment != CommentMode::Never {
-        let targets = comment_targets(
+        let (targets, unknown) = comment_targets(
             inputs,
             &op,
             is_pr_event,
@@ -576,6 +581,12 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             default_branch.as_deref(),
         )
         .await;
+        if let Some(e) = unknown {
+            command(log, secrets, &commands::warning(
+                "flagramp: pull requests not looked up",
+                &secrets.redact(&format!("could not ask GitHub which pull request last changed each spec ({e}), so rollouts with `report.pull_request: auto` get no comment this run")),
+            ));
+        }
         for (pr, (title, group)) in targets {
             let body = secrets.redact(&report::comment(
                 comment::MARKER,
@@ -836,7 +847,8 @@ fn report(
     }
 }
 
-/// Which pull request gets which rollouts, with the comment's title.
+/// Which pull request gets which rollouts, with the comment's title; beside it, why `auto`
+/// pull requests could not be looked up, if they could not.
 #[allow(clippy::too_many_arguments)]
 async fn comment_targets(
     inputs: &Inputs,
@@ -848,7 +860,7 @@ async fn comment_targets(
     decided: &[Decided],
     github: &GitHub,
     default_branch: Option<&str>,
-) -> BTreeMap<u64, (String, Vec<RolloutReport>)> {
+) -> (BTreeMap<u64, (String, Vec<RolloutReport>)>, Option<GitHubError>) {
     let mut targets: BTreeMap<u64, (String, Vec<RolloutReport>)> = BTreeMap::new();
     if is_pr_event {
         if let Some(pr) = pull_request {
@@ -859,25 +871,22 @@ async fn comment_targets(
             };
             targets.insert(pr, (title.to_string(), reports.to_vec()));
         }
-        return targets;
+        return (targets, None);
     }
     let Some(default_branch) = default_branch.filter(|_| !reports.is_empty()) else {
-        return targets;
+        return (targets, None);
     };
-    for (i, (spec, report)) in specs.iter().zip(reports).enumerate() {
-        let changed = decided.get(i).is_some_and(|d| d.changed_state);
-        if inputs.comment == CommentMode::Auto && !changed {
-            continue;
-        }
-        let pr = match spec.report.pull_request {
-            PullRequestRef::None => None,
-            PullRequestRef::Number(n) => Some(n),
-            PullRequestRef::Auto => {
-                let path = app::repository_path(&spec.file);
-                github.last_pull_request_for(default_branch, &path).await.ok().flatten()
-            }
-        };
-        if let Some(pr) = pr {
+    let due: Vec<(&RolloutSpec, &RolloutReport)> = specs
+        .iter()
+        .zip(reports)
+        .enumerate()
+        .filter(|(i, _)| inputs.comment != CommentMode::Auto || decided.get(*i).is_some_and(|d| d.changed_state))
+        .map(|(_, pair)| pair)
+        .collect();
+    let due_specs: Vec<&RolloutSpec> = due.iter().map(|(spec, _)| *spec).collect();
+    let (to, unknown) = app::reports_to(&due_specs, Some((github, default_branch))).await;
+    for ((_, report), to) in due.into_iter().zip(to) {
+        if let ReportTo::PullRequest(pr) = to {
             targets
                 .entry(pr)
                 .or_insert_with(|| ("flagramp rollout status".to_string(), Vec::new()))
@@ -885,7 +894,7 @@ async fn comment_targets(
                 .push(report.clone());
         }
     }
-    targets
+    (targets, unknown)
 }
 
 #[cfg(test)]

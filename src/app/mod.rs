@@ -2,7 +2,8 @@
 //! [`RunRequest`], carried out once here. Finding and loading specs, picking the rollout a
 //! command names, building the [`Runner`] over the right state store and flag files, and
 //! status all live here, so that the two front ends differ only in where their request comes
-//! from and where their output goes.
+//! from and where their output goes. Which pull request a rollout reports to is
+//! [`reports_to`], for the Action's comments and anything else that needs to know.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,13 +12,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::engine::ManualOp;
-use crate::github::GitHub;
+use crate::github::{GitHub, GitHubError};
 use crate::http::Deadline;
 use crate::provider::FlagFiles;
 use crate::record::Status;
 use crate::runner::{Decided, Mode, Runner};
 use crate::secrets::Secrets;
-use crate::spec::{self, RolloutSpec, SpecErrors};
+use crate::spec::{self, PullRequestRef, RolloutSpec, SpecErrors};
 use crate::state::{GitHubStateStore, LocalStateStore, StateError, StateStore};
 
 pub use crate::record::AUTOMATIC_ACTOR;
@@ -205,6 +206,52 @@ pub fn select(specs: Vec<RolloutSpec>, rollout: Option<&str>) -> Result<Vec<Roll
         name: name.to_string(),
         known: specs.into_iter().map(|s| s.name).collect(),
     })
+}
+
+/// Where a rollout's report goes: its spec's `report.pull_request`, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportTo {
+    /// A comment on this pull request (a number in the spec, or the one `auto` found).
+    PullRequest(u64),
+    /// No comment: `none`, or `auto` and no pull request ever changed the spec file.
+    Nowhere,
+    /// `auto`, not looked up: no way to ask GitHub, or the lookup failed.
+    Unknown,
+}
+
+/// Where each spec's report goes, in order. `auto` means the pull request that last changed the
+/// spec file on `branch`: every `auto` spec is looked up at once, in one GraphQL query
+/// ([`GitHub::last_pull_requests_for`]), when `github` is given; without it they are
+/// [`ReportTo::Unknown`]. A failed lookup leaves them `Unknown` too and is returned beside the
+/// answer, so a caller can say so and still act on the specs that name their pull request.
+pub async fn reports_to(
+    specs: &[&RolloutSpec],
+    github: Option<(&GitHub, &str)>,
+) -> (Vec<ReportTo>, Option<GitHubError>) {
+    let mut targets: Vec<ReportTo> = specs
+        .iter()
+        .map(|spec| match spec.report.pull_request {
+            PullRequestRef::Number(n) => ReportTo::PullRequest(n),
+            PullRequestRef::None => ReportTo::Nowhere,
+            PullRequestRef::Auto => ReportTo::Unknown,
+        })
+        .collect();
+    let auto: Vec<usize> = (0..specs.len())
+        .filter(|&i| specs[i].report.pull_request == PullRequestRef::Auto)
+        .collect();
+    let Some((github, branch)) = github.filter(|_| !auto.is_empty()) else {
+        return (targets, None);
+    };
+    let paths: Vec<String> = auto.iter().map(|&i| repository_path(&specs[i].file)).collect();
+    match github.last_pull_requests_for(branch, &paths).await {
+        Ok(found) => {
+            for (&i, pr) in auto.iter().zip(found) {
+                targets[i] = pr.map_or(ReportTo::Nowhere, ReportTo::PullRequest);
+            }
+            (targets, None)
+        }
+        Err(e) => (targets, Some(e)),
+    }
 }
 
 /// Carries out `request` on `specs` (already selected).
