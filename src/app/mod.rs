@@ -2,8 +2,11 @@
 //! [`RunRequest`], carried out once here. Finding and loading specs, picking the rollout a
 //! command names, building the [`Runner`] over the right state store and flag files, and
 //! status all live here, so that the two front ends differ only in where their request comes
-//! from and where their output goes. Which pull request a rollout reports to is
-//! [`reports_to`], for the Action's comments and anything else that needs to know.
+//! from and where their output goes. Listing rollouts in chunks for a fan-out matrix is
+//! [`list`]; which pull request a rollout reports to is [`reports_to`], for comments and chunks
+//! alike.
+
+pub mod list;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
