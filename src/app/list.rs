@@ -1,5 +1,6 @@
-//! Fan-out: the rollouts, put in chunks for a GitHub Actions matrix (`flagramp list`). One job
-//! per chunk then runs its rollouts, so a schedule with many rollouts is not one long job.
+//! Fan-out: the rollouts, put in chunks for a GitHub Actions matrix (`flagramp list`, the
+//! Action's `command: list`). One job per chunk then runs its rollouts (`rollouts:`), so a
+//! schedule with many rollouts is not one long job.
 //!
 //! Rollouts that report to the same pull request share a chunk: the pull request's comment is
 //! one comment, edited in place, and two jobs editing it at once would each write their own
@@ -259,6 +260,30 @@ impl Listing {
                     rollout.reports(self.note.is_none())
                 ));
             }
+        }
+        out
+    }
+
+    /// The job summary's table: chunk, rollout, spec file, where it reports.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "**flagramp** · {} rollout(s) in {} chunk(s)\n\n| chunk | rollout | spec | reports to |\n| --- | --- | --- | --- |\n",
+            self.rollouts.len(),
+            self.chunks.len()
+        );
+        for chunk in &self.chunks {
+            for rollout in self.rollouts.iter().filter(|r| r.chunk == chunk.chunk) {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    chunk.chunk,
+                    escape::markdown(&rollout.name),
+                    escape::markdown(&rollout.file),
+                    escape::markdown(&rollout.reports(self.note.is_none()))
+                ));
+            }
+        }
+        if let Some(note) = &self.note {
+            out.push_str(&format!("\n{}\n", escape::markdown(note)));
         }
         out
     }

@@ -37,6 +37,8 @@ pub enum Operation {
     Status,
     /// Validate specs only.
     Validate,
+    /// List the rollouts in chunks for a matrix of jobs ([`list`]); decides nothing.
+    List,
     /// A person's command.
     Manual(ManualOp),
 }
@@ -49,6 +51,7 @@ impl Operation {
             Operation::Plan => "plan",
             Operation::Status => "status",
             Operation::Validate => "validate",
+            Operation::List => "list",
             Operation::Manual(ManualOp::Advance { force: true }) => "advance --force",
             Operation::Manual(m) => m.command(),
         }
@@ -132,7 +135,7 @@ pub enum Outcome {
     Decided(Vec<Decided>),
     /// One status per rollout (`status`), orphans last.
     Statuses(Vec<Status>),
-    /// Nothing to decide (`validate`).
+    /// Nothing to decide (`validate`, `list`).
     Validated,
 }
 
@@ -201,14 +204,24 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<RolloutSpec>, AppError> {
 
 /// The specs a request acts on: all of them, or the one it names.
 pub fn select(specs: Vec<RolloutSpec>, rollout: Option<&str>) -> Result<Vec<RolloutSpec>, AppError> {
-    let Some(name) = rollout else { return Ok(specs) };
-    if specs.iter().any(|s| s.name == name) {
-        return Ok(specs.into_iter().filter(|s| s.name == name).collect());
+    let names: Vec<String> = rollout.map(str::to_string).into_iter().collect();
+    select_all(specs, &names)
+}
+
+/// The specs a request acts on: all of them when `names` is empty, else those it names, in
+/// spec order. A name no spec has is an error, so a chunk of a fan-out never quietly skips a
+/// rollout it was given.
+pub fn select_all(specs: Vec<RolloutSpec>, names: &[String]) -> Result<Vec<RolloutSpec>, AppError> {
+    if let Some(name) = names.iter().find(|n| !specs.iter().any(|s| &s.name == *n)) {
+        return Err(AppError::UnknownRollout {
+            name: name.clone(),
+            known: specs.into_iter().map(|s| s.name).collect(),
+        });
     }
-    Err(AppError::UnknownRollout {
-        name: name.to_string(),
-        known: specs.into_iter().map(|s| s.name).collect(),
-    })
+    if names.is_empty() {
+        return Ok(specs);
+    }
+    Ok(specs.into_iter().filter(|s| names.contains(&s.name)).collect())
 }
 
 /// Where a rollout's report goes: its spec's `report.pull_request`, resolved.
@@ -259,7 +272,7 @@ pub async fn reports_to(
 
 /// Carries out `request` on `specs` (already selected).
 pub async fn execute(request: &RunRequest, specs: &[RolloutSpec], secrets: &Secrets) -> Result<Outcome, AppError> {
-    if request.operation == Operation::Validate {
+    if matches!(request.operation, Operation::Validate | Operation::List) {
         return Ok(Outcome::Validated);
     }
     let runner = runner(request, secrets).await?;
@@ -269,7 +282,7 @@ pub async fn execute(request: &RunRequest, specs: &[RolloutSpec], secrets: &Secr
 /// Carries out `request` on `specs` with a runner built by [`runner`].
 pub async fn run_with(runner: &Runner, request: &RunRequest, specs: &[RolloutSpec]) -> Result<Outcome, AppError> {
     match request.operation {
-        Operation::Validate => Ok(Outcome::Validated),
+        Operation::Validate | Operation::List => Ok(Outcome::Validated),
         Operation::Status => Ok(Outcome::Statuses(runner.status(specs, request.include_orphans).await?)),
         _ => Ok(Outcome::Decided(runner.decide_all(specs, &request.mode()).await)),
     }
