@@ -4,11 +4,10 @@
 //! octocrab is the GitHub client flagramp is built on, split in two here. Its typed models
 //! decode the answers: `issues::Comment` (listing and updating comments), `repos::Content`
 //! (directory listings), `repos::Ref` / `repos::Object` (reading and creating a branch),
-//! `repos::FileUpdate` (a contents write), `repos::DiffEntry` (`pulls::FileDiff`, a pull
-//! request's files), `repos::RepoCommit` and `pulls::PullRequest` (the last pull request for a
-//! path). A field is read by name and type, not by walking a `serde_json::Value`, and an answer
-//! GitHub would never give fails as an unexpected answer instead of reading as an empty one. A
-//! few answers keep a small local struct, each saying why (see `Contents`).
+//! `repos::FileUpdate` (a contents write) and `repos::DiffEntry` (`pulls::FileDiff`, a pull
+//! request's files). A field is read by name and type, not by walking a `serde_json::Value`, and
+//! an answer GitHub would never give fails as an unexpected answer instead of reading as an empty
+//! one. A few answers keep a small local struct, each saying why (see `Contents`).
 //!
 //! Its request builders (`octo.issues(…).list_comments(…)`, `octo.repos(…).get_content()`, …)
 //! are not used: they read whole bodies without a bound and retry on their own, and the
@@ -16,6 +15,14 @@
 //! policy. So each request goes through `GitHub::send`: octocrab's raw `_get` / `_put` /
 //! `_post` / `_patch`, under `crate::http::with_retries`, the body read under
 //! `MAX_ANSWER_BYTES`; the typed model is applied to the bytes afterwards.
+//!
+//! One question is asked of the GraphQL API instead: which pull request last changed each spec
+//! file ([`GitHub::last_pull_requests_for`]), for every spec in one query, where REST needs two
+//! calls per spec. octocrab's `graphql()` is not used either: besides the unbounded read, it
+//! posts to `/graphql` under the REST base path, which on GitHub Enterprise Server
+//! (`https://HOST/api/v3`) is not where GraphQL lives (`https://HOST/api/graphql`, the runner's
+//! `GITHUB_GRAPHQL_URL`). So a second octocrab client is rooted at the GraphQL URL, and its
+//! requests go through the same `send`; a query reads nothing, so it is retried like a GET.
 //!
 //! Every call maps the status itself, so callers can tell a stale-sha conflict from a refusal by
 //! branch protection, a rate limit from a read-only token (both can be 403), and either from a
@@ -32,8 +39,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use octocrab::models::issues::Comment as IssueComment;
-use octocrab::models::pulls::PullRequest;
-use octocrab::models::repos::{Content, DiffEntry, FileUpdate, Object, Ref, RepoCommit};
+use octocrab::models::repos::{Content, DiffEntry, FileUpdate, Object, Ref};
 
 use crate::http::{self, encode_path, Answer, AttemptError, Deadline};
 
@@ -98,6 +104,11 @@ pub struct GitHub {
     octo: octocrab::Octocrab,
     /// `host:port` of the API, for messages.
     host: String,
+    /// A client rooted at the GraphQL endpoint (see the module's notes), the path to post to,
+    /// and its `host:port`.
+    graphql: octocrab::Octocrab,
+    graphql_path: String,
+    graphql_host: String,
     /// How long one call may take, its retries and waits included.
     call_timeout: Duration,
     owner: String,
@@ -155,27 +166,35 @@ fn message_of(body: &str) -> String {
 }
 
 impl GitHub {
-    /// A client for `owner/repo` at `api_url`, authenticated with `token`.
+    /// A client for `owner/repo` at `api_url`, authenticated with `token`; GraphQL at
+    /// [`graphql_url_for`]`(api_url)`.
     pub fn new(api_url: &str, token: &str, owner_repo: &str) -> Result<GitHub, GitHubError> {
+        GitHub::with_graphql(api_url, &graphql_url_for(api_url), token, owner_repo)
+    }
+
+    /// A client for `owner/repo` at `api_url`, with GraphQL at `graphql_url` (a runner's
+    /// `GITHUB_GRAPHQL_URL`), authenticated with `token`.
+    pub fn with_graphql(
+        api_url: &str,
+        graphql_url: &str,
+        token: &str,
+        owner_repo: &str,
+    ) -> Result<GitHub, GitHubError> {
         crate::http::install_crypto_provider();
         let (owner, repo) = owner_repo
             .split_once('/')
             .ok_or_else(|| GitHubError::Other(format!("GITHUB_REPOSITORY `{owner_repo}` is not owner/repo")))?;
-        let octo = octocrab::Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| GitHubError::Other(format!("GITHUB_API_URL `{api_url}` is not a URL: {e}")))?
-            .personal_token(token.to_string())
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .map_err(|e| GitHubError::Other(format!("cannot build the GitHub client: {e}")))?;
-        let host = reqwest::Url::parse(api_url)
-            .ok()
-            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
-            .unwrap_or_else(|| api_url.to_string());
+        let octo = client("GITHUB_API_URL", api_url, token)?;
+        let graphql = client("GITHUB_GRAPHQL_URL", graphql_url, token)?;
+        let graphql_path = reqwest::Url::parse(graphql_url)
+            .map(|u| u.path().to_string())
+            .map_err(|e| GitHubError::Other(format!("GITHUB_GRAPHQL_URL `{graphql_url}` is not a URL: {e}")))?;
         Ok(GitHub {
             octo,
-            host,
+            host: host_port(api_url),
+            graphql,
+            graphql_path,
+            graphql_host: host_port(graphql_url),
             call_timeout: CALL_TIMEOUT,
             owner: owner.into(),
             repo: repo.into(),
@@ -193,68 +212,29 @@ impl GitHub {
         format!("/repos/{}/{}{rest}", encode_path(&self.owner), encode_path(&self.repo))
     }
 
-    /// Sends one request under the HTTP policy; returns the last answer, whatever its status.
-    /// Transport errors are `Other`.
+    /// Sends one REST request under the HTTP policy; returns the last answer, whatever its
+    /// status. Transport errors are `Other`.
     async fn send(&self, method: &str, uri: &str, body: Option<&Value>) -> Result<Answer, GitHubError> {
-        let idempotent = method == "GET";
-        http::with_retries(Deadline::after(self.call_timeout), idempotent, &self.host, || {
-            self.attempt(method, uri, body, idempotent)
-        })
-        .await
-        .map_err(|e| GitHubError::Other(format!("{method} {uri}: {e}")))
+        self.send_on(&self.octo, &self.host, method, uri, body, method == "GET")
+            .await
     }
 
-    /// One octocrab request, its answer read under [`MAX_ANSWER_BYTES`].
-    async fn attempt(
+    /// Sends one request with `octo` under the HTTP policy; `idempotent` requests are retried
+    /// on failures and 5xx.
+    async fn send_on(
         &self,
+        octo: &octocrab::Octocrab,
+        host: &str,
         method: &str,
         uri: &str,
         body: Option<&Value>,
         idempotent: bool,
-    ) -> Result<Answer, AttemptError> {
-        let result = match method {
-            "GET" => self.octo._get(uri).await,
-            "POST" => self.octo._post(uri, body).await,
-            "PUT" => self.octo._put(uri, body).await,
-            "PATCH" => self.octo._patch(uri, body).await,
-            other => {
-                return Err(AttemptError {
-                    message: format!("internal: unsupported method {other}"),
-                    retryable: false,
-                })
-            }
-        };
-        let response = result.map_err(|e| AttemptError {
-            message: e.to_string(),
-            // Whether a failed write reached GitHub is unknown: only reads are repeated.
-            retryable: idempotent,
-        })?;
-        let status = response.status().as_u16();
-        let headers = http::header_pairs(response.headers());
-        let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
-                AttemptError {
-                    message: if too_large {
-                        format!(
-                            "the answer is larger than {}",
-                            crate::fsutil::size_text(MAX_ANSWER_BYTES as u64)
-                        )
-                    } else {
-                        format!("reading the answer: {e}")
-                    },
-                    retryable: idempotent && !too_large,
-                }
-            })?
-            .to_bytes();
-        Ok(Answer {
-            status,
-            headers,
-            body: bytes.to_vec(),
-            gave_up: None,
+    ) -> Result<Answer, GitHubError> {
+        http::with_retries(Deadline::after(self.call_timeout), idempotent, host, || {
+            attempt(octo, method, uri, body, idempotent)
         })
+        .await
+        .map_err(|e| GitHubError::Other(format!("{method} {uri}: {e}")))
     }
 
     fn classify(method: &str, uri: &str, answer: &Answer) -> GitHubError {
@@ -500,21 +480,240 @@ impl GitHub {
         Ok(items.into_iter().map(|f| f.filename).collect())
     }
 
-    /// The pull request that last changed `path` on `branch`, if any.
-    pub async fn last_pull_request_for(&self, branch: &str, path: &str) -> Result<Option<u64>, GitHubError> {
-        let uri = self.repo_path(&format!(
-            "/commits?sha={}&path={}&per_page=1",
-            encode_path(branch),
-            encode_path(path)
-        ));
-        let commits: Vec<RepoCommit> = self.get_json(&uri).await?;
-        let Some(commit) = commits.first() else {
-            return Ok(None);
-        };
-        let pulls: Vec<PullRequest> = self
-            .get_json(&self.repo_path(&format!("/commits/{}/pulls", commit.sha)))
+    /// The pull request that last changed each of `paths` on `branch`, in order (`None` where
+    /// no pull request did): for each path, the newest commit on the branch that touched it
+    /// (`Commit.history(path:, first: 1)`) and the pull request associated with that commit
+    /// (`Commit.associatedPullRequests(first: 1)`: the merged one that brought it to the branch).
+    /// One GraphQL query per [`PATHS_PER_QUERY`] paths; the paths and the branch travel as
+    /// variables, never inside the query's text.
+    pub async fn last_pull_requests_for(
+        &self,
+        branch: &str,
+        paths: &[String],
+    ) -> Result<Vec<Option<u64>>, GitHubError> {
+        let mut found = Vec::with_capacity(paths.len());
+        for batch in paths.chunks(PATHS_PER_QUERY) {
+            let mut variables = json!({
+                "owner": self.owner,
+                "name": self.repo,
+                // Qualified: `main` alone would name a tag `main` first, as git resolves names.
+                "branch": format!("refs/heads/{branch}"),
+            });
+            for (i, path) in batch.iter().enumerate() {
+                variables[format!("p{i}")] = json!(path);
+            }
+            let data: HistoryData = self.graphql(&history_query(batch.len()), variables).await?;
+            let histories = data
+                .repository
+                .and_then(|r| r.object)
+                .ok_or_else(|| GitHubError::NotFound(format!("the branch {branch} does not exist")))?;
+            for i in 0..batch.len() {
+                let history = histories.get(&format!("p{i}")).ok_or_else(|| {
+                    GitHubError::Other(format!("GraphQL: unexpected answer: no history for p{i} on {branch}"))
+                })?;
+                found.push(history.last_pull_request());
+            }
+        }
+        Ok(found)
+    }
+
+    /// One GraphQL query: its `data`, or GitHub's `errors` as an error (`NOT_FOUND` as
+    /// `NotFound`, `RATE_LIMITED` as `RateLimited`), even beside partial data.
+    async fn graphql<T: DeserializeOwned>(&self, query: &str, variables: Value) -> Result<T, GitHubError> {
+        let body = json!({ "query": query, "variables": variables });
+        let path = &self.graphql_path;
+        let answer = self
+            .send_on(&self.graphql, &self.graphql_host, "POST", path, Some(&body), true)
             .await?;
-        Ok(pulls.first().map(|p| p.number))
+        if !answer.is_success() {
+            return Err(Self::classify("POST", path, &answer));
+        }
+        let reply: GraphQlReply<T> = serde_json::from_slice(&answer.body)
+            .map_err(|e| GitHubError::Other(format!("POST {path}: unexpected answer: {e}")))?;
+        if let Some(errors) = reply.errors.filter(|e| !e.is_empty()) {
+            // GitHub's prose, only ever shown: a few, each cut like a REST message.
+            let messages: Vec<String> = errors
+                .iter()
+                .take(3)
+                .map(|e| e.message.chars().take(200).collect())
+                .collect();
+            let what = format!("POST {path}: GraphQL: {}", messages.join("; "));
+            return Err(match errors[0].kind.as_deref() {
+                Some("NOT_FOUND") => GitHubError::NotFound(what),
+                Some("RATE_LIMITED") => GitHubError::RateLimited(what),
+                _ => GitHubError::Other(what),
+            });
+        }
+        reply
+            .data
+            .ok_or_else(|| GitHubError::Other(format!("POST {path}: unexpected answer: no data")))
+    }
+}
+
+/// The most paths one GraphQL query asks about: each is a `history` lookup, and GitHub stops a
+/// query that runs longer than its time limit; a hundred stays far from that on a large
+/// repository, and a repository with more specs asks again.
+pub const PATHS_PER_QUERY: usize = 100;
+
+/// The query of [`GitHub::last_pull_requests_for`] for `paths` paths, aliased `p0`, `p1`, …
+/// Every connection takes `first`: GitHub refuses a connection without `first` or `last`
+/// (docs.github.com/graphql/guides/using-pagination-in-the-graphql-api).
+fn history_query(paths: usize) -> String {
+    let declared: String = (0..paths).map(|i| format!(", $p{i}: String!")).collect();
+    let fields: String = (0..paths)
+        .map(|i| {
+            format!(
+                "        p{i}: history(path: $p{i}, first: 1) {{ nodes {{ associatedPullRequests(first: 1) {{ nodes {{ number }} }} }} }}\n"
+            )
+        })
+        .collect();
+    format!(
+        "query($owner: String!, $name: String!, $branch: String!{declared}) {{\n  repository(owner: $owner, name: $name) {{\n    object(expression: $branch) {{\n      ... on Commit {{\n{fields}      }}\n    }}\n  }}\n}}\n"
+    )
+}
+
+/// Where GitHub's GraphQL API is, given the REST API's URL: `https://api.github.com/graphql`
+/// beside `https://api.github.com`, `https://HOST/api/graphql` beside GitHub Enterprise
+/// Server's `https://HOST/api/v3`. A runner says so itself in `GITHUB_GRAPHQL_URL`.
+pub fn graphql_url_for(api_url: &str) -> String {
+    let base = api_url.trim_end_matches('/');
+    match base.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{base}/graphql"),
+    }
+}
+
+/// An octocrab client rooted at `url` (named `variable` in errors), with the token and bounded
+/// connect and read times; the call's deadline bounds the rest.
+fn client(variable: &str, url: &str, token: &str) -> Result<octocrab::Octocrab, GitHubError> {
+    octocrab::Octocrab::builder()
+        .base_uri(url)
+        .map_err(|e| GitHubError::Other(format!("{variable} `{url}` is not a URL: {e}")))?
+        .personal_token(token.to_string())
+        .set_connect_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .map_err(|e| GitHubError::Other(format!("cannot build the GitHub client: {e}")))
+}
+
+/// `host:port` of a URL, for messages and the retry policy's waits.
+fn host_port(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| url.to_string())
+}
+
+/// One octocrab request, its answer read under [`MAX_ANSWER_BYTES`].
+async fn attempt(
+    octo: &octocrab::Octocrab,
+    method: &str,
+    uri: &str,
+    body: Option<&Value>,
+    idempotent: bool,
+) -> Result<Answer, AttemptError> {
+    let result = match method {
+        "GET" => octo._get(uri).await,
+        "POST" => octo._post(uri, body).await,
+        "PUT" => octo._put(uri, body).await,
+        "PATCH" => octo._patch(uri, body).await,
+        other => {
+            return Err(AttemptError {
+                message: format!("internal: unsupported method {other}"),
+                retryable: false,
+            })
+        }
+    };
+    let response = result.map_err(|e| AttemptError {
+        message: e.to_string(),
+        // Whether a failed write reached GitHub is unknown: only reads are repeated.
+        retryable: idempotent,
+    })?;
+    let status = response.status().as_u16();
+    let headers = http::header_pairs(response.headers());
+    let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            AttemptError {
+                message: if too_large {
+                    format!(
+                        "the answer is larger than {}",
+                        crate::fsutil::size_text(MAX_ANSWER_BYTES as u64)
+                    )
+                } else {
+                    format!("reading the answer: {e}")
+                },
+                retryable: idempotent && !too_large,
+            }
+        })?
+        .to_bytes();
+    Ok(Answer {
+        status,
+        headers,
+        body: bytes.to_vec(),
+        gave_up: None,
+    })
+}
+
+/// A GraphQL answer: `data`, `errors`, or both (a partial answer).
+#[derive(Debug, serde::Deserialize)]
+struct GraphQlReply<T> {
+    data: Option<T>,
+    errors: Option<Vec<GraphQlError>>,
+}
+
+/// One of a GraphQL answer's `errors`: GitHub's message, and its `type` where it gives one.
+#[derive(Debug, serde::Deserialize)]
+struct GraphQlError {
+    #[serde(default)]
+    message: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// `data` of [`history_query`]: `repository.object` is the branch's commit, whose fields are
+/// the aliased histories (an object that is not a commit has none).
+#[derive(Debug, serde::Deserialize)]
+struct HistoryData {
+    repository: Option<HistoryRepository>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct HistoryRepository {
+    object: Option<std::collections::HashMap<String, CommitHistory>>,
+}
+
+/// `CommitHistoryConnection.nodes: [Commit]`, each with `associatedPullRequests`.
+#[derive(Debug, serde::Deserialize)]
+struct CommitHistory {
+    nodes: Option<Vec<Option<HistoryCommit>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryCommit {
+    associated_pull_requests: Option<PullRequestNodes>,
+}
+
+/// `PullRequestConnection.nodes: [PullRequest]`, of which `number: Int!` is read.
+#[derive(Debug, serde::Deserialize)]
+struct PullRequestNodes {
+    nodes: Option<Vec<Option<PullRequestNumber>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PullRequestNumber {
+    number: u64,
+}
+
+impl CommitHistory {
+    /// The pull request of the newest commit, if it has one.
+    fn last_pull_request(&self) -> Option<u64> {
+        let commit = self.nodes.as_ref()?.iter().flatten().next()?;
+        let pulls = commit.associated_pull_requests.as_ref()?.nodes.as_ref()?;
+        pulls.iter().flatten().next().map(|p| p.number)
     }
 }
 

@@ -177,6 +177,13 @@ impl Secrets {
         self.register(token, vec![format!("Bearer {token}")]);
     }
 
+    /// Remembers a GitHub token: as a bearer token, and as the `token …` header value GitHub
+    /// also accepts (and may echo).
+    pub fn remember_github_token(&self, token: &str) {
+        self.remember_bearer(token);
+        self.remember(&format!("token {token}"));
+    }
+
     /// Remembers a basic-auth user and password, and the credential sent on the wire,
     /// `base64(user:password)`, in every base64 alphabet and with and without `Basic `.
     pub fn remember_basic(&self, user: &str, password: &str) {

@@ -1154,3 +1154,152 @@ async fn a_closed_stdout_neither_panics_nor_stops_the_run() {
     assert_eq!(flag_on_branch(&fake, "main")["state"], "ENABLED", "the run carried on");
     assert!(job.summary().contains("Started"), "and wrote its summary");
 }
+
+/// A flag file with the flags `other` and `third`, off, for rollouts beside `new-checkout`.
+const OTHER_FLAGS: &str = "flags/other.flagd.json";
+
+/// The spec of rollout `name` (flag `name` in [`OTHER_FLAGS`]) reporting to `pull_request`.
+fn other_spec(name: &str, pull_request: &str) -> String {
+    spec(&format!("report: {{ pull_request: {pull_request} }}\n"))
+        .replace("name: new-checkout", &format!("name: {name}"))
+        .replace("key: new-checkout", &format!("key: {name}"))
+        .replace(FLAGS, OTHER_FLAGS)
+}
+
+/// `octo_repo` with [`OTHER_FLAGS`] on main, and a job holding `new-checkout` (whose pull
+/// request is `auto`, last changed by #7), `other` (pull request 7) and `third` (none).
+async fn three_rollouts() -> (FakeGitHub, Job) {
+    let fake = octo_repo().await;
+    let off = json!({ "state": "DISABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" });
+    let flags = json!({ "flags": { "other": off, "third": off } });
+    fake.put_file(
+        "main",
+        OTHER_FLAGS,
+        serde_json::to_string_pretty(&flags).unwrap().as_bytes(),
+    );
+    fake.add_commit(
+        ".github/rollouts/new-checkout.yml",
+        "7777777777777777777777777777777777777777",
+        Some(7),
+    );
+    let job = Job::new(&spec(""));
+    job.write("repo/.github/rollouts/other.yml", &other_spec("other", "7"));
+    job.write("repo/.github/rollouts/third.yml", &other_spec("third", "none"));
+    (fake, job)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_list_writes_the_matrix_output_from_one_graphql_query() {
+    let (fake, job) = three_rollouts().await;
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[("command", "list"), ("max_jobs", "2")],
+            &[],
+        )
+        .await;
+    let log = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{log}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // new-checkout's pull request (auto) is #7, which `other` names: one job owns its comment.
+    let matrix: Value = serde_json::from_str(&job.outputs()["matrix"]).unwrap();
+    assert_eq!(
+        matrix,
+        json!({ "include": [
+            { "chunk": 1, "rollouts": "new-checkout,other" },
+            { "chunk": 2, "rollouts": "third" },
+        ] })
+    );
+    assert!(log.contains("chunk 1 (2 rollouts): new-checkout, other"), "{log}");
+    assert!(
+        log.lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .all(|l| !l.contains("fakeToken")),
+        "the token is only ever masked: {log}"
+    );
+    let summary = job.summary();
+    assert!(
+        summary.starts_with("**flagramp** · 3 rollout(s) in 2 chunk(s)") && summary.contains("| 2 | third |"),
+        "{summary}"
+    );
+    let graphql = fake.requests().into_iter().filter(|r| r.path == "/graphql").count();
+    assert_eq!(graphql, 1, "one query for every spec");
+    assert_eq!(fake.applied_writes(), 0, "listing changes nothing");
+    assert!(!fake.branch_exists(STATE_BRANCH));
+    fake.assert_conformant();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollouts_input_runs_only_the_rollouts_it_names() {
+    let (fake, job) = three_rollouts().await;
+    let schedule = fixture("schedule.synthetic.json");
+    // Commas and newlines, a repeat and blanks, as a matrix or a person may write them.
+    let names = "third, other\n\nother,";
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &schedule,
+            &[("rollouts", names)],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+    let decided: Vec<(&str, &str)> = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["rollout"].as_str().unwrap(), d["decision"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        decided,
+        vec![("other", "start"), ("third", "start")],
+        "spec order, each once"
+    );
+    assert_eq!(
+        flag_on_branch(&fake, "main")["state"],
+        "DISABLED",
+        "new-checkout is not this job's"
+    );
+    assert!(fake.file(STATE_BRANCH, "rollouts/new-checkout.json").is_none());
+    assert!(fake.file(STATE_BRANCH, "rollouts/other.json").is_some());
+    fake.assert_conformant();
+
+    for (inputs, words) in [
+        (
+            vec![("rollouts", "other,nope")],
+            "unknown rollout `nope`; rollouts in these specs: new-checkout, other, third",
+        ),
+        (
+            vec![("rollouts", "other"), ("rollout", "third")],
+            "inputs `rollout` and `rollouts` are both set: `rollout` names the one rollout a command acts on",
+        ),
+        (
+            vec![("rollouts", "other"), ("command", "list")],
+            "input `rollouts` limits run, plan and status to a list of rollouts, and this run is `list`",
+        ),
+        (
+            vec![("rollouts", "other;third")],
+            "input `rollouts` names `other;third`",
+        ),
+    ] {
+        let out = job
+            .run(&fake, "octo-org/octo-repo", "schedule", &schedule, &inputs, &[])
+            .await;
+        assert_eq!(out.status.code(), Some(1), "{inputs:?}");
+        let log = stdout(&out);
+        assert!(
+            log.contains("::error title=") && log.contains(words),
+            "{inputs:?}: {log}"
+        );
+    }
+}

@@ -683,3 +683,168 @@ async fn directories_list_their_children() {
     assert_eq!(entries, [("a.yml", "file"), ("team", "dir")]);
     gh.assert_conformant();
 }
+
+/// A GraphQL request body: the query, with `variables`.
+fn graphql(query: &str, variables: Value) -> Value {
+    json!({ "query": query, "variables": variables })
+}
+
+#[tokio::test]
+async fn graphql_answers_history_and_pull_requests_from_the_fakes_commits() {
+    let gh = fake().await;
+    let spec = ".github/rollouts/new-checkout.yml";
+    gh.put_file("main", spec, b"version: 1\n");
+    gh.add_commit(spec, "1111111111111111111111111111111111111111", Some(41));
+    gh.add_commit(spec, "2222222222222222222222222222222222222222", Some(42));
+    gh.put_file("main", "README.md", b"hello\n");
+    let api = Client::new(&gh);
+    let query = "query($owner: String!, $name: String!, $p: String!) {
+      repository(owner: $owner, name: $name) {
+        object(expression: \"refs/heads/main\") {
+          __typename
+          ... on Commit {
+            latest: history(path: $p, first: 1) { nodes { oid associatedPullRequests(first: 1) { nodes { number } } } }
+            all: history(path: $p, first: 10) { totalCount }
+            none: history(path: \"docs\", first: 1) { nodes { oid } }
+          }
+        }
+      }
+    }";
+    let variables = json!({ "owner": "Octo-Org", "name": "octo-repo", "p": spec });
+    let answer = api.send("POST", "/graphql", Some(graphql(query, variables))).await;
+    assert_eq!(answer.status, 200);
+    let commit = &answer.body["data"]["repository"]["object"];
+    assert_eq!(commit["__typename"], "Commit");
+    let newest = &commit["latest"]["nodes"][0];
+    assert_eq!(newest["oid"], "2222222222222222222222222222222222222222");
+    assert_eq!(newest["associatedPullRequests"]["nodes"], json!([{ "number": 42 }]));
+    assert_eq!(commit["all"]["totalCount"], 3, "the seed and two pull requests");
+    assert_eq!(commit["none"]["nodes"], json!([]));
+    assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+
+    // Another repository is null with GitHub's NOT_FOUND error; an unknown branch finds nothing.
+    let query = "query($b: String) { repository(owner: \"octo-org\", name: \"nope\") { nameWithOwner } here: repository(owner: \"octo-org\", name: \"octo-repo\") { object(expression: $b) { oid } } }";
+    let answer = api
+        .send("POST", "/graphql", Some(graphql(query, json!({ "b": "gone" }))))
+        .await;
+    assert_eq!(
+        answer.body["data"],
+        json!({ "repository": null, "here": { "object": null } })
+    );
+    let error = &answer.body["errors"][0];
+    assert_eq!(error["type"], "NOT_FOUND");
+    assert_eq!(error["path"], json!(["repository"]));
+    assert_eq!(
+        error["message"],
+        "Could not resolve to a Repository with the name 'octo-org/nope'."
+    );
+    assert_eq!(error["locations"], json!([{ "line": 1, "column": 21 }]));
+    gh.assert_conformant();
+}
+
+#[tokio::test]
+async fn graphql_refuses_what_github_refuses_and_records_it() {
+    let gh = fake().await;
+    let api = Client::new(&gh);
+    let repo = "repository(owner: \"octo-org\", name: \"octo-repo\")";
+    let commit = format!("{repo} {{ object(expression: \"main\") {{ ... on Commit {{");
+    let cases: Vec<(String, Value, &str)> = vec![
+        (
+            format!("{{ {repo} {{ nope }} }}"),
+            json!({}),
+            "Field 'nope' doesn't exist on type 'Repository'",
+        ),
+        (
+            "{ repository(owner: \"o\") { nameWithOwner } }".into(),
+            json!({}),
+            "Field 'repository' is missing required arguments: name",
+        ),
+        (
+            format!("{{ {repo} {{ object(expression: \"main\") }} }}"),
+            json!({}),
+            "Field must have selections",
+        ),
+        (
+            format!("{{ {repo} {{ nameWithOwner {{ x }} }} }}"),
+            json!({}),
+            "Selections can't be made on scalars",
+        ),
+        (
+            format!("{{ {commit} history(path: \"a\") {{ totalCount }} }} }} }} }}"),
+            json!({}),
+            "You must provide a `first` or `last` value to properly paginate the `history` connection.",
+        ),
+        (
+            format!("{{ {commit} history(first: 101) {{ totalCount }} }} }} }} }}"),
+            json!({}),
+            "Requesting 101 records on the `history` connection exceeds the `first` limit of 100 records.",
+        ),
+        (
+            format!("query($n: Int) {{ {commit} history(first: $n) {{ totalCount }} }} }} }} }}"),
+            json!({ "n": 500 }),
+            "exceeds the `first` limit of 100 records",
+        ),
+        (
+            format!("{{ {commit} history(first: 1, paths: \"a\") {{ totalCount }} }} }} }} }}"),
+            json!({}),
+            "Field 'history' doesn't accept argument 'paths'",
+        ),
+        (
+            format!("{{ {repo} {{ object(expression: \"main\") {{ ... on PullRequest {{ number }} }} }} }}"),
+            json!({}),
+            "Fragment on PullRequest can't be spread inside GitObject",
+        ),
+        (
+            format!("{{ {repo} {{ object(expression: \"main\") {{ ... on Nope {{ oid }} }} }} }}"),
+            json!({}),
+            "No such type Nope, so it can't be a fragment condition",
+        ),
+        (
+            "{ repository(owner: $o, name: \"r\") { nameWithOwner } }".into(),
+            json!({}),
+            "Variable $o is used by anonymous query but not declared",
+        ),
+        (
+            format!("query($x: String) {{ {repo} {{ nameWithOwner }} }}"),
+            json!({}),
+            "Variable $x is declared by anonymous query but not used",
+        ),
+        (
+            "query($o: String!) { repository(owner: $o, name: \"r\") { nameWithOwner } }".into(),
+            json!({}),
+            "Variable $o of type String! was provided invalid value",
+        ),
+        (
+            "query($o: String) { repository(owner: $o, name: \"r\") { nameWithOwner } }".into(),
+            json!({ "o": "x" }),
+            "Type mismatch on variable $o and argument (String / String!)",
+        ),
+        (
+            format!("{{ a: {repo} {{ nameWithOwner }} a: repository(owner: \"x\", name: \"y\") {{ nameWithOwner }} }}"),
+            json!({}),
+            "Field 'a' has a field conflict",
+        ),
+        ("mutation { addStar }".into(), json!({}), "no mutation"),
+        (format!("{{ {repo} {{"), json!({}), "Parse error on end of file"),
+    ];
+    for (i, (query, variables, words)) in cases.iter().enumerate() {
+        let answer = api
+            .send("POST", "/graphql", Some(graphql(query, variables.clone())))
+            .await;
+        assert_eq!(answer.status, 200, "{query}");
+        let message = answer.body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{query}: {}", answer.body);
+        let data = &answer.body["data"];
+        // A page size in a variable is only known when the query runs: it has data, the rest none.
+        let executed = query.contains("$n");
+        assert_eq!(data.is_null(), !executed, "{}", answer.body);
+        let violations = gh.violations();
+        assert_eq!(violations.len(), i + 1, "{violations:#?}");
+        assert!(violations[i].contains(words), "{}", violations[i]);
+    }
+    let answer = api.send("POST", "/graphql", Some(json!({ "variables": {} }))).await;
+    assert_eq!(
+        answer.body["errors"][0]["message"],
+        "A query attribute must be specified and must be a string."
+    );
+}

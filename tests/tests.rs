@@ -25,6 +25,7 @@ mod hostile_input;
 mod http_source;
 mod injection;
 mod launchdarkly;
+mod list;
 mod manual_commands;
 mod outputs;
 mod prometheus_answers;

@@ -1,7 +1,8 @@
-//! The workflow people copy (README.md's snippet) and the complete example
-//! (`examples/workflows/rollout.yml`) agree with the Action: concurrency groups that never let a
-//! schedule tick, a pull request plan or another command cancel a pending manual command, and
-//! the dispatch inputs `force` and `dry_run` that `command: auto` reads.
+//! The workflow people copy (README.md's snippet) and the complete examples
+//! (`examples/workflows/rollout.yml`, and `fan-out.yml` with a job per chunk of rollouts) agree
+//! with the Action: concurrency groups that never let a schedule tick, a pull request plan or
+//! another command cancel a pending manual command, the dispatch inputs `force` and `dry_run`
+//! that `command: auto` reads, and the fan-out's `list` → `matrix` → `rollouts` chain.
 
 use marked_yaml::Node;
 
@@ -84,4 +85,121 @@ fn the_workflows_offer_force_and_dry_run_and_the_action_declares_force() {
         read("README.md").contains("| `force` | `false` |"),
         "the README's input table lists `force`"
     );
+}
+
+/// A scalar at `keys` under a mapping node, as text.
+fn scalar_at(node: &Node, keys: &[&str]) -> Option<String> {
+    let (last, path) = keys.split_last()?;
+    let mut mapping = node.as_mapping()?;
+    for key in path {
+        mapping = mapping.get_mapping(key)?;
+    }
+    mapping.get_scalar(last).map(|s| s.as_str().to_string())
+}
+
+/// The steps of a job that run flagramp (`uses: flagramp/flagramp@…`).
+fn flagramp_steps(job: &Node) -> Vec<&Node> {
+    let steps = job.as_mapping().and_then(|j| j.get_sequence("steps"));
+    steps
+        .into_iter()
+        .flat_map(|s| s.iter())
+        .filter(|step| scalar_at(step, &["uses"]).is_some_and(|u| u.starts_with("flagramp/flagramp@")))
+        .collect()
+}
+
+#[test]
+fn the_fan_out_example_feeds_each_chunk_its_rollouts_and_never_cancels_a_manual_command() {
+    let workflow = marked_yaml::parse_yaml(0, read("examples/workflows/fan-out.yml")).unwrap();
+    let jobs = workflow.as_mapping().unwrap().get_mapping("jobs").expect("jobs");
+    let job = |id: &str| jobs.get_node(id).unwrap_or_else(|| panic!("a job `{id}`"));
+
+    // The first job lists, on the schedule only, and hands its step's `matrix` out as a job output.
+    let list = job("list");
+    let step = flagramp_steps(list)[0];
+    assert_eq!(scalar_at(step, &["with", "command"]).as_deref(), Some("list"));
+    let id = scalar_at(step, &["id"]).expect("the list step has an id");
+    assert_eq!(
+        scalar_at(list, &["outputs", "matrix"]),
+        Some(format!("${{{{ steps.{id}.outputs.matrix }}}}"))
+    );
+    assert_eq!(
+        scalar_at(list, &["if"]).as_deref(),
+        Some("github.event_name == 'schedule'")
+    );
+
+    // Each chunk job gets its matrix from that output and runs only its rollouts.
+    let chunk = job("chunk");
+    assert_eq!(scalar_at(chunk, &["needs"]).as_deref(), Some("list"));
+    assert_eq!(
+        scalar_at(chunk, &["strategy", "matrix"]).as_deref(),
+        Some("${{ fromJSON(needs.list.outputs.matrix) }}")
+    );
+    assert_eq!(scalar_at(chunk, &["strategy", "fail-fast"]).as_deref(), Some("false"));
+    let steps = flagramp_steps(chunk);
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        scalar_at(steps[0], &["with", "rollouts"]).as_deref(),
+        Some("${{ matrix.rollouts }}")
+    );
+    assert_eq!(
+        scalar_at(steps[0], &["with", "command"]),
+        None,
+        "auto: the schedule runs"
+    );
+
+    // A group per chunk, never cancelled, that a manual command (`flagramp-workflow_dispatch-…`)
+    // or a plan (`flagramp-pull_request-…`) never shares.
+    let group = scalar_at(chunk, &["concurrency", "group"]).expect("a concurrency group per chunk");
+    assert_eq!(group, "flagramp-schedule-chunk-${{ matrix.chunk }}");
+    assert_eq!(
+        scalar_at(chunk, &["concurrency", "cancel-in-progress"]).as_deref(),
+        Some("false")
+    );
+    assert!(
+        workflow.as_mapping().unwrap().get_node("concurrency").is_none(),
+        "no workflow-wide group, where a tick could queue behind or cancel a manual command"
+    );
+    // Manual commands and plans run in the other job, with rollout.yml's groups.
+    let rollout = job("rollout");
+    assert_eq!(
+        scalar_at(rollout, &["if"]).as_deref(),
+        Some("github.event_name != 'schedule'")
+    );
+    let (example_group, _) = concurrency(&example_workflow());
+    assert_eq!(
+        scalar_at(rollout, &["concurrency", "group"]),
+        Some(example_group.clone())
+    );
+    assert_eq!(
+        scalar_at(rollout, &["concurrency", "cancel-in-progress"]).as_deref(),
+        Some("false")
+    );
+    for input in ["command", "rollout", "reason", "force", "dry_run"] {
+        assert!(
+            dispatch_inputs(&workflow).iter().any(|i| i == input),
+            "dispatch input `{input}`"
+        );
+    }
+
+    // The action declares what the example uses, and the README says so.
+    let action = marked_yaml::parse_yaml(0, read("action.yml")).unwrap();
+    for (section, name) in [("inputs", "rollouts"), ("inputs", "max_jobs"), ("outputs", "matrix")] {
+        assert!(
+            action
+                .as_mapping()
+                .unwrap()
+                .get_mapping(section)
+                .and_then(|m| m.get_node(name))
+                .is_some(),
+            "action.yml declares {section} `{name}`"
+        );
+    }
+    let readme = read("README.md");
+    for row in [
+        "| `rollouts` | |",
+        "| `max_jobs` | `8` |",
+        "examples/workflows/fan-out.yml",
+    ] {
+        assert!(readme.contains(row), "the README has `{row}`");
+    }
 }

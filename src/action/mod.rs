@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::app::{self, Operation, Outcome, Place, RunRequest};
+use crate::app::list::{ListRequest, Lookup};
+use crate::app::{self, Operation, Outcome, Place, ReportTo, RunRequest};
 use crate::duration::{DurationError, SpecDuration};
 use crate::engine::ManualOp;
 use crate::escape;
@@ -26,7 +27,7 @@ use crate::record::{DecisionKind, DecisionRecord};
 use crate::report::{self, RolloutReport, Target};
 use crate::runner::Decided;
 use crate::secrets::{Secrets, Withheld, WITHHELD_PROVIDER};
-use crate::spec::{self, Diagnostic, ProviderSpec, PullRequestRef, RolloutSpec};
+use crate::spec::{self, Diagnostic, ProviderSpec, RolloutSpec};
 
 /// When to comment on pull requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,10 @@ pub struct Inputs {
     pub specs: String,
     /// A rollout name, if given.
     pub rollout: Option<String>,
+    /// Rollout names (`rollouts`, a fan-out chunk): run, plan and status only these.
+    pub rollouts: Vec<String>,
+    /// At most this many chunks for `command: list`.
+    pub max_jobs: usize,
     /// A reason for manual commands.
     pub reason: String,
     /// Only plan.
@@ -130,6 +135,21 @@ pub enum ActionError {
     /// A manual command without a rollout.
     #[error("`{0}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)")]
     NeedsRollout(String),
+    /// A `rollouts` entry that is not a rollout name (shown escaped).
+    #[error("input `rollouts` names `{0}`, which is not a rollout name: 1 to 64 letters, digits, `.`, `_` or `-`, names separated by commas or newlines")]
+    NotRolloutNames(String),
+    /// `rollout` and `rollouts` both set.
+    #[error("{} are both set: `rollout` names the one rollout a command acts on, `rollouts` limits run, plan and status to a list (a fan-out chunk); set only one", if *.dispatch { "the dispatch input `rollout` and the input `rollouts`" } else { "inputs `rollout` and `rollouts`" })]
+    RolloutAndRollouts {
+        /// Whether `rollout` came from the `workflow_dispatch` inputs rather than the step's.
+        dispatch: bool,
+    },
+    /// `rollouts` with a command other than run, plan and status.
+    #[error("input `rollouts` limits run, plan and status to a list of rollouts, and this run is `{0}`: unset it (a manual command takes `rollout`)")]
+    RolloutsWith(String),
+    /// A `max_jobs` that is not a number of jobs a matrix can have.
+    #[error("input `max_jobs` is `{0}`; use a whole number from 1 to {max}", max = app::list::MAX_MATRIX_JOBS)]
+    MaxJobs(String),
     /// `force` with a command other than `advance`.
     #[error("`force` applies to `advance` only, and this run is `{0}`: unset it, or choose `advance`")]
     ForceWithout(String),
@@ -145,6 +165,9 @@ pub enum ActionError {
     /// A GitHub call that failed.
     #[error(transparent)]
     GitHub(#[from] GitHubError),
+    /// The rollouts could not be listed.
+    #[error(transparent)]
+    List(#[from] app::list::ListError),
     /// The repository's default branch could not be read.
     #[error("cannot read the repository: {0}")]
     Repository(#[source] GitHubError),
@@ -162,7 +185,7 @@ pub enum ActionError {
 pub struct NotABoolean(pub String);
 
 const COMMANDS: &[&str] = &[
-    "auto", "run", "plan", "status", "validate", "advance", "rollback", "pause", "resume",
+    "auto", "run", "plan", "status", "validate", "list", "advance", "rollback", "pause", "resume",
 ];
 
 impl Inputs {
@@ -222,6 +245,13 @@ impl Inputs {
             return Err(ActionError::NoToken);
         }
         let rollout = Some(input("rollout", "")).filter(|r| !r.is_empty());
+        let rollouts = rollout_names(&input("rollouts", ""))?;
+        let max_jobs_text = input("max_jobs", &app::list::DEFAULT_MAX_JOBS.to_string());
+        let max_jobs = max_jobs_text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=app::list::MAX_MATRIX_JOBS).contains(n))
+            .ok_or_else(|| ActionError::MaxJobs(spec::text::shown(&max_jobs_text).into_owned()))?;
         let state_branch = input("state_branch", "flagramp-state");
         if !spec::text::is_branch_name(&state_branch) {
             return Err(ActionError::StateBranch(spec::text::shown(&state_branch).into_owned()));
@@ -235,6 +265,8 @@ impl Inputs {
             command,
             specs,
             rollout,
+            rollouts,
+            max_jobs,
             reason: input("reason", ""),
             dry_run,
             force,
@@ -246,6 +278,21 @@ impl Inputs {
             time_budget,
         })
     }
+}
+
+/// The names in the `rollouts` input: separated by commas or newlines, blanks ignored, each
+/// once, in the order given.
+fn rollout_names(text: &str) -> Result<Vec<String>, ActionError> {
+    let mut names: Vec<String> = Vec::new();
+    for name in text.split([',', '\n', '\r']).map(str::trim).filter(|n| !n.is_empty()) {
+        if !spec::text::is_name(name) {
+            return Err(ActionError::NotRolloutNames(spec::text::shown(name).into_owned()));
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
 }
 
 /// The first entry of the `specs` input that is absolute or climbs out with `..`.
@@ -275,6 +322,8 @@ pub struct Request {
     pub op: Operation,
     /// The rollout it is limited to, if any.
     pub rollout: Option<String>,
+    /// The rollouts it is limited to (`rollouts`), if any.
+    pub rollouts: Vec<String>,
     /// The person's reason, for manual commands.
     pub reason: String,
     /// Decide only, change nothing.
@@ -337,6 +386,7 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
         "plan" => Operation::Plan,
         "status" => Operation::Status,
         "validate" => Operation::Validate,
+        "list" => Operation::List,
         "advance" => Operation::Manual(ManualOp::Advance { force }),
         "rollback" => Operation::Manual(ManualOp::Rollback),
         "pause" => Operation::Manual(ManualOp::Pause),
@@ -350,6 +400,16 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
     if let Some(r) = rollout.as_deref().filter(|r| !spec::text::is_name(r)) {
         return Err(ActionError::NotARolloutName(spec::text::shown(r).into_owned()));
     }
+    if !inputs.rollouts.is_empty() {
+        if rollout.is_some() {
+            return Err(ActionError::RolloutAndRollouts {
+                dispatch: inputs.rollout.is_none(),
+            });
+        }
+        if !matches!(op, Operation::Run | Operation::Plan | Operation::Status) {
+            return Err(ActionError::RolloutsWith(command));
+        }
+    }
     if matches!(op, Operation::Manual(_)) && rollout.is_none() {
         return Err(ActionError::NeedsRollout(command));
     }
@@ -359,6 +419,7 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
     Ok(Request {
         op,
         rollout,
+        rollouts: inputs.rollouts.clone(),
         reason,
         dry_run,
     })
@@ -397,6 +458,8 @@ pub struct ActionEnv {
     pub repository: String,
     /// The REST API's base URL.
     pub api_url: String,
+    /// The GraphQL API's URL (`GITHUB_GRAPHQL_URL`), when the runner gives it.
+    pub graphql_url: Option<String>,
     /// This workflow run's page.
     pub run_url: String,
     /// Who triggered the run.
@@ -435,7 +498,8 @@ fn say(log: StepLog, secrets: &Secrets, text: &str) {
 /// it, so that the binary's stderr redacts what the Action learns.
 pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: StepLog<'_>) -> Result<u8, ActionError> {
     let request = operation(inputs, &renv.event_name, &renv.event)?;
-    let (op, rollout) = (request.op, request.rollout.clone());
+    let op = request.op;
+    let names: Vec<String> = request.rollout.iter().chain(&request.rollouts).cloned().collect();
     let root = &renv.workspace;
     let paths: Vec<PathBuf> = glob::resolve(&inputs.specs)?;
     let files = app::find_spec_files(&paths).map_err(|e| match e {
@@ -468,10 +532,16 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
     let specs = if specs.is_empty() {
         specs
     } else {
-        app::select(specs, rollout.as_deref())?
+        app::select_all(specs, &names)?
     };
 
-    let github = Arc::new(GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository)?);
+    let github = Arc::new(match &renv.graphql_url {
+        Some(graphql_url) => GitHub::with_graphql(&renv.api_url, graphql_url, &inputs.github_token, &renv.repository)?,
+        None => GitHub::new(&renv.api_url, &inputs.github_token, &renv.repository)?,
+    });
+    if op == Operation::List {
+        return list(inputs, renv, &specs, &problems, &paths, github, secrets, log).await;
+    }
     let pull_request = pull_request_number(&renv.event);
     let is_pr_event = matches!(renv.event_name.as_str(), "pull_request" | "pull_request_target");
 
@@ -564,7 +634,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
 
     // Pull request comments.
     if inputs.comment != CommentMode::Never {
-        let targets = comment_targets(
+        let (targets, unknown) = comment_targets(
             inputs,
             &op,
             is_pr_event,
@@ -576,6 +646,12 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             default_branch.as_deref(),
         )
         .await;
+        if let Some(e) = unknown {
+            command(log, secrets, &commands::warning(
+                "flagramp: pull requests not looked up",
+                &secrets.redact(&format!("could not ask GitHub which pull request last changed each spec ({e}), so rollouts with `report.pull_request: auto` get no comment this run")),
+            ));
+        }
         for (pr, (title, group)) in targets {
             let body = secrets.redact(&report::comment(
                 comment::MARKER,
@@ -837,7 +913,8 @@ fn report(
     }
 }
 
-/// Which pull request gets which rollouts, with the comment's title.
+/// Which pull request gets which rollouts, with the comment's title; beside it, why `auto`
+/// pull requests could not be looked up, if they could not.
 #[allow(clippy::too_many_arguments)]
 async fn comment_targets(
     inputs: &Inputs,
@@ -849,7 +926,7 @@ async fn comment_targets(
     decided: &[Decided],
     github: &GitHub,
     default_branch: Option<&str>,
-) -> BTreeMap<u64, (String, Vec<RolloutReport>)> {
+) -> (BTreeMap<u64, (String, Vec<RolloutReport>)>, Option<GitHubError>) {
     let mut targets: BTreeMap<u64, (String, Vec<RolloutReport>)> = BTreeMap::new();
     if is_pr_event {
         if let Some(pr) = pull_request {
@@ -860,25 +937,22 @@ async fn comment_targets(
             };
             targets.insert(pr, (title.to_string(), reports.to_vec()));
         }
-        return targets;
+        return (targets, None);
     }
     let Some(default_branch) = default_branch.filter(|_| !reports.is_empty()) else {
-        return targets;
+        return (targets, None);
     };
-    for (i, (spec, report)) in specs.iter().zip(reports).enumerate() {
-        let changed = decided.get(i).is_some_and(|d| d.changed_state);
-        if inputs.comment == CommentMode::Auto && !changed {
-            continue;
-        }
-        let pr = match spec.report.pull_request {
-            PullRequestRef::None => None,
-            PullRequestRef::Number(n) => Some(n),
-            PullRequestRef::Auto => {
-                let path = app::repository_path(&spec.file);
-                github.last_pull_request_for(default_branch, &path).await.ok().flatten()
-            }
-        };
-        if let Some(pr) = pr {
+    let due: Vec<(&RolloutSpec, &RolloutReport)> = specs
+        .iter()
+        .zip(reports)
+        .enumerate()
+        .filter(|(i, _)| inputs.comment != CommentMode::Auto || decided.get(*i).is_some_and(|d| d.changed_state))
+        .map(|(_, pair)| pair)
+        .collect();
+    let due_specs: Vec<&RolloutSpec> = due.iter().map(|(spec, _)| *spec).collect();
+    let (to, unknown) = app::reports_to(&due_specs, Some((github, default_branch))).await;
+    for ((_, report), to) in due.into_iter().zip(to) {
+        if let ReportTo::PullRequest(pr) = to {
             targets
                 .entry(pr)
                 .or_insert_with(|| ("flagramp rollout status".to_string(), Vec::new()))
@@ -886,7 +960,54 @@ async fn comment_targets(
                 .push(report.clone());
         }
     }
-    targets
+    (targets, unknown)
+}
+
+/// `command: list`: the rollouts in chunks, the matrix in the `matrix` output, the listing in
+/// the step log and the job summary. Invalid specs give no matrix and fail the step, whatever
+/// `fail_on` says: a fan-out of nothing would report nothing.
+#[allow(clippy::too_many_arguments)]
+async fn list(
+    inputs: &Inputs,
+    renv: &ActionEnv,
+    specs: &[RolloutSpec],
+    problems: &[Diagnostic],
+    paths: &[PathBuf],
+    github: Arc<GitHub>,
+    secrets: &Secrets,
+    log: StepLog<'_>,
+) -> Result<u8, ActionError> {
+    if !problems.is_empty() {
+        if let Some(path) = &renv.summary {
+            let summary = secrets.redact(&report::summary(&[], problems, &renv.run_url));
+            commands::append(path, &summary).map_err(ActionError::Summary)?;
+        }
+        return Ok(1);
+    }
+    if specs.is_empty() {
+        return Err(ActionError::App(app::AppError::NoSpecs(paths.to_vec())));
+    }
+    let request = ListRequest {
+        max_jobs: inputs.max_jobs,
+        lookup: Lookup::GitHub { github, branch: None },
+    };
+    let listing = app::list::list(specs, &request).await?;
+    say(log, secrets, &listing.text());
+    if let Some(note) = &listing.note {
+        command(
+            log,
+            secrets,
+            &commands::warning("flagramp: pull requests not looked up", &secrets.redact(note)),
+        );
+    }
+    if let Some(path) = &renv.output {
+        let matrix = secrets.redact(&listing.matrix().to_string());
+        commands::write_outputs(path, &[("matrix", matrix)]).map_err(ActionError::Output)?;
+    }
+    if let Some(path) = &renv.summary {
+        commands::append(path, &secrets.redact(&listing.markdown())).map_err(ActionError::Summary)?;
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

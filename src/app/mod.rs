@@ -2,7 +2,11 @@
 //! [`RunRequest`], carried out once here. Finding and loading specs, picking the rollout a
 //! command names, building the [`Runner`] over the right state store and flag files, and
 //! status all live here, so that the two front ends differ only in where their request comes
-//! from and where their output goes.
+//! from and where their output goes. Listing rollouts in chunks for a fan-out matrix is
+//! [`list`]; which pull request a rollout reports to is [`reports_to`], for comments and chunks
+//! alike.
+
+pub mod list;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,13 +15,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::engine::ManualOp;
-use crate::github::GitHub;
+use crate::github::{GitHub, GitHubError};
 use crate::http::Deadline;
 use crate::provider::FlagFiles;
 use crate::record::Status;
 use crate::runner::{Decided, Mode, Runner};
 use crate::secrets::Secrets;
-use crate::spec::{self, RolloutSpec, SpecErrors};
+use crate::spec::{self, PullRequestRef, RolloutSpec, SpecErrors};
 use crate::state::{GitHubStateStore, LocalStateStore, StateError, StateStore};
 
 pub use crate::record::AUTOMATIC_ACTOR;
@@ -33,6 +37,8 @@ pub enum Operation {
     Status,
     /// Validate specs only.
     Validate,
+    /// List the rollouts in chunks for a matrix of jobs ([`list`]); decides nothing.
+    List,
     /// A person's command.
     Manual(ManualOp),
 }
@@ -45,6 +51,7 @@ impl Operation {
             Operation::Plan => "plan",
             Operation::Status => "status",
             Operation::Validate => "validate",
+            Operation::List => "list",
             Operation::Manual(ManualOp::Advance { force: true }) => "advance --force",
             Operation::Manual(m) => m.command(),
         }
@@ -130,7 +137,7 @@ pub enum Outcome {
     Decided(Vec<Decided>),
     /// One status per rollout (`status`), orphans last.
     Statuses(Vec<Status>),
-    /// Nothing to decide (`validate`).
+    /// Nothing to decide (`validate`, `list`).
     Validated,
 }
 
@@ -199,19 +206,75 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<RolloutSpec>, AppError> {
 
 /// The specs a request acts on: all of them, or the one it names.
 pub fn select(specs: Vec<RolloutSpec>, rollout: Option<&str>) -> Result<Vec<RolloutSpec>, AppError> {
-    let Some(name) = rollout else { return Ok(specs) };
-    if specs.iter().any(|s| s.name == name) {
-        return Ok(specs.into_iter().filter(|s| s.name == name).collect());
+    let names: Vec<String> = rollout.map(str::to_string).into_iter().collect();
+    select_all(specs, &names)
+}
+
+/// The specs a request acts on: all of them when `names` is empty, else those it names, in
+/// spec order. A name no spec has is an error, so a chunk of a fan-out never quietly skips a
+/// rollout it was given.
+pub fn select_all(specs: Vec<RolloutSpec>, names: &[String]) -> Result<Vec<RolloutSpec>, AppError> {
+    if let Some(name) = names.iter().find(|n| !specs.iter().any(|s| &s.name == *n)) {
+        return Err(AppError::UnknownRollout {
+            name: name.clone(),
+            known: specs.into_iter().map(|s| s.name).collect(),
+        });
     }
-    Err(AppError::UnknownRollout {
-        name: name.to_string(),
-        known: specs.into_iter().map(|s| s.name).collect(),
-    })
+    if names.is_empty() {
+        return Ok(specs);
+    }
+    Ok(specs.into_iter().filter(|s| names.contains(&s.name)).collect())
+}
+
+/// Where a rollout's report goes: its spec's `report.pull_request`, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportTo {
+    /// A comment on this pull request (a number in the spec, or the one `auto` found).
+    PullRequest(u64),
+    /// No comment: `none`, or `auto` and no pull request ever changed the spec file.
+    Nowhere,
+    /// `auto`, not looked up: no way to ask GitHub, or the lookup failed.
+    Unknown,
+}
+
+/// Where each spec's report goes, in order. `auto` means the pull request that last changed the
+/// spec file on `branch`: every `auto` spec is looked up at once, in one GraphQL query
+/// ([`GitHub::last_pull_requests_for`]), when `github` is given; without it they are
+/// [`ReportTo::Unknown`]. A failed lookup leaves them `Unknown` too and is returned beside the
+/// answer, so a caller can say so and still act on the specs that name their pull request.
+pub async fn reports_to(
+    specs: &[&RolloutSpec],
+    github: Option<(&GitHub, &str)>,
+) -> (Vec<ReportTo>, Option<GitHubError>) {
+    let mut targets: Vec<ReportTo> = specs
+        .iter()
+        .map(|spec| match spec.report.pull_request {
+            PullRequestRef::Number(n) => ReportTo::PullRequest(n),
+            PullRequestRef::None => ReportTo::Nowhere,
+            PullRequestRef::Auto => ReportTo::Unknown,
+        })
+        .collect();
+    let auto: Vec<usize> = (0..specs.len())
+        .filter(|&i| specs[i].report.pull_request == PullRequestRef::Auto)
+        .collect();
+    let Some((github, branch)) = github.filter(|_| !auto.is_empty()) else {
+        return (targets, None);
+    };
+    let paths: Vec<String> = auto.iter().map(|&i| repository_path(&specs[i].file)).collect();
+    match github.last_pull_requests_for(branch, &paths).await {
+        Ok(found) => {
+            for (&i, pr) in auto.iter().zip(found) {
+                targets[i] = pr.map_or(ReportTo::Nowhere, ReportTo::PullRequest);
+            }
+            (targets, None)
+        }
+        Err(e) => (targets, Some(e)),
+    }
 }
 
 /// Carries out `request` on `specs` (already selected).
 pub async fn execute(request: &RunRequest, specs: &[RolloutSpec], secrets: &Secrets) -> Result<Outcome, AppError> {
-    if request.operation == Operation::Validate {
+    if matches!(request.operation, Operation::Validate | Operation::List) {
         return Ok(Outcome::Validated);
     }
     let runner = runner(request, secrets).await?;
@@ -221,7 +284,7 @@ pub async fn execute(request: &RunRequest, specs: &[RolloutSpec], secrets: &Secr
 /// Carries out `request` on `specs` with a runner built by [`runner`].
 pub async fn run_with(runner: &Runner, request: &RunRequest, specs: &[RolloutSpec]) -> Result<Outcome, AppError> {
     match request.operation {
-        Operation::Validate => Ok(Outcome::Validated),
+        Operation::Validate | Operation::List => Ok(Outcome::Validated),
         Operation::Status => Ok(Outcome::Statuses(runner.status(specs, request.include_orphans).await?)),
         _ => Ok(Outcome::Decided(runner.decide_all(specs, &request.mode()).await)),
     }

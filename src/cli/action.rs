@@ -52,6 +52,7 @@ fn read_runner_env() -> Result<ActionEnv, String> {
         event,
         repository,
         api_url: env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+        graphql_url: env("GITHUB_GRAPHQL_URL"),
         run_url,
         actor: env("GITHUB_ACTOR").unwrap_or_else(|| "github-actions".into()),
         summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
@@ -73,8 +74,7 @@ pub async fn run(secrets: Secrets) -> u8 {
     // Masks come before anything else is printed: every secret is masked as it is registered,
     // the token first.
     if let Some(token) = env("INPUT_GITHUB_TOKEN") {
-        secrets.remember_bearer(&token);
-        secrets.remember(&format!("token {token}"));
+        secrets.remember_github_token(&token);
     }
     // Outside a job, say so before judging inputs that only a job would set.
     let mut runner_env = match read_runner_env() {

@@ -122,6 +122,36 @@ pub struct Simulate {
     pub exposure: Option<String>,
 }
 
+/// How `flagramp list` prints the rollouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// For people: each chunk, its rollouts, their spec files and pull requests.
+    Text,
+    /// For programs: every rollout with its spec file, pull request and chunk, and the chunks.
+    Json,
+    /// One line of JSON for `strategy.matrix` through `fromJSON`: {"include":[{"chunk":1,"rollouts":"a,b"},…]}.
+    Matrix,
+}
+
+/// `flagramp list`'s arguments.
+#[derive(Debug, Args)]
+pub struct List {
+    /// Spec files or directories (default: .github/rollouts).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub output: ListFormat,
+    /// At most this many chunks, one job each (GitHub runs at most 256 jobs per matrix).
+    #[arg(
+        long,
+        default_value_t = flagramp::app::list::DEFAULT_MAX_JOBS as u16,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=flagramp::app::list::MAX_MATRIX_JOBS as i64)
+    )]
+    pub max_jobs: u16,
+}
+
 /// Which schema `flagramp schema` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaArg {
@@ -179,6 +209,18 @@ pub enum Command {
         after_help = "Example:\n  flagramp simulate new-checkout --from 2026-11-01T00:00:00Z --to 2026-11-08T00:00:00Z --every 15m"
     )]
     Simulate(Simulate),
+    /// List the rollouts in chunks for a GitHub Actions matrix (fan-out); rollouts that report to
+    /// one pull request share a chunk.
+    ///
+    /// `report.pull_request: auto` is looked up on GitHub, every spec in one GraphQL query, with
+    /// GITHUB_TOKEN for GITHUB_REPOSITORY (owner/name) at GITHUB_API_URL (GraphQL at
+    /// GITHUB_GRAPHQL_URL, default: beside it). Without a token, `auto` rollouts are grouped by
+    /// spec file alone, and stderr says so. Chunks are balanced (the largest group first, into
+    /// the chunk with the fewest rollouts), deterministic, and keep spec order.
+    #[command(
+        after_help = "Example (a workflow's first job):\n  echo \"matrix=$(flagramp list --output matrix --max-jobs 4)\" >> \"$GITHUB_OUTPUT\""
+    )]
+    List(List),
     /// Print a JSON Schema: of a spec, of the decisions JSON, or of the status JSON.
     Schema {
         /// Which schema.

@@ -13,11 +13,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 
+use flagramp::app::list::{ListRequest, Lookup};
 use flagramp::app::{self, AppError, Operation, Outcome, Place, RunRequest};
 use flagramp::duration::SpecDuration;
 use flagramp::engine::{self, ManualOp};
 use flagramp::escape::plain;
 use flagramp::exit;
+use flagramp::github::GitHub;
 use flagramp::http::Deadline;
 use flagramp::percent::Percent;
 use flagramp::record::DecisionRecord;
@@ -28,7 +30,7 @@ use flagramp::secrets::Secrets;
 use flagramp::simulate::SimulateRequest;
 use flagramp::spec::{RolloutSpec, SpecErrors, DEFAULT_SPEC_DIR};
 
-use args::{Cli, Command, Format, Global, Named, Targets};
+use args::{Cli, Command, Format, Global, ListFormat, Named, Targets};
 
 /// A usage error (exit 2), as opposed to a failure of the work itself.
 #[derive(Debug, thiserror::Error)]
@@ -325,6 +327,7 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
         }
         Command::Validate(targets) => return validate(targets, &secrets),
         Command::Simulate(args) => return simulate(args, &secrets).await,
+        Command::List(args) => return list(args, &secrets).await,
         Command::Plan(targets) => request(&global, Operation::Plan, targets)?,
         Command::Run(targets) => request(&global, Operation::Run, targets)?,
         Command::Status(targets) => request(&global, Operation::Status, targets)?,
@@ -382,6 +385,51 @@ async fn simulate(args: args::Simulate, secrets: &Secrets) -> anyhow::Result<Exi
         Format::Text => print(&secrets.redact(&report::text::timelines(&timelines, &request)))?,
     }
     Ok(exit::for_decisions(&records))
+}
+
+async fn list(args: args::List, secrets: &Secrets) -> anyhow::Result<ExitCode> {
+    let specs = load_specs(&spec_paths(args.paths), None)?;
+    let request = ListRequest {
+        max_jobs: usize::from(args.max_jobs),
+        lookup: github_lookup(secrets)?,
+    };
+    let listing = app::list::list(&specs, &request)
+        .await
+        .map_err(|e| usage(format!("--max-jobs: {e}")))?;
+    if let Some(note) = &listing.note {
+        say_error(secrets, &format!("flagramp: {}", plain(note)));
+    }
+    let text = match args.output {
+        ListFormat::Text => listing.text(),
+        ListFormat::Json => serde_json::to_string_pretty(&listing)? + "\n",
+        ListFormat::Matrix => listing.matrix().to_string() + "\n",
+    };
+    print(&secrets.redact(&text))?;
+    Ok(ExitCode::from(exit::DECIDED))
+}
+
+/// How `list` finds `auto` pull requests: GitHub, when GITHUB_TOKEN and GITHUB_REPOSITORY are
+/// set (at GITHUB_API_URL, GraphQL at GITHUB_GRAPHQL_URL or beside it), else not at all, and why.
+/// The token is registered as a secret before anything could print it.
+fn github_lookup(secrets: &Secrets) -> anyhow::Result<Lookup> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let Some(token) = var("GITHUB_TOKEN") else {
+        return Ok(Lookup::Unavailable("GITHUB_TOKEN is not set".into()));
+    };
+    secrets.remember_github_token(&token);
+    let Some(repository) = var("GITHUB_REPOSITORY") else {
+        return Ok(Lookup::Unavailable("GITHUB_REPOSITORY (owner/name) is not set".into()));
+    };
+    let api_url = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+    let github = match var("GITHUB_GRAPHQL_URL") {
+        Some(graphql_url) => GitHub::with_graphql(&api_url, &graphql_url, &token, &repository),
+        None => GitHub::new(&api_url, &token, &repository),
+    }
+    .map_err(|e| usage(e.to_string()))?;
+    Ok(Lookup::GitHub {
+        github: std::sync::Arc::new(github),
+        branch: None,
+    })
 }
 
 fn validate(targets: Targets, secrets: &Secrets) -> anyhow::Result<ExitCode> {

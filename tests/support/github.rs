@@ -10,6 +10,10 @@
 //! The repository is modelled as git is: commits with a full file tree and one parent, and
 //! branches pointing at commits. `put_file` (seeding), contents `PUT` and `add_commit` all make
 //! commits, so `GET /commits?path=…` sees them, newest first.
+//!
+//! `POST /graphql` answers queries from the same commits and pull requests (see
+//! [`super::graphql`] for the part of the GraphQL schema it knows); a query GitHub would refuse
+//! is answered with GitHub's kind of error and recorded as a conformance problem.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,6 +24,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use super::graphql::{self, GqlError, Node, Resolved};
 use super::openapi::OpenApi;
 use super::{git_blob_sha, percent_decode, percent_encode_query, sha1_hex};
 
@@ -82,11 +87,16 @@ enum Kind {
     Injected,
     /// A request the fake does not serve: always a violation.
     Unexpected,
+    /// A GraphQL query (`POST /graphql`), outside the REST description; its problems are
+    /// found when it is answered.
+    GraphQl,
 }
 
 struct Entry {
     recorded: Recorded,
     kind: Kind,
+    /// What is wrong with a GraphQL query, found when it was answered.
+    problems: Vec<String>,
     user_agent: bool,
     body_not_json: bool,
 }
@@ -164,6 +174,8 @@ struct Reply {
     kind: Kind,
     /// The operation changed the world.
     applied: bool,
+    /// Conformance problems found while answering (GraphQL).
+    problems: Vec<String>,
 }
 
 impl Reply {
@@ -175,6 +187,7 @@ impl Reply {
             headers: Vec::new(),
             kind: Kind::Documented,
             applied: false,
+            problems: Vec::new(),
         }
     }
 
@@ -186,6 +199,7 @@ impl Reply {
             headers: Vec::new(),
             kind: Kind::Documented,
             applied: false,
+            problems: Vec::new(),
         }
     }
 
@@ -605,6 +619,7 @@ impl World {
                 headers: Vec::new(),
                 kind: Kind::Real("basic-error"),
                 applied: false,
+                problems: Vec::new(),
             };
         }
         if !req.authorized {
@@ -714,6 +729,12 @@ impl World {
 
     fn route(&mut self, req: &Incoming) -> Reply {
         let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        if req.method == "POST" && segments == ["graphql"] {
+            let (body, problems) = graphql::answer(req.body.as_ref(), self);
+            let mut reply = Reply::json(200, body).kind(Kind::GraphQl);
+            reply.problems = problems;
+            return reply;
+        }
         if req.method == "GET" && segments == ["user"] {
             // `GET /user` is not open to GitHub App installation tokens such as GITHUB_TOKEN.
             return self.error(req, 403, "Resource not accessible by integration");
@@ -1208,17 +1229,26 @@ impl World {
         let Some(head) = self.resolve_ref(&start) else {
             return self.error(req, 404, "Not Found");
         };
-        let path = req.query("path").map(|p| p.trim_matches('/').to_string());
         let items = self
-            .history(&head)
+            .touching(&head, req.query("path"))
+            .into_iter()
+            .map(|c| self.commit_json(c))
+            .collect();
+        self.paginated(req, items)
+    }
+
+    /// The commits reachable from `head` (newest first) that touched `path`, a file or a
+    /// directory (all of them without a path), as `GET /commits?path=` and GraphQL's
+    /// `Commit.history(path:)` list them.
+    fn touching(&self, head: &str, path: Option<&str>) -> Vec<&CommitObject> {
+        let path = path.map(|p| p.trim_matches('/').to_string());
+        self.history(head)
             .into_iter()
             .filter(|c| match &path {
                 None => true,
                 Some(p) => c.touched.iter().any(|t| t == p || t.starts_with(&format!("{p}/"))),
             })
-            .map(|c| self.commit_json(c))
-            .collect();
-        self.paginated(req, items)
+            .collect()
     }
 
     fn pull_json(&self, number: u64, commit: &CommitObject) -> Value {
@@ -1371,6 +1401,7 @@ impl World {
 
     fn record(&mut self, req: Incoming, reply: &Reply) {
         self.log.push(Entry {
+            problems: reply.problems.clone(),
             recorded: Recorded {
                 method: req.method,
                 path: req.path,
@@ -1404,6 +1435,10 @@ impl World {
             if entry.body_not_json {
                 out.push(format!("{label}: the request body is not JSON"));
             }
+            if entry.kind == Kind::GraphQl {
+                out.extend(entry.problems.iter().map(|p| format!("{label}: {p}")));
+                continue;
+            }
             let known = self.api.operation_template(&r.method, &r.path).is_some();
             if entry.kind == Kind::Unexpected {
                 out.push(format!("{label}: unexpected request (the fake does not serve it)"));
@@ -1416,7 +1451,7 @@ impl World {
             }
             let response = r.response_body.as_ref();
             let problems = match entry.kind {
-                Kind::Unexpected => Vec::new(),
+                Kind::Unexpected | Kind::GraphQl => Vec::new(),
                 Kind::Documented => self.api.check_response(&r.method, &r.path, r.status, response),
                 Kind::Real(schema) => {
                     let strict = self.api.check_response(&r.method, &r.path, r.status, response);
@@ -1437,6 +1472,62 @@ impl World {
             }
         }
         out
+    }
+}
+
+/// GraphQL fields answered from the fake's repository: the schema facts of [`super::graphql`].
+impl graphql::Resolver for World {
+    fn resolve(&self, node: &Node, field: &str, args: &serde_json::Map<String, Value>) -> Result<Resolved, GqlError> {
+        let text = |name: &str| args.get(name).and_then(Value::as_str);
+        match (node, field) {
+            (Node::Query, "repository") => {
+                let (owner, name) = (text("owner").unwrap_or_default(), text("name").unwrap_or_default());
+                if owner.eq_ignore_ascii_case(&self.owner) && name.eq_ignore_ascii_case(&self.repo) {
+                    Ok(Resolved::Node(Node::Repository))
+                } else {
+                    Err(GqlError::new(
+                        format!("Could not resolve to a Repository with the name '{owner}/{name}'."),
+                        Some("NOT_FOUND"),
+                    ))
+                }
+            }
+            (Node::Repository, "nameWithOwner") => Ok(Resolved::Leaf(json!(format!("{}/{}", self.owner, self.repo)))),
+            (Node::Repository, "object") => {
+                // A revision as git reads it: `HEAD`, a branch (`main`, `heads/main`,
+                // `refs/heads/main`) or a commit sha; anything else finds no object.
+                let sha = match (text("expression"), text("oid")) {
+                    (Some("HEAD"), _) => Some(self.head(&self.default_branch).to_string()),
+                    (Some(expression), _) => self.resolve_ref(expression),
+                    (None, Some(oid)) => self.commits.contains_key(oid).then(|| oid.to_string()),
+                    (None, None) => None,
+                };
+                Ok(sha.map_or(Resolved::Null, |sha| Resolved::Node(Node::Commit(sha))))
+            }
+            (Node::Commit(sha), "oid") => Ok(Resolved::Leaf(json!(sha))),
+            (Node::Commit(sha), "history") => {
+                let commits = self
+                    .touching(sha, text("path"))
+                    .into_iter()
+                    .map(|c| Node::Commit(c.sha.clone()))
+                    .collect();
+                Ok(Resolved::Node(Node::Connection(
+                    "CommitHistoryConnection",
+                    graphql::page(commits, args),
+                )))
+            }
+            (Node::Commit(sha), "associatedPullRequests") => {
+                let pulls = self.commits[sha].pulls.iter().map(|n| Node::PullRequest(*n)).collect();
+                Ok(Resolved::Node(Node::Connection(
+                    "PullRequestConnection",
+                    graphql::page(pulls, args),
+                )))
+            }
+            (Node::PullRequest(number), "number") => Ok(Resolved::Leaf(json!(number))),
+            (node, field) => Err(GqlError::new(
+                format!("the fake GitHub does not answer `{field}` on {node:?}"),
+                None,
+            )),
+        }
     }
 }
 

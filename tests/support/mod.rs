@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: a stateful fake of the GitHub REST API
-//! ([`github::FakeGitHub`]) and a checker of requests and responses against GitHub's own API
-//! description ([`openapi::OpenApi`]).
+//! ([`github::FakeGitHub`]), with the part of the GraphQL API flagramp uses ([`graphql`]), and a
+//! checker of requests and responses against GitHub's own API description
+//! ([`openapi::OpenApi`]).
 
 // Each test module uses a different part of the support code.
 #![allow(dead_code)]
@@ -8,6 +9,7 @@
 pub mod backfill;
 pub mod bench;
 pub mod github;
+pub mod graphql;
 pub mod launchdarkly;
 pub mod openapi;
 pub mod repo;
