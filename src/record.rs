@@ -308,6 +308,10 @@ pub struct DecisionRecord {
     /// Absent when `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub diverged: bool,
+    /// A hold that repeats the last history entry (same decision, rule, percentages and check
+    /// verdicts): the time of that entry. Nothing new was recorded. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged_since: Option<DateTime<Utc>>,
 }
 
 impl DecisionRecord {
@@ -341,6 +345,7 @@ impl DecisionRecord {
             locked: false,
             paused: false,
             diverged: false,
+            unchanged_since: None,
         }
     }
 }

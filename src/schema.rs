@@ -22,6 +22,7 @@ const OMITTED_WHEN_EMPTY: &[&str] = &[
     "flag_error",
     "refused",
     "diverged",
+    "unchanged_since",
     "control_value",
     "compare",
     "units",

@@ -948,16 +948,16 @@ fn history_keeps_the_last_100_decisions() {
     let mut state = state_at(&spec, 10, T0);
     for minute in 0..150 {
         let now = t(T0) + Duration::minutes(minute);
-        // Alternate the reason so identical holds are not folded together.
-        let results = checks(
-            &spec,
-            &[
-                Measurement::Value(0.96 + (minute % 2) as f64 / 100.0),
-                Measurement::Value(1.0),
-            ],
-        );
+        // Alternate the verdict (a pass that bakes, no data that holds) so that no hold repeats
+        // the one before it, and each is a history entry.
+        let first = if minute % 2 == 0 {
+            Measurement::Value(0.99)
+        } else {
+            Measurement::NoData("empty".into())
+        };
+        let results = checks(&spec, &[first, Measurement::Value(1.0)]);
         let mut s = state.clone();
-        // Entered a varying while ago, within the bake: each hold's reason differs.
+        // Entered a varying while ago, within the bake.
         s.stage_entered_at = Some(now - Duration::minutes(minute % 50));
         let e = decide(&spec, Some(&s), on(10), now, Some(&results));
         state = e.state.unwrap_or(s);
@@ -1084,4 +1084,30 @@ proptest! {
             prop_assert_eq!(after.locked, state.locked);
         }
     }
+}
+
+#[test]
+fn a_hold_that_repeats_the_last_entry_writes_nothing_and_says_since_when() {
+    let spec = spec();
+    let mut state = state_at(&spec, 10, T0);
+    let hold_at = |state: &RolloutState, minute: i64, value: f64| {
+        let now = t(T0) + Duration::minutes(minute);
+        let results = checks(&spec, &[Measurement::Value(value), Measurement::Value(1.0)]);
+        decide(&spec, Some(state), on(10), now, Some(&results))
+    };
+    let first = hold_at(&state, 5, 0.99);
+    assert_eq!(first.record.unchanged_since, None);
+    state = first.state.expect("a first hold is history");
+    let entries = state.history.len();
+    // The same hold with other values (and another bake progress): nothing to write.
+    let again = hold_at(&state, 10, 0.97);
+    assert_eq!(again.record.decision, DecisionKind::Hold, "{}", again.record.reason);
+    assert!(again.state.is_none(), "a repeat writes nothing");
+    assert_eq!(again.record.unchanged_since, Some(t(T0) + Duration::minutes(5)));
+    let text = flagramp::report::text::decisions(std::slice::from_ref(&again.record), flagramp::report::Target::Cli);
+    assert!(text.contains("unchanged since 2026-11-24 09:05 UTC"), "{text}");
+    // A verdict that changes is news: it is written.
+    let failing = hold_at(&state, 15, 0.5);
+    assert!(failing.state.is_some_and(|s| s.history.len() == entries + 1));
+    assert_eq!(failing.record.unchanged_since, None);
 }

@@ -101,6 +101,7 @@ impl<'a> Decider<'a> {
             locked: self.state.locked,
             paused: self.state.paused,
             diverged: false,
+            unchanged_since: None,
         }
     }
 
@@ -176,20 +177,18 @@ impl<'a> Decider<'a> {
         self.finish(record, None)
     }
 
-    /// Finishes with a decision; records it in history unless it repeats the last one verbatim.
-    pub(super) fn finish(mut self, record: DecisionRecord, flag_change: Option<FlagValue>) -> Step {
-        let repeat = self.state.history.last().is_some_and(|last| {
-            matches!(
-                record.decision,
-                DecisionKind::Hold | DecisionKind::Paused | DecisionKind::Drift | DecisionKind::Complete
-            ) && last.decision == record.decision
-                && last.reason == record.reason
-                && last.from_percent == record.from_percent
-                && last.to_percent == record.to_percent
-        });
-        if !repeat {
-            self.state.push_history(record.clone());
-            self.changed = true;
+    /// Finishes with a decision; records it in history unless it repeats the last entry
+    /// (docs/rules.md §4, "unchanged since"). A repeat is a hold-like decision with the same
+    /// decision, rule, percentages and check verdicts as the last entry; its values may differ.
+    /// A repeat writes nothing (unless something else in the state changed) and says since when
+    /// the rollout has been unchanged.
+    pub(super) fn finish(mut self, mut record: DecisionRecord, flag_change: Option<FlagValue>) -> Step {
+        match self.state.history.last().filter(|last| repeats(last, &record)) {
+            Some(last) => record.unchanged_since = Some(last.unchanged_since.unwrap_or(last.at)),
+            None => {
+                self.state.push_history(record.clone());
+                self.changed = true;
+            }
         }
         Step::Decided(Evaluation {
             record,
@@ -338,4 +337,22 @@ impl<'a> Decider<'a> {
             DecisionKind::Disable
         }
     }
+}
+
+/// Whether `record` says nothing `last` did not: the same hold-like decision, by the same rule,
+/// at the same percentages, with every check at the same verdict (values may differ).
+fn repeats(last: &DecisionRecord, record: &DecisionRecord) -> bool {
+    let verdicts = |r: &DecisionRecord| -> Vec<(String, crate::check::Verdict, bool)> {
+        r.checks.iter().map(|c| (c.name.clone(), c.verdict, c.gate)).collect()
+    };
+    matches!(
+        record.decision,
+        DecisionKind::Hold | DecisionKind::Paused | DecisionKind::Drift | DecisionKind::Complete
+    ) && !record.refused
+        && last.decision == record.decision
+        && last.rule == record.rule
+        && last.from_percent == record.from_percent
+        && last.to_percent == record.to_percent
+        && last.refused == record.refused
+        && verdicts(last) == verdicts(record)
 }

@@ -189,6 +189,9 @@ pub(super) fn section(report: &RolloutReport) -> String {
         transition(r),
         markdown(&r.reason)
     );
+    if let Some(since) = r.unchanged_since {
+        let _ = writeln!(out, "Unchanged since {}.\n", crate::window::human_time(since));
+    }
     if let Some(at) = r.eligible_at {
         let _ = writeln!(out, "Eligible to move on at **{}**.\n", when(at, r.at));
     }

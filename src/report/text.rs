@@ -60,6 +60,9 @@ pub fn decisions(records: &[DecisionRecord], target: Target) -> String {
                 plain(&check.condition)
             );
         }
+        if let Some(since) = record.unchanged_since {
+            let _ = writeln!(out, "  unchanged since {}", human_time(since));
+        }
         if let Some(at) = record.eligible_at {
             let _ = writeln!(out, "  eligible at {}", when(at, record.at));
         }
