@@ -9,7 +9,7 @@ pub mod unleash;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use flagd::{FlagFileStore, FlagdFile, LocalFile, RepoFileOnBranch};
+pub use flagd::{set_together, FlagFileStore, FlagdChange, FlagdFile, LocalFile, RepoFileOnBranch};
 pub use memory::{MemoryFlag, MemoryFlags};
 
 use crate::github::GitHub;
@@ -86,6 +86,12 @@ pub trait FlagProvider: std::fmt::Debug + Send + Sync {
     /// message on a branch); a provider that keeps none ignores it. Callers with nothing to say
     /// pass `&ChangeNote::default()`.
     async fn set(&self, to: FlagValue, seen: &FlagReading, note: &ChangeNote) -> Result<FlagReading, ProviderError>;
+
+    /// The flag as a flagd file's, when it is one: a run writes all its changes to one file
+    /// together ([`flagd::set_together`]).
+    fn as_flagd_file(&self) -> Option<&flagd::FlagdFile> {
+        None
+    }
 }
 
 /// Who changes a flag and why, as the decision record says (already redacted).

@@ -92,40 +92,62 @@ impl FlagdFile {
         Ok(reading_of(enabled, percent))
     }
 
-    /// The file's `text` with only this flag's `state` and fractional weights changed (its
-    /// `targeting` added or replaced when it has no rule yet): every other byte stays as it was,
-    /// so numbers, escapes and formatting that a JSON round trip would change survive.
-    pub(super) fn rewrite(&self, text: &str, doc: &Value, to: FlagValue) -> Result<String, ProviderError> {
-        let broken = |why: String| {
-            ProviderError::CannotOwn(format!(
-                "flagramp cannot change flag `{}` in {} without touching the rest of the file ({why}), so it changed nothing",
-                self.key,
-                self.shown_path.display()
-            ))
-        };
-        let mut edits = owned_flag_edits(text, &self.key, to).map_err(|e| broken(e.to_string()))?;
-        edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
-        let mut out = text.to_string();
-        for (span, replacement) in edits {
-            out.replace_range(span, &replacement);
-        }
-        // The splice must have changed this flag and nothing else.
-        let written: Value = serde_json::from_str(&out).map_err(|e| broken(format!("the result is not JSON: {e}")))?;
-        let without_flag = |d: &Value| {
-            let mut d = d.clone();
-            if let Some(flags) = d.get_mut("flags").and_then(Value::as_object_mut) {
-                flags.shift_remove(&self.key);
-            }
-            d
-        };
-        if without_flag(&written) != without_flag(doc) {
-            return Err(broken("the result changes other flags".into()));
-        }
-        if self.understand(self.flag(&written)?)? != to {
-            return Err(broken(format!("the result does not read as {}", to.describe())));
-        }
-        Ok(out)
+    fn broken(&self, why: String) -> ProviderError {
+        ProviderError::CannotOwn(format!(
+            "flagramp cannot change flag `{}` in {} without touching the rest of the file ({why}), so it changed nothing",
+            self.key,
+            self.shown_path.display()
+        ))
     }
+}
+
+/// The file's `text` with each of `changes` made (each flag's `state` and fractional weights,
+/// its `targeting` added or replaced when it has no rule yet), every other byte as it was, so
+/// numbers, escapes and formatting that a JSON round trip would change survive. One pass: the
+/// edits of all flags are found in the text as read (they never overlap, being in different
+/// flags), spliced in from the end, and the result is checked once.
+pub(super) fn rewrite_all(
+    text: &str,
+    doc: &Value,
+    changes: &[(&FlagdFile, FlagValue)],
+) -> Result<String, ProviderError> {
+    let Some((first, _)) = changes.first() else {
+        return Ok(text.to_string());
+    };
+    // The file's flags are found once, however many of them change.
+    let flags = member(&members(text).map_err(|e| first.broken(e.to_string()))?, "flags")
+        .and_then(|flags| members(flags.get()))
+        .map_err(|e| first.broken(e.to_string()))?;
+    let mut edits = Vec::new();
+    for (flag, to) in changes {
+        edits.extend(owned_flag_edits(text, &flags, &flag.key, *to).map_err(|e| flag.broken(e.to_string()))?);
+    }
+    edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+    let mut out = text.to_string();
+    for (span, replacement) in edits {
+        out.replace_range(span, &replacement);
+    }
+    // The splice must have changed these flags and nothing else.
+    let written: Value =
+        serde_json::from_str(&out).map_err(|e| first.broken(format!("the result is not JSON: {e}")))?;
+    let without_ours = |d: &Value| {
+        let mut d = d.clone();
+        if let Some(flags) = d.get_mut("flags").and_then(Value::as_object_mut) {
+            for (flag, _) in changes {
+                flags.shift_remove(&flag.key);
+            }
+        }
+        d
+    };
+    if without_ours(&written) != without_ours(doc) {
+        return Err(first.broken("the result changes other flags".into()));
+    }
+    for (flag, to) in changes {
+        if flag.understand(flag.flag(&written)?)? != *to {
+            return Err(flag.broken(format!("the result does not read as {}", to.describe())));
+        }
+    }
+    Ok(out)
 }
 
 /// Why a flag's text could not be edited in place (shown inside [`ProviderError::CannotOwn`]).
@@ -170,10 +192,14 @@ fn span(whole: &str, part: &RawValue) -> Result<Range<usize>, EditError> {
         .ok_or(EditError::Shape("a value outside the file"))
 }
 
-/// The replacements in `text` that set the flag `key` to `to`.
-fn owned_flag_edits(text: &str, key: &str, to: FlagValue) -> Result<Vec<(Range<usize>, String)>, EditError> {
-    let flags = member(&members(text)?, "flags")?;
-    let flag_raw = member(&members(flags.get())?, key)?;
+/// The replacements in `text` that set the flag `key`, one of the file's `flags`, to `to`.
+fn owned_flag_edits<'t>(
+    text: &'t str,
+    flags: &HashMap<String, &'t RawValue>,
+    key: &str,
+    to: FlagValue,
+) -> Result<Vec<(Range<usize>, String)>, EditError> {
+    let flag_raw = member(flags, key)?;
     let flag = members(flag_raw.get())?;
     let mut edits = Vec::new();
 

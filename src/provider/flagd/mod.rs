@@ -89,35 +89,147 @@ impl FlagProvider for FlagdFile {
     /// (another rollout of this run, or another run) is re-read and this flag's change applied
     /// to it again, without deciding again; a change to this flag is a conflict.
     async fn set(&self, to: FlagValue, seen: &FlagReading, note: &ChangeNote) -> Result<FlagReading, ProviderError> {
-        let mut attempt = 1;
-        loop {
-            let (text, file_version, doc) = self.load().await?;
-            let flag = self.flag(&doc)?;
-            if flag_version(flag) != seen.version {
-                return Err(ProviderError::Conflict(format!(
-                    "flag `{}` in {} changed since it was read: another process set it; nothing was written",
-                    self.key,
-                    self.shown_path.display()
-                )));
+        let change = FlagdChange {
+            flag: self,
+            to,
+            seen,
+            note,
+        };
+        set_together(&[change])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ProviderError::Io("internal: a change without a result".into())))
+    }
+
+    fn as_flagd_file(&self) -> Option<&FlagdFile> {
+        Some(self)
+    }
+}
+
+/// One change of [`set_together`].
+#[derive(Debug, Clone, Copy)]
+pub struct FlagdChange<'a> {
+    /// The flag.
+    pub flag: &'a FlagdFile,
+    /// Its new value.
+    pub to: FlagValue,
+    /// The reading the change was decided on: its version is the compare-and-swap.
+    pub seen: &'a FlagReading,
+    /// Who changes it and why.
+    pub note: &'a ChangeNote,
+}
+
+impl FlagdFile {
+    /// Which file the flag lives in: flags with the same location are written together.
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+}
+
+/// Sets several flags of one file (all of `changes` have the same [`FlagdFile::location`]) in
+/// one write, so that a run's changes cost one write per file, not one per rollout. Each
+/// change is checked against its own flag: a flag changed since it was read is a conflict and
+/// left out, the others are written together. A write that meets another writer's is done
+/// again on the file as it is then. One result per change, in order.
+pub async fn set_together(changes: &[FlagdChange<'_>]) -> Vec<Result<FlagReading, ProviderError>> {
+    let mut results: Vec<Option<Result<FlagReading, ProviderError>>> = vec![None; changes.len()];
+    let Some(first) = changes.first() else {
+        return Vec::new();
+    };
+    for attempt in 1..=REAPPLY_ATTEMPTS {
+        let (text, file_version, doc) = match first.flag.load().await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                fill(&mut results, &e);
+                break;
             }
-            self.understand(flag)?;
-            let out = self.rewrite(&text, &doc, to)?;
-            match self.store.store(out.as_bytes(), &file_version, &self.key, note).await {
-                Ok(()) => break,
-                // Another flag of the file was written between our read and our write.
-                Err(ProviderError::Conflict(_)) if attempt < REAPPLY_ATTEMPTS => attempt += 1,
-                Err(e) => return Err(e),
+        };
+        let mut ours: Vec<usize> = Vec::new();
+        let open: Vec<usize> = (0..changes.len()).filter(|&i| results[i].is_none()).collect();
+        for i in open {
+            let change = &changes[i];
+            let checked = change.flag.flag(&doc).and_then(|flag| {
+                if flag_version(flag) != change.seen.version {
+                    return Err(ProviderError::Conflict(format!(
+                        "flag `{}` in {} changed since it was read: another process set it; nothing was written",
+                        change.flag.key,
+                        change.flag.shown_path.display()
+                    )));
+                }
+                change.flag.understand(flag)
+            });
+            match checked {
+                Ok(_) => ours.push(i),
+                Err(e) => results[i] = Some(Err(e)),
             }
         }
-        let back = self.read().await?;
-        if back.value != to {
-            return Err(ProviderError::Io(format!(
-                "{} reads back {} after setting {}",
-                self.shown_path.display(),
-                back.value.describe(),
-                to.describe()
-            )));
+        if ours.is_empty() {
+            break;
         }
-        Ok(back)
+        let edits: Vec<(&FlagdFile, FlagValue)> = ours.iter().map(|&i| (changes[i].flag, changes[i].to)).collect();
+        let out = match flag::rewrite_all(&text, &doc, &edits) {
+            Ok(out) => out,
+            Err(e) => {
+                for &i in &ours {
+                    results[i] = Some(Err(e.clone()));
+                }
+                break;
+            }
+        };
+        let keys: Vec<&str> = ours.iter().map(|&i| changes[i].flag.key.as_str()).collect();
+        let note = ChangeNote {
+            actor: first.note.actor.clone(),
+            // One flag's reason is kept as it is; several are told apart by their keys.
+            reason: match ours.as_slice() {
+                [only] => changes[*only].note.reason.clone(),
+                _ => ours
+                    .iter()
+                    .map(|&i| format!("{}: {}", changes[i].flag.key, changes[i].note.reason))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        };
+        match first
+            .flag
+            .store
+            .store(out.as_bytes(), &file_version, &keys.join(", "), &note)
+            .await
+        {
+            Ok(()) => {
+                let written: Value = serde_json::from_str(&out).unwrap_or_default();
+                for &i in &ours {
+                    let read = changes[i].flag.flag(&written).map(|flag| FlagReading {
+                        value: changes[i].to,
+                        version: flag_version(flag),
+                    });
+                    results[i] = Some(read);
+                }
+                break;
+            }
+            // Another writer got in between our read and our write: read again, apply again.
+            Err(ProviderError::Conflict(_)) if attempt < REAPPLY_ATTEMPTS => {}
+            Err(e) => {
+                for &i in &ours {
+                    results[i] = Some(Err(e.clone()));
+                }
+                break;
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(ProviderError::Conflict(
+                    "the flag file kept changing while it was written; nothing was written".into(),
+                ))
+            })
+        })
+        .collect()
+}
+
+fn fill(results: &mut [Option<Result<FlagReading, ProviderError>>], e: &ProviderError) {
+    for r in results.iter_mut().filter(|r| r.is_none()) {
+        *r = Some(Err(e.clone()));
     }
 }

@@ -19,6 +19,9 @@ pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
     /// `note` (a store that keeps history, a branch, puts both in the commit message; a local
     /// file ignores them).
     async fn store(&self, bytes: &[u8], version: &str, key: &str, note: &ChangeNote) -> Result<(), ProviderError>;
+    /// Which file this is, the same for every store of the same file: changes of one run to
+    /// flags of the same file are written together.
+    fn location(&self) -> String;
 }
 
 /// Flag files are small; anything larger is not one (and would be slow to parse on every run).
@@ -80,6 +83,12 @@ impl LocalFile {
 
 #[async_trait::async_trait]
 impl FlagFileStore for LocalFile {
+    fn location(&self) -> String {
+        // Two paths to one file (a link inside the repository) are one file.
+        let real = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        format!("local {}", real.display())
+    }
+
     async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError> {
         let Some(real) = self.resolve()? else { return Ok(None) };
         Ok(self.read_at(&real)?.map(|bytes| {
@@ -152,6 +161,10 @@ impl FlagFileStore for RepoFileOnBranch {
             .await
             .map_err(|e| provider_error(e, ""))?;
         Ok(file.map(|f| (f.content, f.sha)))
+    }
+
+    fn location(&self) -> String {
+        format!("branch {} {}", self.branch, self.path)
     }
 
     async fn store(&self, bytes: &[u8], version: &str, key: &str, note: &ChangeNote) -> Result<(), ProviderError> {
