@@ -5,8 +5,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{RolloutState, StateError, StateStore, StateVersion, StoredState};
-use crate::fsutil::{fingerprint, lock_within, read_capped, write_atomically, WriteError, MIB};
+use super::{RolloutState, StateError, StateStore, StateVersion, StateWrite, StoredState};
+use crate::fsutil::{fingerprint, lock_within, read_capped, write_atomically, DirLock, WriteError, MIB};
 
 /// State files are small (the history is capped), so anything larger is not one.
 const STATE_READ_CAP: u64 = MIB;
@@ -98,11 +98,53 @@ impl StateStore for LocalStateStore {
         }
         let bytes = super::encode(state)?;
         let path = self.path_of(&state.rollout);
-        write_atomically(&path, &bytes).map_err(|e| match e {
-            WriteError::ReadOnly => StateError::Io(format!("{} {e}; nothing was written", path.display())),
-            e => StateError::Io(format!("cannot write {}: {e}", path.display())),
-        })?;
+        write_atomically(&path, &bytes).map_err(|e| write_error(&path, e))?;
         Ok(StateVersion(fingerprint(&bytes)))
+    }
+
+    /// Every document is checked against its version under the directory's lock, then the
+    /// ones still current are replaced together (one pass of syncs, [`DirLock::replace_all`]).
+    async fn save_batch(&self, writes: &[StateWrite]) -> Vec<Result<StateVersion, StateError>> {
+        let mut results: Vec<Option<Result<StateVersion, StateError>>> = (0..writes.len()).map(|_| None).collect();
+        let lock = match DirLock::for_file(&self.path_of("batch")) {
+            Ok(lock) => lock,
+            Err(e) => {
+                let why = format!("cannot lock {}: {e}", self.dir.display());
+                return writes.iter().map(|_| Err(StateError::Io(why.clone()))).collect();
+            }
+        };
+        let mut files = Vec::new();
+        let mut written = Vec::new();
+        for (i, write) in writes.iter().enumerate() {
+            let current = match self.read_raw(&write.state.rollout) {
+                Ok(raw) => raw.map(|b| StateVersion(fingerprint(&b))),
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            if current != write.expected {
+                results[i] = Some(Err(StateError::Conflict {
+                    rollout: write.state.rollout.clone(),
+                }));
+                continue;
+            }
+            match super::encode(&write.state) {
+                Ok(bytes) => {
+                    written.push((i, StateVersion(fingerprint(&bytes))));
+                    files.push((self.path_of(&write.state.rollout), bytes));
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let outcomes = lock.replace_all(&files);
+        for (((i, version), outcome), (path, _)) in written.into_iter().zip(outcomes).zip(&files) {
+            results[i] = Some(outcome.map(|()| version).map_err(|e| write_error(path, e)));
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StateError::Io("internal: a write without a result".into()))))
+            .collect()
     }
 
     fn excludes_other_runs(&self) -> bool {
@@ -127,5 +169,12 @@ impl StateStore for LocalStateStore {
             .collect();
         names.sort();
         Ok(names)
+    }
+}
+
+fn write_error(path: &Path, e: WriteError) -> StateError {
+    match e {
+        WriteError::ReadOnly => StateError::Io(format!("{} {e}; nothing was written", path.display())),
+        e => StateError::Io(format!("cannot write {}: {e}", path.display())),
     }
 }

@@ -352,6 +352,16 @@ pub enum StateError {
     Io(String),
 }
 
+/// One document of a [`StateStore::save_batch`]: written only if it is still at `expected`
+/// (`None`: must not exist yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateWrite {
+    /// The document.
+    pub state: RolloutState,
+    /// The version it was read at.
+    pub expected: Option<StateVersion>,
+}
+
 /// Where state documents live. Writes are compare-and-swap on the version read.
 #[async_trait::async_trait]
 pub trait StateStore: std::fmt::Debug + Send + Sync {
@@ -360,6 +370,26 @@ pub trait StateStore: std::fmt::Debug + Send + Sync {
 
     /// Writes one rollout's state if it is still at `expected` (`None`: must not exist yet).
     async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError>;
+
+    /// Writes the documents of one phase of a run (claims, or records) together, each
+    /// compare-and-swap on its own version, so that a run's writes do not grow with its
+    /// rollouts: one commit on a state branch, one pass of syncs in a directory. One result per
+    /// write, in order; a conflict on one document leaves the others written.
+    async fn save_batch(&self, writes: &[StateWrite]) -> Vec<Result<StateVersion, StateError>> {
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            results.push(self.save(&write.state, write.expected.as_ref()).await);
+        }
+        results
+    }
+
+    /// Says which rollouts the run is about to load, so a store that can read them together
+    /// (a state branch: one tree, one query for every blob) does so before the loads; the loads
+    /// then answer from what it read. A store that reads each document cheaply ignores it.
+    async fn prefetch(&self, rollouts: &[String]) -> Result<(), StateError> {
+        let _ = rollouts;
+        Ok(())
+    }
 
     /// True when this store holds a lock that keeps every other run out for the store's life, so
     /// a claim found in it was left by a run that died.
