@@ -279,8 +279,8 @@ async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere
     assert_eq!(gets("/contents/rollouts/new-checkout.json"), 1);
     assert_eq!(
         gets(&format!("/contents/{FLAGS}")),
-        3,
-        "read; read again to edit under its sha; read back"
+        2,
+        "read to decide; read again to edit under its sha (the edit is verified before it is written, not read back)"
     );
 
     // The next run advances (bake 0s) and edits the same comment.
