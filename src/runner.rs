@@ -17,7 +17,9 @@ use crate::metrics::{
     SourceIdentity, SourcePool,
 };
 use crate::percent::Percent;
-use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, FlagdChange, ProviderError};
+use crate::provider::{
+    self, ChangeNote, FlagFiles, FlagProvider, FlagReading, FlagdChange, ProviderError, SharedReads,
+};
 use crate::record::{CheckRecord, DecisionRecord, Status};
 use crate::secrets::{SecretError, Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
 use crate::spec::{Auth, CheckTest, CohortQueries, HeaderValue, Probe, Query, RolloutSpec, SourceProvider};
@@ -188,6 +190,8 @@ pub struct Runner {
     pub concurrency: usize,
     /// The run's metric sources: per-source limits and shared answers, for every rollout.
     pub pool: Arc<SourcePool>,
+    /// The run's reads of flag files, shared by the rollouts whose flags they hold.
+    pub flag_reads: SharedReads,
 }
 
 /// How many rollouts a run decides at once unless told otherwise.
@@ -233,6 +237,8 @@ impl Runner {
                 let pause = rand::random_range(20..200u64) * u64::from(round - 1);
                 tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             }
+            // Each round decides on the flags as they are now.
+            self.flag_reads.forget_all();
             let names: Vec<String> = open.iter().map(|&i| specs[i].name.clone()).collect();
             if let Err(e) = self.store.prefetch(&names).await {
                 // Each load then reads on its own and reports its own error.
@@ -259,6 +265,8 @@ impl Runner {
             }
             open = again;
         }
+        // Their flags as they are now, not as the last round read them.
+        self.flag_reads.forget_all();
         for i in open {
             let why = lost[i].take().unwrap_or_else(|| Lost::state(""));
             decided[i] = Some(self.lost_race(&specs[i], mode, why).await);
@@ -285,6 +293,11 @@ impl Runner {
             changed_state: false,
             history: Vec::new(),
         })
+    }
+
+    /// The flag of `spec`, its file read through the run's shared reads.
+    fn flags_of(&self, spec: &RolloutSpec) -> Result<Box<dyn FlagProvider>, ProviderError> {
+        provider::for_flag_in_run(&spec.flag, &self.flag_files, &self.secrets, Some(&self.flag_reads))
     }
 
     /// What a decided rollout returns: a plan's record marked as one, and every record scrubbed.
@@ -355,7 +368,7 @@ impl Runner {
     /// says so. A flag system that keeps refusing the write is something else, an error.
     async fn lost_race(&self, spec: &RolloutSpec, mode: &Mode, last: Lost) -> Decided {
         let record = if last.to_state && !matches!(mode, Mode::Manual { .. }) {
-            let found = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
+            let found = match self.flags_of(spec) {
                 Ok(flags) => flags.read().await.ok().map(|r| r.value),
                 Err(_) => None,
             };
@@ -387,7 +400,7 @@ impl Runner {
                 Vec::new(),
             );
         }
-        let flags = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
+        let flags = match self.flags_of(spec) {
             Ok(p) => p,
             Err(e) => return finished(self.error_record(spec, format!("flag provider: {e}")), Vec::new()),
         };
@@ -965,10 +978,11 @@ impl Runner {
     }
 
     async fn raw_status(&self, specs: &[RolloutSpec], include_orphans: bool) -> Result<Vec<Status>, StateError> {
+        self.flag_reads.forget_all();
         let mut out = Vec::new();
         for spec in specs {
             let state = self.store.load(&spec.name).await?.map(|s| s.state);
-            let reading = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
+            let reading = match self.flags_of(spec) {
                 Ok(p) => p.read().await.map(|r| r.value),
                 Err(e) => Err(e),
             };

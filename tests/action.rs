@@ -787,6 +787,55 @@ mod concurrency {
         advanced
     }
 
+    /// Twenty rollouts whose flags share one file on the branch: the run reads the file once to
+    /// decide and once more to edit it under its sha, and writes it in one commit, not twenty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rollouts_sharing_a_flag_file_read_it_once_and_write_it_once() {
+        const ROLLOUTS: usize = 20;
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        let flags: Vec<String> = (0..ROLLOUTS)
+            .map(|i| format!("\"f{i}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}"))
+            .collect();
+        fake.put_file(
+            "main",
+            FLAGS,
+            format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")).as_bytes(),
+        );
+        let specs: Vec<_> = (0..ROLLOUTS)
+            .map(|i| {
+                let mut spec = ramp_spec();
+                spec.name = format!("r{i}");
+                spec.flag.key = format!("f{i}");
+                spec
+            })
+            .collect();
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        assert!(
+            decided.iter().all(|d| d.record.decision == DecisionKind::Start),
+            "{:?}",
+            decided.iter().map(|d| &d.record.reason).collect::<Vec<_>>()
+        );
+        let on_branch: serde_json::Value = serde_json::from_slice(&fake.file("main", FLAGS).unwrap()).unwrap();
+        assert_eq!(
+            on_branch["flags"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|f| f["state"] == "ENABLED")
+                .count(),
+            ROLLOUTS
+        );
+        let requests = fake.requests();
+        let to_flags = |method: &str| {
+            requests
+                .iter()
+                .filter(|r| r.method == method && r.path.ends_with(&format!("/contents/{FLAGS}")))
+                .count()
+        };
+        assert_eq!((to_flags("GET"), to_flags("PUT")), (2, 1));
+        fake.assert_conformant();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_then_ten_concurrent_runs_give_exactly_one_advance_every_time() {
         for runs in [2, 10] {
