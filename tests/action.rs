@@ -736,7 +736,7 @@ mod concurrency {
 
     async fn runner(fake: &FakeGitHub) -> Runner {
         let github = Arc::new(GitHub::new(&fake.uri(), TOKEN, "octo-org/octo-repo").unwrap());
-        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, Some("main"))
+        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, true)
             .await
             .unwrap();
         let scratch = std::env::temp_dir();
