@@ -48,6 +48,9 @@ struct Snapshot {
     base: Option<Base>,
     /// Whether loads answer from `base` (set by [`StateStore::prefetch`]).
     prefetched: bool,
+    /// Why the last prefetch failed: the loads it was for report it rather than each wait out
+    /// the same unreachable GitHub again.
+    failed: Option<String>,
     /// Documents read or written, by blob sha: a sha names its bytes, so these never go stale.
     blobs: HashMap<String, Vec<u8>>,
 }
@@ -326,6 +329,9 @@ impl StateStore for GitHubStateStore {
     async fn load(&self, rollout: &str) -> Result<Option<StoredState>, StateError> {
         let known = {
             let snapshot = self.snapshot();
+            if let Some(why) = &snapshot.failed {
+                return Err(StateError::Io(why.clone()));
+            }
             match (&snapshot.base, snapshot.prefetched) {
                 (Some(base), true) => Some(
                     base.files
@@ -542,7 +548,18 @@ impl StateStore for GitHubStateStore {
     }
 
     async fn prefetch(&self, rollouts: &[String]) -> Result<(), StateError> {
-        let base = self.read_base().await?;
+        {
+            let mut snapshot = self.snapshot();
+            snapshot.prefetched = false;
+            snapshot.failed = None;
+        }
+        let base = match self.read_base().await {
+            Ok(base) => base,
+            Err(e) => {
+                self.snapshot().failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
         let wanted: Vec<(String, u64)> = {
             let snapshot = self.snapshot();
             let mut wanted: Vec<(String, u64)> = rollouts
@@ -555,7 +572,14 @@ impl StateStore for GitHubStateStore {
             wanted.dedup();
             wanted
         };
-        let texts = self.github.blob_texts(&wanted).await.map_err(io)?;
+        let texts = match self.github.blob_texts(&wanted).await {
+            Ok(texts) => texts,
+            Err(e) => {
+                let e = io(e);
+                self.snapshot().failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
         let mut snapshot = self.snapshot();
         // Only what this run reads is kept: another chunk's documents are not.
         let keep: std::collections::HashSet<&str> = rollouts

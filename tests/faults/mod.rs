@@ -652,7 +652,9 @@ async fn github_faults_are_errors() {
     }))
     .unwrap();
     let error = br#"{"message":"the fault matrix says no","documentation_url":"https://docs.github.com/rest"}"#;
-    let get = "GET /repos/octo-org/octo-repo/contents/rollouts/demo.json";
+    // The run's first read is the state branch's tree, one GraphQL query for every rollout
+    // (docs/state-branch.md, "Reading"); its failure is each rollout's reason.
+    let get = "POST /graphql";
     let mut rows = http_faults(&contents, error, timeout);
     for (_, case) in rows.iter_mut() {
         if !case.expect.iter().any(|e| e.contains("within")) {
@@ -669,9 +671,10 @@ async fn github_faults_are_errors() {
         "429 Retry-After: 10",
         &["GitHub rate-limited", "a wait of 10s does not fit"],
     );
-    // GitHub's answers may be larger (16 MiB): 2 MiB is read, and its padding is not an error.
-    expect(&mut rows, "oversized", &["rollouts/demo.json", "unreadable"]);
-    expect(&mut rows, "oversized, no length", &["rollouts/demo.json", "unreadable"]);
+    // GitHub's answers may be larger (16 MiB): 2 MiB is read, and its padding is not an error;
+    // the body, a contents answer, is then no GraphQL answer, and refused as one.
+    expect(&mut rows, "oversized", &[get, "unexpected answer"]);
+    expect(&mut rows, "oversized, no length", &[get, "unexpected answer"]);
     let mut huge = vec![b' '; 17 * 1024 * 1024];
     huge.extend_from_slice(&contents);
     let case = |fault: &str, expect: &[&str]| Case {
@@ -723,7 +726,12 @@ async fn github_faults_are_errors() {
             let clock = Instant::now();
             let decided = runner.decide(&spec, &Mode::Run).await;
             let elapsed = clock.elapsed();
-            let writes: Vec<_> = server.received().into_iter().filter(|r| r.method != "GET").collect();
+            // A GraphQL query is a POST that reads (the state branch's tree and blobs).
+            let writes: Vec<_> = server
+                .received()
+                .into_iter()
+                .filter(|r| r.method != "GET" && !r.target.ends_with("/graphql"))
+                .collect();
             let world = World {
                 flag: Some(format!("{writes:?}").into_bytes()),
                 state: None,
