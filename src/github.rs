@@ -16,9 +16,15 @@
 //! `_post` / `_patch`, under `crate::http::with_retries`, the body read under
 //! `MAX_ANSWER_BYTES`; the typed model is applied to the bytes afterwards.
 //!
-//! One question is asked of the GraphQL API instead: which pull request last changed each spec
+//! Two questions are asked of the GraphQL API instead: which pull request last changed each spec
 //! file ([`GitHub::last_pull_requests_for`]), for every spec in one query, where REST needs two
-//! calls per spec. octocrab's `graphql()` is not used either: besides the unbounded read, it
+//! calls per spec; and what the state branch holds ([`GitHub::branch_dir`] and
+//! [`GitHub::blob_texts`]): its tree in one query and its documents a hundred per query, where
+//! the contents API needs one call per file (docs/state-branch.md). The state branch is written
+//! with the git data API (`create_tree`, `create_commit`, `fast_forward`).
+//!
+//! Every request is counted, and the last `x-ratelimit-*` headers kept ([`GitHub::api_use`]), for
+//! the job summary. octocrab's `graphql()` is not used either: besides the unbounded read, it
 //! posts to `/graphql` under the REST base path, which on GitHub Enterprise Server
 //! (`https://HOST/api/v3`) is not where GraphQL lives (`https://HOST/api/graphql`, the runner's
 //! `GITHUB_GRAPHQL_URL`). So a second octocrab client is rooted at the GraphQL URL, and its
