@@ -339,8 +339,8 @@ async fn a_previous_release_branch_is_read_then_moved_to_state_only() {
 }
 
 /// Makes `tests/fixtures/state/previous-release-branch/` with a previous release's binary:
-/// `FLAGRAMP_PREVIOUS=/path/to/flagramp cargo test --test tests -- --ignored
-/// make_previous_release_fixture`. Two Action runs (start, then advance) against the fake
+/// `FLAGRAMP_PREVIOUS=/path/to/flagramp FLAGRAMP_PREVIOUS_COMMIT=<its commit> cargo test --test
+/// tests -- --ignored make_previous_release_fixture`. Two Action runs (start, then advance) against the fake
 /// GitHub; the state branch's files are written out as they are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "makes the committed fixture with a previous release's binary (FLAGRAMP_PREVIOUS)"]
@@ -387,11 +387,12 @@ async fn make_previous_release_fixture() {
     )
     .unwrap();
     let commits = fake.commits_on(STATE_BRANCH);
+    let commit = std::env::var("FLAGRAMP_PREVIOUS_COMMIT").unwrap_or_else(|_| "unknown".into());
     let provenance = format!(
-        "Written by the previous release's code path: `{}` (the build of the commit before the\n\
-         git data API state store), two scheduled Action runs (start, then advance) of two rollouts\n\
+        "Written by the previous release's code path: `{}` built from commit {commit} (the last one\n\
+         before the git data API state store), two scheduled Action runs (start, then advance) of two rollouts\n\
          against the fake GitHub (tests/support/github.rs), made by\n\
-         `FLAGRAMP_PREVIOUS=<that binary> cargo test --test tests -- --ignored make_previous_release_fixture`.\n\
+         `FLAGRAMP_PREVIOUS=<that binary> FLAGRAMP_PREVIOUS_COMMIT={commit} cargo test --test tests -- --ignored make_previous_release_fixture`.\n\
          That release created the state branch from the default branch (so `README.md` and `{FLAGS}`\n\
          are the default branch's files) and wrote each document with one contents-API commit:\n\
          the branch had {} commits. `tree/` holds the branch's files at its head, byte for byte.\n",
