@@ -423,7 +423,10 @@ impl StateStore for GitHubStateStore {
                 .any(|p| base.version_of(&p.rollout) != p.expected.as_deref());
             if stale && !fresh {
                 match self.read_base().await {
-                    Ok(now) => base = now,
+                    Ok(now) => {
+                        base = now;
+                        fresh = true;
+                    }
                     Err(e) => {
                         let message = e.to_string();
                         for p in &pending {
@@ -621,8 +624,8 @@ mod tests {
 
     #[test]
     fn blob_shas_are_git_blob_ids() {
-        // `printf 'hello\n' | git hash-object --stdin`
+        // `git hash-object --stdin` of the same bytes
         assert_eq!(blob_sha(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
-        assert_eq!(blob_sha(b""), "e69de29bb2d1d6435b8c311e0f0d8d44ed2ce1f5");
+        assert_eq!(blob_sha(b""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
     }
 }
