@@ -423,10 +423,7 @@ impl StateStore for GitHubStateStore {
                 .any(|p| base.version_of(&p.rollout) != p.expected.as_deref());
             if stale && !fresh {
                 match self.read_base().await {
-                    Ok(now) => {
-                        base = now;
-                        fresh = true;
-                    }
+                    Ok(now) => base = now,
                     Err(e) => {
                         let message = e.to_string();
                         for p in &pending {
