@@ -16,9 +16,15 @@
 //! `_post` / `_patch`, under `crate::http::with_retries`, the body read under
 //! `MAX_ANSWER_BYTES`; the typed model is applied to the bytes afterwards.
 //!
-//! One question is asked of the GraphQL API instead: which pull request last changed each spec
+//! Two questions are asked of the GraphQL API instead: which pull request last changed each spec
 //! file ([`GitHub::last_pull_requests_for`]), for every spec in one query, where REST needs two
-//! calls per spec. octocrab's `graphql()` is not used either: besides the unbounded read, it
+//! calls per spec; and what the state branch holds ([`GitHub::branch_dir`] and
+//! [`GitHub::blob_texts`]): its tree in one query and its documents a hundred per query, where
+//! the contents API needs one call per file (docs/state-branch.md). The state branch is written
+//! with the git data API (`create_tree`, `create_commit`, `fast_forward`).
+//!
+//! Every request is counted, and the last `x-ratelimit-*` headers kept ([`GitHub::api_use`]), for
+//! the job summary. octocrab's `graphql()` is not used either: besides the unbounded read, it
 //! posts to `/graphql` under the REST base path, which on GitHub Enterprise Server
 //! (`https://HOST/api/v3`) is not where GraphQL lives (`https://HOST/api/graphql`, the runner's
 //! `GITHUB_GRAPHQL_URL`). So a second octocrab client is rooted at the GraphQL URL, and its
@@ -30,6 +36,9 @@
 //! `Retry-After` / `x-ratelimit-reset`): GETs are retried on failures and 5xx, writes only when
 //! rate-limited (a repeated POST could create a second comment; a rate-limited one was not applied).
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -113,6 +122,77 @@ pub struct GitHub {
     call_timeout: Duration,
     owner: String,
     repo: String,
+    /// What this client (and its clones: one run) used of the API, for the job summary.
+    usage: Arc<Usage>,
+}
+
+/// Requests sent, commits landed and the last rate limit GitHub reported, counted as they
+/// happen; shared by the clones of one [`GitHub`].
+#[derive(Debug, Default)]
+struct Usage {
+    rest: AtomicU64,
+    graphql: AtomicU64,
+    commits: AtomicU64,
+    /// By GitHub's `x-ratelimit-resource` (`core`, `graphql`): REST and GraphQL have separate
+    /// budgets.
+    limits: Mutex<BTreeMap<String, RateLimit>>,
+}
+
+/// A rate limit as GitHub last reported it in `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `x-ratelimit-remaining`.
+    pub remaining: u64,
+    /// `x-ratelimit-limit`, if sent.
+    pub limit: Option<u64>,
+    /// `x-ratelimit-reset` (Unix seconds), if sent.
+    pub reset: Option<i64>,
+}
+
+/// What a run used of GitHub's API so far ([`GitHub::api_use`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiUse {
+    /// REST requests sent, each retry counted.
+    pub rest_requests: u64,
+    /// GraphQL requests sent, each retry counted.
+    pub graphql_requests: u64,
+    /// Commits that landed on a branch: contents-API writes and fast-forwarded commits.
+    pub commits: u64,
+    /// The last rate limit reported per resource (`core`, `graphql`), by name.
+    pub rate_limits: Vec<(String, RateLimit)>,
+}
+
+impl ApiUse {
+    /// Requests of both kinds.
+    pub fn requests(&self) -> u64 {
+        self.rest_requests + self.graphql_requests
+    }
+}
+
+impl Usage {
+    /// Counts one request and remembers the rate limit its answer reports. The headers come
+    /// from outside: only numbers are read, and a resource name only when it is a short word.
+    fn count(&self, graphql: bool, headers: &[(String, String)]) {
+        let counter = if graphql { &self.graphql } else { &self.rest };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let number = |name: &str| http::header_in(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
+        let Some(remaining) = number("x-ratelimit-remaining") else {
+            return;
+        };
+        let resource = http::header_in(headers, "x-ratelimit-resource")
+            .map(str::trim)
+            .filter(|r| !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .unwrap_or(if graphql { "graphql" } else { "core" });
+        let limit = RateLimit {
+            remaining,
+            limit: number("x-ratelimit-limit"),
+            reset: number("x-ratelimit-reset").and_then(|r| i64::try_from(r).ok()),
+        };
+        self.limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(resource.to_string(), limit);
+    }
 }
 
 /// Percent-encodes a path segment, keeping `/` between segments.
@@ -198,6 +278,7 @@ impl GitHub {
             call_timeout: CALL_TIMEOUT,
             owner: owner.into(),
             repo: repo.into(),
+            usage: Arc::default(),
         })
     }
 
@@ -219,6 +300,25 @@ impl GitHub {
             .await
     }
 
+    /// What this client and its clones used of the API so far.
+    pub fn api_use(&self) -> ApiUse {
+        let limits = self
+            .usage
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ApiUse {
+            rest_requests: self.usage.rest.load(Ordering::Relaxed),
+            graphql_requests: self.usage.graphql.load(Ordering::Relaxed),
+            commits: self.usage.commits.load(Ordering::Relaxed),
+            rate_limits: limits.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    fn count_commit(&self) {
+        self.usage.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Sends one request with `octo` under the HTTP policy; `idempotent` requests are retried
     /// on failures and 5xx.
     async fn send_on(
@@ -230,8 +330,9 @@ impl GitHub {
         body: Option<&Value>,
         idempotent: bool,
     ) -> Result<Answer, GitHubError> {
+        let graphql = std::ptr::eq(octo, &self.graphql);
         http::with_retries(Deadline::after(self.call_timeout), idempotent, host, || {
-            attempt(octo, method, uri, body, idempotent)
+            attempt(octo, method, uri, body, idempotent, &self.usage, graphql)
         })
         .await
         .map_err(|e| GitHubError::Other(format!("{method} {uri}: {e}")))
@@ -419,6 +520,7 @@ impl GitHub {
             }
             Err(e) => return Err(e),
         };
+        self.count_commit();
         Ok(answer.content.sha)
     }
 
@@ -434,6 +536,163 @@ impl GitHub {
             // Unknown: the safe reading is that nothing was written and nothing is known.
             Err(_) => GitHubError::Other(msg),
         }
+    }
+
+    /// Sends a write that is safe to repeat, under the HTTP policy: creating a git object that
+    /// already exists makes the same object, one that nothing points to is never seen, and
+    /// moving a ref to where it already is changes nothing; so a 5xx or a broken answer is
+    /// retried as a read is.
+    async fn write_repeatable<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        uri: &str,
+        body: &Value,
+    ) -> Result<T, GitHubError> {
+        let answer = self
+            .send_on(&self.octo, &self.host, method, uri, Some(body), true)
+            .await?;
+        if !answer.is_success() {
+            return Err(Self::classify(method, uri, &answer));
+        }
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| GitHubError::Other(format!("{method} {uri}: unexpected answer: {e}")))
+    }
+
+    /// Creates a tree (`POST /git/trees`): `base` and `items` on top of it, or `items` alone
+    /// without a base; returns its sha.
+    pub async fn create_tree(&self, base: Option<&str>, items: &[TreeItem]) -> Result<String, GitHubError> {
+        let tree: Vec<Value> = items.iter().map(TreeItem::to_json).collect();
+        let mut body = json!({ "tree": tree });
+        if let Some(base) = base {
+            body["base_tree"] = json!(base);
+        }
+        let created: CreatedObject = self
+            .write_repeatable("POST", &self.repo_path("/git/trees"), &body)
+            .await?;
+        Ok(created.sha)
+    }
+
+    /// Creates a commit of `tree` on `parents` (none: a root commit, as the API description
+    /// allows); returns its sha. It is on no branch until a ref is moved to it.
+    pub async fn create_commit(&self, message: &str, tree: &str, parents: &[String]) -> Result<String, GitHubError> {
+        let body = json!({ "message": message, "tree": tree, "parents": parents });
+        let created: CreatedObject = self
+            .write_repeatable("POST", &self.repo_path("/git/commits"), &body)
+            .await?;
+        Ok(created.sha)
+    }
+
+    /// Moves `branch` to the commit `sha`, only as a fast-forward (`force: false`): the
+    /// compare-and-swap of a commit made on the head that was read. A 422 is either another
+    /// writer's commit (not a fast-forward) or a rule refusing the update; the caller tells
+    /// them apart by reading the head again.
+    pub async fn fast_forward(&self, branch: &str, sha: &str) -> Result<(), GitHubError> {
+        let body = json!({ "sha": sha, "force": false });
+        let uri = self.repo_path(&format!("/git/refs/heads/{}", encode_path(branch)));
+        self.write_repeatable::<Ref>("PATCH", &uri, &body).await?;
+        self.count_commit();
+        Ok(())
+    }
+
+    /// Creates `branch` at the commit `sha`; a 422 when it exists (another run created it
+    /// meanwhile) is left to the caller, unlike [`GitHub::create_branch`].
+    pub async fn create_branch_at(&self, branch: &str, sha: &str) -> Result<(), GitHubError> {
+        let body = json!({ "ref": format!("refs/heads/{branch}"), "sha": sha });
+        self.write_json::<_, Ref>("POST", &self.repo_path("/git/refs"), &body)
+            .await?;
+        self.count_commit();
+        Ok(())
+    }
+
+    /// The head of `branch`, its root tree's entries and the entries of the directory `dir`
+    /// in it, all from one commit in one GraphQL query; `None` when the branch does not exist.
+    pub async fn branch_dir(&self, branch: &str, dir: &str) -> Result<Option<BranchDir>, GitHubError> {
+        let variables = json!({
+            "owner": self.owner,
+            "name": self.repo,
+            // Qualified, as in `last_pull_requests_for`.
+            "branch": format!("refs/heads/{branch}"),
+            "dir": dir,
+        });
+        let data: BranchDirData = self.graphql(BRANCH_DIR_QUERY, variables).await?;
+        let Some(commit) = data.repository.and_then(|r| r.object) else {
+            return Ok(None);
+        };
+        let (Some(head), Some(tree)) = (commit.oid, commit.tree) else {
+            return Err(GitHubError::Other(format!(
+                "GraphQL: unexpected answer: refs/heads/{branch} is not a commit"
+            )));
+        };
+        let root = tree
+            .entries
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.name, e.kind))
+            .collect();
+        let (dir_oid, entries) = match commit.file {
+            Some(TreeEntryData {
+                kind,
+                oid,
+                object: Some(ObjectData { entries: Some(entries) }),
+                ..
+            }) if kind == "tree" => (Some(oid), entries),
+            _ => (None, Vec::new()),
+        };
+        Ok(Some(BranchDir {
+            head,
+            tree: tree.oid,
+            root,
+            dir: dir_oid,
+            entries: entries
+                .into_iter()
+                .map(|e| DirEntry {
+                    name: e.name,
+                    oid: e.oid,
+                    kind: e.kind,
+                    size: e.size.unwrap_or(0),
+                })
+                .collect(),
+        }))
+    }
+
+    /// The text of each blob in `blobs` (oid and expected size), in order: one GraphQL query per
+    /// [`BLOBS_PER_QUERY`] blobs or [`BLOB_BYTES_PER_QUERY`] bytes, so no answer grows with the
+    /// number of rollouts. `None` for a blob GitHub did not give whole as text (missing,
+    /// binary, truncated, or not the bytes its oid names): the caller reads that one otherwise.
+    pub async fn blob_texts(&self, blobs: &[(String, u64)]) -> Result<Vec<Option<Vec<u8>>>, GitHubError> {
+        let mut found = Vec::with_capacity(blobs.len());
+        let mut start = 0;
+        while start < blobs.len() {
+            let mut end = start;
+            let mut bytes = 0u64;
+            while end < blobs.len()
+                && end - start < BLOBS_PER_QUERY
+                && (end == start || bytes + blobs[end].1 <= BLOB_BYTES_PER_QUERY)
+            {
+                bytes += blobs[end].1;
+                end += 1;
+            }
+            let batch = &blobs[start..end];
+            let mut variables = json!({ "owner": self.owner, "name": self.repo });
+            for (i, (oid, _)) in batch.iter().enumerate() {
+                variables[format!("o{i}")] = json!(oid);
+            }
+            let data: BlobData = self.graphql(&blob_query(batch.len()), variables).await?;
+            let mut objects = data.repository.unwrap_or_default();
+            for (i, (oid, _)) in batch.iter().enumerate() {
+                let text = objects
+                    .remove(&format!("o{i}"))
+                    .flatten()
+                    .filter(|b| !b.is_truncated && b.is_binary != Some(true))
+                    .and_then(|b| b.text)
+                    .map(String::into_bytes)
+                    // The text is only trusted when it is the blob its oid names.
+                    .filter(|bytes| blob_sha(bytes).eq_ignore_ascii_case(oid));
+                found.push(text);
+            }
+            start = end;
+        }
+        Ok(found)
     }
 
     /// Every comment on an issue or pull request, across all pages.
@@ -572,6 +831,173 @@ fn history_query(paths: usize) -> String {
     )
 }
 
+/// The query of [`GitHub::branch_dir`]: the branch's commit, its root entries, and through
+/// `Commit.file(path:)` the directory's entries, so all three come from the same commit.
+const BRANCH_DIR_QUERY: &str = "query($owner: String!, $name: String!, $branch: String!, $dir: String!) {
+  repository(owner: $owner, name: $name) {
+    object(expression: $branch) {
+      ... on Commit {
+        oid
+        tree { oid entries { name type oid } }
+        file(path: $dir) { name type oid object { ... on Tree { entries { name type oid size } } } }
+      }
+    }
+  }
+}
+";
+
+/// The most blobs one query of [`GitHub::blob_texts`] asks for: aliases cost GitHub time, as
+/// the histories of [`PATHS_PER_QUERY`] do.
+pub const BLOBS_PER_QUERY: usize = 100;
+
+/// The most blob bytes one query of [`GitHub::blob_texts`] asks for (a single larger blob is
+/// asked alone): JSON-escaped text grows, and the answer must stay under `MAX_ANSWER_BYTES`.
+pub const BLOB_BYTES_PER_QUERY: u64 = 4 * 1024 * 1024;
+
+/// The query of [`GitHub::blob_texts`] for `blobs` blobs, aliased `o0`, `o1`, …, each oid a
+/// variable.
+fn blob_query(blobs: usize) -> String {
+    let declared: String = (0..blobs).map(|i| format!(", $o{i}: GitObjectID!")).collect();
+    let fields: String = (0..blobs)
+        .map(|i| format!("    o{i}: object(oid: $o{i}) {{ ... on Blob {{ text isBinary isTruncated byteSize }} }}\n"))
+        .collect();
+    format!("query($owner: String!, $name: String!{declared}) {{\n  repository(owner: $owner, name: $name) {{\n{fields}  }}\n}}\n")
+}
+
+/// The git blob id of `bytes` (SHA-1 of `blob <len>\0` and the bytes): what the contents API
+/// calls a file's `sha`, and what a tree names it by.
+pub fn blob_sha(bytes: &[u8]) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    context.update(format!("blob {}\0", bytes.len()).as_bytes());
+    context.update(bytes);
+    context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One entry of a tree to create ([`GitHub::create_tree`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeItem {
+    /// A file (mode `100644`) with this text, written as a blob by GitHub.
+    File {
+        /// Its path from the tree's root.
+        path: String,
+        /// Its text.
+        content: String,
+    },
+    /// An existing tree (a directory, mode `040000`) by its sha.
+    Tree {
+        /// Its path from the tree's root.
+        path: String,
+        /// The tree's sha.
+        sha: String,
+    },
+}
+
+impl TreeItem {
+    fn to_json(&self) -> Value {
+        match self {
+            TreeItem::File { path, content } => {
+                json!({ "path": path, "mode": "100644", "type": "blob", "content": content })
+            }
+            TreeItem::Tree { path, sha } => json!({ "path": path, "mode": "040000", "type": "tree", "sha": sha }),
+        }
+    }
+}
+
+/// A branch's head commit, its root tree's entries and one directory's entries
+/// ([`GitHub::branch_dir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchDir {
+    /// The head commit.
+    pub head: String,
+    /// Its root tree.
+    pub tree: String,
+    /// The root tree's entries: name and type (`blob`, `tree`, `commit`).
+    pub root: Vec<(String, String)>,
+    /// The directory's tree, if the directory exists.
+    pub dir: Option<String>,
+    /// The directory's entries.
+    pub entries: Vec<DirEntry>,
+}
+
+/// One entry of a directory ([`BranchDir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Its name.
+    pub name: String,
+    /// Its object id (a file's blob sha).
+    pub oid: String,
+    /// `blob`, `tree` or `commit`.
+    pub kind: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// `data` of [`BRANCH_DIR_QUERY`].
+#[derive(Debug, serde::Deserialize)]
+struct BranchDirData {
+    repository: Option<BranchDirRepository>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct BranchDirRepository {
+    object: Option<CommitTreeData>,
+}
+
+/// The commit's fields; an object that is not a commit has none of them.
+#[derive(Debug, serde::Deserialize)]
+struct CommitTreeData {
+    oid: Option<String>,
+    tree: Option<TreeData>,
+    file: Option<TreeEntryData>,
+}
+
+/// `Tree`: `oid: GitObjectID!`, `entries: [TreeEntry!]`.
+#[derive(Debug, serde::Deserialize)]
+struct TreeData {
+    oid: String,
+    entries: Option<Vec<TreeEntryData>>,
+}
+
+/// `TreeEntry`: `name: String!`, `type: String!`, `oid: GitObjectID!`, `size: Int!`,
+/// `object: GitObject`.
+#[derive(Debug, serde::Deserialize)]
+struct TreeEntryData {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    oid: String,
+    size: Option<u64>,
+    object: Option<ObjectData>,
+}
+
+/// A tree entry's object: a `Tree`'s entries, nothing for another kind.
+#[derive(Debug, serde::Deserialize)]
+struct ObjectData {
+    entries: Option<Vec<TreeEntryData>>,
+}
+
+/// `data` of [`blob_query`]: the aliased objects, `null` where there is none.
+#[derive(Debug, serde::Deserialize)]
+struct BlobData {
+    repository: Option<std::collections::HashMap<String, Option<BlobFields>>>,
+}
+
+/// `Blob`: `text: String`, `isBinary: Boolean`, `isTruncated: Boolean!`, `byteSize: Int!`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlobFields {
+    text: Option<String>,
+    is_binary: Option<bool>,
+    #[serde(default)]
+    is_truncated: bool,
+}
+
+/// The one field read of a created tree or commit (`git-tree`, `git-commit`).
+#[derive(Debug, serde::Deserialize)]
+struct CreatedObject {
+    sha: String,
+}
+
 /// Where GitHub's GraphQL API is, given the REST API's URL: `https://api.github.com/graphql`
 /// beside `https://api.github.com`, `https://HOST/api/graphql` beside GitHub Enterprise
 /// Server's `https://HOST/api/v3`. A runner says so itself in `GITHUB_GRAPHQL_URL`.
@@ -611,6 +1037,8 @@ async fn attempt(
     uri: &str,
     body: Option<&Value>,
     idempotent: bool,
+    usage: &Usage,
+    graphql: bool,
 ) -> Result<Answer, AttemptError> {
     let result = match method {
         "GET" => octo._get(uri).await,
@@ -624,13 +1052,17 @@ async fn attempt(
             })
         }
     };
-    let response = result.map_err(|e| AttemptError {
-        message: e.to_string(),
-        // Whether a failed write reached GitHub is unknown: only reads are repeated.
-        retryable: idempotent,
+    let response = result.map_err(|e| {
+        usage.count(graphql, &[]);
+        AttemptError {
+            message: e.to_string(),
+            // Whether a failed write reached GitHub is unknown: only reads are repeated.
+            retryable: idempotent,
+        }
     })?;
     let status = response.status().as_u16();
     let headers = http::header_pairs(response.headers());
+    usage.count(graphql, &headers);
     let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
         .collect()
         .await

@@ -405,7 +405,8 @@ impl Answer {
     }
 }
 
-fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// A header's value by name, any case: the first of that name.
+pub fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -51,7 +51,7 @@ pub(crate) fn flags_json(state: &str, on: Option<u32>) -> String {
     serde_json::to_string_pretty(&json!({ "flags": { "new-checkout": flag, "dark-mode": { "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "on" } } })).unwrap()
 }
 
-fn spec(extra: &str) -> String {
+pub(crate) fn spec(extra: &str) -> String {
     format!(
         "version: 1\nname: new-checkout\nflag: {{ provider: flagd, key: new-checkout, flagd: {{ path: {FLAGS} }} }}\nstages: [{{ percent: 10, bake: 0s }}, {{ percent: 50, bake: 0s }}, {{ percent: 100, bake: 1h }}]\nchecks:\n  - {{ name: smoke, command: [\"./check.sh\"], pass: \"== 1\" }}\n{extra}"
     )
@@ -122,13 +122,30 @@ impl Job {
         inputs: &[(&str, &str)],
         env: &[(&str, &str)],
     ) -> Output {
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_flagramp"));
+        self.run_binary(binary, fake, repository, event_name, event, inputs, env)
+            .await
+    }
+
+    /// [`Job::run`] with another `flagramp` binary (a previous release's).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_binary(
+        &self,
+        binary: &std::path::Path,
+        fake: &FakeGitHub,
+        repository: &str,
+        event_name: &str,
+        event: &Value,
+        inputs: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Output {
         let event_path = self.path(&format!("event-{}.json", rand::random::<u32>()));
         std::fs::write(&event_path, serde_json::to_string(event).unwrap()).unwrap();
         let mut values = action_defaults();
         for (k, v) in inputs {
             values.insert(k.to_string(), v.to_string());
         }
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flagramp"));
+        let mut cmd = std::process::Command::new(binary);
         cmd.arg("action")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
@@ -276,11 +293,39 @@ async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere
             .count()
     };
     assert_eq!(gets("/repos/octo-org/octo-repo"), 1);
-    assert_eq!(gets("/contents/rollouts/new-checkout.json"), 1);
+    assert_eq!(
+        gets("/contents/rollouts/new-checkout.json"),
+        0,
+        "state is read from the state branch's tree (docs/state-branch.md), not file by file"
+    );
     assert_eq!(
         gets(&format!("/contents/{FLAGS}")),
         2,
         "read to decide; read again to edit under its sha (the edit is verified before it is written, not read back)"
+    );
+    // The summary ends with the run's API use, as the fake saw it: every request was made
+    // before the summary was written; the claim, the flag file and the record are 3 commits.
+    let queries = requests.iter().filter(|r| r.path == "/graphql").count();
+    assert_eq!(
+        queries, 2,
+        "the state branch's tree (it has no state yet, so no blobs); the specs' pull requests"
+    );
+    let last = summary.trim_end().lines().last().unwrap();
+    assert_eq!(
+        last.split("; rate limit:").next().unwrap(),
+        format!(
+            "GitHub API use: {} requests ({} REST, {queries} GraphQL), 3 commits",
+            requests.len(),
+            requests.len() - queries
+        ),
+        "{summary}"
+    );
+    assert!(
+        last.contains(&format!(
+            "{} left of 5000 (core, resets ",
+            5000 - (requests.len() - queries)
+        )) && last.contains(&format!("{} left of 5000 (graphql", 5000 - queries)),
+        "{last}"
     );
 
     // The next run advances (bake 0s) and edits the same comment.
@@ -736,7 +781,7 @@ mod concurrency {
 
     async fn runner(fake: &FakeGitHub) -> Runner {
         let github = Arc::new(GitHub::new(&fake.uri(), TOKEN, "octo-org/octo-repo").unwrap());
-        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, Some("main"))
+        let store = GitHubStateStore::open(github.clone(), STATE_BRANCH, true)
             .await
             .unwrap();
         let scratch = std::env::temp_dir();
@@ -833,6 +878,71 @@ mod concurrency {
                 .count()
         };
         assert_eq!((to_flags("GET"), to_flags("PUT")), (2, 1));
+        fake.assert_conformant();
+    }
+
+    /// Forty rollouts whose flags share one file, with state on the branch: the run that starts
+    /// them all makes 3 commits across branches (the claims, the flag file, the records), and
+    /// a run where nothing changes makes none (docs/state-branch.md, "Writing").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_that_starts_forty_rollouts_makes_at_most_three_commits() {
+        const ROLLOUTS: usize = 40;
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        let flags: Vec<String> = (0..ROLLOUTS)
+            .map(|i| format!("\"f{i}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}"))
+            .collect();
+        fake.put_file(
+            "main",
+            FLAGS,
+            format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")).as_bytes(),
+        );
+        let specs: Vec<_> = (0..ROLLOUTS)
+            .map(|i| {
+                let mut spec = ramp_spec();
+                spec.name = format!("r{i}");
+                spec.flag.key = format!("f{i}");
+                spec
+            })
+            .collect();
+        let commits = |fake: &FakeGitHub| fake.commits_on("main").len() + fake.commits_on(STATE_BRANCH).len();
+        let before = commits(&fake);
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        assert!(
+            decided.iter().all(|d| d.record.decision == DecisionKind::Start),
+            "{:?}",
+            decided.iter().map(|d| &d.record.reason).collect::<Vec<_>>()
+        );
+        assert_eq!(commits(&fake) - before, 3, "claims, flag file, records");
+        assert_eq!(
+            fake.file_history(STATE_BRANCH, "rollouts/r7.json").len(),
+            2,
+            "claimed, recorded"
+        );
+        // The next run advances them all (the first stage bakes 0s): 3 commits again.
+        let before = commits(&fake);
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        assert!(decided.iter().all(|d| d.record.decision == DecisionKind::Advance));
+        assert_eq!(commits(&fake) - before, 3, "claims, flag file, records");
+        // The next (the second stage bakes for an hour) holds every rollout, recording it: one
+        // commit. A hold repeating the last one writes nothing: the run after makes none.
+        let before = commits(&fake);
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        assert!(decided.iter().all(|d| d.record.decision == DecisionKind::Hold));
+        assert_eq!(commits(&fake) - before, 1, "records");
+        let before = commits(&fake);
+        let requests = fake.requests().len();
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        assert!(
+            decided.iter().all(|d| d.record.decision == DecisionKind::Hold),
+            "{:?}",
+            decided.iter().map(|d| &d.record.reason).collect::<Vec<_>>()
+        );
+        assert_eq!(commits(&fake), before, "a run where nothing changes writes nothing");
+        let reads = fake.requests().len() - requests;
+        assert!(
+            reads <= 4,
+            "{reads} requests: the state branch's tree, the blobs, the flag file"
+        );
         fake.assert_conformant();
     }
 

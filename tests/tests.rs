@@ -36,6 +36,7 @@ mod secrets;
 mod simulate;
 mod spec_catalogue;
 mod spec_errors;
+mod state_branch;
 mod stats_reference;
 mod support;
 mod support_selftest;

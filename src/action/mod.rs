@@ -623,15 +623,6 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             .collect();
         commands::write_outputs(path, &outputs).map_err(ActionError::Output)?;
     }
-    let summary = if op == Operation::Validate && problems.is_empty() {
-        format!("**flagramp** · {} rollout spec(s) valid\n", specs.len())
-    } else {
-        secrets.redact(&report::summary(&reports, &problems, &renv.run_url))
-    };
-    if let Some(path) = &renv.summary {
-        commands::append(path, &summary).map_err(ActionError::Summary)?;
-    }
-
     // Pull request comments.
     if inputs.comment != CommentMode::Never {
         let (targets, unknown) = comment_targets(
@@ -669,6 +660,21 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
                 Err(e) => command(log, secrets, &commands::warning("flagramp: comment failed", &secrets.redact(&format!("#{pr}: {e}")))),
             }
         }
+    }
+
+    // The summary comes after the comments, so the API use it ends with is the whole run's.
+    let summary = if op == Operation::Validate && problems.is_empty() {
+        format!("**flagramp** · {} rollout spec(s) valid\n", specs.len())
+    } else {
+        secrets.redact(&report::summary::summary_ending(
+            &reports,
+            &problems,
+            &renv.run_url,
+            Some(&github.api_use()),
+        ))
+    };
+    if let Some(path) = &renv.summary {
+        commands::append(path, &summary).map_err(ActionError::Summary)?;
     }
 
     // Pull requests from forks (and Dependabot) get no secrets: a plan that cannot read a flag
@@ -987,6 +993,7 @@ async fn list(
     if specs.is_empty() {
         return Err(ActionError::App(app::AppError::NoSpecs(paths.to_vec())));
     }
+    let client = github.clone();
     let request = ListRequest {
         max_jobs: inputs.max_jobs,
         lookup: Lookup::GitHub { github, branch: None },
@@ -1005,7 +1012,9 @@ async fn list(
         commands::write_outputs(path, &[("matrix", matrix)]).map_err(ActionError::Output)?;
     }
     if let Some(path) = &renv.summary {
-        commands::append(path, &secrets.redact(&listing.markdown())).map_err(ActionError::Summary)?;
+        let used = report::summary::api_use_line(&client.api_use());
+        let text = format!("{}\n{used}\n", listing.markdown());
+        commands::append(path, &secrets.redact(&text)).map_err(ActionError::Summary)?;
     }
     Ok(0)
 }

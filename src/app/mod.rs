@@ -315,8 +315,7 @@ pub async fn runner(request: &RunRequest, secrets: &Secrets) -> Result<Runner, A
             state_branch,
             default_branch,
         } => {
-            let store =
-                GitHubStateStore::open(github.clone(), state_branch, writes.then_some(default_branch.as_str())).await?;
+            let store = GitHubStateStore::open(github.clone(), state_branch, writes).await?;
             let files = FlagFiles::GitHub {
                 github: github.clone(),
                 default_branch: default_branch.clone(),

@@ -256,16 +256,32 @@ async fn github_branch_store() {
             .unwrap()
             .with_call_timeout(Duration::from_secs(10)),
     );
-    let writer = GitHubStateStore::open(github.clone(), STATE_BRANCH, Some("main"))
+    let writer = GitHubStateStore::open(github.clone(), STATE_BRANCH, true)
         .await
         .unwrap();
     assert!(
-        fake.branch_exists(STATE_BRANCH),
-        "opening for writing creates the state branch"
+        !fake.branch_exists(STATE_BRANCH),
+        "opening reads and writes nothing: the first write creates the state branch"
     );
     assert!(!writer.excludes_other_runs());
     suite(&writer, "github").await;
-    let reader = GitHubStateStore::open(github, STATE_BRANCH, None).await.unwrap();
+    // The branch holds state only, from a first commit without a parent (docs/state-branch.md).
+    let commits = fake.commits_on(STATE_BRANCH);
+    assert_eq!(
+        commits.last().unwrap().parent,
+        None,
+        "the state branch starts on its own"
+    );
+    assert_eq!(
+        fake.tree_paths(STATE_BRANCH),
+        [
+            "README.md",
+            "rollouts/alpha.json",
+            "rollouts/beta.json",
+            "rollouts/gamma.json"
+        ]
+    );
+    let reader = GitHubStateStore::open(github, STATE_BRANCH, false).await.unwrap();
     reader_agrees(&writer, &reader, "github read-only").await;
     // The documents are the encoded states, under `rollouts/`.
     let stored = fake.file(STATE_BRANCH, "rollouts/beta.json").unwrap();

@@ -652,7 +652,9 @@ async fn github_faults_are_errors() {
     }))
     .unwrap();
     let error = br#"{"message":"the fault matrix says no","documentation_url":"https://docs.github.com/rest"}"#;
-    let get = "GET /repos/octo-org/octo-repo/contents/rollouts/demo.json";
+    // The run's first read is the state branch's tree, one GraphQL query for every rollout
+    // (docs/state-branch.md, "Reading"); its failure is each rollout's reason.
+    let get = "POST /graphql";
     let mut rows = http_faults(&contents, error, timeout);
     for (_, case) in rows.iter_mut() {
         if !case.expect.iter().any(|e| e.contains("within")) {
@@ -669,9 +671,10 @@ async fn github_faults_are_errors() {
         "429 Retry-After: 10",
         &["GitHub rate-limited", "a wait of 10s does not fit"],
     );
-    // GitHub's answers may be larger (16 MiB): 2 MiB is read, and its padding is not an error.
-    expect(&mut rows, "oversized", &["rollouts/demo.json", "unreadable"]);
-    expect(&mut rows, "oversized, no length", &["rollouts/demo.json", "unreadable"]);
+    // GitHub's answers may be larger (16 MiB): 2 MiB is read, and its padding is not an error;
+    // the body, a contents answer, is then no GraphQL answer, and refused as one.
+    expect(&mut rows, "oversized", &[get, "unexpected answer"]);
+    expect(&mut rows, "oversized, no length", &[get, "unexpected answer"]);
     let mut huge = vec![b' '; 17 * 1024 * 1024];
     huge.extend_from_slice(&contents);
     let case = |fault: &str, expect: &[&str]| Case {
@@ -712,7 +715,7 @@ async fn github_faults_are_errors() {
         async move {
             let server = FaultServer::start(faults[i].clone()).await;
             let gh = github(&server.url(), timeout);
-            let store = GitHubStateStore::open(gh.clone(), STATE_BRANCH, None).await.unwrap();
+            let store = GitHubStateStore::open(gh.clone(), STATE_BRANCH, false).await.unwrap();
             let bench = Bench::new(None);
             let mut runner = bench.runner_with(t0(), Box::new(store));
             runner.flag_files = FlagFiles::GitHub {
@@ -723,7 +726,12 @@ async fn github_faults_are_errors() {
             let clock = Instant::now();
             let decided = runner.decide(&spec, &Mode::Run).await;
             let elapsed = clock.elapsed();
-            let writes: Vec<_> = server.received().into_iter().filter(|r| r.method != "GET").collect();
+            // A GraphQL query is a POST that reads (the state branch's tree and blobs).
+            let writes: Vec<_> = server
+                .received()
+                .into_iter()
+                .filter(|r| r.method != "GET" && !r.target.ends_with("/graphql"))
+                .collect();
             let world = World {
                 flag: Some(format!("{writes:?}").into_bytes()),
                 state: None,
@@ -755,15 +763,21 @@ async fn github_write_faults_are_errors_and_leave_flag_and_state() {
         expect: expect.iter().map(|s| s.to_string()).collect(),
         limit,
     };
-    let rows: Vec<(&str, u16, Case)> = vec![
-        (FLAGS, 500, case("flag file PUT 500", &["HTTP 500"])),
-        (FLAGS, 502, case("flag file PUT 502", &["HTTP 502"])),
+    // State is written with the git data API: a commit made on the head read, then the branch
+    // moved to it only as a fast-forward (src/state/github.rs); the ref update is where a
+    // refusal lands.
+    const STATE_REF: &str = "/git/refs/heads/flagramp-state";
+    let rows: Vec<(&str, &str, u16, Case)> = vec![
+        ("PUT", FLAGS, 500, case("flag file PUT 500", &["HTTP 500"])),
+        ("PUT", FLAGS, 502, case("flag file PUT 502", &["HTTP 502"])),
         (
+            "PUT",
             FLAGS,
             403,
             case("flag file PUT 403", &["HTTP 403", "cannot write contents"]),
         ),
         (
+            "PUT",
             FLAGS,
             409,
             // A 409 on a file still at the sha written against is not another writer: the
@@ -773,22 +787,29 @@ async fn github_write_faults_are_errors_and_leave_flag_and_state() {
                 &["HTTP 409", "refused the write"],
             ),
         ),
-        ("rollouts/demo.json", 500, case("state PUT 500", &["HTTP 500"])),
+        ("PATCH", STATE_REF, 500, case("state ref update 500", &["HTTP 500"])),
         (
-            "rollouts/demo.json",
+            "PATCH",
+            STATE_REF,
             403,
-            case("state PUT 403", &["HTTP 403", "cannot write the state branch"]),
+            case("state ref update 403", &["HTTP 403", "cannot write the state branch"]),
         ),
         (
-            "rollouts/demo.json",
-            409,
-            case("state PUT 409 on an unchanged file", &["HTTP 409", "refused the write"]),
+            "PATCH",
+            STATE_REF,
+            422,
+            // A 422 on a branch still at the head the commit was made on is not another run's
+            // commit: the update itself was refused.
+            case(
+                "state ref update 422 on an unchanged branch",
+                &["HTTP 422", "refused the write"],
+            ),
         ),
     ];
     let rows = Arc::new(rows);
     let cases = rows
         .iter()
-        .map(|(_, _, c)| Case {
+        .map(|(_, _, _, c)| Case {
             fault: c.fault.clone(),
             expect: c.expect.clone(),
             limit: c.limit,
@@ -797,13 +818,13 @@ async fn github_write_faults_are_errors_and_leave_flag_and_state() {
     run_table("github writes", cases, |i| {
         let rows = rows.clone();
         async move {
-            let (path, status, _) = &rows[i];
+            let (method, path, status, _) = &rows[i];
             let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
             fake.put_file("main", FLAGS, flags_json(None).as_bytes());
+            // A state branch that exists, so the state write is a ref update.
+            fake.put_file(STATE_BRANCH, "README.md", b"state\n");
             let gh = github(&fake.uri(), Duration::from_secs(10));
-            let store = GitHubStateStore::open(gh.clone(), STATE_BRANCH, Some("main"))
-                .await
-                .unwrap();
+            let store = GitHubStateStore::open(gh.clone(), STATE_BRANCH, true).await.unwrap();
             let bench = Bench::new(None);
             let mut runner = bench.runner_with(t0(), Box::new(store));
             runner.flag_files = FlagFiles::GitHub {
@@ -816,7 +837,7 @@ async fn github_write_faults_are_errors_and_leave_flag_and_state() {
                 state: fake.file(STATE_BRANCH, "rollouts/demo.json").filter(|_| false),
             };
             let before = world(&fake);
-            fake.fail_next("PUT", path, *status, 10);
+            fake.fail_next(method, path, *status, 10);
             let clock = Instant::now();
             let decided = runner.decide(&spec, &Mode::Run).await;
             let elapsed = clock.elapsed();

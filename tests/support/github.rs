@@ -115,6 +115,8 @@ struct CommitObject {
     sha: String,
     parent: Option<String>,
     tree: BTreeMap<String, Vec<u8>>,
+    /// The git id of `tree` (see [`World::register_tree`]).
+    tree_sha: String,
     /// Paths this commit changed (for `GET /commits?path=`).
     touched: Vec<String>,
     message: String,
@@ -152,6 +154,25 @@ struct World {
     log: Vec<Entry>,
     sequence: u64,
     applied_writes: usize,
+    /// Every blob and tree of every commit and every created tree, by git id: a tree as the
+    /// files under it (paths relative to it) by blob id.
+    blobs: HashMap<String, Vec<u8>>,
+    trees: HashMap<String, BTreeMap<String, String>>,
+    /// Added to every answer ([`FakeGitHub::set_delay`]).
+    delay: std::time::Duration,
+    /// Longest `Blob.text` answered whole ([`FakeGitHub::set_blob_text_limit`]).
+    blob_text_limit: Option<usize>,
+}
+
+/// A commit as a test sees it ([`FakeGitHub::commits_on`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub sha: String,
+    /// Its parent, `None` for a root commit.
+    pub parent: Option<String>,
+    pub message: String,
+    /// The paths it changed from its parent.
+    pub touched: Vec<String>,
 }
 
 /// The parts of a request the fake looks at.
@@ -229,7 +250,7 @@ impl Respond for Responder {
         let mut world = self.world.lock().unwrap_or_else(PoisonError::into_inner);
         let reply = world.handle(&incoming);
         world.record(incoming, &reply);
-        world.template(reply)
+        world.template(reply).set_delay(world.delay)
     }
 }
 
@@ -390,10 +411,12 @@ impl FakeGitHub {
         let branch = world.default_branch.clone();
         let parent = world.head(&branch).to_string();
         let tree = world.commits[&parent].tree.clone();
+        let tree_sha = world.commits[&parent].tree_sha.clone();
         let commit = CommitObject {
             sha: sha.to_string(),
             parent: Some(parent),
             tree,
+            tree_sha,
             touched: vec![path.to_string()],
             message: match associated_pr {
                 Some(n) => format!("Change {path} (#{n})"),
@@ -405,6 +428,66 @@ impl FakeGitHub {
         };
         world.commits.insert(sha.to_string(), commit);
         world.branches.insert(branch, sha.to_string());
+    }
+
+    /// Seeds several files in one commit on `branch` (created from the default branch if
+    /// missing), as another writer's single commit would.
+    pub fn put_files(&self, branch: &str, files: &[(String, Vec<u8>)]) {
+        let mut world = self.world();
+        if !world.branches.contains_key(branch) {
+            let head = world.head(&world.default_branch.clone()).to_string();
+            world.branches.insert(branch.to_string(), head);
+        }
+        let parent = world.head(branch).to_string();
+        let mut tree = world.commits[&parent].tree.clone();
+        for (path, bytes) in files {
+            tree.insert(path.clone(), bytes.clone());
+        }
+        let touched = files.iter().map(|(p, _)| p.clone()).collect();
+        world.commit_tree(branch, Some(parent), tree, touched, "Seed files", "test-seed");
+    }
+
+    /// The commits reachable from `branch`'s head by first parents, newest first.
+    pub fn commits_on(&self, branch: &str) -> Vec<CommitInfo> {
+        let world = self.world();
+        let Some(head) = world.branches.get(branch) else {
+            return Vec::new();
+        };
+        world
+            .history(head)
+            .into_iter()
+            .map(|c| CommitInfo {
+                sha: c.sha.clone(),
+                parent: c.parent.clone(),
+                message: c.message.clone(),
+                touched: c.touched.clone(),
+            })
+            .collect()
+    }
+
+    /// Every path in `branch`'s head tree.
+    pub fn tree_paths(&self, branch: &str) -> Vec<String> {
+        let world = self.world();
+        let Some(head) = world.branches.get(branch) else {
+            return Vec::new();
+        };
+        world.commits[head].tree.keys().cloned().collect()
+    }
+
+    /// The commit `branch` points at.
+    pub fn head_of(&self, branch: &str) -> Option<String> {
+        self.world().branches.get(branch).cloned()
+    }
+
+    /// Adds `delay` to every answer from now on (about api.github.com's latency from a runner
+    /// is 50 ms); requests are still served concurrently.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.world().delay = delay;
+    }
+
+    /// GraphQL's `Blob.text` of a blob longer than `bytes` is cut there with `isTruncated: true`.
+    pub fn set_blob_text_limit(&self, bytes: usize) {
+        self.world().blob_text_limit = Some(bytes);
     }
 
     /// Read-only token (fork pull requests, Dependabot): every write answers
@@ -510,11 +593,17 @@ impl World {
             log: Vec::new(),
             sequence: 0,
             applied_writes: 0,
+            blobs: HashMap::new(),
+            trees: HashMap::new(),
+            delay: std::time::Duration::ZERO,
+            blob_text_limit: None,
         };
+        let empty_tree = world.register_tree(&BTreeMap::new());
         let root = CommitObject {
             sha: sha1_hex(format!("root {owner}/{repo}").as_bytes()),
             parent: None,
             tree: BTreeMap::new(),
+            tree_sha: empty_tree,
             touched: Vec::new(),
             message: "Initial commit".to_string(),
             author: "octocat".to_string(),
@@ -567,15 +656,13 @@ impl World {
             None => tree.remove(path),
         };
         self.sequence += 1;
-        let listing: String = tree
-            .iter()
-            .map(|(p, b)| format!("{p}\0{}\n", git_blob_sha(b)))
-            .collect();
-        let sha = sha1_hex(format!("commit {}\n{parent}\n{message}\n{listing}", self.sequence).as_bytes());
+        let tree_sha = self.register_tree(&tree);
+        let sha = sha1_hex(format!("commit {}\n{parent}\n{message}\n{tree_sha}", self.sequence).as_bytes());
         let commit = CommitObject {
             sha: sha.clone(),
             parent: Some(parent),
             tree,
+            tree_sha,
             touched: vec![path.to_string()],
             message: message.to_string(),
             author: author.to_string(),
@@ -584,6 +671,103 @@ impl World {
         };
         self.commits.insert(sha.clone(), commit.clone());
         self.branches.insert(branch.to_string(), sha);
+        commit
+    }
+
+    /// Stores `files` (paths from a tree's root) as git does: each blob, each directory's tree
+    /// and the root tree, by their git ids; returns the root tree's id. Ids are git's own (a
+    /// tree object is `<mode> <name>\0<20-byte id>` per entry, sorted as git sorts them), so
+    /// two trees have one id exactly when they hold the same files.
+    fn register_tree(&mut self, files: &BTreeMap<String, Vec<u8>>) -> String {
+        let mut blobs: Vec<(String, String)> = Vec::new();
+        let mut dirs: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+        let mut flat: BTreeMap<String, String> = BTreeMap::new();
+        for (path, bytes) in files {
+            let sha = git_blob_sha(bytes);
+            self.blobs.entry(sha.clone()).or_insert_with(|| bytes.clone());
+            flat.insert(path.clone(), sha.clone());
+            match path.split_once('/') {
+                Some((dir, rest)) => {
+                    dirs.entry(dir.to_string())
+                        .or_default()
+                        .insert(rest.to_string(), bytes.clone());
+                }
+                None => blobs.push((path.clone(), sha)),
+            }
+        }
+        // git sorts a directory's name as if it ended in `/`.
+        let mut entries: Vec<(String, &str, String, String)> = blobs
+            .into_iter()
+            .map(|(name, sha)| (name.clone(), "100644", name, sha))
+            .collect();
+        for (name, sub) in dirs {
+            let sha = self.register_tree(&sub);
+            entries.push((format!("{name}/"), "40000", name, sha));
+        }
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut body = Vec::new();
+        for (_, mode, name, sha) in &entries {
+            body.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            body.extend((0..20).map(|i| u8::from_str_radix(&sha[2 * i..2 * i + 2], 16).expect("hex")));
+        }
+        let mut object = format!("tree {}\0", body.len()).into_bytes();
+        object.extend_from_slice(&body);
+        let sha = sha1_hex(&object);
+        self.trees.insert(sha.clone(), flat);
+        sha
+    }
+
+    /// The files of a stored tree, by path from its root.
+    fn tree_files(&self, sha: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let flat = self.trees.get(sha)?;
+        Some(flat.iter().map(|(p, b)| (p.clone(), self.blobs[b].clone())).collect())
+    }
+
+    /// Makes a commit of `tree` on `parent` and moves `branch` to it.
+    fn commit_tree(
+        &mut self,
+        branch: &str,
+        parent: Option<String>,
+        tree: BTreeMap<String, Vec<u8>>,
+        touched: Vec<String>,
+        message: &str,
+        author: &str,
+    ) -> CommitObject {
+        let commit = self.new_commit(parent, tree, touched, message, author);
+        self.branches.insert(branch.to_string(), commit.sha.clone());
+        commit
+    }
+
+    fn new_commit(
+        &mut self,
+        parent: Option<String>,
+        tree: BTreeMap<String, Vec<u8>>,
+        touched: Vec<String>,
+        message: &str,
+        author: &str,
+    ) -> CommitObject {
+        self.sequence += 1;
+        let tree_sha = self.register_tree(&tree);
+        let sha = sha1_hex(
+            format!(
+                "commit {}\n{}\n{message}\n{tree_sha}",
+                self.sequence,
+                parent.as_deref().unwrap_or("")
+            )
+            .as_bytes(),
+        );
+        let commit = CommitObject {
+            sha: sha.clone(),
+            parent,
+            tree,
+            tree_sha,
+            touched,
+            message: message.to_string(),
+            author: author.to_string(),
+            date: now(),
+            pulls: Vec::new(),
+        };
+        self.commits.insert(sha, commit.clone());
         commit
     }
 
@@ -753,6 +937,10 @@ impl World {
             ("GET", ["git", "ref", "heads", ..]) if rest.len() > 3 => self.get_ref(req, &rest[3..].join("/")),
             ("GET", ["git", "ref", ..]) if rest.len() > 2 => self.error(req, 404, "Not Found"),
             ("POST", ["git", "refs"]) => self.create_ref(req),
+            ("PATCH", ["git", "refs", "heads", ..]) if rest.len() > 3 => self.update_ref(req, &rest[3..].join("/")),
+            ("POST", ["git", "trees"]) => self.create_tree(req),
+            ("POST", ["git", "commits"]) => self.create_commit(req),
+            ("POST", ["git", "blobs"]) => self.create_blob(req),
             ("GET", ["contents", ..]) if rest.len() > 1 => self.get_contents(req, &rest[1..].join("/")),
             ("PUT", ["contents", ..]) if rest.len() > 1 => self.put_contents(req, &rest[1..].join("/")),
             ("GET", ["issues", n, "comments"]) => match n.parse() {
@@ -1027,7 +1215,7 @@ impl World {
         ] {
             answer["content"][key] = content[key].clone();
         }
-        let tree_sha = sha1_hex(format!("tree {}", commit.sha).as_bytes());
+        let tree_sha = commit.tree_sha.clone();
         answer["commit"] = json!({
             "sha": commit.sha,
             "node_id": STANDARD.encode(format!("06:Commit{}", commit.sha)),
@@ -1059,6 +1247,224 @@ impl World {
             },
         });
         Reply::json(if created { 201 } else { 200 }, answer).applied()
+    }
+
+    /// `POST /git/trees`: `base_tree`'s files (none without it), then each `tree` entry: a
+    /// directory by tree id replaces what was at its path, then files by `content` or blob id
+    /// (`sha: null` deletes one that exists), as the API description says.
+    fn create_tree(&mut self, req: &Incoming) -> Reply {
+        if let Some(reply) = self.invalid_body(req) {
+            return reply;
+        }
+        let body = req.body.clone().unwrap_or_default();
+        let mut files = match body.get("base_tree").and_then(Value::as_str) {
+            Some(base) => match self.tree_files(base) {
+                Some(files) => files,
+                None => return self.error(req, 422, "base_tree is not a valid tree oid"),
+            },
+            None => BTreeMap::new(),
+        };
+        let items = body["tree"].as_array().cloned().unwrap_or_default();
+        let (dirs, rest): (Vec<Value>, Vec<Value>) = items.into_iter().partition(|e| e["type"] == "tree");
+        for entry in dirs.iter().chain(&rest) {
+            let path = entry["path"].as_str().unwrap_or_default().trim_matches('/').to_string();
+            let (kind, mode) = (
+                entry["type"].as_str().unwrap_or_default(),
+                entry["mode"].as_str().unwrap_or_default(),
+            );
+            if path.is_empty() {
+                return self.error(req, 422, "tree.path is missing");
+            }
+            if entry.get("sha").is_some() && entry.get("content").is_some() {
+                return self.error(req, 422, "Only one of sha or content may be given");
+            }
+            let fitting = matches!(
+                (kind, mode),
+                ("blob", "100644" | "100755" | "120000") | ("tree", "040000")
+            );
+            if !fitting {
+                return self.error(req, 422, &format!("tree.mode {mode} does not fit tree.type {kind}"));
+            }
+            let prefix = format!("{path}/");
+            match (kind, entry.get("sha"), entry.get("content").and_then(Value::as_str)) {
+                ("tree", Some(Value::String(sha)), None) => {
+                    let Some(sub) = self.tree_files(sha) else {
+                        return self.error(req, 422, &format!("tree.sha {sha} is not a valid tree"));
+                    };
+                    files.retain(|p, _| p != &path && !p.starts_with(&prefix));
+                    files.extend(sub.into_iter().map(|(p, b)| (format!("{prefix}{p}"), b)));
+                }
+                ("blob", _, Some(content)) => {
+                    files.retain(|p, _| !p.starts_with(&prefix));
+                    files.insert(path, content.as_bytes().to_vec());
+                }
+                ("blob", Some(Value::String(sha)), None) => {
+                    let Some(bytes) = self.blobs.get(sha).cloned() else {
+                        return self.error(req, 422, &format!("tree.sha {sha} is not a valid blob"));
+                    };
+                    files.retain(|p, _| !p.starts_with(&prefix));
+                    files.insert(path, bytes);
+                }
+                (_, Some(Value::Null), None) => {
+                    let before = files.len();
+                    files.retain(|p, _| p != &path && !p.starts_with(&prefix));
+                    if files.len() == before {
+                        return self.error(req, 422, &format!("{path} does not exist, so it cannot be deleted"));
+                    }
+                }
+                _ => return self.error(req, 422, "tree entries need a sha or content"),
+            }
+        }
+        let sha = self.register_tree(&files);
+        let url = format!("{}/git/trees/{sha}", self.repo_api());
+        // The answer lists the new tree's own entries, directories as trees.
+        let mut top: BTreeMap<String, Value> = BTreeMap::new();
+        for (path, bytes) in &files {
+            match path.split_once('/') {
+                Some((dir, _)) => {
+                    if !top.contains_key(dir) {
+                        let prefix = format!("{dir}/");
+                        let sub: BTreeMap<String, Vec<u8>> = files
+                            .iter()
+                            .filter_map(|(p, b)| p.strip_prefix(&prefix).map(|r| (r.to_string(), b.clone())))
+                            .collect();
+                        let sub_sha = self.register_tree(&sub);
+                        top.insert(
+                            dir.to_string(),
+                            json!({ "path": dir, "mode": "040000", "type": "tree", "sha": sub_sha,
+                                    "url": format!("{}/git/trees/{sub_sha}", self.repo_api()) }),
+                        );
+                    }
+                }
+                None => {
+                    let blob = git_blob_sha(bytes);
+                    top.insert(
+                        path.clone(),
+                        json!({ "path": path, "mode": "100644", "type": "blob", "sha": blob, "size": bytes.len(),
+                                "url": format!("{}/git/blobs/{blob}", self.repo_api()) }),
+                    );
+                }
+            }
+        }
+        Reply::json(
+            201,
+            json!({ "sha": sha, "url": url, "tree": top.into_values().collect::<Vec<_>>(), "truncated": false }),
+        )
+        .header("Location", url)
+    }
+
+    /// `POST /git/commits`: a commit of a stored tree on at most one parent (the fake keeps one
+    /// parent per commit), on no branch until a ref is moved to it.
+    fn create_commit(&mut self, req: &Incoming) -> Reply {
+        if let Some(reply) = self.invalid_body(req) {
+            return reply;
+        }
+        let body = req.body.clone().unwrap_or_default();
+        let tree_sha = body["tree"].as_str().unwrap_or_default().to_string();
+        let Some(tree) = self.tree_files(&tree_sha) else {
+            return self.error(req, 422, "Tree SHA does not exist");
+        };
+        let parents: Vec<String> = body["parents"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        if parents.len() > 1 {
+            return self.unexpected(req);
+        }
+        let parent = parents.first().cloned();
+        if let Some(p) = &parent {
+            if !self.commits.contains_key(p) {
+                return self.error(req, 422, "Parent SHA does not exist or is not a commit object");
+            }
+        }
+        let before = parent
+            .as_ref()
+            .map(|p| self.commits[p].tree.clone())
+            .unwrap_or_default();
+        let touched: Vec<String> = before
+            .keys()
+            .chain(tree.keys())
+            .filter(|p| before.get(*p) != tree.get(*p))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let message = body["message"].as_str().unwrap_or_default().to_string();
+        let identity = self.identity.clone();
+        let commit = self.new_commit(parent, tree, touched, &message, &identity);
+        let api = self.repo_api();
+        let mut v = self.example("git-commit");
+        v["sha"] = json!(commit.sha);
+        v["node_id"] = json!(STANDARD.encode(format!("06:Commit{}", commit.sha)));
+        v["url"] = json!(format!("{api}/git/commits/{}", commit.sha));
+        v["html_url"] = json!(format!("{}/commit/{}", self.repo_html(), commit.sha));
+        for who in ["author", "committer"] {
+            v[who] = json!({
+                "name": identity,
+                "email": format!("{identity}@users.noreply.github.com"),
+                "date": commit.date,
+            });
+        }
+        v["message"] = json!(message);
+        v["tree"] = json!({ "sha": tree_sha, "url": format!("{api}/git/trees/{tree_sha}") });
+        v["parents"] = json!(commit
+            .parent
+            .iter()
+            .map(|p| json!({ "sha": p, "url": format!("{api}/git/commits/{p}"),
+                             "html_url": format!("{}/commit/{p}", self.repo_html()) }))
+            .collect::<Vec<_>>());
+        let location = format!("{api}/git/commits/{}", commit.sha);
+        Reply::json(201, v).header("Location", location)
+    }
+
+    /// `POST /git/blobs`.
+    fn create_blob(&mut self, req: &Incoming) -> Reply {
+        if let Some(reply) = self.invalid_body(req) {
+            return reply;
+        }
+        let body = req.body.clone().unwrap_or_default();
+        let content = body["content"].as_str().unwrap_or_default();
+        let bytes = match body["encoding"].as_str().unwrap_or("utf-8") {
+            "utf-8" => content.as_bytes().to_vec(),
+            "base64" => match STANDARD.decode(content.split_whitespace().collect::<String>()) {
+                Ok(bytes) => bytes,
+                Err(_) => return self.error(req, 422, "content is not valid Base64"),
+            },
+            other => return self.error(req, 422, &format!("encoding {other} is not supported")),
+        };
+        let sha = git_blob_sha(&bytes);
+        self.blobs.insert(sha.clone(), bytes);
+        let url = format!("{}/git/blobs/{sha}", self.repo_api());
+        Reply::json(201, json!({ "url": url, "sha": sha })).header("Location", url)
+    }
+
+    /// `PATCH /git/refs/heads/{branch}`: moves the branch to a commit; without `force`, only
+    /// when the branch's head is among the commit's ancestors, else 422 as GitHub answers.
+    fn update_ref(&mut self, req: &Incoming, branch: &str) -> Reply {
+        if let Some(reply) = self.invalid_body(req) {
+            return reply;
+        }
+        let body = req.body.clone().unwrap_or_default();
+        let sha = body["sha"].as_str().unwrap_or_default().to_string();
+        let Some(head) = self.branches.get(branch).cloned() else {
+            return self.error(req, 422, "Reference does not exist");
+        };
+        if !self.commits.contains_key(&sha) {
+            return self.error(req, 422, "Object does not exist");
+        }
+        if self.protected.contains(branch) {
+            return self.error(
+                req,
+                422,
+                &format!("Protected branch update failed for refs/heads/{branch}."),
+            );
+        }
+        let force = body["force"].as_bool().unwrap_or(false);
+        if !force && !self.history(&sha).iter().any(|c| c.sha == head) {
+            return self.error(req, 422, "Update is not a fast forward");
+        }
+        self.branches.insert(branch.to_string(), sha);
+        Reply::json(200, self.git_ref(branch)).applied()
     }
 
     fn comment_json(&self, c: &StoredComment) -> Value {
@@ -1205,7 +1611,7 @@ impl World {
             v["commit"][who]["email"] = json!(format!("{}@users.noreply.github.com", c.author));
             v["commit"][who]["date"] = json!(c.date);
         }
-        let tree_sha = sha1_hex(format!("tree {}", c.sha).as_bytes());
+        let tree_sha = &c.tree_sha;
         v["commit"]["tree"] = json!({ "url": format!("{api}/git/trees/{tree_sha}"), "sha": tree_sha });
         v["author"] = self.user(&c.author);
         v["committer"] = self.user(&c.author);
@@ -1378,12 +1784,22 @@ impl World {
     }
 
     fn template(&self, reply: Reply) -> ResponseTemplate {
+        // Each request spends one of its resource's budget, as GitHub counts REST calls; a
+        // GraphQL query costs at least one point of its own budget.
+        let resource = if reply.kind == Kind::GraphQl { "graphql" } else { "core" };
+        let used = self
+            .log
+            .iter()
+            .filter(|e| (e.kind == Kind::GraphQl) == (reply.kind == Kind::GraphQl))
+            .count()
+            .min(5000);
         let mut t = ResponseTemplate::new(reply.status)
             .insert_header("x-github-media-type", "github.v3; format=json")
             .insert_header("x-ratelimit-limit", "5000")
-            .insert_header("x-ratelimit-remaining", "4999")
-            .insert_header("x-ratelimit-used", "1")
-            .insert_header("x-ratelimit-resource", "core")
+            .insert_header("x-ratelimit-remaining", (5000 - used).to_string().as_str())
+            .insert_header("x-ratelimit-used", used.to_string().as_str())
+            .insert_header("x-ratelimit-reset", "4102444800")
+            .insert_header("x-ratelimit-resource", resource)
             .insert_header("x-github-request-id", format!("FAKE:{}", self.log.len()).as_str());
         for (name, value) in &reply.headers {
             t = t.insert_header(name.as_str(), value.as_str());
@@ -1494,16 +1910,70 @@ impl graphql::Resolver for World {
             (Node::Repository, "nameWithOwner") => Ok(Resolved::Leaf(json!(format!("{}/{}", self.owner, self.repo)))),
             (Node::Repository, "object") => {
                 // A revision as git reads it: `HEAD`, a branch (`main`, `heads/main`,
-                // `refs/heads/main`) or a commit sha; anything else finds no object.
-                let sha = match (text("expression"), text("oid")) {
-                    (Some("HEAD"), _) => Some(self.head(&self.default_branch).to_string()),
-                    (Some(expression), _) => self.resolve_ref(expression),
-                    (None, Some(oid)) => self.commits.contains_key(oid).then(|| oid.to_string()),
-                    (None, None) => None,
+                // `refs/heads/main`) or a commit sha; anything else finds no object. By `oid`,
+                // any object: a commit, a tree or a blob.
+                let node = match (text("expression"), text("oid")) {
+                    (Some("HEAD"), _) => Some(Node::Commit(self.head(&self.default_branch).to_string())),
+                    (Some(expression), _) => self.resolve_ref(expression).map(Node::Commit),
+                    (None, Some(oid)) if self.commits.contains_key(oid) => Some(Node::Commit(oid.to_string())),
+                    (None, Some(oid)) if self.trees.contains_key(oid) => Some(Node::Tree(oid.to_string())),
+                    (None, Some(oid)) if self.blobs.contains_key(oid) => Some(Node::Blob(oid.to_string())),
+                    _ => None,
                 };
-                Ok(sha.map_or(Resolved::Null, |sha| Resolved::Node(Node::Commit(sha))))
+                Ok(node.map_or(Resolved::Null, Resolved::Node))
             }
             (Node::Commit(sha), "oid") => Ok(Resolved::Leaf(json!(sha))),
+            (Node::Commit(sha), "tree") => Ok(Resolved::Node(Node::Tree(self.commits[sha].tree_sha.clone()))),
+            (Node::Commit(sha), "file") => {
+                let path = text("path").unwrap_or_default().trim_matches('/').to_string();
+                let root = self.commits[sha].tree_sha.clone();
+                Ok(self.entry_at(&root, &path).map_or(Resolved::Null, Resolved::Node))
+            }
+            (Node::Tree(sha), "oid") | (Node::Blob(sha), "oid") => Ok(Resolved::Leaf(json!(sha))),
+            (Node::Tree(sha), "entries") => {
+                let flat = &self.trees[sha];
+                let mut names: Vec<String> = flat
+                    .keys()
+                    .map(|p| p.split('/').next().unwrap_or(p).to_string())
+                    .collect();
+                names.dedup();
+                Ok(Resolved::List(
+                    names.iter().filter_map(|n| self.entry_at(sha, n)).collect(),
+                ))
+            }
+            (Node::TreeEntry { name, .. }, "name") => Ok(Resolved::Leaf(json!(name))),
+            (Node::TreeEntry { path, .. }, "path") => Ok(Resolved::Leaf(json!(path))),
+            (Node::TreeEntry { oid, .. }, "oid") => Ok(Resolved::Leaf(json!(oid))),
+            (Node::TreeEntry { tree, .. }, "type") => Ok(Resolved::Leaf(json!(if *tree { "tree" } else { "blob" }))),
+            // GraphQL gives the mode as a number: 0o100644 and 0o40000.
+            (Node::TreeEntry { tree, .. }, "mode") => Ok(Resolved::Leaf(json!(if *tree { 16384 } else { 33188 }))),
+            (Node::TreeEntry { tree, oid, .. }, "size") => {
+                Ok(Resolved::Leaf(json!(if *tree { 0 } else { self.blobs[oid].len() })))
+            }
+            (Node::TreeEntry { tree, oid, .. }, "object") => Ok(Resolved::Node(if *tree {
+                Node::Tree(oid.clone())
+            } else {
+                Node::Blob(oid.clone())
+            })),
+            (Node::Blob(sha), "byteSize") => Ok(Resolved::Leaf(json!(self.blobs[sha].len()))),
+            (Node::Blob(sha), "isBinary") => Ok(Resolved::Leaf(json!(std::str::from_utf8(&self.blobs[sha]).is_err()))),
+            (Node::Blob(sha), "isTruncated") => {
+                let bytes = &self.blobs[sha];
+                Ok(Resolved::Leaf(json!(self
+                    .blob_text_limit
+                    .is_some_and(|l| bytes.len() > l))))
+            }
+            (Node::Blob(sha), "text") => {
+                let bytes = &self.blobs[sha];
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    return Ok(Resolved::Null);
+                };
+                let mut end = self.blob_text_limit.unwrap_or(text.len()).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                Ok(Resolved::Leaf(json!(&text[..end])))
+            }
             (Node::Commit(sha), "history") => {
                 let commits = self
                     .touching(sha, text("path"))
@@ -1528,6 +1998,43 @@ impl graphql::Resolver for World {
                 None,
             )),
         }
+    }
+}
+
+impl World {
+    /// The entry at `path` in the tree `root`: a file, a directory, or nothing.
+    fn entry_at(&self, root: &str, path: &str) -> Option<Node> {
+        let flat = self.trees.get(root)?;
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        if let Some(blob) = flat.get(path) {
+            return Some(Node::TreeEntry {
+                name,
+                path: path.to_string(),
+                oid: blob.clone(),
+                tree: false,
+            });
+        }
+        let prefix = format!("{path}/");
+        let sub: BTreeMap<String, String> = flat
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, b)| (p[prefix.len()..].to_string(), b.clone()))
+            .collect();
+        if sub.is_empty() {
+            return None;
+        }
+        // The directory's tree was stored with the root's: find it by its files.
+        let oid = self
+            .trees
+            .iter()
+            .find(|(_, files)| **files == sub)
+            .map(|(sha, _)| sha.clone())?;
+        Some(Node::TreeEntry {
+            name,
+            path: path.to_string(),
+            oid,
+            tree: true,
+        })
     }
 }
 

@@ -8,7 +8,11 @@
 //! followRenames: Boolean = true): Repository`, `Repository.object(expression: String, oid:
 //! GitObjectID): GitObject` (an interface that `Commit`, `Tree`, `Blob` and `Tag` implement),
 //! `Commit.history(after, before: String, first, last: Int, path: String, since, until:
-//! GitTimestamp, author: CommitAuthor): CommitHistoryConnection!`, `Commit.associatedPullRequests(
+//! GitTimestamp, author: CommitAuthor): CommitHistoryConnection!`, `Commit.tree: Tree!`,
+//! `Commit.file(path: String!): TreeEntry`, `Tree.entries: [TreeEntry!]`, `TreeEntry.name:
+//! String!`, `.path: String`, `.oid: GitObjectID!`, `.type: String!`, `.mode: Int!`, `.size:
+//! Int!`, `.object: GitObject`, `Blob.byteSize: Int!`, `.isBinary: Boolean`, `.isTruncated:
+//! Boolean!`, `.text: String` (and `oid` on every git object), `Commit.associatedPullRequests(
 //! after, before: String, first, last: Int, orderBy: PullRequestOrder):
 //! PullRequestConnection`, `CommitHistoryConnection.nodes: [Commit]`,
 //! `PullRequestConnection.nodes: [PullRequest]`, `PullRequest.number: Int!`. A field the fake
@@ -603,6 +607,102 @@ const SCHEMA: &[SchemaField] = &[
         ty: "PullRequestConnection",
     },
     SchemaField {
+        parent: "Commit",
+        name: "tree",
+        args: &[],
+        ty: "Tree!",
+    },
+    SchemaField {
+        parent: "Commit",
+        name: "file",
+        args: &[("path", "String!")],
+        ty: "TreeEntry",
+    },
+    SchemaField {
+        parent: "Tree",
+        name: "oid",
+        args: &[],
+        ty: "GitObjectID!",
+    },
+    SchemaField {
+        parent: "Tree",
+        name: "entries",
+        args: &[],
+        ty: "[TreeEntry!]",
+    },
+    SchemaField {
+        parent: "TreeEntry",
+        name: "name",
+        args: &[],
+        ty: "String!",
+    },
+    SchemaField {
+        parent: "TreeEntry",
+        name: "path",
+        args: &[],
+        ty: "String",
+    },
+    SchemaField {
+        parent: "TreeEntry",
+        name: "oid",
+        args: &[],
+        ty: "GitObjectID!",
+    },
+    SchemaField {
+        parent: "TreeEntry",
+        name: "type",
+        args: &[],
+        ty: "String!",
+    },
+    SchemaField {
+        parent: "TreeEntry",
+        name: "mode",
+        args: &[],
+        ty: "Int!",
+    },
+    SchemaField {
+        parent: "TreeEntry",
+        name: "size",
+        args: &[],
+        ty: "Int!",
+    },
+    SchemaField {
+        parent: "TreeEntry",
+        name: "object",
+        args: &[],
+        ty: "GitObject",
+    },
+    SchemaField {
+        parent: "Blob",
+        name: "oid",
+        args: &[],
+        ty: "GitObjectID!",
+    },
+    SchemaField {
+        parent: "Blob",
+        name: "byteSize",
+        args: &[],
+        ty: "Int!",
+    },
+    SchemaField {
+        parent: "Blob",
+        name: "isBinary",
+        args: &[],
+        ty: "Boolean",
+    },
+    SchemaField {
+        parent: "Blob",
+        name: "isTruncated",
+        args: &[],
+        ty: "Boolean!",
+    },
+    SchemaField {
+        parent: "Blob",
+        name: "text",
+        args: &[],
+        ty: "String",
+    },
+    SchemaField {
         parent: "CommitHistoryConnection",
         name: "nodes",
         args: &[],
@@ -941,6 +1041,18 @@ pub enum Node {
     Repository,
     /// A commit, by its sha.
     Commit(String),
+    /// A tree, by its sha.
+    Tree(String),
+    /// A blob, by its sha.
+    Blob(String),
+    /// An entry of a tree: its name, path from the commit's root, object id, and whether it
+    /// is a directory.
+    TreeEntry {
+        name: String,
+        path: String,
+        oid: String,
+        tree: bool,
+    },
     Connection(&'static str, Vec<Node>),
     /// A pull request, by its number.
     PullRequest(u64),
@@ -952,6 +1064,9 @@ impl Node {
             Node::Query => "Query",
             Node::Repository => "Repository",
             Node::Commit(_) => "Commit",
+            Node::Tree(_) => "Tree",
+            Node::Blob(_) => "Blob",
+            Node::TreeEntry { .. } => "TreeEntry",
             Node::Connection(ty, _) => ty,
             Node::PullRequest(_) => "PullRequest",
         }
@@ -964,6 +1079,9 @@ pub enum Resolved {
     Null,
     Leaf(Value),
     Node(Node),
+    /// A list of objects (`Tree.entries: [TreeEntry!]`), each answered with the field's
+    /// selection.
+    List(Vec<Node>),
 }
 
 /// Answers fields from the fake's data. Connection fields (`nodes`, `totalCount`) and
@@ -1104,6 +1222,12 @@ fn field_value(
         Ok(Resolved::Null) => Value::Null,
         Ok(Resolved::Leaf(v)) => v,
         Ok(Resolved::Node(child)) => select(&field.selection, &child, variables, resolver, path, errors),
+        Ok(Resolved::List(items)) => Value::Array(
+            items
+                .iter()
+                .map(|item| select(&field.selection, item, variables, resolver, path, errors))
+                .collect(),
+        ),
         Err(mut error) => {
             error.path = path.clone();
             error.pos = error.pos.or(Some(field.pos));
