@@ -881,6 +881,70 @@ mod concurrency {
         fake.assert_conformant();
     }
 
+    /// Rollouts whose flags are in three files on one branch change them in one commit, each
+    /// file with all its flags and nothing else in it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flags_in_several_files_on_a_branch_change_in_one_commit() {
+        const FILES: [&str; 3] = ["flags/a.flagd.json", "flags/b.flagd.json", "other/c.flagd.json"];
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        let flag = |key: &str| {
+            format!("\"{key}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}")
+        };
+        let files: Vec<(String, Vec<u8>)> = FILES
+            .iter()
+            .enumerate()
+            .map(|(n, path)| {
+                let keys = [
+                    flag(&format!("f{n}a")),
+                    flag(&format!("f{n}b")),
+                    flag(&format!("untouched{n}")),
+                ];
+                (
+                    path.to_string(),
+                    format!("{{ \"flags\": {{ {} }} }}\n", keys.join(", ")).into_bytes(),
+                )
+            })
+            .collect();
+        fake.put_files("main", &files);
+        let specs: Vec<_> = (0..FILES.len())
+            .flat_map(|n| ["a", "b"].map(|x| (n, x)))
+            .map(|(n, x)| {
+                let mut spec = ramp_spec();
+                spec.name = format!("r{n}{x}");
+                spec.flag.key = format!("f{n}{x}");
+                spec.flag.provider = flagramp::spec::ProviderSpec::Flagd {
+                    path: FILES[n].into(),
+                    branch: None,
+                };
+                spec
+            })
+            .collect();
+        let before = fake.commits_on("main").len();
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        assert!(
+            decided.iter().all(|d| d.record.decision == DecisionKind::Start),
+            "{:?}",
+            decided.iter().map(|d| &d.record.reason).collect::<Vec<_>>()
+        );
+        let commits = fake.commits_on("main");
+        assert_eq!(commits.len() - before, 1, "one commit for the three files");
+        let mut touched = commits[0].touched.clone();
+        touched.sort();
+        assert_eq!(touched, FILES.to_vec());
+        for (n, path) in FILES.iter().enumerate() {
+            let on_branch: serde_json::Value = serde_json::from_slice(&fake.file("main", path).unwrap()).unwrap();
+            for key in [format!("f{n}a"), format!("f{n}b")] {
+                assert_eq!(on_branch["flags"][&key]["state"], "ENABLED", "{path}: {on_branch}");
+            }
+            assert_eq!(on_branch["flags"][format!("untouched{n}")]["state"], "DISABLED");
+        }
+        assert!(
+            !fake.requests().iter().any(|r| r.method == "PUT"),
+            "no file is written through the contents API"
+        );
+        fake.assert_conformant();
+    }
+
     /// Forty rollouts whose flags share one file, with state on the branch: the run that starts
     /// them all makes 3 commits across branches (the claims, the flag file, the records), and
     /// a run where nothing changes makes none (docs/state-branch.md, "Writing").

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-pub use store::{FlagFileStore, LocalFile, RepoFileOnBranch};
+pub use store::{BranchFileWrite, FlagFileStore, LocalFile, RepoFileOnBranch};
 
 use super::{ChangeNote, FlagProvider, FlagReading, ProviderError};
 use crate::state::FlagValue;
@@ -350,7 +350,37 @@ async fn write_files(writes: &[FileWrite<'_>]) -> Vec<Result<(), ProviderError>>
     for (&(k, _), result) in local.iter().zip(stored) {
         results[k] = Some(result);
     }
-    let stored = futures::future::join_all(elsewhere.iter().map(|&k| {
+    // Files on a branch: the files of one branch in one commit when there are several.
+    let mut by_branch: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut alone = Vec::new();
+    for &k in &elsewhere {
+        match writes[k].flag.store.as_branch_file() {
+            Some(file) => by_branch.entry(file.branch()).or_default().push(k),
+            None => alone.push(k),
+        }
+    }
+    for ks in by_branch.into_values() {
+        if ks.len() == 1 {
+            alone.extend(ks);
+            continue;
+        }
+        let batch: Vec<BranchFileWrite<'_>> = ks
+            .iter()
+            .filter_map(|&k| {
+                Some(BranchFileWrite {
+                    file: writes[k].flag.store.as_branch_file()?,
+                    bytes: writes[k].out.as_bytes(),
+                    version: &writes[k].version,
+                    keys: &writes[k].keys,
+                    note: &writes[k].note,
+                })
+            })
+            .collect();
+        for (&k, result) in ks.iter().zip(RepoFileOnBranch::store_all(&batch).await) {
+            results[k] = Some(result);
+        }
+    }
+    let stored = futures::future::join_all(alone.iter().map(|&k| {
         let write = &writes[k];
         write
             .flag
@@ -358,7 +388,7 @@ async fn write_files(writes: &[FileWrite<'_>]) -> Vec<Result<(), ProviderError>>
             .store(write.out.as_bytes(), &write.version, &write.keys, &write.note)
     }))
     .await;
-    for (&k, result) in elsewhere.iter().zip(stored) {
+    for (&k, result) in alone.iter().zip(stored) {
         results[k] = Some(result);
     }
     results

@@ -27,6 +27,11 @@ pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
     fn as_local(&self) -> Option<&LocalFile> {
         None
     }
+    /// The file on a GitHub branch, when it is one: a run writes the files of one branch in one
+    /// commit ([`RepoFileOnBranch::store_all`]).
+    fn as_branch_file(&self) -> Option<&RepoFileOnBranch> {
+        None
+    }
 }
 
 /// Flag files are small; anything larger is not one (and would be slow to parse on every run).
@@ -232,6 +237,182 @@ impl FlagFileStore for RepoFileOnBranch {
         let message = crate::github::commit_message(&subject, &[("Actor", &note.actor), ("Reason", &note.reason)]);
         self.write(bytes, version, &message).await
     }
+
+    fn as_branch_file(&self) -> Option<&RepoFileOnBranch> {
+        Some(self)
+    }
+}
+
+/// What a refused branch write tells the person.
+const BRANCH_RULE_HINT: &str = "Branch protection or a rule refused the write: let the token bypass it, or keep the flag file on a branch flagramp may write (`flag.flagd.branch`)";
+
+/// One file of [`RepoFileOnBranch::store_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct BranchFileWrite<'a> {
+    /// The file.
+    pub file: &'a RepoFileOnBranch,
+    /// Its new bytes (a flag file: text).
+    pub bytes: &'a [u8],
+    /// The blob sha it was read at.
+    pub version: &'a str,
+    /// The flags it changes, for the commit message.
+    pub keys: &'a str,
+    /// Who changes them and why.
+    pub note: &'a ChangeNote,
+}
+
+impl RepoFileOnBranch {
+    /// The branch this file is on: files of the same branch are written in one commit.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// Writes several files of one branch (every file of `writes` is on the same branch of the
+    /// same repository) in one commit with the git data API: each file is checked against the
+    /// blob sha it was read at, and the ones still there are committed on the head that was
+    /// read, which moves only as a fast-forward, so a run's flag files cost one commit, not one
+    /// per file (docs/state-branch.md). A file changed since it was read, or a head another
+    /// writer moved meanwhile, is a conflict: the caller reads again and applies again. One
+    /// result per file, in order.
+    pub async fn store_all(writes: &[BranchFileWrite<'_>]) -> Vec<Result<(), ProviderError>> {
+        let Some(first) = writes.first() else {
+            return Vec::new();
+        };
+        let (github, branch) = (&first.file.github, first.file.branch.as_str());
+        let mut results: Vec<Option<Result<(), ProviderError>>> = vec![None; writes.len()];
+        let conflict = |path: &str| {
+            ProviderError::Conflict(format!(
+                "{path} on branch {branch} changed since it was read: another run changed the flag file first"
+            ))
+        };
+        // The head and each directory's files, all read at that one head.
+        let mut head: Option<(String, String)> = None;
+        let mut dirs = std::collections::BTreeMap::new();
+        for write in writes {
+            let dir = match write.file.path.rsplit_once('/') {
+                Some((dir, _)) => dir.to_string(),
+                None => String::new(),
+            };
+            if dirs.contains_key(&dir) {
+                continue;
+            }
+            let listed = match github.branch_dir(branch, &dir).await {
+                Ok(Some(listed)) => listed,
+                Ok(None) => {
+                    let gone = ProviderError::NotFound(format!("branch {branch} does not exist"));
+                    return writes.iter().map(|_| Err(gone.clone())).collect();
+                }
+                Err(e) => {
+                    let e = provider_error(e, "");
+                    return writes.iter().map(|_| Err(e.clone())).collect();
+                }
+            };
+            match &head {
+                Some((sha, _)) if *sha != listed.head => {
+                    // The branch moved between two reads: read everything again.
+                    return writes.iter().map(|w| Err(conflict(&w.file.path))).collect();
+                }
+                Some(_) => {}
+                None => head = Some((listed.head.clone(), listed.tree.clone())),
+            }
+            let blobs: std::collections::BTreeMap<String, String> = if dir.is_empty() {
+                Default::default()
+            } else {
+                listed
+                    .entries
+                    .into_iter()
+                    .filter(|e| e.kind == "blob")
+                    .map(|e| (e.name, e.oid))
+                    .collect()
+            };
+            dirs.insert(dir, blobs);
+        }
+        let Some((head, tree)) = head else {
+            return Vec::new();
+        };
+        let mut items = Vec::new();
+        let mut committing = Vec::new();
+        for (k, write) in writes.iter().enumerate() {
+            let (dir, name) = write
+                .file
+                .path
+                .rsplit_once('/')
+                .unwrap_or(("", write.file.path.as_str()));
+            let at_head = dirs.get(dir).and_then(|blobs| blobs.get(name));
+            let Ok(text) = String::from_utf8(write.bytes.to_vec()) else {
+                results[k] = Some(Err(ProviderError::NotWritten(format!(
+                    "{} is not text; nothing was written",
+                    write.file.path
+                ))));
+                continue;
+            };
+            // A file at the root is not listed by directory: it is checked by its own write.
+            if dir.is_empty() || at_head.map(String::as_str) != Some(write.version) {
+                results[k] = Some(Err(conflict(&write.file.path)));
+                continue;
+            }
+            items.push(crate::github::TreeItem::File {
+                path: write.file.path.clone(),
+                content: text,
+            });
+            committing.push(k);
+        }
+        if committing.is_empty() {
+            return finish(results);
+        }
+        let paths: Vec<&str> = committing.iter().map(|&k| writes[k].file.path.as_str()).collect();
+        let keys: Vec<&str> = committing.iter().map(|&k| writes[k].keys).collect();
+        let reasons: Vec<&str> = committing.iter().map(|&k| writes[k].note.reason.as_str()).collect();
+        let subject = format!("flagramp: update {} in {}", keys.join(", "), paths.join(", "));
+        let message = crate::github::commit_message(
+            &subject,
+            &[("Actor", &first.note.actor), ("Reason", &reasons.join("; "))],
+        );
+        let made = async {
+            let tree = github.create_tree(Some(&tree), &items).await?;
+            let commit = github
+                .create_commit(&message, &tree, std::slice::from_ref(&head))
+                .await?;
+            Ok::<_, GitHubError>((commit.clone(), github.fast_forward(branch, &commit).await))
+        }
+        .await;
+        let outcome = match made {
+            Ok((_, Ok(()))) => Ok(()),
+            Ok((commit, Err(refused @ (GitHubError::Invalid(_) | GitHubError::Conflict(_))))) => {
+                // Refused: the head says why. Another writer's commit → read again and apply
+                // again; the head unchanged → a branch rule; at our commit → it landed.
+                let dir = paths[0].rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                match github.branch_dir(branch, dir).await {
+                    Ok(Some(now)) if now.head == commit => Ok(()),
+                    Ok(Some(now)) if now.head == head => Err(provider_error(
+                        match refused {
+                            GitHubError::Invalid(m) | GitHubError::Conflict(m) => GitHubError::Refused(format!(
+                                "{m} (the branch is unchanged, so a branch rule or protection refused the update)"
+                            )),
+                            other => other,
+                        },
+                        BRANCH_RULE_HINT,
+                    )),
+                    Ok(Some(_)) => Err(ProviderError::Conflict(format!(
+                        "branch {branch} moved while its flag files were written: another run committed first"
+                    ))),
+                    Ok(None) | Err(_) => Err(provider_error(refused, BRANCH_RULE_HINT)),
+                }
+            }
+            Ok((_, Err(e))) | Err(e) => Err(provider_error(e, BRANCH_RULE_HINT)),
+        };
+        for &k in &committing {
+            results[k] = Some(outcome.clone());
+        }
+        finish(results)
+    }
+}
+
+fn finish(results: Vec<Option<Result<(), ProviderError>>>) -> Vec<Result<(), ProviderError>> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ProviderError::Io("internal: a file write without a result".into()))))
+        .collect()
 }
 
 impl RepoFileOnBranch {
@@ -240,11 +421,6 @@ impl RepoFileOnBranch {
             .put_file(&self.branch, &self.path, bytes, Some(version), message)
             .await
             .map(|_| ())
-            .map_err(|e| {
-                provider_error(
-                    e,
-                    "Branch protection or a rule refused the write: let the token bypass it, or keep the flag file on a branch flagramp may write (`flag.flagd.branch`)",
-                )
-            })
+            .map_err(|e| provider_error(e, BRANCH_RULE_HINT))
     }
 }
