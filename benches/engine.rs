@@ -29,7 +29,7 @@ use criterion::Criterion;
 use flagramp::check::{CohortMeasured, CountsMeasured, Measured, Measurement, Measurements};
 use flagramp::engine::{check_records, evaluate, Evaluation, Input, Judging, Step};
 use flagramp::percent::Percent;
-use flagramp::record::DecisionKind;
+use flagramp::record::{thousands, DecisionKind};
 use flagramp::spec::{parse_spec, RolloutSpec};
 use flagramp::state::{FlagValue, RolloutState};
 
@@ -336,18 +336,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Checks each case's decision and prints what one evaluation allocates.
 fn allocation_report(cases: &[Case]) {
     println!("engine: allocations per evaluation (the second of two, so nothing is first-use)");
@@ -365,9 +353,9 @@ fn allocation_report(cases: &[Case]) {
         println!(
             "  {:<32} {:>5} allocations, {:>3} reallocations, {:>8} bytes",
             case.name,
-            thousands(second.allocations),
+            thousands(second.allocations as f64),
             second.reallocations,
-            thousands(second.bytes)
+            thousands(second.bytes as f64)
         );
     }
 }
