@@ -124,7 +124,7 @@ impl DirLock {
     /// mix. Leftover temporary files of dead processes are removed first.
     pub fn replace(&self, path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         self.sweep_temp_files();
-        let tmp = self.prepare(path, bytes)?;
+        let tmp = self.prepare(path, bytes, true)?;
         crate::crashpoint::pause_at("before-rename");
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
@@ -139,7 +139,7 @@ impl DirLock {
         self.sweep_temp_files();
         let mut prepared = Vec::with_capacity(files.len());
         for (path, bytes) in files {
-            match self.prepare(path, bytes) {
+            match self.prepare(path, bytes, false) {
                 Ok(tmp) => prepared.push(tmp),
                 // Nothing is renamed yet: every temporary file is removed when dropped.
                 Err(e) => {
@@ -159,6 +159,14 @@ impl DirLock {
                 }
             }
         }
+        // Every temporary file must be on disk before any rename makes it the file.
+        if let Err(e) = flush_all(&self.dir, &prepared) {
+            let why = e.to_string();
+            return files
+                .iter()
+                .map(|_| Err(WriteError::Io(std::io::Error::other(why.clone()))))
+                .collect();
+        }
         crate::crashpoint::pause_at("before-rename");
         let results: Vec<Result<(), WriteError>> = prepared
             .into_iter()
@@ -172,8 +180,9 @@ impl DirLock {
         results
     }
 
-    /// A flushed temporary file with `bytes`, beside `path`, keeping `path`'s mode.
-    fn prepare(&self, path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, WriteError> {
+    /// A temporary file with `bytes`, beside `path`, keeping `path`'s mode; flushed to disk
+    /// with `flush`, else the caller flushes it.
+    fn prepare(&self, path: &Path, bytes: &[u8], flush: bool) -> Result<tempfile::NamedTempFile, WriteError> {
         let kept_mode = match std::fs::metadata(path) {
             Ok(meta) if meta.permissions().readonly() => return Err(WriteError::ReadOnly),
             Ok(meta) => Some(meta.permissions()),
@@ -184,7 +193,9 @@ impl DirLock {
             .suffix(TEMP_SUFFIX)
             .tempfile_in(&self.dir)?;
         tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
+        if flush {
+            tmp.as_file().sync_all()?;
+        }
         if let Some(mode) = kept_mode {
             // Keep the file's mode: a flag file may be group-readable for a flagd sidecar.
             let _ = std::fs::set_permissions(tmp.path(), mode);
@@ -205,6 +216,23 @@ impl DirLock {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+/// Puts every file of a batch on disk. On Linux one `syncfs` of the file system that holds
+/// `dir` does it for all of them: a thousand state files cost one flush, not a thousand. Elsewhere
+/// each file is flushed in turn.
+fn flush_all(dir: &Path, files: &[tempfile::NamedTempFile]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = files;
+        let dir = File::open(dir)?;
+        rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        files.iter().try_for_each(|f| f.as_file().sync_all())
     }
 }
 

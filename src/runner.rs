@@ -17,11 +17,13 @@ use crate::metrics::{
     SourceIdentity, SourcePool,
 };
 use crate::percent::Percent;
-use crate::provider::{self, ChangeNote, FlagFiles, FlagProvider, FlagReading, ProviderError};
+use crate::provider::{
+    self, ChangeNote, FlagFiles, FlagProvider, FlagReading, FlagdChange, ProviderError, SharedReads,
+};
 use crate::record::{CheckRecord, DecisionRecord, Status};
 use crate::secrets::{SecretError, Secrets, WITHHELD_PROVIDER, WITHHELD_SOURCE};
 use crate::spec::{Auth, CheckTest, CohortQueries, HeaderValue, Probe, Query, RolloutSpec, SourceProvider};
-use crate::state::{PendingTransition, RolloutState, StateError, StateStore, StateVersion};
+use crate::state::{FlagValue, PendingTransition, RolloutState, StateError, StateStore, StateVersion, StateWrite};
 
 /// How many times a rollout is decided again after losing a compare-and-swap race.
 const CONFLICT_ATTEMPTS: u32 = 3;
@@ -51,10 +53,73 @@ impl Lost {
     }
 }
 
-/// Why carrying out a decision stopped.
-enum CarryOut {
-    Conflict(Lost),
-    Failed(String),
+/// What deciding one rollout left for the run's phases.
+// Built once per rollout and matched at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Prepared<'a> {
+    /// Decided, with nothing (more) to write.
+    Finished(Attempt),
+    /// Decided; the state (and flag) are written with the run's other rollouts.
+    Work(Work<'a>),
+}
+
+/// A decision waiting for the run's phases to write it.
+struct Work<'a> {
+    spec: &'a RolloutSpec,
+    record: DecisionRecord,
+    /// The state after the decision.
+    next: RolloutState,
+    /// The version the state was read at: every write of it is compare-and-swap on this.
+    version: Option<StateVersion>,
+    /// The history before and after the decision, for reports.
+    before: Vec<DecisionRecord>,
+    after: Vec<DecisionRecord>,
+    /// The flag change, when the decision makes one.
+    change: Option<FlagWork>,
+}
+
+/// A flag change to claim, make and record.
+struct FlagWork {
+    flags: Box<dyn FlagProvider>,
+    /// The reading the decision was made on: the flag's compare-and-swap.
+    read: FlagReading,
+    to: FlagValue,
+    note: ChangeNote,
+    /// The state before the decision: withdrawing the claim restores it.
+    before_state: RolloutState,
+}
+
+/// A change whose claim was saved.
+struct Claimed<'a> {
+    /// Its place among the run's prepared rollouts.
+    pos: usize,
+    work: Work<'a>,
+    change: FlagWork,
+    /// The claim's version: the record replaces the claim only if it is still there.
+    version: StateVersion,
+}
+
+/// What the last phase writes for a claim.
+enum Then {
+    /// The flag is set: record the decision.
+    Record,
+    /// The flag was not set: withdraw the claim.
+    Withdraw(Withdrawal),
+}
+
+/// Why a claim is withdrawn.
+enum Withdrawal {
+    /// Another process changed the flag first: decide again.
+    Raced(String),
+    /// The flag system refused, or failed before writing.
+    NotChanged(String),
+}
+
+fn collect(outcome: Vec<Option<Attempt>>) -> Vec<Attempt> {
+    outcome
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Attempt::Conflict(Lost::state("internal: a rollout without an outcome"))))
+        .collect()
 }
 
 /// A decision, and whether carrying it out changed the rollout's state.
@@ -125,16 +190,24 @@ pub struct Runner {
     pub concurrency: usize,
     /// The run's metric sources: per-source limits and shared answers, for every rollout.
     pub pool: Arc<SourcePool>,
+    /// The run's reads of flag files, shared by the rollouts whose flags they hold.
+    pub flag_reads: SharedReads,
 }
 
 /// How many rollouts a run decides at once unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
 impl Runner {
-    /// Decides every rollout in turn. A panic while deciding one (a bug) ends that rollout in
-    /// `error` and the others go on: one bad rollout must not stop the rest, nor leave them
-    /// changed with nothing reported.
+    /// Decides every rollout and carries the decisions out together, in the order of
+    /// docs/rules.md §3 rule 1, one phase for all rollouts at a time: every claim (and every
+    /// state-only change) in one batch, then the flags (one write per flag file), then every
+    /// record in one batch. A run's writes so do not grow with its rollouts.
     ///
+    /// A panic while deciding one rollout (a bug) ends that rollout in `error` and the others
+    /// go on: one bad rollout must not stop the rest, nor leave them changed with nothing
+    /// reported. A rollout whose state or flag another run changed first (a compare-and-swap
+    /// conflict) is read and decided again, a bounded number of times. Results come back in
+    /// spec order.
     ///
     /// Every secret the specs name is registered first, and a person's reason is admitted like
     /// any text from outside, so that nothing this run stores or returns carries a secret.
@@ -150,39 +223,85 @@ impl Runner {
             },
             other => other.clone(),
         };
-        // Each rollout's reads, queries and writes are its own, so rollouts are decided side by
-        // side, at most `concurrency` at once; `buffered` hands the results back in spec order.
         let mode = &mode;
-        futures::stream::iter(specs)
-            .map(|spec| self.decide_guarded(spec, mode))
-            .buffered(self.concurrency.max(1))
+        let mut decided: Vec<Option<Decided>> = vec![None; specs.len()];
+        let mut lost: Vec<Option<Lost>> = (0..specs.len()).map(|_| None).collect();
+        let mut open: Vec<usize> = (0..specs.len()).collect();
+        for round in 1..=CONFLICT_ATTEMPTS {
+            if open.is_empty() {
+                break;
+            }
+            if round > 1 {
+                // Runs started by one event race in step; a random pause lets one of them
+                // finish before the others read again.
+                let pause = rand::random_range(20..200u64) * u64::from(round - 1);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            // Each round decides on the flags as they are now.
+            self.flag_reads.forget_all();
+            let names: Vec<String> = open.iter().map(|&i| specs[i].name.clone()).collect();
+            if let Err(e) = self.store.prefetch(&names).await {
+                // Each load then reads on its own and reports its own error.
+                tracing::warn!(error = %self.secrets.admit(&e.to_string()), "reading the state of every rollout at once failed");
+            }
+            // Each rollout's reads and queries are its own, so rollouts are decided side by
+            // side, at most `concurrency` at once; `buffered` keeps them in spec order.
+            let prepared: Vec<Prepared<'_>> = futures::stream::iter(open.clone())
+                .map(|i| self.prepare_guarded(&specs[i], mode))
+                .buffered(self.concurrency.max(1))
+                .collect()
+                .await;
+            let attempts = self.carry_out_all(prepared).await;
+            let mut again = Vec::new();
+            for (&i, attempt) in open.iter().zip(attempts) {
+                match attempt {
+                    Attempt::Done(d) => decided[i] = Some(d),
+                    Attempt::Conflict(why) => {
+                        tracing::info!(rollout = %specs[i].name, round, why = %why.why, "another run got there first; deciding again");
+                        lost[i] = Some(why);
+                        again.push(i);
+                    }
+                }
+            }
+            open = again;
+        }
+        // Their flags as they are now, not as the last round read them.
+        self.flag_reads.forget_all();
+        for i in open {
+            let why = lost[i].take().unwrap_or_else(|| Lost::state(""));
+            decided[i] = Some(self.lost_race(&specs[i], mode, why).await);
+        }
+        decided
+            .into_iter()
+            .zip(specs)
+            .map(|(d, spec)| {
+                let d = d.unwrap_or_else(|| Decided {
+                    record: self.error_record(spec, "internal: a rollout without a decision".into()),
+                    changed_state: false,
+                    history: Vec::new(),
+                });
+                self.finish(d, mode)
+            })
             .collect()
-            .await
     }
 
-    /// One rollout of [`Runner::decide_all`], under its panic guard and budget.
-    async fn decide_guarded(&self, spec: &RolloutSpec, mode: &Mode) -> Decided {
-        if let Some(held) = self.out_of_budget(spec) {
-            return held;
-        }
-        // Unwind safety: after a panic nothing of the abandoned attempt is used again. Its
-        // state writes are compare-and-swap, and a claim it left is resolved from the flag
-        // by the next run (rule 1).
-        let guarded = AssertUnwindSafe(self.decide(spec, mode)).catch_unwind().await;
-        let mut decided = guarded.unwrap_or_else(|panic| {
-            let message = panic_message(panic.as_ref());
-            tracing::error!(rollout = %spec.name, "deciding this rollout panicked; it ends in error");
-            Decided {
-                record: self.error_record(
-                    spec,
-                    format!(
-                        "internal error (a bug in flagramp, please report it): {message}; a change this run may have claimed is finished or dropped from the flag by the next run"
-                    ),
-                ),
-                changed_state: false,
-                history: Vec::new(),
-            }
-        });
+    /// Decides one rollout and carries the decision out: [`Runner::decide_all`] of one.
+    pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> Decided {
+        let mut decided = self.decide_all(std::slice::from_ref(spec), mode).await;
+        decided.pop().unwrap_or_else(|| Decided {
+            record: self.error_record(spec, "internal: a rollout without a decision".into()),
+            changed_state: false,
+            history: Vec::new(),
+        })
+    }
+
+    /// The flag of `spec`, its file read through the run's shared reads.
+    fn flags_of(&self, spec: &RolloutSpec) -> Result<Box<dyn FlagProvider>, ProviderError> {
+        provider::for_flag_in_run(&spec.flag, &self.flag_files, &self.secrets, Some(&self.flag_reads))
+    }
+
+    /// What a decided rollout returns: a plan's record marked as one, and every record scrubbed.
+    fn finish(&self, mut decided: Decided, mode: &Mode) -> Decided {
         // A plan or dry run did nothing: its record says what the next run would do
         // (docs/rules.md §4, `planned`).
         decided.record.planned = mode.changes_nothing();
@@ -191,6 +310,30 @@ impl Runner {
             record.scrub(&self.secrets);
         }
         decided
+    }
+
+    /// Deciding one rollout, under its panic guard and the run's budget.
+    async fn prepare_guarded<'a>(&self, spec: &'a RolloutSpec, mode: &Mode) -> Prepared<'a> {
+        if let Some(held) = self.out_of_budget(spec) {
+            return Prepared::Finished(Attempt::Done(held));
+        }
+        // Unwind safety: after a panic nothing of the abandoned attempt is used again. A
+        // state write it made was compare-and-swap (resolving an old claim), and nothing of
+        // this rollout is written in the run's phases.
+        let guarded = AssertUnwindSafe(self.prepare(spec, mode)).catch_unwind().await;
+        guarded.unwrap_or_else(|panic| {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(rollout = %spec.name, "deciding this rollout panicked; it ends in error");
+            Prepared::Finished(Attempt::unchanged(
+                self.error_record(
+                    spec,
+                    format!(
+                        "internal error (a bug in flagramp, please report it): {message}; a change this run may have claimed is finished or dropped from the flag by the next run"
+                    ),
+                ),
+                Vec::new(),
+            ))
+        })
     }
 
     /// A hold for `spec` once the run's time budget is spent: nothing is read or changed, so a
@@ -206,42 +349,26 @@ impl Runner {
 
     /// The one way state is written: every record in it scrubbed first.
     async fn save(&self, state: &RolloutState, expected: Option<&StateVersion>) -> Result<StateVersion, StateError> {
+        self.store.save(&self.scrubbed(state), expected).await
+    }
+
+    /// `state` with every record in it redacted, as it may be stored.
+    fn scrubbed(&self, state: &RolloutState) -> RolloutState {
         let mut state = state.clone();
         state.scrub(&self.secrets);
-        self.store.save(&state, expected).await
+        state
     }
 
     fn error_record(&self, spec: &RolloutSpec, message: String) -> DecisionRecord {
         engine::error_record(spec, self.now, &self.actor, self.secrets.admit(&message))
     }
 
-    /// Decides one rollout and, unless the mode changes nothing, carries the decision out.
-    ///
-    /// When another run changed the state or the flag file first (a compare-and-swap
-    /// conflict), everything is read again and decided again, a bounded number of times.
-    pub async fn decide(&self, spec: &RolloutSpec, mode: &Mode) -> Decided {
-        inject_panic(spec);
-        let mut last = Lost::state("");
-        for attempt in 1..=CONFLICT_ATTEMPTS {
-            match self.decide_once(spec, mode).await {
-                Attempt::Done(decided) => return decided,
-                Attempt::Conflict(lost) => {
-                    tracing::info!(rollout = %spec.name, attempt, why = %lost.why, "another run got there first; deciding again");
-                    last = lost;
-                    if attempt < CONFLICT_ATTEMPTS {
-                        // Runs started by one event race in step; a random pause lets one of
-                        // them finish before the others read again.
-                        let pause = rand::random_range(20..200u64) * u64::from(attempt);
-                        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                    }
-                }
-            }
-        }
-        // Other runs writing the state are deciding this rollout: a scheduled run that lost to
-        // them did nothing wrong, and its hold says so. A flag system that keeps refusing the
-        // write is something else, an error.
+    /// The decision for a rollout other runs kept changing. Other runs writing the state are
+    /// deciding this rollout: a scheduled run that lost to them did nothing wrong, and its hold
+    /// says so. A flag system that keeps refusing the write is something else, an error.
+    async fn lost_race(&self, spec: &RolloutSpec, mode: &Mode, last: Lost) -> Decided {
         let record = if last.to_state && !matches!(mode, Mode::Manual { .. }) {
-            let found = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
+            let found = match self.flags_of(spec) {
                 Ok(flags) => flags.read().await.ok().map(|r| r.value),
                 Err(_) => None,
             };
@@ -262,20 +389,24 @@ impl Runner {
         }
     }
 
-    async fn decide_once(&self, spec: &RolloutSpec, mode: &Mode) -> Attempt {
+    /// Reads one rollout's state and flag, resolves a dead run's claim, queries the checks
+    /// and decides; what is left to write is returned for the run's phases.
+    async fn prepare<'a>(&self, spec: &'a RolloutSpec, mode: &Mode) -> Prepared<'a> {
+        inject_panic(spec);
+        let finished = |record, history| Prepared::Finished(Attempt::unchanged(record, history));
         if self.secrets.withheld(&spec.name).is_some_and(|w| w.flag_provider) {
-            return Attempt::unchanged(
+            return finished(
                 self.error_record(spec, format!("flag provider: {WITHHELD_PROVIDER}")),
                 Vec::new(),
             );
         }
-        let flags = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
+        let flags = match self.flags_of(spec) {
             Ok(p) => p,
-            Err(e) => return Attempt::unchanged(self.error_record(spec, format!("flag provider: {e}")), Vec::new()),
+            Err(e) => return finished(self.error_record(spec, format!("flag provider: {e}")), Vec::new()),
         };
         let stored = match self.store.load(&spec.name).await {
             Ok(s) => s,
-            Err(e) => return Attempt::unchanged(self.error_record(spec, e.to_string()), Vec::new()),
+            Err(e) => return finished(self.error_record(spec, e.to_string()), Vec::new()),
         };
         let reading = flags.read().await;
         let mut resolved_claim = false;
@@ -292,7 +423,7 @@ impl Runner {
             .filter(|_| claim_may_be_live)
             .and_then(|s| engine::claim_in_progress(s, self.now))
         {
-            return Attempt::unchanged(
+            return finished(
                 engine::busy_record(
                     spec,
                     self.now,
@@ -314,14 +445,11 @@ impl Runner {
                             resolved_claim = true;
                         }
                         Err(StateError::Conflict { .. }) => {
-                            return Attempt::Conflict(Lost::state("the state changed while resolving a claim"))
+                            return Prepared::Finished(Attempt::Conflict(Lost::state(
+                                "the state changed while resolving a claim",
+                            )))
                         }
-                        Err(e) => {
-                            return Attempt::unchanged(
-                                self.error_record(spec, e.to_string()),
-                                history_of(state.as_ref()),
-                            )
-                        }
+                        Err(e) => return finished(self.error_record(spec, e.to_string()), history_of(state.as_ref())),
                     }
                 }
                 state = Some(resolved);
@@ -351,7 +479,7 @@ impl Runner {
             step = decide(Some(&checks));
         }
         let Step::Decided(evaluation) = step else {
-            return Attempt::unchanged(
+            return finished(
                 self.error_record(spec, "internal: the engine asked for checks twice".into()),
                 history_of(state.as_ref()),
             );
@@ -359,129 +487,259 @@ impl Runner {
         tracing::info!(rollout = %spec.name, decision = evaluation.record.decision.as_str(), "decided");
         let after = history_of(evaluation.state.as_ref().or(state.as_ref()));
         if mode.changes_nothing() {
-            return Attempt::unchanged(evaluation.record, after);
+            return finished(evaluation.record, after);
         }
         let before = history_of(state.as_ref());
         let Ok(read) = reading else {
-            return Attempt::unchanged(evaluation.record, before);
+            return finished(evaluation.record, before);
         };
-        let writes = evaluation.state.is_some();
-        let result = match (evaluation.flag_change, evaluation.state) {
-            (Some(to), Some(next)) => {
-                // Redacted here: the note leaves the process (a commit message) before the
-                // record is redacted for printing.
-                let note = ChangeNote {
-                    actor: self.actor.clone(),
-                    reason: self.secrets.redact(&evaluation.record.reason),
-                };
-                self.carry_out(flags.as_ref(), &read, state, version, to, &note, next, spec)
-                    .await
-            }
-            (None, Some(next)) => match self.save(&next, version.as_ref()).await {
-                Ok(_) => Ok(()),
-                Err(StateError::Conflict { .. }) => {
-                    return Attempt::Conflict(Lost::state("the state changed since it was read"))
-                }
-                Err(e) => Err(CarryOut::Failed(e.to_string())),
-            },
-            _ => Ok(()),
-        };
-        match result {
-            Ok(()) => Attempt::Done(Decided {
+        let Some(next) = evaluation.state else {
+            return Prepared::Finished(Attempt::Done(Decided {
                 record: evaluation.record,
-                changed_state: writes || resolved_claim,
+                changed_state: resolved_claim,
                 history: after,
-            }),
-            Err(CarryOut::Conflict(why)) => Attempt::Conflict(why),
-            Err(CarryOut::Failed(message)) => Attempt::unchanged(
-                self.error_record(
-                    spec,
-                    format!(
-                        "{} was decided but not carried out: {message}",
-                        evaluation.record.decision.as_str()
-                    ),
-                ),
-                before,
-            ),
-        }
+            }));
+        };
+        let change = evaluation.flag_change.map(|to| FlagWork {
+            // Redacted here: the note leaves the process (a commit message) before the record
+            // is redacted for printing.
+            note: ChangeNote {
+                actor: self.actor.clone(),
+                reason: self.secrets.redact(&evaluation.record.reason),
+            },
+            flags,
+            read,
+            to,
+            before_state: state
+                .clone()
+                .unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents())),
+        });
+        Prepared::Work(Work {
+            spec,
+            record: evaluation.record,
+            next,
+            version,
+            before,
+            after,
+            change,
+        })
     }
 
-    /// Claim (pending transition, compare-and-swap) → change the flag → record.
-    #[allow(clippy::too_many_arguments)]
-    async fn carry_out(
-        &self,
-        flags: &dyn FlagProvider,
-        read: &FlagReading,
-        state: Option<RolloutState>,
-        version: Option<StateVersion>,
-        to: crate::state::FlagValue,
-        note: &ChangeNote,
-        next: RolloutState,
-        spec: &RolloutSpec,
-    ) -> Result<(), CarryOut> {
-        let before = state.unwrap_or_else(|| RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()));
-        let mut claim = before.clone();
+    /// Carries out the run's decisions in phases (docs/rules.md §3 rule 1): claims and
+    /// state-only changes in one batch, the flags (one write per flag file), the records and
+    /// withdrawn claims in one batch. One attempt per prepared rollout, in order.
+    async fn carry_out_all(&self, prepared: Vec<Prepared<'_>>) -> Vec<Attempt> {
+        let mut outcome: Vec<Option<Attempt>> = (0..prepared.len()).map(|_| None).collect();
+        let mut works = Vec::new();
+        for (pos, p) in prepared.into_iter().enumerate() {
+            match p {
+                Prepared::Finished(attempt) => outcome[pos] = Some(attempt),
+                Prepared::Work(work) => works.push((pos, work)),
+            }
+        }
+
+        // Phase 1: claims (a pending transition before the flag is touched) and the changes
+        // that touch only the state.
+        let writes: Vec<StateWrite> = works
+            .iter()
+            .map(|(_, w)| StateWrite {
+                state: self.scrubbed(&match &w.change {
+                    Some(change) => self.claim(change, &w.next),
+                    None => w.next.clone(),
+                }),
+                expected: w.version.clone(),
+            })
+            .collect();
+        let saved = if writes.is_empty() {
+            Vec::new()
+        } else {
+            self.store.save_batch(&writes).await
+        };
+        let mut claimed = Vec::new();
+        for ((pos, mut work), result) in works.into_iter().zip(saved) {
+            outcome[pos] = match (result, work.change.take()) {
+                (Ok(version), Some(change)) => {
+                    claimed.push(Claimed {
+                        pos,
+                        work,
+                        change,
+                        version,
+                    });
+                    None
+                }
+                (Ok(_), None) => Some(Attempt::Done(Decided {
+                    record: work.record,
+                    changed_state: true,
+                    history: work.after,
+                })),
+                (Err(StateError::Conflict { .. }), _) => {
+                    Some(Attempt::Conflict(Lost::state("the state changed since it was read")))
+                }
+                (Err(e), _) => Some(self.not_carried_out(work, &e.to_string())),
+            };
+        }
+        if claimed.is_empty() {
+            return collect(outcome);
+        }
+        tracing::debug!(claims = claimed.len(), "claims saved");
+        crate::crashpoint::pause_at("after-claim");
+
+        // Phase 2: the flags.
+        let set = self.set_flags(&claimed).await;
+        let mut second = Vec::new();
+        for (c, result) in claimed.into_iter().zip(set) {
+            match result {
+                Ok(_) => second.push((c, Then::Record)),
+                // The flag changed under us, so our change never happened: withdraw the claim.
+                Err(ProviderError::Conflict(why)) => second.push((c, Then::Withdraw(Withdrawal::Raced(why)))),
+                // Refused outright or failed before writing: nothing was written, so the claim
+                // is withdrawn at once and the next run is free to decide again.
+                Err(
+                    e @ (ProviderError::Refused(_)
+                    | ProviderError::NotWritten(_)
+                    | ProviderError::Auth(_)
+                    | ProviderError::NotFound(_)
+                    | ProviderError::CannotOwn(_)
+                    | ProviderError::Unsupported(_)),
+                ) => second.push((c, Then::Withdraw(Withdrawal::NotChanged(e.to_string())))),
+                // The outcome is unknown (a timeout, a server error): the claim stays, and a
+                // later run reads the flag and finishes or drops it.
+                Err(e) => {
+                    outcome[c.pos] = Some(self.not_carried_out(
+                        c.work,
+                        &format!(
+                            "setting the flag failed: {e} (the claim is resolved from the flag after {} minutes)",
+                            engine::CLAIM_LEASE.num_minutes()
+                        ),
+                    ))
+                }
+            }
+        }
+        if second.iter().any(|(_, then)| matches!(then, Then::Record)) {
+            crate::crashpoint::pause_at("before-record");
+        }
+
+        // Phase 3: the records of the changes made, and the claims of those not made withdrawn.
+        let writes: Vec<StateWrite> = second
+            .iter()
+            .map(|(c, then)| StateWrite {
+                state: self.scrubbed(match then {
+                    Then::Record => &c.work.next,
+                    Then::Withdraw(_) => &c.change.before_state,
+                }),
+                expected: Some(c.version.clone()),
+            })
+            .collect();
+        let saved = if writes.is_empty() {
+            Vec::new()
+        } else {
+            self.store.save_batch(&writes).await
+        };
+        let lease = engine::CLAIM_LEASE.num_minutes();
+        for ((c, then), result) in second.into_iter().zip(saved) {
+            outcome[c.pos] = Some(match (then, result) {
+                (Then::Record, Ok(_)) => Attempt::Done(Decided {
+                    record: c.work.record,
+                    changed_state: true,
+                    history: c.work.after,
+                }),
+                (Then::Record, Err(e)) => self.not_carried_out(
+                    c.work,
+                    &format!("the flag is set but recording failed: {e} (the next run finishes it from the claim)"),
+                ),
+                (Then::Withdraw(Withdrawal::Raced(why)), Ok(_)) => Attempt::Conflict(Lost { why, to_state: false }),
+                (Then::Withdraw(Withdrawal::Raced(why)), Err(e)) => self.not_carried_out(
+                    c.work,
+                    &format!("{why}; withdrawing the claim failed: {e} (it expires after {lease} minutes)"),
+                ),
+                (Then::Withdraw(Withdrawal::NotChanged(e)), Ok(_)) => {
+                    self.not_carried_out(c.work, &format!("the flag was not changed: {e}"))
+                }
+                (Then::Withdraw(Withdrawal::NotChanged(e)), Err(save)) => self.not_carried_out(
+                    c.work,
+                    &format!(
+                        "the flag was not changed: {e}; withdrawing the claim failed: {save} (it expires after {lease} minutes)"
+                    ),
+                ),
+            });
+        }
+        collect(outcome)
+    }
+
+    /// The claim of a change: the state before it, with the change pending.
+    fn claim(&self, change: &FlagWork, next: &RolloutState) -> RolloutState {
+        let mut claim = change.before_state.clone();
         claim.pending = Some(PendingTransition {
-            from: read.value,
-            to,
+            from: change.read.value,
+            to: change.to,
             then: Box::new(next.clone()),
             claimed_at: Some(self.now),
         });
-        let claimed = match self.save(&claim, version.as_ref()).await {
-            Ok(v) => v,
-            Err(StateError::Conflict { .. }) => {
-                return Err(CarryOut::Conflict(Lost::state("the state changed since it was read")))
-            }
-            Err(e) => return Err(CarryOut::Failed(e.to_string())),
-        };
-        tracing::debug!(rollout = %spec.name, to = %to.describe(), "claim saved");
-        crate::crashpoint::pause_at("after-claim");
-        match flags.set(to, read, note).await {
-            Ok(_) => {}
-            Err(ProviderError::Conflict(why)) => {
-                // The flag file changed under us, so our change never happened: withdraw the claim.
-                return match self.save(&before, Some(&claimed)).await {
-                    Ok(_) => Err(CarryOut::Conflict(Lost { why, to_state: false })),
-                    Err(e) => Err(CarryOut::Failed(format!(
-                        "{why}; withdrawing the claim failed: {e} (it expires after {} minutes)",
-                        engine::CLAIM_LEASE.num_minutes()
-                    ))),
-                };
-            }
-            // Refused outright or failed before writing: nothing was written, so the claim is
-            // withdrawn at once and the next run is free to decide again.
-            Err(
-                e @ (ProviderError::Refused(_)
-                | ProviderError::NotWritten(_)
-                | ProviderError::Auth(_)
-                | ProviderError::NotFound(_)
-                | ProviderError::CannotOwn(_)
-                | ProviderError::Unsupported(_)),
-            ) => {
-                return match self.save(&before, Some(&claimed)).await {
-                    Ok(_) => Err(CarryOut::Failed(format!("the flag was not changed: {e}"))),
-                    Err(save) => Err(CarryOut::Failed(format!(
-                        "the flag was not changed: {e}; withdrawing the claim failed: {save} (it expires after {} minutes)",
-                        engine::CLAIM_LEASE.num_minutes()
-                    ))),
-                };
-            }
-            // The outcome is unknown (a timeout, a server error): the claim stays, and a later
-            // run reads the flag and finishes or drops it.
-            Err(e) => {
-                return Err(CarryOut::Failed(format!(
-                    "setting the flag failed: {e} (the claim is resolved from the flag after {} minutes)",
-                    engine::CLAIM_LEASE.num_minutes()
-                )))
+        claim
+    }
+
+    /// Sets the claimed flags: the flags of one flagd file in one write, every other flag on
+    /// its own, at most `concurrency` writes at once. One result per claim, in order.
+    async fn set_flags(&self, claimed: &[Claimed<'_>]) -> Vec<Result<FlagReading, ProviderError>> {
+        let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut alone = Vec::new();
+        for (k, c) in claimed.iter().enumerate() {
+            match c.change.flags.as_flagd_file() {
+                Some(file) => by_file.entry(file.location()).or_default().push(k),
+                None => alone.push(k),
             }
         }
-        crate::crashpoint::pause_at("before-record");
-        self.save(&next, Some(&claimed)).await.map_err(|e| {
-            CarryOut::Failed(format!(
-                "the flag is set but recording failed: {e} (the next run finishes it from the claim)"
-            ))
-        })?;
-        Ok(())
+        type Written = Vec<(usize, Result<FlagReading, ProviderError>)>;
+        let mut tasks: Vec<futures::future::BoxFuture<'_, Written>> = Vec::new();
+        for ks in by_file.into_values() {
+            tasks.push(Box::pin(async move {
+                let changes: Vec<FlagdChange<'_>> = ks
+                    .iter()
+                    .filter_map(|&k| {
+                        let c = &claimed[k].change;
+                        Some(FlagdChange {
+                            flag: c.flags.as_flagd_file()?,
+                            to: c.to,
+                            seen: &c.read,
+                            note: &c.note,
+                        })
+                    })
+                    .collect();
+                ks.iter().copied().zip(provider::set_together(&changes).await).collect()
+            }));
+        }
+        for k in alone {
+            tasks.push(Box::pin(async move {
+                let c = &claimed[k].change;
+                vec![(k, c.flags.set(c.to, &c.read, &c.note).await)]
+            }));
+        }
+        let done: Vec<Written> = futures::stream::iter(tasks)
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut results: Vec<Option<Result<FlagReading, ProviderError>>> = (0..claimed.len()).map(|_| None).collect();
+        for (k, result) in done.into_iter().flatten() {
+            results[k] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ProviderError::Io("internal: a flag change without a result".into()))))
+            .collect()
+    }
+
+    /// An error record for a decision that could not be carried out; the state is as it was.
+    fn not_carried_out(&self, work: Work<'_>, message: &str) -> Attempt {
+        Attempt::unchanged(
+            self.error_record(
+                work.spec,
+                format!(
+                    "{} was decided but not carried out: {message}",
+                    work.record.decision.as_str()
+                ),
+            ),
+            work.before,
+        )
     }
 
     /// Queries every check (its control query, or a compare check's counts, too), concurrently,
@@ -720,10 +978,11 @@ impl Runner {
     }
 
     async fn raw_status(&self, specs: &[RolloutSpec], include_orphans: bool) -> Result<Vec<Status>, StateError> {
+        self.flag_reads.forget_all();
         let mut out = Vec::new();
         for spec in specs {
             let state = self.store.load(&spec.name).await?.map(|s| s.state);
-            let reading = match provider::for_flag(&spec.flag, &self.flag_files, &self.secrets) {
+            let reading = match self.flags_of(spec) {
                 Ok(p) => p.read().await.map(|r| r.value),
                 Err(e) => Err(e),
             };

@@ -205,6 +205,7 @@ async fn replay(
             budget: None,
             concurrency: 1,
             pool: pool.clone(),
+            flag_reads: crate::provider::SharedReads::default(),
         };
         let input = Input {
             spec,

@@ -279,8 +279,8 @@ async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere
     assert_eq!(gets("/contents/rollouts/new-checkout.json"), 1);
     assert_eq!(
         gets(&format!("/contents/{FLAGS}")),
-        3,
-        "read; read again to edit under its sha; read back"
+        2,
+        "read to decide; read again to edit under its sha (the edit is verified before it is written, not read back)"
     );
 
     // The next run advances (bake 0s) and edits the same comment.
@@ -785,6 +785,55 @@ mod concurrency {
         assert_eq!(advances, 1, "one advance in the history");
         fake.assert_conformant();
         advanced
+    }
+
+    /// Twenty rollouts whose flags share one file on the branch: the run reads the file once to
+    /// decide and once more to edit it under its sha, and writes it in one commit, not twenty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rollouts_sharing_a_flag_file_read_it_once_and_write_it_once() {
+        const ROLLOUTS: usize = 20;
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        let flags: Vec<String> = (0..ROLLOUTS)
+            .map(|i| format!("\"f{i}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}"))
+            .collect();
+        fake.put_file(
+            "main",
+            FLAGS,
+            format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")).as_bytes(),
+        );
+        let specs: Vec<_> = (0..ROLLOUTS)
+            .map(|i| {
+                let mut spec = ramp_spec();
+                spec.name = format!("r{i}");
+                spec.flag.key = format!("f{i}");
+                spec
+            })
+            .collect();
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        assert!(
+            decided.iter().all(|d| d.record.decision == DecisionKind::Start),
+            "{:?}",
+            decided.iter().map(|d| &d.record.reason).collect::<Vec<_>>()
+        );
+        let on_branch: serde_json::Value = serde_json::from_slice(&fake.file("main", FLAGS).unwrap()).unwrap();
+        assert_eq!(
+            on_branch["flags"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|f| f["state"] == "ENABLED")
+                .count(),
+            ROLLOUTS
+        );
+        let requests = fake.requests();
+        let to_flags = |method: &str| {
+            requests
+                .iter()
+                .filter(|r| r.method == method && r.path.ends_with(&format!("/contents/{FLAGS}")))
+                .count()
+        };
+        assert_eq!((to_flags("GET"), to_flags("PUT")), (2, 1));
+        fake.assert_conformant();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -63,7 +63,12 @@ fn decisions(out: &std::process::Output) -> Value {
 
 /// Runs the binary until it reports it paused at `point`, then SIGKILLs it.
 fn run_and_kill_at(root: &Path, point: &str) {
-    let mut child = command(root, T1)
+    run_at_and_kill_at(root, T1, point)
+}
+
+/// Runs the binary at `now` until it reports it paused at `point`, then SIGKILLs it.
+fn run_at_and_kill_at(root: &Path, now: &str, point: &str) {
+    let mut child = command(root, now)
         .env("FLAGRAMP_TEST_PAUSE_AT", point)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -194,5 +199,119 @@ fn a_run_killed_at_any_point_of_a_transition_is_finished_or_redone_exactly_once(
         POINTS.len() * per_point,
         POINTS.len(),
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// A run's writes do not grow with its rollouts (docs/rules.md §3 rule 1): twelve rollouts that
+/// all start, with flags in two flagd files, write in four passes, each seen by stopping the run
+/// just before it: every claim at once, each flag file once with all its flags, every record at
+/// once.
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "the pause points exist only in debug builds")]
+fn a_run_writes_its_claims_once_each_flag_file_once_and_its_records_once() {
+    const IN_A: usize = 8;
+    const ROLLOUTS: usize = 12;
+    let repo = TempRepo::new();
+    let root = repo.root();
+    let file_of = |i: usize| if i < IN_A { "a" } else { "b" };
+    for i in 0..ROLLOUTS {
+        repo.write(
+            &format!(".github/rollouts/r{i}.yml"),
+            &format!(
+                "version: 1\nname: r{i}\nflag: {{ provider: flagd, key: f{i}, flagd: {{ path: flags/{}.flagd.json }} }}\nstages: [10, 100]\nchecks:\n  - {{ name: probe, command: [\"./ok.sh\"], pass: \">= 1\" }}\n",
+                file_of(i)
+            ),
+        );
+    }
+    for file in ["a", "b"] {
+        let flags: Vec<String> = (0..ROLLOUTS)
+            .filter(|&i| file_of(i) == file)
+            .map(|i| format!("\"f{i}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}"))
+            .collect();
+        repo.write(
+            &format!("flags/{file}.flagd.json"),
+            &format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")),
+        );
+    }
+    repo.script("ok.sh", "echo 1");
+    let pristine: Vec<(String, Vec<u8>)> = ["flags/a.flagd.json", "flags/b.flagd.json"]
+        .iter()
+        .map(|p| (p.to_string(), std::fs::read(root.join(p)).unwrap()))
+        .collect();
+    let reset = || {
+        let _ = std::fs::remove_dir_all(root.join(".flagramp"));
+        for (p, bytes) in &pristine {
+            std::fs::write(root.join(p), bytes).unwrap();
+        }
+    };
+    // How many flags of a file are on, and how many state files hold a claim or a record.
+    let flags_on = |file: &str| -> usize {
+        let flags: Value =
+            serde_json::from_slice(&std::fs::read(root.join(format!("flags/{file}.flagd.json"))).unwrap()).unwrap();
+        flags["flags"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|f| f["state"] == "ENABLED")
+            .count()
+    };
+    let states = || -> (usize, usize) {
+        let (mut claims, mut records) = (0, 0);
+        for i in 0..ROLLOUTS {
+            let Ok(bytes) = std::fs::read(root.join(format!(".flagramp/state/r{i}.json"))) else {
+                continue;
+            };
+            let state: Value = serde_json::from_slice(&bytes).unwrap();
+            if state["pending"].is_null() {
+                records += 1;
+            } else {
+                claims += 1;
+            }
+        }
+        (claims, records)
+    };
+
+    // Stopped before the first pass renames anything: nothing is written.
+    run_at_and_kill_at(root, T0, "before-rename:1");
+    assert_eq!((flags_on("a"), flags_on("b"), states()), (0, 0, (0, 0)));
+
+    // Before the second: every claim is there, no flag is set.
+    reset();
+    run_at_and_kill_at(root, T0, "before-rename:2");
+    assert_eq!((flags_on("a"), flags_on("b"), states()), (0, 0, (ROLLOUTS, 0)));
+
+    // Before the third: one flag file was written, with all of its flags.
+    reset();
+    run_at_and_kill_at(root, T0, "before-rename:3");
+    let one_file = (flags_on("a"), flags_on("b"));
+    assert!(
+        one_file == (IN_A, 0) || one_file == (0, ROLLOUTS - IN_A),
+        "{one_file:?}"
+    );
+    assert_eq!(states(), (ROLLOUTS, 0));
+
+    // Before the fourth: both files, and still only claims.
+    reset();
+    run_at_and_kill_at(root, T0, "before-rename:4");
+    assert_eq!(
+        (flags_on("a"), flags_on("b"), states()),
+        (IN_A, ROLLOUTS - IN_A, (ROLLOUTS, 0))
+    );
+
+    // There is no fifth: the run finishes with every rollout recorded.
+    reset();
+    let out = command(root, T0)
+        .env("FLAGRAMP_TEST_PAUSE_AT", "before-rename:5")
+        .output()
+        .unwrap();
+    let records = decisions(&out);
+    assert_eq!(records.as_array().unwrap().len(), ROLLOUTS);
+    assert!(
+        records.as_array().unwrap().iter().all(|r| r["decision"] == "start"),
+        "{records}"
+    );
+    assert_eq!(
+        (flags_on("a"), flags_on("b"), states()),
+        (IN_A, ROLLOUTS - IN_A, (0, ROLLOUTS))
     );
 }

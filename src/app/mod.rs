@@ -338,6 +338,7 @@ pub async fn runner(request: &RunRequest, secrets: &Secrets) -> Result<Runner, A
         budget: request.budget,
         concurrency: request.concurrency,
         pool: Arc::new(crate::metrics::SourcePool::new()),
+        flag_reads: crate::provider::SharedReads::default(),
     })
 }
 

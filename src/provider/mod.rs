@@ -9,7 +9,7 @@ pub mod unleash;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use flagd::{set_together, FlagFileStore, FlagdChange, FlagdFile, LocalFile, RepoFileOnBranch};
+pub use flagd::{set_together, FlagFileStore, FlagdChange, FlagdFile, LocalFile, RepoFileOnBranch, SharedReads};
 pub use memory::{MemoryFlag, MemoryFlags};
 
 use crate::github::GitHub;
@@ -119,16 +119,35 @@ pub enum FlagFiles {
 
 /// The provider a spec names; tokens are read from the environment through `secrets`.
 pub fn for_flag(flag: &FlagSpec, files: &FlagFiles, secrets: &Secrets) -> Result<Box<dyn FlagProvider>, ProviderError> {
+    for_flag_in_run(flag, files, secrets, None)
+}
+
+/// [`for_flag`] for one of a run's rollouts: flag files are read through the run's `reads`,
+/// once for all the flags they hold.
+pub fn for_flag_in_run(
+    flag: &FlagSpec,
+    files: &FlagFiles,
+    secrets: &Secrets,
+    reads: Option<&SharedReads>,
+) -> Result<Box<dyn FlagProvider>, ProviderError> {
     let token = |var: &str| secrets.read(var).map_err(|e| ProviderError::Auth(e.to_string()));
+    let shared = |file: FlagdFile| match reads {
+        Some(reads) => file.with_shared_reads(reads),
+        None => file,
+    };
     match (&flag.provider, files) {
         (ProviderSpec::Flagd { path, .. }, FlagFiles::Local(root)) => {
-            Ok(Box::new(FlagdFile::new(root, path, flag.key.clone())))
+            Ok(Box::new(shared(FlagdFile::new(root, path, flag.key.clone()))))
         }
         (ProviderSpec::Flagd { path, branch }, FlagFiles::GitHub { github, default_branch }) => {
             let branch = branch.clone().unwrap_or_else(|| default_branch.clone());
             let shown = PathBuf::from(format!("{} on branch {branch}", path.display()));
             let store = RepoFileOnBranch::new(github.clone(), branch, path.to_string_lossy().into_owned());
-            Ok(Box::new(FlagdFile::in_store(Box::new(store), shown, flag.key.clone())))
+            Ok(Box::new(shared(FlagdFile::in_store(
+                Box::new(store),
+                shown,
+                flag.key.clone(),
+            ))))
         }
         (
             ProviderSpec::Unleash {

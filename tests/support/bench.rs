@@ -37,6 +37,7 @@ pub fn runner(root: &Path, files: &Path, now: DateTime<Utc>, store: Box<dyn Stat
         budget: None,
         concurrency: flagramp::runner::DEFAULT_CONCURRENCY,
         pool: std::sync::Arc::new(flagramp::metrics::SourcePool::new()),
+        flag_reads: flagramp::provider::SharedReads::default(),
     }
 }
 

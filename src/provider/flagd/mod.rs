@@ -12,7 +12,9 @@
 mod flag;
 mod store;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -37,6 +39,47 @@ pub struct FlagdFile {
     store: Box<dyn FlagFileStore>,
     shown_path: PathBuf,
     key: String,
+    reads: Option<SharedReads>,
+}
+
+/// A flag file as read: its text, version and parsed document.
+#[derive(Debug)]
+struct Loaded {
+    text: String,
+    version: String,
+    doc: Value,
+}
+
+type ReadOnce = Arc<tokio::sync::OnceCell<Result<Arc<Loaded>, ProviderError>>>;
+
+/// A run's reads of its flag files, shared by its rollouts: a file of a thousand flags is read
+/// and parsed once per round of decisions, not once per flag. Writes never use it: they read the
+/// file afresh, as their compare-and-swap (each flag's version), so a stale read costs at most a
+/// conflict, never a lost change. Clones share the reads.
+#[derive(Debug, Clone, Default)]
+pub struct SharedReads(Arc<Mutex<HashMap<String, ReadOnce>>>);
+
+impl SharedReads {
+    /// Drops every read: the next reads go to the files again (a new round of decisions).
+    pub fn forget_all(&self) {
+        self.entries().clear();
+    }
+
+    fn forget(&self, location: &str) {
+        self.entries().remove(location);
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, ReadOnce>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The file of `flag`, read once however many flags of it are asked for at once.
+    async fn load(&self, flag: &FlagdFile) -> Result<Arc<Loaded>, ProviderError> {
+        let once = self.entries().entry(flag.location()).or_default().clone();
+        once.get_or_init(|| async { flag.load().await.map(Arc::new) })
+            .await
+            .clone()
+    }
 }
 
 impl FlagdFile {
@@ -47,11 +90,22 @@ impl FlagdFile {
 
     /// The flag `key` in the file that `store` holds.
     pub fn in_store(store: Box<dyn FlagFileStore>, shown_path: PathBuf, key: String) -> FlagdFile {
-        FlagdFile { store, shown_path, key }
+        FlagdFile {
+            store,
+            shown_path,
+            key,
+            reads: None,
+        }
     }
 
-    /// The file's text, its version and its parsed document.
-    async fn load(&self) -> Result<(String, String, Value), ProviderError> {
+    /// The same flag, read through the run's shared reads.
+    pub fn with_shared_reads(mut self, reads: &SharedReads) -> FlagdFile {
+        self.reads = Some(reads.clone());
+        self
+    }
+
+    /// The file's text, its version and its parsed document, read now.
+    async fn load(&self) -> Result<Loaded, ProviderError> {
         let Some((bytes, version)) = self.store.load().await? else {
             return Err(ProviderError::NotFound(format!(
                 "flagd file {} does not exist: create it or fix `flag.flagd.path`",
@@ -66,7 +120,7 @@ impl FlagdFile {
         };
         let text = String::from_utf8(bytes).map_err(|e| not_json(&e))?;
         let doc: Value = serde_json::from_str(&text).map_err(|e| not_json(&e))?;
-        Ok((text, version, doc))
+        Ok(Loaded { text, version, doc })
     }
 }
 
@@ -77,8 +131,11 @@ impl FlagProvider for FlagdFile {
     }
 
     async fn read(&self) -> Result<FlagReading, ProviderError> {
-        let (_, _, doc) = self.load().await?;
-        let flag = self.flag(&doc)?;
+        let loaded = match &self.reads {
+            Some(reads) => reads.load(self).await?,
+            None => Arc::new(self.load().await?),
+        };
+        let flag = self.flag(&loaded.doc)?;
         Ok(FlagReading {
             value: self.understand(flag)?,
             version: flag_version(flag),
@@ -137,7 +194,11 @@ pub async fn set_together(changes: &[FlagdChange<'_>]) -> Vec<Result<FlagReading
         return Vec::new();
     };
     for attempt in 1..=REAPPLY_ATTEMPTS {
-        let (text, file_version, doc) = match first.flag.load().await {
+        let Loaded {
+            text,
+            version: file_version,
+            doc,
+        } = match first.flag.load().await {
             Ok(loaded) => loaded,
             Err(e) => {
                 fill(&mut results, &e);
@@ -196,6 +257,10 @@ pub async fn set_together(changes: &[FlagdChange<'_>]) -> Vec<Result<FlagReading
             .await
         {
             Ok(()) => {
+                // Reads shared before this write are out of date now.
+                for reads in changes.iter().filter_map(|c| c.flag.reads.as_ref()) {
+                    reads.forget(&first.flag.location());
+                }
                 let written: Value = serde_json::from_str(&out).unwrap_or_default();
                 for &i in &ours {
                     let read = changes[i].flag.flag(&written).map(|flag| FlagReading {
