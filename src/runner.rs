@@ -678,48 +678,42 @@ impl Runner {
         claim
     }
 
-    /// Sets the claimed flags: the flags of one flagd file in one write, every other flag on
-    /// its own, at most `concurrency` writes at once. One result per claim, in order.
+    /// Sets the claimed flags: every flagd flag through [`provider::set_together`] (one write
+    /// per file, the local files of a directory in one pass), every other flag on its own, at
+    /// most `concurrency` at once. One result per claim, in order.
     async fn set_flags(&self, claimed: &[Claimed<'_>]) -> Vec<Result<FlagReading, ProviderError>> {
-        let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut in_files = Vec::new();
         let mut alone = Vec::new();
         for (k, c) in claimed.iter().enumerate() {
             match c.change.flags.as_flagd_file() {
-                Some(file) => by_file.entry(file.location()).or_default().push(k),
+                Some(file) => in_files.push((
+                    k,
+                    FlagdChange {
+                        flag: file,
+                        to: c.change.to,
+                        seen: &c.change.read,
+                        note: &c.change.note,
+                    },
+                )),
                 None => alone.push(k),
             }
         }
-        type Written = Vec<(usize, Result<FlagReading, ProviderError>)>;
-        let mut tasks: Vec<futures::future::BoxFuture<'_, Written>> = Vec::new();
-        for ks in by_file.into_values() {
-            tasks.push(Box::pin(async move {
-                let changes: Vec<FlagdChange<'_>> = ks
-                    .iter()
-                    .filter_map(|&k| {
-                        let c = &claimed[k].change;
-                        Some(FlagdChange {
-                            flag: c.flags.as_flagd_file()?,
-                            to: c.to,
-                            seen: &c.read,
-                            note: &c.note,
-                        })
-                    })
-                    .collect();
-                ks.iter().copied().zip(provider::set_together(&changes).await).collect()
-            }));
-        }
-        for k in alone {
-            tasks.push(Box::pin(async move {
-                let c = &claimed[k].change;
-                vec![(k, c.flags.set(c.to, &c.read, &c.note).await)]
-            }));
-        }
-        let done: Vec<Written> = futures::stream::iter(tasks)
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
+        let changes: Vec<FlagdChange<'_>> = in_files.iter().map(|(_, change)| *change).collect();
+        let (files, others) = futures::join!(
+            provider::set_together(&changes),
+            futures::stream::iter(alone.iter().copied())
+                .map(|k| {
+                    let c = &claimed[k].change;
+                    async move { (k, c.flags.set(c.to, &c.read, &c.note).await) }
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect::<Vec<_>>()
+        );
         let mut results: Vec<Option<Result<FlagReading, ProviderError>>> = (0..claimed.len()).map(|_| None).collect();
-        for (k, result) in done.into_iter().flatten() {
+        for ((k, _), result) in in_files.iter().zip(files) {
+            results[*k] = Some(result);
+        }
+        for (k, result) in others {
             results[k] = Some(result);
         }
         results

@@ -203,40 +203,42 @@ fn a_run_killed_at_any_point_of_a_transition_is_finished_or_redone_exactly_once(
 }
 
 /// A run's writes do not grow with its rollouts (docs/rules.md §3 rule 1): twelve rollouts that
-/// all start, with flags in two flagd files, write in four passes, each seen by stopping the run
-/// just before it: every claim at once, each flag file once with all its flags, every record at
-/// once.
+/// all start, with flags in three flagd files in two directories, write in four passes, each seen
+/// by stopping the run just before it: every claim at once, the files of each directory at once
+/// (each file once, with all its flags), every record at once.
 #[test]
 #[cfg_attr(not(debug_assertions), ignore = "the pause points exist only in debug builds")]
 fn a_run_writes_its_claims_once_each_flag_file_once_and_its_records_once() {
-    const IN_A: usize = 8;
     const ROLLOUTS: usize = 12;
+    const FILES: [&str; 3] = ["flags/a.flagd.json", "flags/b.flagd.json", "other/c.flagd.json"];
     let repo = TempRepo::new();
     let root = repo.root();
-    let file_of = |i: usize| if i < IN_A { "a" } else { "b" };
+    let file_of = |i: usize| match i {
+        0..6 => FILES[0],
+        6..9 => FILES[1],
+        _ => FILES[2],
+    };
+    let in_file = |file: &str| (0..ROLLOUTS).filter(|&i| file_of(i) == file).count();
     for i in 0..ROLLOUTS {
         repo.write(
             &format!(".github/rollouts/r{i}.yml"),
             &format!(
-                "version: 1\nname: r{i}\nflag: {{ provider: flagd, key: f{i}, flagd: {{ path: flags/{}.flagd.json }} }}\nstages: [10, 100]\nchecks:\n  - {{ name: probe, command: [\"./ok.sh\"], pass: \">= 1\" }}\n",
+                "version: 1\nname: r{i}\nflag: {{ provider: flagd, key: f{i}, flagd: {{ path: {} }} }}\nstages: [10, 100]\nchecks:\n  - {{ name: probe, command: [\"./ok.sh\"], pass: \">= 1\" }}\n",
                 file_of(i)
             ),
         );
     }
-    for file in ["a", "b"] {
+    for file in FILES {
         let flags: Vec<String> = (0..ROLLOUTS)
             .filter(|&i| file_of(i) == file)
             .map(|i| format!("\"f{i}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}"))
             .collect();
-        repo.write(
-            &format!("flags/{file}.flagd.json"),
-            &format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")),
-        );
+        repo.write(file, &format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")));
     }
     repo.script("ok.sh", "echo 1");
-    let pristine: Vec<(String, Vec<u8>)> = ["flags/a.flagd.json", "flags/b.flagd.json"]
+    let pristine: Vec<(&str, Vec<u8>)> = FILES
         .iter()
-        .map(|p| (p.to_string(), std::fs::read(root.join(p)).unwrap()))
+        .map(|p| (*p, std::fs::read(root.join(p)).unwrap()))
         .collect();
     let reset = || {
         let _ = std::fs::remove_dir_all(root.join(".flagramp"));
@@ -244,17 +246,22 @@ fn a_run_writes_its_claims_once_each_flag_file_once_and_its_records_once() {
             std::fs::write(root.join(p), bytes).unwrap();
         }
     };
-    // How many flags of a file are on, and how many state files hold a claim or a record.
-    let flags_on = |file: &str| -> usize {
-        let flags: Value =
-            serde_json::from_slice(&std::fs::read(root.join(format!("flags/{file}.flagd.json"))).unwrap()).unwrap();
-        flags["flags"]
-            .as_object()
-            .unwrap()
-            .values()
-            .filter(|f| f["state"] == "ENABLED")
-            .count()
+    // How many flags of each file are on.
+    let flags_on = || -> Vec<usize> {
+        FILES
+            .iter()
+            .map(|file| {
+                let flags: Value = serde_json::from_slice(&std::fs::read(root.join(file)).unwrap()).unwrap();
+                flags["flags"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .filter(|f| f["state"] == "ENABLED")
+                    .count()
+            })
+            .collect()
     };
+    // How many state files hold a claim, and how many a record.
     let states = || -> (usize, usize) {
         let (mut claims, mut records) = (0, 0);
         for i in 0..ROLLOUTS {
@@ -270,33 +277,26 @@ fn a_run_writes_its_claims_once_each_flag_file_once_and_its_records_once() {
         }
         (claims, records)
     };
+    let all_on = vec![in_file(FILES[0]), in_file(FILES[1]), in_file(FILES[2])];
 
     // Stopped before the first pass renames anything: nothing is written.
     run_at_and_kill_at(root, T0, "before-rename:1");
-    assert_eq!((flags_on("a"), flags_on("b"), states()), (0, 0, (0, 0)));
+    assert_eq!((flags_on(), states()), (vec![0, 0, 0], (0, 0)));
 
     // Before the second: every claim is there, no flag is set.
     reset();
     run_at_and_kill_at(root, T0, "before-rename:2");
-    assert_eq!((flags_on("a"), flags_on("b"), states()), (0, 0, (ROLLOUTS, 0)));
+    assert_eq!((flags_on(), states()), (vec![0, 0, 0], (ROLLOUTS, 0)));
 
-    // Before the third: one flag file was written, with all of its flags.
+    // Before the third: both files of `flags/` were written, with all their flags.
     reset();
     run_at_and_kill_at(root, T0, "before-rename:3");
-    let one_file = (flags_on("a"), flags_on("b"));
-    assert!(
-        one_file == (IN_A, 0) || one_file == (0, ROLLOUTS - IN_A),
-        "{one_file:?}"
-    );
-    assert_eq!(states(), (ROLLOUTS, 0));
+    assert_eq!((flags_on(), states()), (vec![all_on[0], all_on[1], 0], (ROLLOUTS, 0)));
 
-    // Before the fourth: both files, and still only claims.
+    // Before the fourth: `other/` too, and still only claims.
     reset();
     run_at_and_kill_at(root, T0, "before-rename:4");
-    assert_eq!(
-        (flags_on("a"), flags_on("b"), states()),
-        (IN_A, ROLLOUTS - IN_A, (ROLLOUTS, 0))
-    );
+    assert_eq!((flags_on(), states()), (all_on.clone(), (ROLLOUTS, 0)));
 
     // There is no fifth: the run finishes with every rollout recorded.
     reset();
@@ -310,8 +310,5 @@ fn a_run_writes_its_claims_once_each_flag_file_once_and_its_records_once() {
         records.as_array().unwrap().iter().all(|r| r["decision"] == "start"),
         "{records}"
     );
-    assert_eq!(
-        (flags_on("a"), flags_on("b"), states()),
-        (IN_A, ROLLOUTS - IN_A, (0, ROLLOUTS))
-    );
+    assert_eq!((flags_on(), states()), (all_on, (0, ROLLOUTS)));
 }

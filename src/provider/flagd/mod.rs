@@ -12,7 +12,7 @@
 mod flag;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -183,101 +183,55 @@ impl FlagdFile {
     }
 }
 
-/// Sets several flags of one file (all of `changes` have the same [`FlagdFile::location`]) in
-/// one write, so that a run's changes cost one write per file, not one per rollout. Each
-/// change is checked against its own flag: a flag changed since it was read is a conflict and
-/// left out, the others are written together. A write that meets another writer's is done
-/// again on the file as it is then. One result per change, in order.
+/// Sets several flags, in one or many files, so that a run's changes cost one write per file,
+/// not one per rollout: the flags of one file are edited together, and the local files of one
+/// directory are written in one pass (one flush). Each change is checked against its own flag: a
+/// flag changed since it was read is a conflict and left out, the others are written. A file
+/// that meets another writer's write is read again and this run's flags applied again. One
+/// result per change, in order.
 pub async fn set_together(changes: &[FlagdChange<'_>]) -> Vec<Result<FlagReading, ProviderError>> {
     let mut results: Vec<Option<Result<FlagReading, ProviderError>>> = vec![None; changes.len()];
-    let Some(first) = changes.first() else {
-        return Vec::new();
-    };
     for attempt in 1..=REAPPLY_ATTEMPTS {
-        let Loaded {
-            text,
-            version: file_version,
-            doc,
-        } = match first.flag.load().await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                fill(&mut results, &e);
-                break;
-            }
-        };
-        let mut ours: Vec<usize> = Vec::new();
-        let open: Vec<usize> = (0..changes.len()).filter(|&i| results[i].is_none()).collect();
-        for i in open {
-            let change = &changes[i];
-            let checked = change.flag.flag(&doc).and_then(|flag| {
-                if flag_version(flag) != change.seen.version {
-                    return Err(ProviderError::Conflict(format!(
-                        "flag `{}` in {} changed since it was read: another process set it; nothing was written",
-                        change.flag.key,
-                        change.flag.shown_path.display()
-                    )));
-                }
-                change.flag.understand(flag)
-            });
-            match checked {
-                Ok(_) => ours.push(i),
-                Err(e) => results[i] = Some(Err(e)),
-            }
+        let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, change) in changes.iter().enumerate().filter(|(i, _)| results[*i].is_none()) {
+            by_file.entry(change.flag.location()).or_default().push(i);
         }
-        if ours.is_empty() {
+        if by_file.is_empty() {
             break;
         }
-        let edits: Vec<(&FlagdFile, FlagValue)> = ours.iter().map(|&i| (changes[i].flag, changes[i].to)).collect();
-        let out = match flag::rewrite_all(&text, &doc, &edits) {
-            Ok(out) => out,
-            Err(e) => {
-                for &i in &ours {
-                    results[i] = Some(Err(e.clone()));
-                }
-                break;
+        let edits = futures::future::join_all(by_file.values().map(|idxs| edit_file(changes, idxs))).await;
+        let mut writes = Vec::new();
+        for (refused, write) in edits {
+            for (i, result) in refused {
+                results[i] = Some(result);
             }
-        };
-        let keys: Vec<&str> = ours.iter().map(|&i| changes[i].flag.key.as_str()).collect();
-        let note = ChangeNote {
-            actor: first.note.actor.clone(),
-            // One flag's reason is kept as it is; several are told apart by their keys.
-            reason: match ours.as_slice() {
-                [only] => changes[*only].note.reason.clone(),
-                _ => ours
-                    .iter()
-                    .map(|&i| format!("{}: {}", changes[i].flag.key, changes[i].note.reason))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            },
-        };
-        match first
-            .flag
-            .store
-            .store(out.as_bytes(), &file_version, &keys.join(", "), &note)
-            .await
-        {
-            Ok(()) => {
-                // Reads shared before this write are out of date now.
-                for reads in changes.iter().filter_map(|c| c.flag.reads.as_ref()) {
-                    reads.forget(&first.flag.location());
+            writes.extend(write);
+        }
+        let written = write_files(&writes).await;
+        for (write, outcome) in writes.iter().zip(written) {
+            let first = changes[write.ours[0]].flag;
+            match outcome {
+                Ok(()) => {
+                    // Reads shared before this write are out of date now.
+                    if let Some(reads) = &first.reads {
+                        reads.forget(&first.location());
+                    }
+                    let written: Value = serde_json::from_str(&write.out).unwrap_or_default();
+                    for &i in &write.ours {
+                        let read = changes[i].flag.flag(&written).map(|flag| FlagReading {
+                            value: changes[i].to,
+                            version: flag_version(flag),
+                        });
+                        results[i] = Some(read);
+                    }
                 }
-                let written: Value = serde_json::from_str(&out).unwrap_or_default();
-                for &i in &ours {
-                    let read = changes[i].flag.flag(&written).map(|flag| FlagReading {
-                        value: changes[i].to,
-                        version: flag_version(flag),
-                    });
-                    results[i] = Some(read);
+                // Another writer got in between our read and our write: read again, apply again.
+                Err(ProviderError::Conflict(_)) if attempt < REAPPLY_ATTEMPTS => {}
+                Err(e) => {
+                    for &i in &write.ours {
+                        results[i] = Some(Err(e.clone()));
+                    }
                 }
-                break;
-            }
-            // Another writer got in between our read and our write: read again, apply again.
-            Err(ProviderError::Conflict(_)) if attempt < REAPPLY_ATTEMPTS => {}
-            Err(e) => {
-                for &i in &ours {
-                    results[i] = Some(Err(e.clone()));
-                }
-                break;
             }
         }
     }
@@ -293,8 +247,122 @@ pub async fn set_together(changes: &[FlagdChange<'_>]) -> Vec<Result<FlagReading
         .collect()
 }
 
-fn fill(results: &mut [Option<Result<FlagReading, ProviderError>>], e: &ProviderError) {
-    for r in results.iter_mut().filter(|r| r.is_none()) {
-        *r = Some(Err(e.clone()));
+/// One file's edit, ready to write.
+struct FileWrite<'a> {
+    /// The changes it carries (indices into the changes), all flags of this file.
+    ours: Vec<usize>,
+    flag: &'a FlagdFile,
+    out: String,
+    /// The version the file was read at: the write is compare-and-swap on it.
+    version: String,
+    keys: String,
+    note: ChangeNote,
+}
+
+/// Reads the file of the changes `idxs` (one file) afresh and edits every flag of it still as
+/// it was read. Returns the changes settled now (a flag changed since, a flag flagramp cannot
+/// own, an unreadable file) and the write, if any is left to make.
+async fn edit_file<'a>(
+    changes: &[FlagdChange<'a>],
+    idxs: &[usize],
+) -> (Vec<(usize, Result<FlagReading, ProviderError>)>, Option<FileWrite<'a>>) {
+    let first = changes[idxs[0]].flag;
+    let Loaded { text, version, doc } = match first.load().await {
+        Ok(loaded) => loaded,
+        Err(e) => return (idxs.iter().map(|&i| (i, Err(e.clone()))).collect(), None),
+    };
+    let mut settled = Vec::new();
+    let mut ours = Vec::new();
+    for &i in idxs {
+        let change = &changes[i];
+        let checked = change.flag.flag(&doc).and_then(|flag| {
+            if flag_version(flag) != change.seen.version {
+                return Err(ProviderError::Conflict(format!(
+                    "flag `{}` in {} changed since it was read: another process set it; nothing was written",
+                    change.flag.key,
+                    change.flag.shown_path.display()
+                )));
+            }
+            change.flag.understand(flag)
+        });
+        match checked {
+            Ok(_) => ours.push(i),
+            Err(e) => settled.push((i, Err(e))),
+        }
     }
+    if ours.is_empty() {
+        return (settled, None);
+    }
+    let edits: Vec<(&FlagdFile, FlagValue)> = ours.iter().map(|&i| (changes[i].flag, changes[i].to)).collect();
+    let out = match flag::rewrite_all(&text, &doc, &edits) {
+        Ok(out) => out,
+        Err(e) => {
+            settled.extend(ours.iter().map(|&i| (i, Err(e.clone()))));
+            return (settled, None);
+        }
+    };
+    let note = ChangeNote {
+        actor: changes[ours[0]].note.actor.clone(),
+        // One flag's reason is kept as it is; several are told apart by their keys.
+        reason: match ours.as_slice() {
+            [only] => changes[*only].note.reason.clone(),
+            _ => ours
+                .iter()
+                .map(|&i| format!("{}: {}", changes[i].flag.key, changes[i].note.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+    };
+    let keys = ours
+        .iter()
+        .map(|&i| changes[i].flag.key.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let write = FileWrite {
+        ours,
+        flag: first,
+        out,
+        version,
+        keys,
+        note,
+    };
+    (settled, Some(write))
+}
+
+/// Writes the edited files: the local ones of a directory in one pass, the others (files on a
+/// branch) each on its own, side by side. One result per write, in order.
+async fn write_files(writes: &[FileWrite<'_>]) -> Vec<Result<(), ProviderError>> {
+    let mut results: Vec<Option<Result<(), ProviderError>>> = vec![None; writes.len()];
+    let mut local = Vec::new();
+    let mut elsewhere = Vec::new();
+    for (k, write) in writes.iter().enumerate() {
+        match write.flag.store.as_local() {
+            Some(file) => local.push((k, file)),
+            None => elsewhere.push(k),
+        }
+    }
+    let stored = LocalFile::store_all(
+        &local
+            .iter()
+            .map(|&(k, file)| (file, writes[k].out.as_bytes(), writes[k].version.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    for (&(k, _), result) in local.iter().zip(stored) {
+        results[k] = Some(result);
+    }
+    let stored = futures::future::join_all(elsewhere.iter().map(|&k| {
+        let write = &writes[k];
+        write
+            .flag
+            .store
+            .store(write.out.as_bytes(), &write.version, &write.keys, &write.note)
+    }))
+    .await;
+    for (&k, result) in elsewhere.iter().zip(stored) {
+        results[k] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ProviderError::Io("internal: a file write without a result".into()))))
+        .collect()
 }

@@ -22,6 +22,11 @@ pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
     /// Which file this is, the same for every store of the same file: changes of one run to
     /// flags of the same file are written together.
     fn location(&self) -> String;
+    /// The file in the local checkout, when it is one: a run writes the local files of one
+    /// directory together ([`LocalFile::store_all`]).
+    fn as_local(&self) -> Option<&LocalFile> {
+        None
+    }
 }
 
 /// Flag files are small; anything larger is not one (and would be slow to parse on every run).
@@ -98,7 +103,19 @@ impl FlagFileStore for LocalFile {
     }
 
     async fn store(&self, bytes: &[u8], version: &str, _key: &str, _note: &ChangeNote) -> Result<(), ProviderError> {
-        let not_written = |e: WriteError| match e {
+        LocalFile::store_all(&[(self, bytes, version)])
+            .pop()
+            .unwrap_or_else(|| Err(ProviderError::Io("internal: a file write without a result".into())))
+    }
+
+    fn as_local(&self) -> Option<&LocalFile> {
+        Some(self)
+    }
+}
+
+impl LocalFile {
+    fn not_written(&self, e: WriteError) -> ProviderError {
+        match e {
             WriteError::ReadOnly => {
                 ProviderError::NotWritten(format!("{} {e}; nothing was written", self.shown_path.display()))
             }
@@ -106,20 +123,63 @@ impl FlagFileStore for LocalFile {
                 "cannot write {}: {e}; nothing was written",
                 self.shown_path.display()
             )),
-        };
-        let Some(real) = self.resolve()? else {
-            return Err(self.conflict());
-        };
-        // Read, check and write under the directory lock: a second writer waits, then sees this
-        // write's version and gets a conflict instead of overwriting it.
-        let lock = DirLock::for_file(&real).map_err(not_written)?;
-        let current = self.read_at(&real)?.map(|b| fingerprint(&b));
-        if current.as_deref() != Some(version) {
-            return Err(self.conflict());
         }
-        lock.replace(&real, bytes).map_err(not_written)?;
-        crate::crashpoint::pause_at("after-flag-write");
-        Ok(())
+    }
+
+    /// Replaces each file with its bytes if it is still at its version. The files of one
+    /// directory are read, checked and written under the directory's lock, in one pass
+    /// ([`DirLock::replace_all`]): a second writer waits, then sees these versions and gets a
+    /// conflict instead of overwriting them. One result per file, in order.
+    pub fn store_all(files: &[(&LocalFile, &[u8], &str)]) -> Vec<Result<(), ProviderError>> {
+        let mut results: Vec<Option<Result<(), ProviderError>>> = vec![None; files.len()];
+        let mut by_dir: std::collections::BTreeMap<PathBuf, Vec<(usize, PathBuf)>> = Default::default();
+        for (k, (file, _, _)) in files.iter().enumerate() {
+            match file.resolve() {
+                Ok(Some(real)) => {
+                    let dir = real.parent().map(Path::to_path_buf).unwrap_or_default();
+                    by_dir.entry(dir).or_default().push((k, real));
+                }
+                Ok(None) => results[k] = Some(Err(file.conflict())),
+                Err(e) => results[k] = Some(Err(e)),
+            }
+        }
+        for in_dir in by_dir.values() {
+            let Some((_, some_file)) = in_dir.first() else { continue };
+            let lock = match DirLock::for_file(some_file) {
+                Ok(lock) => lock,
+                Err(e) => {
+                    let why = e.to_string();
+                    for &(k, _) in in_dir {
+                        results[k] = Some(Err(files[k]
+                            .0
+                            .not_written(WriteError::Io(std::io::Error::other(why.clone())))));
+                    }
+                    continue;
+                }
+            };
+            let mut replacing = Vec::new();
+            for (k, real) in in_dir {
+                let (file, bytes, version) = files[*k];
+                match file.read_at(real) {
+                    Ok(current) if current.as_deref().map(fingerprint).as_deref() == Some(version) => {
+                        replacing.push((*k, (real.clone(), bytes.to_vec())));
+                    }
+                    Ok(_) => results[*k] = Some(Err(file.conflict())),
+                    Err(e) => results[*k] = Some(Err(e)),
+                }
+            }
+            let batch: Vec<(PathBuf, Vec<u8>)> = replacing.iter().map(|(_, f)| f.clone()).collect();
+            for ((k, _), outcome) in replacing.iter().zip(lock.replace_all(&batch)) {
+                results[*k] = Some(outcome.map_err(|e| files[*k].0.not_written(e)));
+            }
+        }
+        if results.iter().any(|r| matches!(r, Some(Ok(())))) {
+            crate::crashpoint::pause_at("after-flag-write");
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ProviderError::Io("internal: a file write without a result".into()))))
+            .collect()
     }
 }
 
