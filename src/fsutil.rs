@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 const TEMP_PREFIX: &str = ".flagramp-";
 const TEMP_SUFFIX: &str = ".tmp";
 
+/// The directories this process has swept of leftover temporary files ([`DirLock`]).
+static SWEPT: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 /// How long a write waits for another process's write in the same directory; those take
 /// milliseconds, so reaching this means that process is stuck.
 const DIR_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -121,7 +125,8 @@ impl DirLock {
 
     /// Replaces `path` (in the locked directory) with `bytes`: a temporary file beside it is
     /// flushed to disk, then renamed over it, so readers see the old content or the new, never a
-    /// mix. Leftover temporary files of dead processes are removed first.
+    /// mix. Leftover temporary files of dead processes are removed first (once per directory
+    /// and process).
     pub fn replace(&self, path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         self.sweep_temp_files();
         let tmp = self.prepare(path, bytes, true)?;
@@ -204,6 +209,16 @@ impl DirLock {
     }
 
     fn sweep_temp_files(&self) {
+        // Once per directory and process: a dead writer's leftovers are there before this
+        // process's first write, and a run that writes a thousand flag files into one directory
+        // would otherwise list it a thousand times (BENCHMARKS.md, "Scale").
+        let first = SWEPT
+            .lock()
+            .map(|mut swept| swept.insert(self.dir.clone()))
+            .unwrap_or(true);
+        if !first {
+            return;
+        }
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
