@@ -346,7 +346,12 @@ async fn a_previous_release_branch_is_read_then_moved_to_state_only() {
 #[ignore = "makes the committed fixture with a previous release's binary (FLAGRAMP_PREVIOUS)"]
 async fn make_previous_release_fixture() {
     use crate::action::{fixture, flags_json, spec, Job, FLAGS};
-    let binary = PathBuf::from(std::env::var("FLAGRAMP_PREVIOUS").expect("FLAGRAMP_PREVIOUS"));
+    // Not a check but the fixture's recipe: the whole suite (`--include-ignored`) passes over it
+    // unless a previous binary is named.
+    let Some(binary) = std::env::var_os("FLAGRAMP_PREVIOUS").map(PathBuf::from) else {
+        eprintln!("make_previous_release_fixture: FLAGRAMP_PREVIOUS is not set; the committed fixture stays");
+        return;
+    };
     let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
     fake.put_file("main", FLAGS, flags_json("DISABLED", None).as_bytes());
     fake.put_file("main", "README.md", b"# octo-repo\n\nThe application.\n");
