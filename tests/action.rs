@@ -881,16 +881,14 @@ mod concurrency {
         fake.assert_conformant();
     }
 
-    /// Rollouts whose flags are in three files on one branch change them in one commit, each
-    /// file with all its flags and nothing else in it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn flags_in_several_files_on_a_branch_change_in_one_commit() {
-        const FILES: [&str; 3] = ["flags/a.flagd.json", "flags/b.flagd.json", "other/c.flagd.json"];
-        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+    const THREE_FILES: [&str; 3] = ["flags/a.flagd.json", "flags/b.flagd.json", "other/c.flagd.json"];
+
+    /// A branch with three flag files of three flags each, and six rollouts of two flags of each.
+    fn flags_in_three_files(fake: &FakeGitHub) -> Vec<flagramp::spec::RolloutSpec> {
         let flag = |key: &str| {
             format!("\"{key}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}")
         };
-        let files: Vec<(String, Vec<u8>)> = FILES
+        let files: Vec<(String, Vec<u8>)> = THREE_FILES
             .iter()
             .enumerate()
             .map(|(n, path)| {
@@ -906,19 +904,55 @@ mod concurrency {
             })
             .collect();
         fake.put_files("main", &files);
-        let specs: Vec<_> = (0..FILES.len())
+        (0..THREE_FILES.len())
             .flat_map(|n| ["a", "b"].map(|x| (n, x)))
             .map(|(n, x)| {
                 let mut spec = ramp_spec();
                 spec.name = format!("r{n}{x}");
                 spec.flag.key = format!("f{n}{x}");
                 spec.flag.provider = flagramp::spec::ProviderSpec::Flagd {
-                    path: FILES[n].into(),
+                    path: THREE_FILES[n].into(),
                     branch: None,
                 };
                 spec
             })
-            .collect();
+            .collect()
+    }
+
+    /// A branch rule that refuses the commit of the flag files leaves every file as it was,
+    /// withdraws every claim, and says what to do.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_commit_of_flag_files_changes_nothing_and_says_why() {
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        let specs = flags_in_three_files(&fake);
+        let files_before: Vec<Vec<u8>> = THREE_FILES.iter().map(|p| fake.file("main", p).unwrap()).collect();
+        fake.fail_next("PATCH", "/git/refs/heads/main", 422, 1);
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+        for d in &decided {
+            assert_eq!(d.record.decision, DecisionKind::Error, "{}", d.record.reason);
+            assert!(d.record.reason.contains("rule refused"), "{}", d.record.reason);
+        }
+        let files_after: Vec<Vec<u8>> = THREE_FILES.iter().map(|p| fake.file("main", p).unwrap()).collect();
+        assert_eq!(files_after, files_before);
+        for spec in &specs {
+            let state: serde_json::Value = serde_json::from_slice(
+                &fake
+                    .file(STATE_BRANCH, &format!("rollouts/{}.json", spec.name))
+                    .unwrap(),
+            )
+            .unwrap();
+            assert!(state["pending"].is_null(), "the claim is withdrawn: {state}");
+        }
+        fake.assert_conformant();
+    }
+
+    /// Rollouts whose flags are in three files on one branch change them in one commit, each
+    /// file with all its flags and nothing else in it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flags_in_several_files_on_a_branch_change_in_one_commit() {
+        const FILES: [&str; 3] = THREE_FILES;
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        let specs = flags_in_three_files(&fake);
         let before = fake.commits_on("main").len();
         let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
         assert!(
