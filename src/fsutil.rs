@@ -112,10 +112,15 @@ pub struct DirLock {
 impl DirLock {
     /// Locks the directory that holds `path`, waiting while another process writes there.
     pub fn for_file(path: &Path) -> Result<DirLock, WriteError> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => DirLock::for_dir(p),
+            _ => DirLock::for_dir(Path::new(".")),
+        }
+    }
+
+    /// Locks the directory `dir`, waiting while another process writes there.
+    pub fn for_dir(dir: &Path) -> Result<DirLock, WriteError> {
+        let dir = dir.to_path_buf();
         let handle = File::open(&dir)?;
         if !lock_within(&handle, DIR_LOCK_WAIT)? {
             return Err(WriteError::LockTimeout(dir));

@@ -838,22 +838,7 @@ mod concurrency {
     async fn rollouts_sharing_a_flag_file_read_it_once_and_write_it_once() {
         const ROLLOUTS: usize = 20;
         let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
-        let flags: Vec<String> = (0..ROLLOUTS)
-            .map(|i| format!("\"f{i}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}"))
-            .collect();
-        fake.put_file(
-            "main",
-            FLAGS,
-            format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")).as_bytes(),
-        );
-        let specs: Vec<_> = (0..ROLLOUTS)
-            .map(|i| {
-                let mut spec = ramp_spec();
-                spec.name = format!("r{i}");
-                spec.flag.key = format!("f{i}");
-                spec
-            })
-            .collect();
+        let specs = rollouts_in_one_flag_file(&fake, ROLLOUTS);
         let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
         assert!(
             decided.iter().all(|d| d.record.decision == DecisionKind::Start),
@@ -881,21 +866,41 @@ mod concurrency {
         fake.assert_conformant();
     }
 
+    /// A flagd flag `key`, off.
+    fn disabled_flag(key: &str) -> String {
+        format!("\"{key}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}")
+    }
+
+    /// `rollouts` rollouts `r0`… of flags `f0`…, all off in the one flag file on `main`.
+    fn rollouts_in_one_flag_file(fake: &FakeGitHub, rollouts: usize) -> Vec<flagramp::spec::RolloutSpec> {
+        let flags: Vec<String> = (0..rollouts).map(|i| disabled_flag(&format!("f{i}"))).collect();
+        fake.put_file(
+            "main",
+            FLAGS,
+            format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")).as_bytes(),
+        );
+        (0..rollouts)
+            .map(|i| {
+                let mut spec = ramp_spec();
+                spec.name = format!("r{i}");
+                spec.flag.key = format!("f{i}");
+                spec
+            })
+            .collect()
+    }
+
     const THREE_FILES: [&str; 3] = ["flags/a.flagd.json", "flags/b.flagd.json", "other/c.flagd.json"];
 
     /// A branch with three flag files of three flags each, and six rollouts of two flags of each.
     fn flags_in_three_files(fake: &FakeGitHub) -> Vec<flagramp::spec::RolloutSpec> {
-        let flag = |key: &str| {
-            format!("\"{key}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}")
-        };
         let files: Vec<(String, Vec<u8>)> = THREE_FILES
             .iter()
             .enumerate()
             .map(|(n, path)| {
                 let keys = [
-                    flag(&format!("f{n}a")),
-                    flag(&format!("f{n}b")),
-                    flag(&format!("untouched{n}")),
+                    disabled_flag(&format!("f{n}a")),
+                    disabled_flag(&format!("f{n}b")),
+                    disabled_flag(&format!("untouched{n}")),
                 ];
                 (
                     path.to_string(),
@@ -986,22 +991,7 @@ mod concurrency {
     async fn a_run_that_starts_forty_rollouts_makes_at_most_three_commits() {
         const ROLLOUTS: usize = 40;
         let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
-        let flags: Vec<String> = (0..ROLLOUTS)
-            .map(|i| format!("\"f{i}\": {{ \"state\": \"DISABLED\", \"variants\": {{ \"on\": true, \"off\": false }}, \"defaultVariant\": \"off\" }}"))
-            .collect();
-        fake.put_file(
-            "main",
-            FLAGS,
-            format!("{{ \"flags\": {{ {} }} }}\n", flags.join(", ")).as_bytes(),
-        );
-        let specs: Vec<_> = (0..ROLLOUTS)
-            .map(|i| {
-                let mut spec = ramp_spec();
-                spec.name = format!("r{i}");
-                spec.flag.key = format!("f{i}");
-                spec
-            })
-            .collect();
+        let specs = rollouts_in_one_flag_file(&fake, ROLLOUTS);
         let commits = |fake: &FakeGitHub| fake.commits_on("main").len() + fake.commits_on(STATE_BRANCH).len();
         let before = commits(&fake);
         let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;

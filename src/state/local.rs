@@ -106,7 +106,7 @@ impl StateStore for LocalStateStore {
     /// ones still current are replaced together (one pass of syncs, [`DirLock::replace_all`]).
     async fn save_batch(&self, writes: &[StateWrite]) -> Vec<Result<StateVersion, StateError>> {
         let mut results: Vec<Option<Result<StateVersion, StateError>>> = (0..writes.len()).map(|_| None).collect();
-        let lock = match DirLock::for_file(&self.path_of("batch")) {
+        let lock = match DirLock::for_dir(&self.dir) {
             Ok(lock) => lock,
             Err(e) => {
                 let why = format!("cannot lock {}: {e}", self.dir.display());

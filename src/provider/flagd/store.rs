@@ -162,20 +162,20 @@ impl LocalFile {
                     continue;
                 }
             };
-            let mut replacing = Vec::new();
+            let (mut replacing, mut batch) = (Vec::new(), Vec::new());
             for (k, real) in in_dir {
                 let (file, bytes, version) = files[*k];
                 match file.read_at(real) {
                     Ok(current) if current.as_deref().map(fingerprint).as_deref() == Some(version) => {
-                        replacing.push((*k, (real.clone(), bytes.to_vec())));
+                        replacing.push(*k);
+                        batch.push((real.clone(), bytes.to_vec()));
                     }
                     Ok(_) => results[*k] = Some(Err(file.conflict())),
                     Err(e) => results[*k] = Some(Err(e)),
                 }
             }
-            let batch: Vec<(PathBuf, Vec<u8>)> = replacing.iter().map(|(_, f)| f.clone()).collect();
-            for ((k, _), outcome) in replacing.iter().zip(lock.replace_all(&batch)) {
-                results[*k] = Some(outcome.map_err(|e| files[*k].0.not_written(e)));
+            for (k, outcome) in replacing.into_iter().zip(lock.replace_all(&batch)) {
+                results[k] = Some(outcome.map_err(|e| files[k].0.not_written(e)));
             }
         }
         if results.iter().any(|r| matches!(r, Some(Ok(())))) {
