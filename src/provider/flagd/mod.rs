@@ -57,25 +57,48 @@ type ReadOnce = Arc<tokio::sync::OnceCell<Result<Arc<Loaded>, ProviderError>>>;
 /// file afresh, as their compare-and-swap (each flag's version), so a stale read costs at most a
 /// conflict, never a lost change. Clones share the reads.
 #[derive(Debug, Clone, Default)]
-pub struct SharedReads(Arc<Mutex<HashMap<String, ReadOnce>>>);
+pub struct SharedReads(Arc<Mutex<Reads>>);
+
+#[derive(Debug, Default)]
+struct Reads {
+    /// Each file's read, by its location.
+    files: HashMap<String, ReadOnce>,
+    /// Each file's location, by its location as given: resolving a path through its links costs
+    /// a system call per path component, once per file and round rather than once per rollout.
+    locations: HashMap<String, String>,
+}
 
 impl SharedReads {
     /// Drops every read: the next reads go to the files again (a new round of decisions).
     pub fn forget_all(&self) {
-        self.entries().clear();
+        let mut reads = self.reads();
+        reads.files.clear();
+        reads.locations.clear();
     }
 
     fn forget(&self, location: &str) {
-        self.entries().remove(location);
+        self.reads().files.remove(location);
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, ReadOnce>> {
+    fn reads(&self) -> std::sync::MutexGuard<'_, Reads> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The location of the file `store` holds, resolved once per round.
+    fn location(&self, store: &dyn FlagFileStore) -> String {
+        let given = store.given_location();
+        if let Some(known) = self.reads().locations.get(&given) {
+            return known.clone();
+        }
+        let location = store.location();
+        self.reads().locations.insert(given, location.clone());
+        location
     }
 
     /// The file of `flag`, read once however many flags of it are asked for at once.
     async fn load(&self, flag: &FlagdFile) -> Result<Arc<Loaded>, ProviderError> {
-        let once = self.entries().entry(flag.location()).or_default().clone();
+        let location = flag.location();
+        let once = self.reads().files.entry(location).or_default().clone();
         once.get_or_init(|| async { flag.load().await.map(Arc::new) })
             .await
             .clone()
@@ -179,7 +202,10 @@ pub struct FlagdChange<'a> {
 impl FlagdFile {
     /// Which file the flag lives in: flags with the same location are written together.
     pub fn location(&self) -> String {
-        self.store.location()
+        match &self.reads {
+            Some(reads) => reads.location(self.store.as_ref()),
+            None => self.store.location(),
+        }
     }
 }
 

@@ -22,6 +22,11 @@ pub trait FlagFileStore: std::fmt::Debug + Send + Sync {
     /// Which file this is, the same for every store of the same file: changes of one run to
     /// flags of the same file are written together.
     fn location(&self) -> String;
+    /// Which file this is as given, before any resolving: two stores with the same given
+    /// location have the same [`FlagFileStore::location`] (within a round of decisions).
+    fn given_location(&self) -> String {
+        self.location()
+    }
     /// The file in the local checkout, when it is one: a run writes the local files of one
     /// directory together ([`LocalFile::store_all`]).
     fn as_local(&self) -> Option<&LocalFile> {
@@ -97,6 +102,10 @@ impl FlagFileStore for LocalFile {
         // Two paths to one file (a link inside the repository) are one file.
         let real = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
         format!("local {}", real.display())
+    }
+
+    fn given_location(&self) -> String {
+        format!("local {}", self.path.display())
     }
 
     async fn load(&self) -> Result<Option<(Vec<u8>, String)>, ProviderError> {
