@@ -924,6 +924,81 @@ mod concurrency {
             .collect()
     }
 
+    /// Another writer commits to the flag files' branch between this run's read and its commit:
+    /// the run reads the files again and applies on top of theirs only its flags that nobody
+    /// changed, keeping the other writer's changes; the rollout whose flag they changed is
+    /// decided again on the flag as they left it (docs/rules.md §3), never written blind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_branch_head_that_moves_before_the_flag_commit_gets_only_this_runs_flags_reapplied() {
+        let fake = FakeGitHub::start("octo-org", "octo-repo", "main").await;
+        let specs = flags_in_three_files(&fake);
+        let edited = |path: &str, key: &str| -> (String, Vec<u8>) {
+            let mut doc: serde_json::Value = serde_json::from_slice(&fake.file("main", path).unwrap()).unwrap();
+            doc["flags"][key]["state"] = "ENABLED".into();
+            (path.to_string(), serde_json::to_vec_pretty(&doc).unwrap())
+        };
+        // Theirs: a flag nobody rolls out in the first file, and r1a's own flag in the second.
+        let theirs = [edited(THREE_FILES[0], "untouched0"), edited(THREE_FILES[1], "f1a")];
+        fake.commit_before_next("PATCH", "/git/refs/heads/main", "main", &theirs);
+        let decided = runner(&fake).await.decide_all(&specs, &Mode::Run).await;
+
+        let file =
+            |path: &str| -> serde_json::Value { serde_json::from_slice(&fake.file("main", path).unwrap()).unwrap() };
+        for (spec, d) in specs.iter().zip(&decided) {
+            assert_eq!(
+                d.record.decision,
+                DecisionKind::Start,
+                "{}: {}",
+                spec.name,
+                d.record.reason
+            );
+            let on_branch = file(THREE_FILES[spec.name[1..2].parse::<usize>().unwrap()]);
+            assert_eq!(on_branch["flags"][&spec.flag.key]["state"], "ENABLED", "{on_branch}");
+        }
+        assert_eq!(
+            file(THREE_FILES[0])["flags"]["untouched0"]["state"],
+            "ENABLED",
+            "their change is kept"
+        );
+        // On top of theirs: first the five flags nobody else changed, in one commit; then, decided
+        // again on the flag as they left it, r1a's.
+        let commits = fake.commits_on("main");
+        assert_eq!(commits[2].message, "Seed files", "theirs, under this run's commits");
+        assert_eq!(commits[1].parent.as_deref(), Some(commits[2].sha.as_str()));
+        let mut touched = commits[1].touched.clone();
+        touched.sort();
+        assert_eq!(touched, THREE_FILES.to_vec(), "{:?}", commits[1]);
+        assert_eq!(commits[0].touched, [THREE_FILES[1]], "r1a's flag, decided again");
+        let patches: Vec<u16> = fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.ends_with("/git/refs/heads/main"))
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(
+            patches,
+            [422, 200],
+            "refused once on the moved head, then a fast-forward"
+        );
+        let puts: Vec<(String, u16)> = fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .map(|r| {
+                (
+                    r.path.rsplit("/contents/").next().unwrap_or_default().to_string(),
+                    r.status,
+                )
+            })
+            .collect();
+        assert_eq!(
+            puts,
+            [(THREE_FILES[1].to_string(), 200)],
+            "r1a's flag alone, through the contents API"
+        );
+        fake.assert_conformant();
+    }
+
     /// A branch rule that refuses the commit of the flag files leaves every file as it was,
     /// withdraws every claim, and says what to do.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,15 @@ struct Fault {
     remaining: usize,
 }
 
+/// Another writer's commit, made when a matching request arrives
+/// ([`FakeGitHub::commit_before_next`]).
+struct Interleaved {
+    method: String,
+    suffix: String,
+    branch: String,
+    files: Vec<(String, Vec<u8>)>,
+}
+
 #[derive(Clone)]
 struct CommitObject {
     sha: String,
@@ -151,6 +160,8 @@ struct World {
     read_only: bool,
     identity: String,
     faults: Vec<Fault>,
+    /// Commits of another writer, each made just before the request it waits for is served.
+    interleaved: Vec<Interleaved>,
     log: Vec<Entry>,
     sequence: u64,
     applied_writes: usize,
@@ -433,18 +444,19 @@ impl FakeGitHub {
     /// Seeds several files in one commit on `branch` (created from the default branch if
     /// missing), as another writer's single commit would.
     pub fn put_files(&self, branch: &str, files: &[(String, Vec<u8>)]) {
-        let mut world = self.world();
-        if !world.branches.contains_key(branch) {
-            let head = world.head(&world.default_branch.clone()).to_string();
-            world.branches.insert(branch.to_string(), head);
-        }
-        let parent = world.head(branch).to_string();
-        let mut tree = world.commits[&parent].tree.clone();
-        for (path, bytes) in files {
-            tree.insert(path.clone(), bytes.clone());
-        }
-        let touched = files.iter().map(|(p, _)| p.clone()).collect();
-        world.commit_tree(branch, Some(parent), tree, touched, "Seed files", "test-seed");
+        self.world().seed_files(branch, files);
+    }
+
+    /// Another writer commits `files` on `branch` just before the next `method` request whose
+    /// path ends with `path_suffix` is served: a head that moves between a run's read and its
+    /// write.
+    pub fn commit_before_next(&self, method: &str, path_suffix: &str, branch: &str, files: &[(String, Vec<u8>)]) {
+        self.world().interleaved.push(Interleaved {
+            method: method.to_ascii_uppercase(),
+            suffix: path_suffix.to_string(),
+            branch: branch.to_string(),
+            files: files.to_vec(),
+        });
     }
 
     /// The commits reachable from `branch`'s head by first parents, newest first.
@@ -590,6 +602,7 @@ impl World {
             read_only: false,
             identity: DEFAULT_IDENTITY.to_string(),
             faults: Vec::new(),
+            interleaved: Vec::new(),
             log: Vec::new(),
             sequence: 0,
             applied_writes: 0,
@@ -815,6 +828,14 @@ impl World {
             let status = self.take_fault(i);
             return self.injected(req, status);
         }
+        if let Some(i) = self
+            .interleaved
+            .iter()
+            .position(|c| c.method == req.method && req.path.ends_with(&c.suffix))
+        {
+            let theirs = self.interleaved.remove(i);
+            self.seed_files(&theirs.branch, &theirs.files);
+        }
         if req.is_write() && self.read_only && self.api.operation_template(&req.method, &req.path).is_some() {
             return self
                 .error(req, 403, "Resource not accessible by integration")
@@ -836,6 +857,21 @@ impl World {
             }
         }
         reply
+    }
+
+    /// One commit of `files` on `branch` (created from the default branch if missing).
+    fn seed_files(&mut self, branch: &str, files: &[(String, Vec<u8>)]) {
+        if !self.branches.contains_key(branch) {
+            let head = self.head(&self.default_branch.clone()).to_string();
+            self.branches.insert(branch.to_string(), head);
+        }
+        let parent = self.head(branch).to_string();
+        let mut tree = self.commits[&parent].tree.clone();
+        for (path, bytes) in files {
+            tree.insert(path.clone(), bytes.clone());
+        }
+        let touched = files.iter().map(|(p, _)| p.clone()).collect();
+        self.commit_tree(branch, Some(parent), tree, touched, "Seed files", "test-seed");
     }
 
     fn fault_index(&self, req: &Incoming, apply: bool) -> Option<usize> {
