@@ -1,11 +1,20 @@
-# The image that action.yml runs (docker://ghcr.io/<owner>/flagramp:vX.Y.Z), built for
-# linux/amd64 and linux/arm64 by .github/workflows/release.yml.
+# The image that action.yml runs (docker://ghcr.io/<owner>/flagramp:vX.Y.Z), for linux/amd64 and
+# linux/arm64. Two targets give it the same runtime:
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 -t flagramp .
+#       the default (the last stage): the binary is built from source in the build stage below,
+#       natively on each platform (under QEMU for arm64 on an amd64 host).
+#   docker buildx build --platform linux/amd64,linux/arm64 --target release -t flagramp .
+#       what .github/workflows/release.yml builds: the static binaries that workflow
+#       cross-compiled, and publishes on the GitHub Release, copied from prebuilt/<arch>/flagramp
+#       in the build context, so nothing is compiled under QEMU.
 #
 # No container engine runs on the project's machines: scripts/lint checks this file with hadolint
 # and builds the same binary the same way (cargo build --release --locked --target
 # x86_64-unknown-linux-musl), checks that it is static and runs it.
+#
+# Base images are pinned by version tag, and Dependabot (.github/dependabot.yml) proposes newer
+# ones; tests/release.rs fails on a base without a version.
 
 # ---------------------------------------------------------------------------------------------
 # Build: a static musl release binary. The official Rust image on Alpine already carries gcc and
@@ -52,7 +61,7 @@ RUN find src -type f -exec touch {} + \
 
 # ---------------------------------------------------------------------------------------------
 # Runtime: Alpine, so that command checks in specs still find sh, curl, jq and CA certificates
-# (reqwest's rustls verifier reads the system's CA bundle).
+# (reqwest's rustls verifier reads the system's CA bundle). Both targets below add only the binary.
 #
 # No USER and no WORKDIR, as GitHub requires of container actions: the runner starts the
 # container as the image's default user (root), mounts the repository at /github/workspace and
@@ -60,7 +69,7 @@ RUN find src -type f -exec touch {} + \
 # to the mounted workspace or to the GITHUB_OUTPUT/GITHUB_STEP_SUMMARY files, and a WORKDIR
 # would be overridden anyway.
 # ---------------------------------------------------------------------------------------------
-FROM alpine:3.23
+FROM alpine:3.23 AS runtime
 
 LABEL org.opencontainers.image.title="flagramp" \
       org.opencontainers.image.description="Roll a feature flag out in stages, only while its metrics stay healthy." \
@@ -74,6 +83,24 @@ LABEL org.opencontainers.image.title="flagramp" \
 # hadolint ignore=DL3018
 RUN apk add --no-cache ca-certificates curl jq
 
-COPY --from=build /out/flagramp /usr/local/bin/flagramp
-
 ENTRYPOINT ["/usr/local/bin/flagramp", "action"]
+
+# ---------------------------------------------------------------------------------------------
+# Release: the binary the release workflow cross-compiled for this platform, checked against
+# SHA256SUMS and laid out as prebuilt/amd64/flagramp and prebuilt/arm64/flagramp by that workflow.
+# BuildKit builds only the stages a target needs, so the default target below needs no prebuilt/
+# and this one compiles nothing.
+# ---------------------------------------------------------------------------------------------
+FROM runtime AS release
+
+# Set by BuildKit/buildx from --platform (amd64, arm64).
+ARG TARGETARCH
+
+COPY prebuilt/${TARGETARCH}/flagramp /usr/local/bin/flagramp
+
+# ---------------------------------------------------------------------------------------------
+# Default: the binary built from source above.
+# ---------------------------------------------------------------------------------------------
+FROM runtime
+
+COPY --from=build /out/flagramp /usr/local/bin/flagramp

@@ -31,6 +31,7 @@ mod outputs;
 mod prometheus_answers;
 mod prometheus_live;
 mod races;
+mod release;
 mod reports;
 mod secrets;
 mod simulate;
