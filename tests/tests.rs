@@ -32,6 +32,7 @@ mod prometheus_answers;
 mod prometheus_live;
 mod races;
 mod reports;
+mod schema_files;
 mod secrets;
 mod simulate;
 mod spec_catalogue;

@@ -222,6 +222,11 @@ pub enum Command {
     )]
     List(List),
     /// Print a JSON Schema: of a spec, of the decisions JSON, or of the status JSON.
+    ///
+    /// Editors fetch the spec schema from
+    /// https://raw.githubusercontent.com/flagramp/flagramp/main/schema/rollout-v1.json: a spec
+    /// whose first line is `# yaml-language-server: $schema=` followed by that URL gets completion
+    /// and checks as it is typed (VS Code's YAML extension, Neovim's yamlls).
     Schema {
         /// Which schema.
         #[arg(value_enum, value_name = "KIND")]
