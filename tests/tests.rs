@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod cmd;
 mod compare;
+mod completions;
 mod concurrency;
 mod conformance;
 mod crash;
