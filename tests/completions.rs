@@ -1,5 +1,5 @@
 //! `flagramp completions SHELL`: a script on stdout that names every command, and that the shell
-//! itself parses (`bash -n`, `zsh -n`, `fish -n`; zsh and fish only where they are installed).
+//! itself parses (`bash -n`, `zsh -n`, `fish -n`; outside CI, zsh and fish only where installed).
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -52,14 +52,23 @@ fn script(shell: &str, long_flag: fn(&str) -> String) -> String {
     script
 }
 
-/// Whether `program` can be started here.
-fn installed(program: &str) -> bool {
-    Command::new(program)
+/// Whether `shell` can be started here. In CI (`CI` set) it must: scripts/test installs it
+/// (scripts/services install), so a missing shell fails the test instead of skipping the check.
+fn installed(shell: &str) -> bool {
+    let found = Command::new(shell)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{shell} is not installed; `scripts/services install` installs it"
+        );
+        eprintln!("{shell} is not installed: its completion script is not parsed");
+    }
+    found
 }
 
 /// `shell -n` reads the script from stdin without running it; it must find no syntax error.
