@@ -84,7 +84,7 @@ Examples:
 const RUN_EXAMPLES: &str = "\
 Examples:
   flagramp run
-  flagramp run checkout --state-dir .flagramp/state
+  flagramp run checkout
   flagramp run --time-budget 5m --concurrency 8 --output json";
 
 const STATUS_EXAMPLES: &str = "\
