@@ -2,8 +2,22 @@
 
 use crate::record::{DecisionRecord, Status};
 
-/// The spec schema, kept beside the spec reader and tested against its field lists.
+/// The spec schema, kept beside the spec reader and tested against its field lists. It is the
+/// source of `schema/rollout-v1.json`, the copy editors fetch: after changing it, regenerate that
+/// copy with `cargo run -q -- schema spec > schema/rollout-v1.json` (tests/schema_files.rs fails
+/// until the two agree byte for byte).
 pub const SPEC_SCHEMA: &str = include_str!("spec/schema.json");
+
+/// Where editors fetch the spec schema: the raw URL of `schema/rollout-v1.json` on the default
+/// branch, and the schema's `$id`. Specs name it in their first line,
+/// `# yaml-language-server: $schema=<this URL>`, which YAML reads as a comment.
+pub const SPEC_SCHEMA_URL: &str = "https://raw.githubusercontent.com/flagramp/flagramp/main/schema/rollout-v1.json";
+
+/// The first line of an example or starter spec: it points YAML language servers (VS Code's YAML
+/// extension, Neovim's yamlls, …) at [`SPEC_SCHEMA_URL`] for completion and checks as one types.
+pub fn spec_modeline() -> String {
+    format!("# yaml-language-server: $schema={SPEC_SCHEMA_URL}")
+}
 
 /// Which schema to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use flagramp::schema::SchemaKind;
 /// Logs go to stderr at `warn`; FLAGRAMP_LOG (or RUST_LOG) sets the filter, e.g. `debug` or
 /// `flagramp=trace`.
 #[derive(Debug, Parser)]
-#[command(name = "flagramp", version, max_term_width = 100)]
+#[command(name = "flagramp", version, max_term_width = HELP_WIDTH, after_help = ROOT_EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -56,6 +56,94 @@ pub struct Global {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub concurrency: usize,
 }
+
+/// The widest the help gets, however wide the terminal.
+const HELP_WIDTH: usize = 100;
+
+// The examples under each command's help (`after_help`). Every line that runs flagramp is
+// parsed by the tests below, so an example cannot name a command or flag that does not exist.
+
+const ROOT_EXAMPLES: &str = "\
+Examples:
+  flagramp validate
+  flagramp plan --now 2026-11-24T10:00:00Z
+  flagramp advance checkout --reason \"error rate is back to normal\"";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  flagramp validate
+  flagramp validate .github/rollouts/checkout.yml
+  flagramp validate --output json";
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  flagramp plan
+  flagramp plan checkout --now 2026-11-24T10:00:00Z
+  flagramp plan --output json";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  flagramp run
+  flagramp run checkout
+  flagramp run --time-budget 5m --concurrency 8 --output json";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  flagramp status
+  flagramp status checkout
+  flagramp status --output json";
+
+const ADVANCE_EXAMPLES: &str = "\
+Examples:
+  flagramp advance checkout --reason \"error rate is back to normal\"
+  flagramp advance checkout --dry-run
+  flagramp advance checkout --force --reason \"latency alert is a known false alarm\"";
+
+const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  flagramp rollback checkout --reason \"p99 latency doubled\"
+  flagramp rollback checkout --dry-run --output json";
+
+const PAUSE_EXAMPLES: &str = "\
+Examples:
+  flagramp pause checkout --reason \"holiday change freeze\"
+  flagramp pause checkout --actor alice --dry-run";
+
+const RESUME_EXAMPLES: &str = "\
+Examples:
+  flagramp resume checkout --reason \"change freeze is over\"
+  flagramp resume checkout --dry-run";
+
+const SIMULATE_EXAMPLES: &str = "\
+Examples:
+  flagramp simulate new-checkout --from 2026-11-01T00:00:00Z --to 2026-11-08T00:00:00Z --every 15m
+  flagramp simulate --from 2026-11-01T00:00:00Z --to 2026-11-02T00:00:00Z --exposure 10";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  flagramp list
+  flagramp list --output json
+  # A fan-out workflow's first job:
+  echo \"matrix=$(flagramp list --output matrix --max-jobs 4)\" >> \"$GITHUB_OUTPUT\"";
+
+const SCHEMA_EXAMPLES: &str = "\
+Examples:
+  flagramp schema spec > rollout.schema.json
+  flagramp schema decision
+  flagramp schema status";
+
+const ACTION_EXAMPLES: &str = "\
+Examples:
+  # What the container does under action.yml, by hand: `validate` reads no API.
+  INPUT_COMMAND=validate INPUT_GITHUB_TOKEN=unused GITHUB_EVENT_NAME=push \\
+    GITHUB_REPOSITORY=octo-org/octo-repo GITHUB_WORKSPACE=\"$PWD\" \\
+    GITHUB_OUTPUT=outputs.txt GITHUB_STEP_SUMMARY=summary.md flagramp action";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  source <(flagramp completions bash)
+  flagramp completions zsh > ~/.zfunc/_flagramp   # with fpath+=(~/.zfunc) in ~/.zshrc
+  flagramp completions fish > ~/.config/fish/completions/flagramp.fish";
 
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,14 +265,19 @@ impl From<SchemaArg> for SchemaKind {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check specs and report every problem as file:line:col.
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(Targets),
     /// Say what the next run would do; change nothing.
+    #[command(after_help = PLAN_EXAMPLES)]
     Plan(Targets),
     /// Decide and act: start, advance, hold, roll back or complete each rollout.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(Targets),
     /// Show each rollout's stages, position and recent history.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status(Targets),
     /// Move one stage up now (from off: start), ignoring bake and window; checks must pass unless --force.
+    #[command(after_help = ADVANCE_EXAMPLES)]
     Advance {
         #[command(flatten)]
         named: Named,
@@ -193,10 +286,13 @@ pub enum Command {
         force: bool,
     },
     /// Move one stage down now (from the first stage: off) and lock against advancing.
+    #[command(after_help = ROLLBACK_EXAMPLES)]
     Rollback(Named),
     /// Stop advancing (rollbacks stay armed).
+    #[command(after_help = PAUSE_EXAMPLES)]
     Pause(Named),
     /// Restart advancing; adopts a value a person set on the flag.
+    #[command(after_help = RESUME_EXAMPLES)]
     Resume(Named),
     /// Backtest: replay specs over past metric data, one evaluation per tick, with the flag and
     /// state in memory; only the metric queries reach anything real.
@@ -205,9 +301,7 @@ pub enum Command {
     /// as FLAGRAMP_NOW. The data show the split they were gathered at, not the simulated one:
     /// the sample ratio test expects the exposure the data show (or --exposure), and ticks
     /// judged at another percentage are marked `diverged`.
-    #[command(
-        after_help = "Example:\n  flagramp simulate new-checkout --from 2026-11-01T00:00:00Z --to 2026-11-08T00:00:00Z --every 15m"
-    )]
+    #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(Simulate),
     /// List the rollouts in chunks for a GitHub Actions matrix (fan-out); rollouts that report to
     /// one pull request share a chunk.
@@ -217,11 +311,15 @@ pub enum Command {
     /// GITHUB_GRAPHQL_URL, default: beside it). Without a token, `auto` rollouts are grouped by
     /// spec file alone, and stderr says so. Chunks are balanced (the largest group first, into
     /// the chunk with the fewest rollouts), deterministic, and keep spec order.
-    #[command(
-        after_help = "Example (a workflow's first job):\n  echo \"matrix=$(flagramp list --output matrix --max-jobs 4)\" >> \"$GITHUB_OUTPUT\""
-    )]
+    #[command(after_help = LIST_EXAMPLES)]
     List(List),
     /// Print a JSON Schema: of a spec, of the decisions JSON, or of the status JSON.
+    ///
+    /// Editors fetch the spec schema from
+    /// https://raw.githubusercontent.com/flagramp/flagramp/main/schema/rollout-v1.json: a spec
+    /// whose first line is `# yaml-language-server: $schema=` followed by that URL gets completion
+    /// and checks as it is typed (VS Code's YAML extension, Neovim's yamlls).
+    #[command(after_help = SCHEMA_EXAMPLES)]
     Schema {
         /// Which schema.
         #[arg(value_enum, value_name = "KIND")]
@@ -233,5 +331,126 @@ pub enum Command {
     /// Run as the GitHub Action: read inputs, event and repository from the runner's environment.
     ///
     /// A job re-run with debug logging (RUNNER_DEBUG=1) logs at `debug`.
+    #[command(after_help = ACTION_EXAMPLES)]
     Action,
+    /// Print a shell completion script for flagramp's commands and flags to stdout.
+    ///
+    /// bash: source it from ~/.bashrc, or save it as
+    /// ~/.local/share/bash-completion/completions/flagramp. zsh: save it as `_flagramp` in a
+    /// folder of $fpath, before `compinit` runs. fish: save it as
+    /// ~/.config/fish/completions/flagramp.fish.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// The command lines among a help's examples: each line (a trailing `\` joins the next) from
+    /// its `flagramp` on, up to a redirection, a pipe, a closing `)` or a comment. Comment lines
+    /// are skipped.
+    fn example_command_lines(after_help: &str) -> Vec<String> {
+        let joined = after_help.replace("\\\n", " ");
+        joined
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let start = line.find("flagramp ")?;
+                let command = &line[start..];
+                let end = [" > ", " >> ", " | ", ")", " #"]
+                    .iter()
+                    .filter_map(|stop| command.find(stop))
+                    .min()
+                    .unwrap_or(command.len());
+                Some(command[..end].trim().to_string())
+            })
+            .collect()
+    }
+
+    /// Splits a command line as a shell would these examples: at spaces, keeping "double quoted"
+    /// words whole.
+    fn words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        assert!(!quoted, "unbalanced quotes in `{line}`");
+        if !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
+
+    /// Every command's help ends in one to three examples, and each parses as the command it
+    /// stands under: an example cannot name a flag or value that does not exist. Each line fits
+    /// the help's width (`max_term_width`), so clap never breaks an example in two.
+    #[test]
+    fn every_command_shows_examples_that_parse() {
+        let root = Cli::command();
+        let mut commands = vec![(None, root.clone())];
+        commands.extend(
+            root.get_subcommands()
+                .map(|c| (Some(c.get_name().to_string()), c.clone())),
+        );
+        assert!(commands.len() > 10, "the commands are all there");
+        for (name, command) in commands {
+            let shown = name.as_deref().unwrap_or("");
+            let help = command.get_after_help().map(ToString::to_string).unwrap_or_default();
+            let width = super::HELP_WIDTH;
+            for line in help.lines() {
+                assert!(
+                    line.chars().count() < width,
+                    "`flagramp {shown} --help`: `{line}` is wider than the help ({width} columns)"
+                );
+            }
+            let lines = example_command_lines(&help);
+            assert!(
+                (1..=3).contains(&lines.len()),
+                "`flagramp {shown} --help` shows {} examples: {lines:?}",
+                lines.len()
+            );
+            for line in lines {
+                let words = words(&line);
+                if let Some(name) = &name {
+                    assert_eq!(
+                        words.get(1),
+                        Some(name),
+                        "an example of `{name}` runs `{name}`: `{line}`"
+                    );
+                }
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("`{line}` (under `flagramp {shown}`) does not parse:\n{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn example_lines_are_read_as_a_shell_would() {
+        let help = "Examples:\n  # not this flagramp run\n  echo \"m=$(flagramp list --output matrix)\" >> x\n  A=1 \\\n    flagramp run --reason \"two words\" > out.json";
+        let lines = example_command_lines(help);
+        assert_eq!(
+            lines,
+            ["flagramp list --output matrix", "flagramp run --reason \"two words\""]
+        );
+        assert_eq!(words(&lines[1]), ["flagramp", "run", "--reason", "two words"]);
+    }
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use flagramp::app::list::{ListRequest, Lookup};
 use flagramp::app::{self, AppError, Operation, Outcome, Place, RunRequest};
@@ -323,6 +323,12 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
         Command::Schema { kind, output } => {
             let kind = kind.or(output).map_or(SchemaKind::Spec, SchemaKind::from);
             print(&(schema::render(kind) + "\n"))?;
+            return Ok(ExitCode::from(exit::DECIDED));
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "flagramp", &mut script);
+            print(&String::from_utf8_lossy(&script))?;
             return Ok(ExitCode::from(exit::DECIDED));
         }
         Command::Validate(targets) => return validate(targets, &secrets),
