@@ -13,6 +13,7 @@ use marked_yaml::Node;
 use flagramp::init::{Starter, StarterProvider, StarterSource, APPROVAL_ENVIRONMENT, SCHEMA_COMMENT, WORKFLOW_PATH};
 
 use crate::support::repo::flagramp_in;
+use crate::workflow_docs::scalar_at;
 
 const PROVIDERS: [(StarterProvider, &str); 3] = [
     (StarterProvider::Flagd, "flagd"),
@@ -308,16 +309,6 @@ fn the_example_workflow_is_what_init_writes_by_default() {
 
 fn parse(text: &str) -> Node {
     marked_yaml::parse_yaml(0, text).unwrap()
-}
-
-/// A scalar at `keys` under a mapping node, as text.
-fn scalar_at(node: &Node, keys: &[&str]) -> Option<String> {
-    let (last, path) = keys.split_last()?;
-    let mut mapping = node.as_mapping()?;
-    for key in path {
-        mapping = mapping.get_mapping(key)?;
-    }
-    mapping.get_scalar(last).map(|s| s.as_str().to_string())
 }
 
 fn job<'a>(workflow: &'a Node, id: &str) -> &'a Node {

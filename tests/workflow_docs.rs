@@ -93,7 +93,7 @@ fn the_workflows_offer_force_and_dry_run_and_the_action_declares_force() {
 }
 
 /// A scalar at `keys` under a mapping node, as text.
-fn scalar_at(node: &Node, keys: &[&str]) -> Option<String> {
+pub(crate) fn scalar_at(node: &Node, keys: &[&str]) -> Option<String> {
     let (last, path) = keys.split_last()?;
     let mut mapping = node.as_mapping()?;
     for key in path {

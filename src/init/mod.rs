@@ -130,7 +130,7 @@ impl StarterProvider {
                 "\
 flag:
   provider: flagd
-  key: {STARTER_NAME}                 # the flag's key, as the provider names it
+  key: {STARTER_NAME}                    # the flag's key, as the provider names it
   # A flagd file in this repository (on the default branch; `branch:` names another). flagramp
   # owns this flag's `state` and its fractional split of `on` and `off`, and keeps every other
   # flag and field of the file. A first run expects the flag off (\"state\": \"DISABLED\").
@@ -141,7 +141,7 @@ flag:
                 "\
 flag:
   provider: unleash
-  key: {STARTER_NAME}                 # the flag's name in Unleash
+  key: {STARTER_NAME}                    # the flag's name in Unleash
   # flagramp owns one flexibleRollout strategy titled `flagramp` on the flag in this environment.
   # Create the flag there first, turned off, with no other strategy that serves traffic.
   unleash:
@@ -155,7 +155,7 @@ flag:
                 "\
 flag:
   provider: launchdarkly
-  key: {STARTER_NAME}                 # the flag's key in LaunchDarkly
+  key: {STARTER_NAME}                    # the flag's key in LaunchDarkly
   # flagramp owns the flag's fallthrough in this environment. Create the flag first, turned off.
   # A multivariate flag names the variation it rolls out: `on_variation: NAME`.
   launchdarkly:
@@ -195,7 +195,7 @@ checks:
     source: prom
     window: 10m
     query: sum(rate(http_requests_total{{flag=\"{STARTER_NAME}\",code=~\"5..\"}}[$window])) / sum(rate(http_requests_total{{flag=\"{STARTER_NAME}\"}}[$window]))
-    pass: \"<= 0.01\"                 # quote it: a bare < or > is YAML syntax
+    pass: \"<= 0.01\"                   # quote it: a bare < or > is YAML syntax
 "
             ),
             StarterSource::Datadog => format!(
@@ -217,7 +217,7 @@ checks:
     formula: errors / hits
     window: 10m
     reduce: sum                       # sum for counts
-    pass: \"<= 0.01\"                 # quote it: a bare < or > is YAML syntax
+    pass: \"<= 0.01\"                   # quote it: a bare < or > is YAML syntax
 "
             ),
             StarterSource::Http => format!(
@@ -233,7 +233,7 @@ checks:
     source: slo
     query: /error-rate?flag={STARTER_NAME}&window=10m   # appended to the source's url
     value: /data/error_rate
-    pass: \"<= 0.01\"                 # quote it: a bare < or > is YAML syntax
+    pass: \"<= 0.01\"                   # quote it: a bare < or > is YAML syntax
 "
             ),
         }
@@ -263,7 +263,7 @@ impl Starter {
 # commit it. `flagramp validate` checks this file and names every problem as file:line:col; the
 # README describes every field.
 version: 1
-name: {STARTER_NAME}                  # how commands name it: flagramp rollback {STARTER_NAME}
+name: {STARTER_NAME}                     # how commands name it: flagramp rollback {STARTER_NAME}
 {flag}\
 stages:                               # percentages that rise to 100, each held (baked) while healthy
   - {{ percent: 10, bake: 1h }}
