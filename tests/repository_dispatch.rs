@@ -34,7 +34,12 @@ async fn a_repository_dispatch_rolls_back_with_its_reason_and_the_summary_says_s
         json!(["on", 50000])
     );
 
-    let event = dispatch(json!({ "command": "rollback", "rollout": "new-checkout", "reason": "alert: checkout 5xx" }));
+    // The reason comes from outside: it may be long, and try to forge a log line or HTML.
+    let reason = format!(
+        "alert: checkout 5xx\n::warning::forged <b>bold</b> {}",
+        "x".repeat(10_000)
+    );
+    let event = dispatch(json!({ "command": "rollback", "rollout": "new-checkout", "reason": reason }));
     let out = job
         .run(&fake, "octo-org/octo-repo", "repository_dispatch", &event, &[], &[])
         .await;
@@ -57,10 +62,17 @@ async fn a_repository_dispatch_rolls_back_with_its_reason_and_the_summary_says_s
     let last = state["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["rule"], "rollback", "{last:#}");
     assert_eq!(last["actor"], "octocat", "{last:#}");
+    let recorded = last["reason"].as_str().unwrap();
     assert!(
-        last["reason"].as_str().unwrap().starts_with("“alert: checkout 5xx”"),
+        recorded.starts_with("“alert: checkout 5xx\n::warning::forged"),
         "{last:#}"
     );
+    assert!(
+        recorded.len() <= flagramp::secrets::OUTSIDE_TEXT_LIMIT && recorded.ends_with(flagramp::secrets::CUT_MARK),
+        "capped as it entered the record: {} bytes",
+        recorded.len()
+    );
+    assert!(!log.lines().any(|l| l.starts_with("::warning::forged")), "{log}");
 
     let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
     assert_eq!(decisions[0]["decision"], "rollback");
@@ -68,6 +80,7 @@ async fn a_repository_dispatch_rolls_back_with_its_reason_and_the_summary_says_s
     let summary = job.summary();
     assert!(summary.contains("1 rolled back"), "{summary}");
     assert!(summary.contains("alert: checkout 5xx"), "{summary}");
+    assert!(!summary.contains("<b>bold</b>"), "escaped for Markdown: {summary}");
     fake.assert_conformant();
 }
 
