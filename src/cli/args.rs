@@ -10,8 +10,8 @@ use flagramp::schema::SchemaKind;
 /// Roll a feature flag out in stages (10% → 50% → 100%), only while its metrics stay healthy.
 ///
 /// Specs are YAML files (default: every *.yml/*.yaml under .github/rollouts). Exit codes: 0 every
-/// rollout decided (hold, drift and rollback included); 1 an invalid spec or a rollout that ended
-/// in error; 2 a usage error; 3 a manual command was refused and changed nothing (an advance its
+/// rollout decided (hold, drift and rollback included); 1 an invalid spec, a rollout that ended
+/// in error, or a file in init's way; 2 a usage error; 3 a manual command was refused and changed nothing (an advance its
 /// checks refused, a rollback of a flag that is off, another run holding the state lock).
 ///
 /// Logs go to stderr at `warn`; FLAGRAMP_LOG (or RUST_LOG) sets the filter, e.g. `debug` or
