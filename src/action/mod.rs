@@ -1136,4 +1136,34 @@ mod tests {
         let err = operation(&inputs, "push", &Value::Null).unwrap_err();
         assert!(matches!(err, ActionError::AutoOnEvent(ref e) if e == "push"), "{err:?}");
     }
+
+    #[test]
+    fn a_repository_dispatch_is_read_like_dispatch_inputs_and_the_steps_inputs_still_apply() {
+        let event = serde_json::json!({
+            "action": REPOSITORY_DISPATCH_TYPE,
+            "client_payload": { "command": " Rollback ", "rollout": "checkout", "reason": "  5xx  " }
+        });
+        let inputs = read(&[("INPUT_GITHUB_TOKEN", "t")]).unwrap();
+        let request = operation(&inputs, "repository_dispatch", &event).unwrap();
+        assert_eq!(request.op, Operation::Manual(ManualOp::Rollback));
+        assert_eq!(request.rollout.as_deref(), Some("checkout"));
+        assert_eq!(request.reason, "5xx");
+        assert!(!request.dry_run);
+        // The step's own dry_run and reason apply; its force does not fit a rollback.
+        let inputs = read(&[
+            ("INPUT_GITHUB_TOKEN", "t"),
+            ("INPUT_DRY_RUN", "true"),
+            ("INPUT_REASON", "drill"),
+        ])
+        .unwrap();
+        let request = operation(&inputs, "repository_dispatch", &event).unwrap();
+        assert!(request.dry_run);
+        assert_eq!(request.reason, "drill");
+        let inputs = read(&[("INPUT_GITHUB_TOKEN", "t"), ("INPUT_FORCE", "true")]).unwrap();
+        let err = operation(&inputs, "repository_dispatch", &event).unwrap_err();
+        assert!(
+            matches!(err, ActionError::ForceWithout(ref c) if c == "rollback"),
+            "{err:?}"
+        );
+    }
 }
