@@ -433,3 +433,23 @@ fn the_workflow_gates_advance_alone_and_gives_each_job_only_what_it_needs() {
         Some("false")
     );
 }
+
+#[test]
+fn a_file_that_cannot_be_written_is_named_with_those_written_before_it() {
+    let repo = empty_repository();
+    // A file where the flag file's directory should be.
+    std::fs::write(repo.path().join("flags"), "not a directory\n").unwrap();
+    let out = flagramp_in(repo.path()).arg("init").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot write flags/flags.flagd.json: ")
+            && stderr.contains("(written before it: .github/rollouts/new-feature.yml)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !repo.path().join(WORKFLOW_PATH).exists(),
+        "it stops at the first failure"
+    );
+}

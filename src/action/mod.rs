@@ -354,8 +354,8 @@ pub struct Request {
 /// The request for this event (explicit `command` input wins). With `command: auto` on
 /// `workflow_dispatch`, the dispatch inputs `command`, `rollout`, `reason`, `force` and
 /// `dry_run` are read from the event too; `force` and `dry_run` hold when either side sets them.
-/// On `repository_dispatch`, the `client_payload`'s `command`, `rollout` and `reason` are
-/// (see `repository_dispatch`).
+/// On `repository_dispatch`, the `client_payload`'s `command`, `rollout` and `reason` are read
+/// instead, and checked (see `repository_dispatch`).
 pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Request, ActionError> {
     let dispatch = |key: &str| {
         event

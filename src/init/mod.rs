@@ -94,11 +94,17 @@ pub enum InitError {
         if .0.len() == 1 { "it" } else { "them" }
     )]
     Exists(Vec<PathBuf>),
-    /// A file could not be written. Files before it in the list were written.
-    #[error("cannot write {}: {source}", .path.display())]
+    /// A file could not be written; the files before it were.
+    #[error(
+        "cannot write {}: {source}{}",
+        .path.display(),
+        if .written.is_empty() { String::new() } else { format!(" (written before it: {})", list(.written)) }
+    )]
     Write {
         /// The file.
         path: PathBuf,
+        /// The files written before it.
+        written: Vec<PathBuf>,
         /// Why.
         #[source]
         source: fsutil::WriteError,
@@ -363,10 +369,13 @@ pub fn write(root: &Path, starter: &Starter) -> Result<Written, InitError> {
             done.kept.push(file.path);
             continue;
         }
-        fsutil::create_atomically(&path, file.text.as_bytes()).map_err(|source| InitError::Write {
-            path: file.path.clone(),
-            source,
-        })?;
+        if let Err(source) = fsutil::create_atomically(&path, file.text.as_bytes()) {
+            return Err(InitError::Write {
+                path: file.path,
+                written: done.written,
+                source,
+            });
+        }
         done.written.push(file.path);
     }
     Ok(done)
