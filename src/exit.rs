@@ -6,7 +6,7 @@ use crate::record::{DecisionKind, DecisionRecord};
 
 /// Every rollout decided (hold, drift and rollback included).
 pub const DECIDED: u8 = 0;
-/// An invalid spec, or a rollout that ended in `error`.
+/// An invalid spec, a rollout that ended in `error`, or a file in `init`'s way.
 pub const INVALID: u8 = 1;
 /// A usage error: unknown command or rollout name, bad flags.
 pub const USAGE: u8 = 2;

@@ -261,6 +261,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     DirLock::for_file(path)?.replace(path, bytes)
 }
 
+/// Creates `path` with `bytes`, and its missing parent directories: a temporary file beside it
+/// is flushed to disk, then linked into place only if nothing is there yet, so a reader sees no
+/// file or the whole file, and a file that appeared meanwhile is never replaced (`AlreadyExists`).
+pub fn create_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let lock = DirLock::for_file(path)?;
+    let tmp = lock.prepare(path, bytes, true)?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    if let Ok(dir) = File::open(&lock.dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
 /// A stable fingerprint of file content, used as a compare-and-swap version.
 pub fn fingerprint(bytes: &[u8]) -> String {
     // FNV-1a: stable across builds and platforms, unlike std's hasher.

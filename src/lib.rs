@@ -11,7 +11,8 @@
 //!   [`MetricSource`] (the in-memory ones, [`MemoryFlags`] and [`MemoryStateStore`], need no
 //!   servers);
 //! - the reports, one renderer per target: [`report`];
-//! - backtests: [`simulate`] replays specs over past metric data.
+//! - backtests: [`simulate`] replays specs over past metric data;
+//! - a repository's first files: [`init`] writes a starter spec, flag file and workflow.
 //!
 //! The modules stay reachable for the project's own tests and front ends; those not named above
 //! are implementation detail and hidden from the documentation.
@@ -35,6 +36,7 @@ pub mod fsutil;
 pub mod github;
 #[doc(hidden)]
 pub mod http;
+pub mod init;
 pub mod metrics;
 pub mod percent;
 pub mod provider;

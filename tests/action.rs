@@ -188,12 +188,12 @@ pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn flag_on_branch(fake: &FakeGitHub, branch: &str) -> Value {
+pub(crate) fn flag_on_branch(fake: &FakeGitHub, branch: &str) -> Value {
     let bytes = fake.file(branch, FLAGS).expect("flag file on the branch");
     serde_json::from_slice::<Value>(&bytes).unwrap()["flags"]["new-checkout"].clone()
 }
 
-fn state_on_branch(fake: &FakeGitHub) -> Value {
+pub(crate) fn state_on_branch(fake: &FakeGitHub) -> Value {
     let bytes = fake
         .file(STATE_BRANCH, "rollouts/new-checkout.json")
         .expect("state file on the state branch");

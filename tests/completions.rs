@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Every subcommand a person types; each must be completed.
 const SUBCOMMANDS: &[&str] = &[
+    "init",
     "validate",
     "plan",
     "run",

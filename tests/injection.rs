@@ -162,6 +162,10 @@ async fn hostile_text_is_never_obeyed_in_the_log_or_rendered_in_markdown() {
     let schedule = action::fixture("schedule.synthetic.json");
     let mut dispatch = action::fixture("workflow_dispatch.json");
     dispatch["inputs"] = json!({ "command": "advance", "rollout": "new-checkout", "reason": HOSTILE });
+    // The fast path's payload is as untrusted as a dispatch input.
+    let mut alert = action::fixture("repository_dispatch.json");
+    alert["action"] = json!("flagramp");
+    alert["client_payload"] = json!({ "command": "rollback", "rollout": "new-checkout", "reason": HOSTILE });
     let mut logs = Vec::new();
     for (event_name, event, inputs) in [
         ("schedule", &schedule, vec![]),
@@ -172,6 +176,7 @@ async fn hostile_text_is_never_obeyed_in_the_log_or_rendered_in_markdown() {
             &schedule,
             vec![("command", "status"), ("comment", "always")],
         ),
+        ("repository_dispatch", &alert, vec![("comment", "always")]),
     ] {
         let out = job
             .run(&fake, "octo-org/octo-repo", event_name, event, &inputs, &[])
@@ -186,6 +191,11 @@ async fn hostile_text_is_never_obeyed_in_the_log_or_rendered_in_markdown() {
     assert_eq!(decisions[0]["flag"], HOSTILE_KEY, "JSON carries the key as it is");
     assert!(logs[1].contains("pwned"), "{}", logs[1]);
     assert!(logs[2].contains("pwned") && logs[2].contains("onerror"), "{}", logs[2]);
+    assert!(
+        logs[4].contains("pwned") && logs[4].contains("(disable)"),
+        "{}",
+        logs[4]
+    );
 
     let run_url = "https://github.com/octo-org/octo-repo/actions/runs/4242";
     let summary = job.summary();

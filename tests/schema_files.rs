@@ -194,6 +194,33 @@ fn every_example_spec_validates_against_the_committed_schema() {
     }
 }
 
+/// The starter spec `flagramp init` writes, for every provider and source, names the schema
+/// first and passes it, so a new user's editor agrees with `flagramp validate` from the start.
+#[test]
+fn every_starter_spec_of_init_validates_against_the_committed_schema() {
+    use flagramp::init::{Starter, StarterProvider, StarterSource};
+    let validator = validator();
+    let dir = tempfile::tempdir().unwrap();
+    for provider in [
+        StarterProvider::Flagd,
+        StarterProvider::Unleash,
+        StarterProvider::LaunchDarkly,
+    ] {
+        for source in [StarterSource::Prometheus, StarterSource::Datadog, StarterSource::Http] {
+            let text = Starter { provider, source }.spec_text();
+            assert_eq!(text.lines().next(), Some(spec_modeline().as_str()));
+            let file = dir.path().join(format!("{provider:?}-{source:?}.yml"));
+            std::fs::write(&file, &text).unwrap();
+            let errors = schema_errors(&validator, &spec_as_json(&file));
+            assert!(
+                errors.is_empty(),
+                "{provider:?} with {source:?}:\n{}",
+                errors.join("\n")
+            );
+        }
+    }
+}
+
 /// Every spec flagramp accepts passes the schema, so an editor never marks a good spec wrong.
 #[test]
 fn every_good_catalogue_spec_validates_against_the_committed_schema() {

@@ -1,8 +1,9 @@
 //! The workflow people copy (README.md's snippet) and the complete examples
 //! (`examples/workflows/rollout.yml`, and `fan-out.yml` with a job per chunk of rollouts) agree
 //! with the Action: concurrency groups that never let a schedule tick, a pull request plan or
-//! another command cancel a pending manual command, the dispatch inputs `force` and `dry_run`
-//! that `command: auto` reads, and the fan-out's `list` → `matrix` → `rollouts` chain.
+//! another command cancel a pending manual command (`workflow_dispatch` or `repository_dispatch`),
+//! the dispatch inputs `force` and `dry_run` that `command: auto` reads, and the fan-out's
+//! `list` → `matrix` → `rollouts` chain beside rollout.yml's `plan`, `run` and `advance` jobs.
 
 use marked_yaml::Node;
 
@@ -42,19 +43,24 @@ fn dispatch_inputs(workflow: &Node) -> Vec<String> {
     inputs.keys().map(|k| k.as_str().to_string()).collect()
 }
 
+/// The group of every dispatched command, `workflow_dispatch` and `repository_dispatch` alike.
+const DISPATCH_GROUP: &str = "endsWith(github.event_name, '_dispatch') && github.run_id";
+
 #[test]
 fn no_event_can_cancel_a_pending_manual_command() {
-    for (name, workflow) in [("README.md", readme_workflow()), ("example", example_workflow())] {
-        let (group, cancel) = concurrency(&workflow);
-        assert_eq!(cancel, "false", "{name}: a running rollout is never cancelled");
-        // One group per event kind, and one of its own for every dispatched command.
-        assert!(group.contains("github.event_name"), "{name}: {group}");
-        assert!(
-            group.contains("github.event_name == 'workflow_dispatch' && github.run_id"),
-            "{name}: a manual command must not share a group with anything: {group}"
-        );
-        assert!(group.contains("github.event.pull_request.number"), "{name}: {group}");
-    }
+    let (group, cancel) = concurrency(&example_workflow());
+    assert_eq!(cancel, "false", "a running rollout is never cancelled");
+    // One group per event kind, and one of its own for every dispatched command.
+    assert!(group.contains("github.event_name"), "{group}");
+    assert!(
+        group.contains(DISPATCH_GROUP),
+        "a manual command must not share a group with anything: {group}"
+    );
+    assert!(group.contains("github.event.pull_request.number"), "{group}");
+}
+
+#[test]
+fn the_readme_shows_the_examples_concurrency() {
     assert_eq!(
         concurrency(&readme_workflow()),
         concurrency(&example_workflow()),
@@ -88,7 +94,7 @@ fn the_workflows_offer_force_and_dry_run_and_the_action_declares_force() {
 }
 
 /// A scalar at `keys` under a mapping node, as text.
-fn scalar_at(node: &Node, keys: &[&str]) -> Option<String> {
+pub(crate) fn scalar_at(node: &Node, keys: &[&str]) -> Option<String> {
     let (last, path) = keys.split_last()?;
     let mut mapping = node.as_mapping()?;
     for key in path {
@@ -159,20 +165,51 @@ fn the_fan_out_example_feeds_each_chunk_its_rollouts_and_never_cancels_a_manual_
         workflow.as_mapping().unwrap().get_node("concurrency").is_none(),
         "no workflow-wide group, where a tick could queue behind or cancel a manual command"
     );
-    // Manual commands and plans run in the other job, with rollout.yml's groups.
-    let rollout = job("rollout");
-    assert_eq!(
-        scalar_at(rollout, &["if"]).as_deref(),
-        Some("github.event_name != 'schedule'")
-    );
-    let (example_group, _) = concurrency(&example_workflow());
-    assert_eq!(
-        scalar_at(rollout, &["concurrency", "group"]),
-        Some(example_group.clone())
-    );
-    assert_eq!(
-        scalar_at(rollout, &["concurrency", "cancel-in-progress"]).as_deref(),
-        Some("false")
+    // Plans, manual commands and the manual advance run in rollout.yml's jobs, with its group,
+    // the approval on `advance` and the permissions of each; only the schedule is not theirs.
+    let example = example_workflow();
+    let example_job = |id: &str| {
+        example
+            .as_mapping()
+            .unwrap()
+            .get_mapping("jobs")
+            .and_then(|j| j.get_node(id))
+            .unwrap_or_else(|| panic!("rollout.yml has a job `{id}`"))
+    };
+    let (example_group, _) = concurrency(&example);
+    for id in ["plan", "run", "advance"] {
+        let (fanned, single) = (job(id), example_job(id));
+        assert_eq!(
+            scalar_at(fanned, &["concurrency", "group"]),
+            Some(example_group.clone()),
+            "{id}"
+        );
+        assert_eq!(
+            scalar_at(fanned, &["concurrency", "cancel-in-progress"]).as_deref(),
+            Some("false"),
+            "{id}"
+        );
+        for keys in [
+            &["environment"][..],
+            &["permissions", "contents"],
+            &["permissions", "pull-requests"],
+        ] {
+            assert_eq!(scalar_at(fanned, keys), scalar_at(single, keys), "{id}: {keys:?}");
+        }
+        let condition = scalar_at(fanned, &["if"]).unwrap();
+        let expected = scalar_at(single, &["if"])
+            .unwrap()
+            .replace("github.event_name == 'schedule' || ", "");
+        assert_eq!(condition, expected, "{id}");
+        assert!(!condition.contains("schedule"), "{id}: the chunks run the schedule");
+    }
+    assert!(
+        workflow
+            .as_mapping()
+            .unwrap()
+            .get_mapping("permissions")
+            .is_some_and(|p| p.is_empty()),
+        "permissions: {{}} at the top"
     );
     for input in ["command", "rollout", "reason", "force", "dry_run"] {
         assert!(

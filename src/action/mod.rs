@@ -135,6 +135,15 @@ pub enum ActionError {
     /// A manual command without a rollout.
     #[error("`{0}` needs a rollout: set the `rollout` input (or the dispatch input `rollout`)")]
     NeedsRollout(String),
+    /// A `repository_dispatch` whose event type is not flagramp's (shown escaped).
+    #[error("repository_dispatch event type {0} is not `{REPOSITORY_DISPATCH_TYPE}`: send event_type `{REPOSITORY_DISPATCH_TYPE}`, or limit the workflow to it with `repository_dispatch: types: [{REPOSITORY_DISPATCH_TYPE}]`")]
+    DispatchType(String),
+    /// A `repository_dispatch` whose `client_payload` is not what flagramp reads.
+    #[error("repository_dispatch client_payload {0}; send {{\"command\": \"rollback\", \"rollout\": \"NAME\", \"reason\": \"…\"}} (command: {commands})", commands = DISPATCH_COMMANDS.join(", "))]
+    DispatchPayload(String),
+    /// `advance` by `repository_dispatch`, which would bypass the environment that gates it.
+    #[error("`advance` cannot come by repository_dispatch: it exposes more users, so it runs only from workflow_dispatch, in the job whose environment asks for approval; repository_dispatch takes {}", DISPATCH_COMMANDS.join(", "))]
+    DispatchAdvance,
     /// A `rollouts` entry that is not a rollout name (shown escaped).
     #[error("input `rollouts` names `{0}`, which is not a rollout name: 1 to 64 letters, digits, `.`, `_` or `-`, names separated by commas or newlines")]
     NotRolloutNames(String),
@@ -183,6 +192,18 @@ pub enum ActionError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("is `{0}`; use true or false")]
 pub struct NotABoolean(pub String);
+
+/// The `event_type` of the `repository_dispatch` events flagramp acts on.
+pub const REPOSITORY_DISPATCH_TYPE: &str = "flagramp";
+
+/// What a `repository_dispatch` may ask for: the manual commands that expose no more users.
+/// `advance` is refused (not routed elsewhere): an alerting system or a token holder must not
+/// reach around the approval the recommended workflow puts on it (its `advance` job's
+/// environment), and the Action cannot tell which job it runs in.
+pub const DISPATCH_COMMANDS: &[&str] = &["rollback", "pause", "resume"];
+
+/// The keys of a `repository_dispatch` `client_payload`.
+const DISPATCH_KEYS: &[&str] = &["command", "rollout", "reason"];
 
 const COMMANDS: &[&str] = &[
     "auto", "run", "plan", "status", "validate", "list", "advance", "rollback", "pause", "resume",
@@ -333,6 +354,8 @@ pub struct Request {
 /// The request for this event (explicit `command` input wins). With `command: auto` on
 /// `workflow_dispatch`, the dispatch inputs `command`, `rollout`, `reason`, `force` and
 /// `dry_run` are read from the event too; `force` and `dry_run` hold when either side sets them.
+/// On `repository_dispatch`, the `client_payload`'s `command`, `rollout` and `reason` are read
+/// instead, and checked (see `repository_dispatch`).
 pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Request, ActionError> {
     let dispatch = |key: &str| {
         event
@@ -377,6 +400,18 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
                 inputs.reason.clone()
             },
         ),
+        ("auto", "repository_dispatch") => {
+            let (command, rollout, reason) = repository_dispatch(event)?;
+            (
+                command,
+                inputs.rollout.clone().or(rollout),
+                if inputs.reason.is_empty() {
+                    reason
+                } else {
+                    inputs.reason.clone()
+                },
+            )
+        }
         ("auto", "pull_request" | "pull_request_target") => ("plan".to_string(), inputs.rollout.clone(), String::new()),
         ("auto", other) => return Err(ActionError::AutoOnEvent(other.to_string())),
         (explicit, _) => (explicit.to_string(), inputs.rollout.clone(), inputs.reason.clone()),
@@ -423,6 +458,56 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
         reason,
         dry_run,
     })
+}
+
+/// The command, rollout and reason of a `repository_dispatch` event, which anyone holding a
+/// token with write access to the repository can send: its `action` (the event type) must be
+/// [`REPOSITORY_DISPATCH_TYPE`] and its `client_payload` hold only `command` (one of
+/// [`DISPATCH_COMMANDS`]), `rollout` and `reason`, all strings. The rollout is checked as a name
+/// and the reason is capped and redacted as it enters the record, as for `workflow_dispatch`.
+fn repository_dispatch(event: &Value) -> Result<(String, Option<String>, String), ActionError> {
+    let shown = |text: &str| spec::text::shown(text).into_owned();
+    match event.get("action") {
+        Some(Value::String(t)) if t == REPOSITORY_DISPATCH_TYPE => {}
+        Some(Value::String(t)) => return Err(ActionError::DispatchType(format!("`{}`", shown(t)))),
+        _ => return Err(ActionError::DispatchType("(missing)".into())),
+    }
+    let payload = match event.get("client_payload") {
+        Some(Value::Object(p)) => p,
+        None | Some(Value::Null) => return Err(ActionError::DispatchPayload("is missing".into())),
+        Some(_) => return Err(ActionError::DispatchPayload("is not an object".into())),
+    };
+    if let Some(key) = payload.keys().find(|k| !DISPATCH_KEYS.contains(&k.as_str())) {
+        return Err(ActionError::DispatchPayload(format!(
+            "has `{}`, which flagramp does not read (it reads {})",
+            shown(key),
+            DISPATCH_KEYS.join(", ")
+        )));
+    }
+    let text = |key: &str| match payload.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+        Some(_) => Err(ActionError::DispatchPayload(format!("`{key}` is not a string"))),
+    };
+    let command = text("command")?
+        .ok_or_else(|| ActionError::DispatchPayload("has no `command`".into()))?
+        .to_ascii_lowercase();
+    if command == "advance" {
+        return Err(ActionError::DispatchAdvance);
+    }
+    if !DISPATCH_COMMANDS.contains(&command.as_str()) {
+        return Err(ActionError::DispatchPayload(format!(
+            "`command` is `{}`",
+            shown(&command)
+        )));
+    }
+    let rollout = text("rollout")?;
+    if rollout.is_none() {
+        return Err(ActionError::DispatchPayload(format!(
+            "has no `rollout` for `{command}`"
+        )));
+    }
+    Ok((command, rollout, text("reason")?.unwrap_or_default()))
 }
 
 /// The environment variables a spec reads secrets from (a command check's `env:` included).
@@ -1050,5 +1135,35 @@ mod tests {
         assert_eq!(err.to_string(), "dispatch input `force` is `3`; use true or false");
         let err = operation(&inputs, "push", &Value::Null).unwrap_err();
         assert!(matches!(err, ActionError::AutoOnEvent(ref e) if e == "push"), "{err:?}");
+    }
+
+    #[test]
+    fn a_repository_dispatch_is_read_like_dispatch_inputs_and_the_steps_inputs_still_apply() {
+        let event = serde_json::json!({
+            "action": REPOSITORY_DISPATCH_TYPE,
+            "client_payload": { "command": " Rollback ", "rollout": "checkout", "reason": "  5xx  " }
+        });
+        let inputs = read(&[("INPUT_GITHUB_TOKEN", "t")]).unwrap();
+        let request = operation(&inputs, "repository_dispatch", &event).unwrap();
+        assert_eq!(request.op, Operation::Manual(ManualOp::Rollback));
+        assert_eq!(request.rollout.as_deref(), Some("checkout"));
+        assert_eq!(request.reason, "5xx");
+        assert!(!request.dry_run);
+        // The step's own dry_run and reason apply; its force does not fit a rollback.
+        let inputs = read(&[
+            ("INPUT_GITHUB_TOKEN", "t"),
+            ("INPUT_DRY_RUN", "true"),
+            ("INPUT_REASON", "drill"),
+        ])
+        .unwrap();
+        let request = operation(&inputs, "repository_dispatch", &event).unwrap();
+        assert!(request.dry_run);
+        assert_eq!(request.reason, "drill");
+        let inputs = read(&[("INPUT_GITHUB_TOKEN", "t"), ("INPUT_FORCE", "true")]).unwrap();
+        let err = operation(&inputs, "repository_dispatch", &event).unwrap_err();
+        assert!(
+            matches!(err, ActionError::ForceWithout(ref c) if c == "rollback"),
+            "{err:?}"
+        );
     }
 }

@@ -10,8 +10,8 @@ use flagramp::schema::SchemaKind;
 /// Roll a feature flag out in stages (10% → 50% → 100%), only while its metrics stay healthy.
 ///
 /// Specs are YAML files (default: every *.yml/*.yaml under .github/rollouts). Exit codes: 0 every
-/// rollout decided (hold, drift and rollback included); 1 an invalid spec or a rollout that ended
-/// in error; 2 a usage error; 3 a manual command was refused and changed nothing (an advance its
+/// rollout decided (hold, drift and rollback included); 1 an invalid spec, a rollout that ended
+/// in error, or a file in init's way; 2 a usage error; 3 a manual command was refused and changed nothing (an advance its
 /// checks refused, a rollback of a flag that is off, another run holding the state lock).
 ///
 /// Logs go to stderr at `warn`; FLAGRAMP_LOG (or RUST_LOG) sets the filter, e.g. `debug` or
@@ -68,6 +68,12 @@ Examples:
   flagramp validate
   flagramp plan --now 2026-11-24T10:00:00Z
   flagramp advance checkout --reason \"error rate is back to normal\"";
+
+const INIT_EXAMPLES: &str = "\
+Examples:
+  flagramp init
+  flagramp init --provider unleash --source datadog
+  flagramp init --provider launchdarkly --source http --dir ../service";
 
 const VALIDATE_EXAMPLES: &str = "\
 Examples:
@@ -240,6 +246,61 @@ pub struct List {
     pub max_jobs: u16,
 }
 
+/// `flagramp init --provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitProvider {
+    /// A flagd file in the repository (init writes one with the flag off, if there is none).
+    Flagd,
+    /// Unleash's admin API (token in UNLEASH_TOKEN).
+    Unleash,
+    /// LaunchDarkly's REST API (token in LD_TOKEN).
+    Launchdarkly,
+}
+
+/// `flagramp init --source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitSource {
+    /// Prometheus (token in PROM_TOKEN).
+    Prometheus,
+    /// Datadog (keys in DD_API_KEY and DD_APP_KEY).
+    Datadog,
+    /// Any HTTP endpoint answering JSON (Authorization header in SLO_TOKEN).
+    Http,
+}
+
+/// `flagramp init`'s arguments.
+#[derive(Debug, Args)]
+pub struct Init {
+    /// Where the flag lives.
+    #[arg(long, value_enum, default_value = "flagd", value_name = "PROVIDER")]
+    pub provider: InitProvider,
+    /// Where the starter check's metric comes from.
+    #[arg(long, value_enum, default_value = "prometheus", value_name = "SOURCE")]
+    pub source: InitSource,
+    /// The repository to write into [default: the root of the git repository around the
+    /// current directory, else the current directory].
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+}
+
+impl From<&Init> for flagramp::init::Starter {
+    fn from(args: &Init) -> flagramp::init::Starter {
+        use flagramp::init::{StarterProvider, StarterSource};
+        flagramp::init::Starter {
+            provider: match args.provider {
+                InitProvider::Flagd => StarterProvider::Flagd,
+                InitProvider::Unleash => StarterProvider::Unleash,
+                InitProvider::Launchdarkly => StarterProvider::LaunchDarkly,
+            },
+            source: match args.source {
+                InitSource::Prometheus => StarterSource::Prometheus,
+                InitSource::Datadog => StarterSource::Datadog,
+                InitSource::Http => StarterSource::Http,
+            },
+        }
+    }
+}
+
 /// Which schema `flagramp schema` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaArg {
@@ -264,6 +325,18 @@ impl From<SchemaArg> for SchemaKind {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a repository: a commented starter spec, a flagd flag file (flagd only, if none
+    /// exists) and the workflow .github/workflows/rollout.yml.
+    ///
+    /// Writes .github/rollouts/new-feature.yml for the chosen provider and source (its first line
+    /// names the spec's JSON Schema for editors), flags/flags.flagd.json with the flag off, and the
+    /// workflow: scheduled runs, manual commands (workflow_dispatch), a repository_dispatch fast
+    /// path for rollback, pause and resume, pull request plans; permissions per job, and manual `advance`
+    /// in a job of the GitHub environment `rollout-approval`, so that required reviewers can gate
+    /// it. It never overwrites a file: if one exists it names every one and exits 1, writing
+    /// nothing. `flagramp validate` passes on what it wrote.
+    #[command(after_help = INIT_EXAMPLES)]
+    Init(Init),
     /// Check specs and report every problem as file:line:col.
     #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(Targets),

@@ -331,6 +331,7 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
             print(&String::from_utf8_lossy(&script))?;
             return Ok(ExitCode::from(exit::DECIDED));
         }
+        Command::Init(args) => return init(&args),
         Command::Validate(targets) => return validate(targets, &secrets),
         Command::Simulate(args) => return simulate(args, &secrets).await,
         Command::List(args) => return list(args, &secrets).await,
@@ -436,6 +437,69 @@ fn github_lookup(secrets: &Secrets) -> anyhow::Result<Lookup> {
         github: std::sync::Arc::new(github),
         branch: None,
     })
+}
+
+/// The repository `init` writes into: `--dir`, else the nearest directory at or above the
+/// current one that holds `.git`, else the current directory.
+fn init_root(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = dir {
+        if !dir.is_dir() {
+            return Err(usage(format!(
+                "--dir {} is not a directory: create it (and `git init` it) first",
+                plain(&dir.display().to_string())
+            )));
+        }
+        return Ok(dir.to_path_buf());
+    }
+    let here = std::env::current_dir().context("cannot read the current directory")?;
+    let root = here.ancestors().find(|d| d.join(".git").exists()).unwrap_or(&here);
+    Ok(root.to_path_buf())
+}
+
+fn init(args: &args::Init) -> anyhow::Result<ExitCode> {
+    use flagramp::init::{self, InitError, Starter};
+    let root = init_root(args.dir.as_deref())?;
+    let starter = Starter::from(args);
+    let shown_root = plain(&root.display().to_string());
+    let done = match init::write(&root, &starter) {
+        Ok(done) => done,
+        Err(e @ InitError::Exists(_)) => {
+            // Nothing was written: say so, and which files are in the way.
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "flagramp: in {shown_root}: {}", plain(&e.to_string()));
+            return Ok(ExitCode::from(exit::INVALID));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("in {shown_root}"))),
+    };
+    let mut text = String::new();
+    for path in &done.written {
+        text.push_str(&format!("wrote {}\n", path.display()));
+    }
+    for path in &done.kept {
+        text.push_str(&format!(
+            "kept {} as it is: it must hold the flag `{}` with variants {{\"on\": true, \"off\": false}} and \"state\": \"DISABLED\"\n",
+            path.display(),
+            init::STARTER_NAME
+        ));
+    }
+    let spec = Starter::spec_path();
+    let secrets = starter.secrets().join(", ");
+    text.push_str(&format!(
+        "\nNext:
+  1. Point the flag and the check in {spec} at yours; `flagramp validate` checks it.
+  2. Add the repository secrets {secrets} (Settings → Secrets and variables → Actions).
+  3. Give the environment `{env}` required reviewers (Settings → Environments), so that a manual
+     advance waits for an approval (required reviewers need a public repository or a paid plan).
+  4. Commit and push. The schedule runs every 30 minutes; `gh workflow run rollout.yml -f command=plan`
+     plans now, and an alert can roll back at once:
+     gh api repos/OWNER/REPO/dispatches -f event_type=flagramp -f 'client_payload[command]=rollback' -f 'client_payload[rollout]={name}'
+",
+        spec = spec.display(),
+        env = init::APPROVAL_ENVIRONMENT,
+        name = init::STARTER_NAME,
+    ));
+    print(&text)?;
+    Ok(ExitCode::from(exit::DECIDED))
 }
 
 fn validate(targets: Targets, secrets: &Secrets) -> anyhow::Result<ExitCode> {
