@@ -32,6 +32,7 @@ mod manual_commands;
 mod outputs;
 mod prometheus_answers;
 mod prometheus_live;
+mod quickstart;
 mod races;
 mod release;
 mod reports;
