@@ -36,6 +36,7 @@ pub mod github;
 #[doc(hidden)]
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod percent;
 pub mod provider;
 pub mod record;
