@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, SpecErrors};
-pub use parse::{parse_spec, NameAt, KNOWN_FIELDS, MAX_FAILURES_TO_ROLLBACK, WINDOW_PLACEHOLDER};
+pub use parse::{parse_repo_config, parse_spec, NameAt, KNOWN_FIELDS, MAX_FAILURES_TO_ROLLBACK, WINDOW_PLACEHOLDER};
 
 use crate::check::Condition;
 use crate::duration::SpecDuration;

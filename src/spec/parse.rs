@@ -199,10 +199,12 @@ pub fn parse_repo_config(file: &Path, text: &str) -> (Option<RepoConfig>, Vec<Di
     if root.as_mapping().is_some_and(|m| m.is_empty()) {
         return (Some(RepoConfig::default()), walker.diags);
     }
-    let config = walker.mapping(&root, "settings", "config").and_then(|top| {
-        let notify = walker.notify(walker.get(top, "notify"));
-        Some(RepoConfig { notify: notify? })
-    });
+    let config = walker
+        .mapping(&root, super::REPO_CONFIG_FILE, "config")
+        .and_then(|top| {
+            let notify = walker.notify(walker.get(top, "notify"));
+            Some(RepoConfig { notify: notify? })
+        });
     walker.diags.sort_by_key(|d| (d.line, d.column));
     let config = if walker.diags.is_empty() { config } else { None };
     (config, walker.diags)
@@ -876,7 +878,11 @@ impl Walker<'_> {
                     "`{field}` uses plain http to {}: tokens, answers and flag changes would cross the network unencrypted",
                     url.host_str().unwrap_or_default()
                 ),
-                format!("use https; if this network is trusted (e.g. a cluster-internal address), set `allow_insecure_http: true` in `{path}`"),
+                if !path.starts_with("notify.") {
+                    format!("use https; if this network is trusted (e.g. a cluster-internal address), set `allow_insecure_http: true` in `{path}`")
+                } else {
+                    "use https (plain http only to loopback, for tests)".to_string()
+                },
             );
             return None;
         }
@@ -1337,6 +1343,8 @@ impl Walker<'_> {
                     secret_env: secret_env?,
                 })
             }
+            // Neither, with a field of its own: that field was reported as unknown already.
+            (None, None) if !map.is_empty() => None,
             _ => {
                 self.report(
                     node.span(),
