@@ -251,7 +251,11 @@ fn sinks(spec: &NotifySpec, secrets: &Secrets) -> (Vec<Box<dyn Sink>>, Vec<Strin
     for target in &spec.to {
         match target {
             NotifyTarget::Slack { webhook_env } => match secrets.read(webhook_env) {
-                Ok(url) => sinks.push(Box::new(Slack::new(webhook_env, &url))),
+                Ok(url) if is_safe_url(&url) => sinks.push(Box::new(Slack::new(webhook_env, &url))),
+                // Not echoed: the value is the credential.
+                Ok(_) => warnings.push(format!(
+                    "notification to slack ({webhook_env}) not sent: {webhook_env} does not hold an https URL (Slack's incoming webhook URL, https://hooks.slack.com/services/…)"
+                )),
                 Err(e) => warnings.push(format!("notification to slack ({webhook_env}) not sent: {e}")),
             },
             NotifyTarget::Webhook { url, secret_env } => match secrets.read(secret_env) {
@@ -264,6 +268,21 @@ fn sinks(spec: &NotifySpec, secrets: &Secrets) -> (Vec<Box<dyn Sink>>, Vec<Strin
         }
     }
     (sinks, warnings)
+}
+
+/// Whether a URL read from the environment may be posted to: https, or http to loopback (as
+/// the spec's URLs, docs/rules.md §5).
+fn is_safe_url(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text.trim()) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return false,
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
 }
 
 /// One rollout due a notification.
@@ -280,7 +299,8 @@ pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [D
     let mut due = Vec::new();
     for (index, (spec, d)) in specs.iter().zip(decided.iter()).enumerate() {
         let Some(notify) = &spec.notify else { continue };
-        if d.record.planned || !notify.events.contains(&d.record.decision) {
+        // Only an error depends on what was last notified: nothing else reads state here.
+        if !is_due(&d.record, d.changed_state, &notify.events, None, runner.now) {
             continue;
         }
         // What was last notified is in the state the record was written to; a state that
@@ -367,5 +387,69 @@ pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [D
                 "notified, but recording it failed: {e}; the next run may notify again"
             )));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(decision: DecisionKind, reason: &str) -> DecisionRecord {
+        DecisionRecord::bare(
+            "r",
+            "f",
+            decision,
+            "2026-11-24T09:00:00Z".parse().unwrap(),
+            "flagramp",
+            reason.into(),
+        )
+    }
+
+    fn all() -> BTreeSet<DecisionKind> {
+        crate::spec::NOTIFY_EVENTS.iter().copied().collect()
+    }
+
+    #[test]
+    fn holds_pauses_plans_and_refusals_never_notify() {
+        let now = "2026-11-24T09:00:00Z".parse().unwrap();
+        for kind in [DecisionKind::Hold, DecisionKind::Paused] {
+            assert!(!is_due(&record(kind, "x"), true, &all(), None, now));
+        }
+        let mut planned = record(DecisionKind::Rollback, "x");
+        planned.planned = true;
+        assert!(!is_due(&planned, true, &all(), None, now));
+        let mut refused = record(DecisionKind::Rollback, "x");
+        refused.refused = true;
+        assert!(!is_due(&refused, true, &all(), None, now));
+        // A change that was not carried out (a complete rollout reported again) does not either.
+        assert!(!is_due(&record(DecisionKind::Complete, "x"), false, &all(), None, now));
+        assert!(is_due(&record(DecisionKind::Complete, "x"), true, &all(), None, now));
+    }
+
+    #[test]
+    fn an_error_is_sent_when_it_differs_or_a_day_has_passed() {
+        let at: DateTime<Utc> = "2026-11-24T09:00:00Z".parse().unwrap();
+        let last = LastNotified {
+            decision: DecisionKind::Error,
+            at,
+            reason: "flag provider: down".into(),
+        };
+        let same = record(DecisionKind::Error, "flag provider: down");
+        let other = record(DecisionKind::Error, "state: unreadable");
+        let hours = |h| at + chrono::Duration::hours(h);
+        assert!(!is_due(&same, false, &all(), Some(&last), hours(23)));
+        assert!(is_due(&same, false, &all(), Some(&last), hours(24)));
+        assert!(is_due(&other, false, &all(), Some(&last), hours(1)));
+        let only_changes: BTreeSet<_> = [DecisionKind::Rollback].into();
+        assert!(!is_due(&other, false, &only_changes, Some(&last), hours(1)));
+    }
+
+    #[test]
+    fn urls_from_the_environment_are_https_or_loopback() {
+        assert!(is_safe_url("https://hooks.slack.com/services/T/B/x"));
+        assert!(is_safe_url("http://127.0.0.1:8080/x"));
+        assert!(!is_safe_url("http://hooks.slack.com/services/T/B/x"));
+        assert!(!is_safe_url("hooks.slack.com/services"));
+        assert!(!is_safe_url("file:///etc/passwd"));
     }
 }

@@ -440,3 +440,69 @@ fn the_repository_default_is_validated_with_positions() {
         ["rollback", "disable", "complete", "drift", "error"]
     );
 }
+
+/// The CLI from end to end: the repository default found from the working directory, a hook
+/// that answers 500, and the run still decides, prints its JSON and exits 0, with a warning on
+/// stderr.
+#[tokio::test]
+async fn the_cli_warns_on_stderr_and_exits_as_decided() {
+    let server = MockServer::start().await;
+    hook(&server, "/cli", 500, 1).await;
+    let repo = repo(&[("from-cli", "")]);
+    repo.write(
+        ".github/flagramp.yml",
+        &webhook_block("[start]", &format!("{}/cli", server.uri()), "NOTIFY_T11_SECRET"),
+    );
+    let mut cmd = repo.flagramp_json(&["run", "--now", "2026-11-24T09:00:00Z"]);
+    cmd.env("NOTIFY_T11_SECRET", "t11-hook-key-0123456789");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let record = crate::support::repo::single_record(&out, &["run"]);
+    assert_eq!(record["decision"], "start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("flagramp: warning: from-cli: notification to webhook 127.0.0.1 not sent: answered HTTP 500"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_checks_the_repository_default_too() {
+    let repo = repo(&[("fine", "")]);
+    repo.write(".github/flagramp.yml", "notify:\n  events: [hold]\n  to: []\n");
+    let out = repo.flagramp(&["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(".github/flagramp.yml:2:12: error: `notify.events` cannot be `hold`"),
+        "{stderr}"
+    );
+}
+
+/// The job summary (and pull request comments) show a rollout's warnings beside its decision,
+/// escaped like any text from outside.
+#[test]
+fn the_summary_shows_warnings_escaped() {
+    let at = "2026-11-24T10:00:00Z".parse().unwrap();
+    let record = DecisionRecord::bare(
+        "checkout",
+        "checkout",
+        DecisionKind::Start,
+        at,
+        "flagramp",
+        "started".into(),
+    );
+    let report = flagramp::report::RolloutReport {
+        record,
+        provider: "flagd file".into(),
+        stages: vec![crate::support::pct(10), crate::support::pct(100)],
+        history: Vec::new(),
+        warnings: vec!["notification to webhook h not sent: answered HTTP 500: <b>@octocat</b>".into()],
+    };
+    let summary = flagramp::report::summary(&[report], &[], RUN_URL);
+    assert!(
+        summary.contains("> [!WARNING]\n> notification to webhook h not sent: answered HTTP 500: &lt;b&gt;@\u{200D}octocat&lt;/b&gt;"),
+        "{summary}"
+    );
+}
