@@ -1034,6 +1034,84 @@ mod concurrency {
         fake.assert_conformant();
     }
 
+    /// On a state branch, notifying is one more commit, only in a run that notified:
+    /// `last_notified` lands beside the record, and a run that notifies nobody writes nothing
+    /// more (docs/rules.md §5).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn last_notified_is_one_more_commit_on_the_state_branch_only_when_sent() {
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let hook = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(2)
+            .mount(&hook)
+            .await;
+        std::env::set_var("ACTION_NOTIFY_SECRET", "action-hook-key-0123456789");
+        let fake = octo_repo().await;
+        let mut spec = ramp_spec();
+        spec.notify = Some(flagramp::spec::NotifySpec {
+            events: [DecisionKind::Start, DecisionKind::Advance].into(),
+            to: vec![flagramp::spec::NotifyTarget::Webhook {
+                url: format!("{}/hook", hook.uri()),
+                secret_env: "ACTION_NOTIFY_SECRET".into(),
+            }],
+        });
+        let specs = [spec];
+        let commits = |fake: &FakeGitHub| fake.commits_on("main").len() + fake.commits_on(STATE_BRANCH).len();
+        let request = |minute: i64| flagramp::app::RunRequest {
+            operation: flagramp::app::Operation::Run,
+            rollout: None,
+            spec_paths: Vec::new(),
+            now: Some(bench::at_minute(minute)),
+            actor: "flagramp".into(),
+            reason: String::new(),
+            dry_run: false,
+            repo_root: std::env::temp_dir(),
+            place: flagramp::app::Place::Local {
+                state_dir: std::env::temp_dir(),
+                lock_wait: std::time::Duration::ZERO,
+            },
+            budget: None,
+            include_orphans: false,
+            concurrency: 4,
+            run_url: Some("https://github.com/octo-org/octo-repo/actions/runs/4242".into()),
+        };
+        let run = |minute: i64| {
+            let fake = &fake;
+            let specs = &specs;
+            async move {
+                let mut runner = runner(fake).await;
+                runner.now = bench::at_minute(minute);
+                match flagramp::app::run_with(&runner, &request(minute), specs).await.unwrap() {
+                    flagramp::app::Outcome::Decided(mut d) => d.remove(0),
+                    _ => unreachable!("a run decides"),
+                }
+            }
+        };
+
+        let before = commits(&fake);
+        let started = run(0).await;
+        assert_eq!(started.record.decision, DecisionKind::Start);
+        assert!(started.warnings.is_empty(), "{:?}", started.warnings);
+        assert_eq!(commits(&fake) - before, 4, "claim, flag file, record, last_notified");
+        assert_eq!(state_on_branch(&fake)["last_notified"]["decision"], "start");
+
+        let before = commits(&fake);
+        assert_eq!(run(0).await.record.decision, DecisionKind::Advance);
+        assert_eq!(commits(&fake) - before, 4, "claim, flag file, record, last_notified");
+        // The second stage bakes for an hour: a hold, recorded once, then repeated, notifies
+        // nobody and adds no commit of its own.
+        let before = commits(&fake);
+        assert_eq!(run(1).await.record.decision, DecisionKind::Hold);
+        assert_eq!(commits(&fake) - before, 1, "the hold's record only");
+        let before = commits(&fake);
+        assert_eq!(run(2).await.record.decision, DecisionKind::Hold);
+        assert_eq!(commits(&fake), before, "a repeated hold writes nothing");
+        assert_eq!(state_on_branch(&fake)["last_notified"]["decision"], "advance");
+        fake.assert_conformant();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_then_ten_concurrent_runs_give_exactly_one_advance_every_time() {
         for runs in [2, 10] {
