@@ -206,6 +206,64 @@ pub(crate) async fn octo_repo() -> FakeGitHub {
     fake
 }
 
+/// The Action reads the repository's `.github/flagramp.yml` from the workspace; a hook that
+/// answers 500 changes nothing of the run (its decision, exit code and outputs) and shows as a
+/// warning in the step log and under the rollout in the job summary (docs/rules.md §5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_notification_is_a_warning_in_the_log_and_the_summary() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("hook is down"))
+        .expect(1)
+        .mount(&hook)
+        .await;
+    let fake = octo_repo().await;
+    let job = Job::new(&spec("report: { pull_request: none }\n"));
+    job.write(
+        "repo/.github/flagramp.yml",
+        &format!(
+            "notify:\n  events: [start]\n  to:\n    - webhook: {{ url: \"{}/hook\", secret_env: ROLLOUT_HOOK_SECRET }}\n",
+            hook.uri()
+        ),
+    );
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[("ROLLOUT_HOOK_SECRET", "action-hook-key-abcdefghij")],
+        )
+        .await;
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("::warning title=flagramp%3A new-checkout::notification to webhook 127.0.0.1 not sent: answered HTTP 500: hook is down; the decision stands"),
+        "{log}"
+    );
+    assert!(
+        log.contains("::add-mask::action-hook-key-abcdefghij\n"),
+        "the key is masked before anything could print it: {log}"
+    );
+    assert!(
+        !log.lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .any(|l| l.contains("action-hook-key-abcdefghij")),
+        "{log}"
+    );
+    let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+    assert_eq!(decisions[0]["decision"], "start");
+    let summary = job.summary();
+    assert!(
+        summary.contains("> [!WARNING]\n> notification to webhook 127.0.0.1 not sent: answered HTTP 500"),
+        "{summary}"
+    );
+    assert!(state_on_branch(&fake).get("last_notified").is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere() {
     let fake = octo_repo().await;
