@@ -27,6 +27,10 @@ use crate::state::{LastNotified, RolloutState, StateVersion, StateWrite};
 /// How long one notification may take, retries included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a run's notifications may take together: a run that notifies many rollouts at once
+/// (a flag system down for all of them) must not go on for long after its decisions are made.
+pub const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How many notifications are sent at once.
 pub const SEND_CONCURRENCY: usize = 8;
 
@@ -95,6 +99,9 @@ pub enum NotifyError {
     /// No answer.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The run's notifications ran out of time before this one was sent.
+    #[error("the run's {}s for notifications ran out first", PHASE_TIMEOUT.as_secs())]
+    OutOfTime,
     /// An answer that is not 2xx.
     #[error("answered HTTP {status}: {body}")]
     Status {
@@ -331,13 +338,19 @@ pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [D
             jobs.push((d.index, record.clone(), sink));
         }
     }
+    let phase = Deadline::after(PHASE_TIMEOUT);
     let results: Vec<(usize, String, Result<(), NotifyError>)> = futures::stream::iter(jobs)
         .map(|(index, record, sink)| async move {
             let notification = Notification {
                 record: &record,
                 run_url,
             };
-            let result = sink.send(notification, Deadline::after(SEND_TIMEOUT)).await;
+            let result = if phase.passed() {
+                Err(NotifyError::OutOfTime)
+            } else {
+                let deadline = Deadline::after(SEND_TIMEOUT.min(phase.remaining()));
+                sink.send(notification, deadline).await
+            };
             (index, sink.name(), result)
         })
         .buffer_unordered(SEND_CONCURRENCY)

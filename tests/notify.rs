@@ -506,3 +506,21 @@ fn the_summary_shows_warnings_escaped() {
         "{summary}"
     );
 }
+
+/// A hook's URL is posted to as written: a trailing `/` is part of its path.
+#[test]
+fn a_webhook_url_is_kept_as_written() {
+    let text = spec_text(
+        "kept",
+        "notify:\n  to:\n    - webhook: { url: \"https://hooks.example.com/rollouts/\", secret_env: HOOK }\n",
+    );
+    let (spec, _, diags) = parse_spec(Path::new("kept.yml"), &text);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        spec.unwrap().notify.unwrap().to,
+        [flagramp::spec::NotifyTarget::Webhook {
+            url: "https://hooks.example.com/rollouts/".into(),
+            secret_env: "HOOK".into()
+        }]
+    );
+}

@@ -1336,7 +1336,11 @@ impl Walker<'_> {
                 let path = "notify.to[].webhook";
                 let map = self.mapping(webhook, path, "webhook")?;
                 let url = self.required(map, "url", path, "url: https://hooks.example.com/rollouts");
-                let url = url.and_then(|_| self.url_at(map, "url", path));
+                // Checked as every URL is, and then kept as written: a base URL loses its
+                // trailing `/`, a hook's path must not.
+                let url = url
+                    .and_then(|node| Some((self.url_at(map, "url", path)?, node)))
+                    .and_then(|(_, node)| node.as_scalar().map(|s| s.as_str().trim().to_string()));
                 let secret_env = self.env_name(map, "secret_env", path, true);
                 Some(NotifyTarget::Webhook {
                     url: url?,
