@@ -303,21 +303,34 @@ struct Due {
 /// the rollouts one went out for, in one state batch. Every failure is a warning on its
 /// rollout's [`Decided`]; no decision changes.
 pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [Decided], run_url: Option<&str>) {
+    // Nothing that is not due reads state: only whether an error is due depends on what was
+    // last notified, and those due need the state's version to record that they were.
+    let candidates: Vec<usize> = (0..specs.len().min(decided.len()))
+        .filter(|&i| {
+            let d = &decided[i];
+            specs[i]
+                .notify
+                .as_ref()
+                .is_some_and(|n| is_due(&d.record, d.changed_state, &n.events, None, runner.now))
+        })
+        .collect();
+    // What was last notified is in the state the record was written to; a state that cannot be
+    // read notifies (and says so once it cannot be written either).
+    let loaded: Vec<Option<(RolloutState, StateVersion)>> = futures::stream::iter(candidates.iter().copied())
+        .map(|i| async move {
+            match runner.store.load(&specs[i].name).await {
+                Ok(stored) => stored.map(|s| (s.state, s.version)),
+                Err(_) => None,
+            }
+        })
+        .buffered(SEND_CONCURRENCY)
+        .collect()
+        .await;
     let mut due = Vec::new();
-    for (index, (spec, d)) in specs.iter().zip(decided.iter()).enumerate() {
-        let Some(notify) = &spec.notify else { continue };
-        // Only an error depends on what was last notified: nothing else reads state here.
-        if !is_due(&d.record, d.changed_state, &notify.events, None, runner.now) {
-            continue;
-        }
-        // What was last notified is in the state the record was written to; a state that
-        // cannot be read notifies (and says so once it cannot be written either).
-        let state = match runner.store.load(&spec.name).await {
-            Ok(stored) => stored.map(|s| (s.state, s.version)),
-            Err(_) => None,
-        };
+    for (index, state) in candidates.into_iter().zip(loaded) {
+        let (d, notify) = (&decided[index], specs[index].notify.as_ref());
         let last = state.as_ref().and_then(|(s, _)| s.last_notified.as_ref());
-        if is_due(&d.record, d.changed_state, &notify.events, last, runner.now) {
+        if notify.is_some_and(|n| is_due(&d.record, d.changed_state, &n.events, last, runner.now)) {
             due.push(Due { index, state });
         }
     }
