@@ -8,6 +8,7 @@
 //!   of the step log from being read as a workflow command.
 //! - [`markdown`] and [`markdown_block`]: the job summary and pull request comments — no raw
 //!   HTML, no mention, no link, no way out of a table cell or a code block.
+//! - [`slack`]: Slack's mrkdwn (notifications) — no link, mention or channel ping.
 //! - JSON needs none of its own: every JSON flagramp writes is serialized by serde.
 
 /// Unicode format characters (general category Cf), which reorder or hide text (U+202E
@@ -134,6 +135,22 @@ pub fn markdown(text: &str) -> String {
     out
 }
 
+/// Text for a Slack message (mrkdwn): `&`, `<` and `>` become the entities Slack documents,
+/// so no text can open a link, a `<!channel>` ping or a `<@user>` mention; control and format
+/// characters become visible escapes, as in [`plain`], so the text stays on its line.
+pub fn slack(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in plain(text).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A fenced code block whose fence no line of `text` can close; inside it nothing is HTML,
 /// a mention or a link. Control and format characters are shown as escapes, line by line.
 pub fn markdown_block(text: &str) -> String {
@@ -180,6 +197,12 @@ mod tests {
         for bad in ["<", ">", "@o", "@e", "[", "](", "`", "|", "\n", "https://", "www.e"] {
             assert!(!out.contains(bad), "{bad:?} in {out}");
         }
+    }
+
+    #[test]
+    fn slack_text_has_no_link_or_ping() {
+        let out = slack("<!channel> <https://evil.example|click> & a\nb");
+        assert_eq!(out, "&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; a\\nb");
     }
 
     #[test]

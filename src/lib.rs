@@ -38,6 +38,7 @@ pub mod github;
 pub mod http;
 pub mod init;
 pub mod metrics;
+pub mod notify;
 pub mod percent;
 pub mod provider;
 pub mod record;

@@ -132,6 +132,9 @@ pub struct Decided {
     /// The rollout's history after this decision (for a plan: as it would be), so reports need
     /// not read the state again.
     pub history: Vec<DecisionRecord>,
+    /// What went wrong after the decision was recorded (a notification not delivered): the
+    /// decision stands, and reports show these as warnings.
+    pub warnings: Vec<String>,
 }
 
 impl Attempt {
@@ -140,6 +143,7 @@ impl Attempt {
             record,
             changed_state: false,
             history,
+            warnings: Vec::new(),
         })
     }
 }
@@ -279,6 +283,7 @@ impl Runner {
                     record: self.error_record(spec, "internal: a rollout without a decision".into()),
                     changed_state: false,
                     history: Vec::new(),
+                    warnings: Vec::new(),
                 });
                 self.finish(d, mode)
             })
@@ -292,6 +297,7 @@ impl Runner {
             record: self.error_record(spec, "internal: a rollout without a decision".into()),
             changed_state: false,
             history: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -344,6 +350,7 @@ impl Runner {
             record: engine::budget_record(spec, self.now, &self.actor, &budget.describe()),
             changed_state: false,
             history: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -386,6 +393,7 @@ impl Runner {
             record,
             changed_state: false,
             history: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -498,6 +506,7 @@ impl Runner {
                 record: evaluation.record,
                 changed_state: resolved_claim,
                 history: after,
+                warnings: Vec::new(),
             }));
         };
         let change = evaluation.flag_change.map(|to| FlagWork {
@@ -571,6 +580,7 @@ impl Runner {
                     record: work.record,
                     changed_state: true,
                     history: work.after,
+                    warnings: Vec::new(),
                 })),
                 (Err(StateError::Conflict { .. }), _) => {
                     Some(Attempt::Conflict(Lost::state("the state changed since it was read")))
@@ -642,6 +652,7 @@ impl Runner {
                     record: c.work.record,
                     changed_state: true,
                     history: c.work.after,
+                    warnings: Vec::new(),
                 }),
                 (Then::Record, Err(e)) => self.not_carried_out(
                     c.work,

@@ -266,6 +266,16 @@ impl Secrets {
                 }
             }
         }
+        // A Slack webhook's URL is its credential; a webhook's key signs every body.
+        for target in spec.notify.iter().flat_map(|n| &n.to) {
+            let var = match target {
+                crate::spec::NotifyTarget::Slack { webhook_env } => webhook_env,
+                crate::spec::NotifyTarget::Webhook { secret_env, .. } => secret_env,
+            };
+            if let Some(value) = set(var) {
+                self.remember(&value);
+            }
+        }
         for check in &spec.checks {
             for var in check.command_env() {
                 if let Some(value) = set(var) {

@@ -206,6 +206,64 @@ pub(crate) async fn octo_repo() -> FakeGitHub {
     fake
 }
 
+/// The Action reads the repository's `.github/flagramp.yml` from the workspace; a hook that
+/// answers 500 changes nothing of the run (its decision, exit code and outputs) and shows as a
+/// warning in the step log and under the rollout in the job summary (docs/rules.md §5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_notification_is_a_warning_in_the_log_and_the_summary() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("hook is down"))
+        .expect(1)
+        .mount(&hook)
+        .await;
+    let fake = octo_repo().await;
+    let job = Job::new(&spec("report: { pull_request: none }\n"));
+    job.write(
+        "repo/.github/flagramp.yml",
+        &format!(
+            "notify:\n  events: [start]\n  to:\n    - webhook: {{ url: \"{}/hook\", secret_env: ROLLOUT_HOOK_SECRET }}\n",
+            hook.uri()
+        ),
+    );
+    let out = job
+        .run(
+            &fake,
+            "octo-org/octo-repo",
+            "schedule",
+            &fixture("schedule.synthetic.json"),
+            &[],
+            &[("ROLLOUT_HOOK_SECRET", "action-hook-key-abcdefghij")],
+        )
+        .await;
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("::warning title=flagramp%3A new-checkout::notification to webhook 127.0.0.1 not sent: answered HTTP 500: hook is down; the decision stands"),
+        "{log}"
+    );
+    assert!(
+        log.contains("::add-mask::action-hook-key-abcdefghij\n"),
+        "the key is masked before anything could print it: {log}"
+    );
+    assert!(
+        !log.lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .any(|l| l.contains("action-hook-key-abcdefghij")),
+        "{log}"
+    );
+    let decisions: Value = serde_json::from_str(&job.outputs()["decisions"]).unwrap();
+    assert_eq!(decisions[0]["decision"], "start");
+    let summary = job.summary();
+    assert!(
+        summary.contains("> [!WARNING]\n> notification to webhook 127.0.0.1 not sent: answered HTTP 500"),
+        "{summary}"
+    );
+    assert!(state_on_branch(&fake).get("last_notified").is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere() {
     let fake = octo_repo().await;
@@ -1106,6 +1164,84 @@ mod concurrency {
             reads <= 4,
             "{reads} requests: the state branch's tree, the blobs, the flag file"
         );
+        fake.assert_conformant();
+    }
+
+    /// On a state branch, notifying is one more commit, only in a run that notified:
+    /// `last_notified` lands beside the record, and a run that notifies nobody writes nothing
+    /// more (docs/rules.md §5).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn last_notified_is_one_more_commit_on_the_state_branch_only_when_sent() {
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let hook = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(2)
+            .mount(&hook)
+            .await;
+        std::env::set_var("ACTION_NOTIFY_SECRET", "action-hook-key-0123456789");
+        let fake = octo_repo().await;
+        let mut spec = ramp_spec();
+        spec.notify = Some(flagramp::spec::NotifySpec {
+            events: [DecisionKind::Start, DecisionKind::Advance].into(),
+            to: vec![flagramp::spec::NotifyTarget::Webhook {
+                url: format!("{}/hook", hook.uri()),
+                secret_env: "ACTION_NOTIFY_SECRET".into(),
+            }],
+        });
+        let specs = [spec];
+        let commits = |fake: &FakeGitHub| fake.commits_on("main").len() + fake.commits_on(STATE_BRANCH).len();
+        let request = |minute: i64| flagramp::app::RunRequest {
+            operation: flagramp::app::Operation::Run,
+            rollout: None,
+            spec_paths: Vec::new(),
+            now: Some(bench::at_minute(minute)),
+            actor: "flagramp".into(),
+            reason: String::new(),
+            dry_run: false,
+            repo_root: std::env::temp_dir(),
+            place: flagramp::app::Place::Local {
+                state_dir: std::env::temp_dir(),
+                lock_wait: std::time::Duration::ZERO,
+            },
+            budget: None,
+            include_orphans: false,
+            concurrency: 4,
+            run_url: Some("https://github.com/octo-org/octo-repo/actions/runs/4242".into()),
+        };
+        let run = |minute: i64| {
+            let fake = &fake;
+            let specs = &specs;
+            async move {
+                let mut runner = runner(fake).await;
+                runner.now = bench::at_minute(minute);
+                match flagramp::app::run_with(&runner, &request(minute), specs).await.unwrap() {
+                    flagramp::app::Outcome::Decided(mut d) => d.remove(0),
+                    _ => unreachable!("a run decides"),
+                }
+            }
+        };
+
+        let before = commits(&fake);
+        let started = run(0).await;
+        assert_eq!(started.record.decision, DecisionKind::Start);
+        assert!(started.warnings.is_empty(), "{:?}", started.warnings);
+        assert_eq!(commits(&fake) - before, 4, "claim, flag file, record, last_notified");
+        assert_eq!(state_on_branch(&fake)["last_notified"]["decision"], "start");
+
+        let before = commits(&fake);
+        assert_eq!(run(0).await.record.decision, DecisionKind::Advance);
+        assert_eq!(commits(&fake) - before, 4, "claim, flag file, record, last_notified");
+        // The second stage bakes for an hour: a hold, recorded once, then repeated, notifies
+        // nobody and adds no commit of its own.
+        let before = commits(&fake);
+        assert_eq!(run(1).await.record.decision, DecisionKind::Hold);
+        assert_eq!(commits(&fake) - before, 1, "the hold's record only");
+        let before = commits(&fake);
+        assert_eq!(run(2).await.record.decision, DecisionKind::Hold);
+        assert_eq!(commits(&fake), before, "a repeated hold writes nothing");
+        assert_eq!(state_on_branch(&fake)["last_notified"]["decision"], "advance");
         fake.assert_conformant();
     }
 

@@ -134,18 +134,21 @@ fn reports() -> Vec<RolloutReport> {
     ];
     vec![
         RolloutReport {
+            warnings: Vec::new(),
             record: rollback,
             provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
             stages: vec![pct(10), pct(50), pct(100)],
             history,
         },
         RolloutReport {
+            warnings: Vec::new(),
             record: hold,
             provider: "flagd file `flags/search.json` on `main`".into(),
             stages: vec![pct(10), pct(50), pct(100)],
             history: Vec::new(),
         },
         RolloutReport {
+            warnings: Vec::new(),
             record: DecisionRecord {
                 actor: "octocat".into(),
                 rule: Some(Rule::Rollback),
@@ -316,6 +319,7 @@ fn progress_bolds_where_the_flag_really_is_not_a_stale_stage_index() {
         MARKER,
         "flagramp plan for this pull request",
         &[RolloutReport {
+            warnings: Vec::new(),
             record: at_ten,
             provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
             stages: stages.clone(),

@@ -522,6 +522,10 @@ const SCHEMA_PARTS: &[(&str, &str)] = &[
     ("policy", "/properties/policy"),
     ("window", "/properties/policy/properties/window"),
     ("report", "/properties/report"),
+    ("notify", "/$defs/notify"),
+    ("notify_target", "/$defs/notify/properties/to/items"),
+    ("slack", "/$defs/notify/properties/to/items/properties/slack"),
+    ("webhook", "/$defs/notify/properties/to/items/properties/webhook"),
 ];
 
 #[test]

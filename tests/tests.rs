@@ -29,6 +29,7 @@ mod injection;
 mod launchdarkly;
 mod list;
 mod manual_commands;
+mod notify;
 mod outputs;
 mod prometheus_answers;
 mod prometheus_live;

@@ -591,7 +591,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
         app::AppError::NoSuchSpecPath(_) => ActionError::SpecPath(e),
         e => ActionError::App(e),
     })?;
-    let (specs, problems) = match spec::load_all(&files) {
+    let (specs, problems) = match app::load_all_in(&files, root) {
         Ok(specs) => (specs, Vec::new()),
         Err(errors) => (Vec::new(), errors.diagnostics),
     };
@@ -695,6 +695,16 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             &report::text::decisions(std::slice::from_ref(&r.record), Target::GitHub),
         );
         command(log, secrets, "::endgroup::\n");
+    }
+    // Problems after the decisions were recorded (a notification not sent) change no decision.
+    for r in &reports {
+        for warning in &r.warnings {
+            command(
+                log,
+                secrets,
+                &commands::warning(&format!("flagramp: {}", r.record.rollout), &secrets.redact(warning)),
+            );
+        }
     }
     if op == Operation::Validate && problems.is_empty() {
         say(log, secrets, &format!("{} rollout spec(s) valid\n", specs.len()));
@@ -958,6 +968,7 @@ async fn decide(
         budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
         include_orphans: false,
         concurrency: crate::runner::DEFAULT_CONCURRENCY,
+        run_url: Some(renv.run_url.clone()),
     };
     let runner = app::runner(&run, secrets).await?;
     let provider = |spec: &RolloutSpec| provider_text(spec, default_branch);
@@ -978,7 +989,11 @@ async fn decide(
             let reports = specs
                 .iter()
                 .zip(&decided)
-                .map(|(spec, d)| report(d.record.clone(), provider(spec), spec, d.history.clone()))
+                .map(|(spec, d)| {
+                    let mut report = report(d.record.clone(), provider(spec), spec, d.history.clone());
+                    report.warnings = d.warnings.clone();
+                    report
+                })
                 .collect();
             Ok((reports, decided))
         }
@@ -1001,6 +1016,7 @@ fn report(
         provider,
         stages: spec.stage_percents(),
         history,
+        warnings: Vec::new(),
     }
 }
 

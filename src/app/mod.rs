@@ -109,6 +109,8 @@ pub struct RunRequest {
     pub include_orphans: bool,
     /// How many rollouts are decided at once.
     pub concurrency: usize,
+    /// The workflow run, when in GitHub Actions: notifications link to it.
+    pub run_url: Option<String>,
 }
 
 impl RunRequest {
@@ -204,6 +206,37 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<RolloutSpec>, AppError> {
     Ok(spec::load_all(&files)?)
 }
 
+/// Every spec under `paths` with the repository's defaults given to those without their own
+/// ([`load_all_in`]).
+pub fn load_specs_in(paths: &[PathBuf], repo_root: &Path) -> Result<Vec<RolloutSpec>, AppError> {
+    let files = find_spec_files(paths)?;
+    if files.is_empty() {
+        return Err(AppError::NoSpecs(paths.to_vec()));
+    }
+    Ok(load_all_in(&files, repo_root)?)
+}
+
+/// The spec `files`, each given the repository's defaults (`.github/flagramp.yml` under
+/// `repo_root`, docs/rules.md §5) unless it has its own: the settings file is validated with
+/// the specs, and its problems are reported with theirs.
+pub fn load_all_in(files: &[PathBuf], repo_root: &Path) -> Result<Vec<RolloutSpec>, SpecErrors> {
+    let config = spec::load_repo_config(&repo_root.join(spec::REPO_CONFIG_FILE));
+    match (spec::load_all(files), config) {
+        (Ok(mut specs), Ok(config)) => {
+            let config = config.unwrap_or_default();
+            for spec in &mut specs {
+                spec.apply_defaults(&config);
+            }
+            Ok(specs)
+        }
+        (Err(mut errors), Err(more)) => {
+            errors.diagnostics.splice(0..0, more.diagnostics);
+            Err(errors)
+        }
+        (Ok(_), Err(errors)) | (Err(errors), Ok(_)) => Err(errors),
+    }
+}
+
 /// The specs a request acts on: all of them, or the one it names.
 pub fn select(specs: Vec<RolloutSpec>, rollout: Option<&str>) -> Result<Vec<RolloutSpec>, AppError> {
     let names: Vec<String> = rollout.map(str::to_string).into_iter().collect();
@@ -286,7 +319,14 @@ pub async fn run_with(runner: &Runner, request: &RunRequest, specs: &[RolloutSpe
     match request.operation {
         Operation::Validate | Operation::List => Ok(Outcome::Validated),
         Operation::Status => Ok(Outcome::Statuses(runner.status(specs, request.include_orphans).await?)),
-        _ => Ok(Outcome::Decided(runner.decide_all(specs, &request.mode()).await)),
+        _ => {
+            let mut decided = runner.decide_all(specs, &request.mode()).await;
+            // After the last state batch: a notification is about a recorded decision.
+            if request.writes() {
+                crate::notify::notify_all(runner, specs, &mut decided, request.run_url.as_deref()).await;
+            }
+            Ok(Outcome::Decided(decided))
+        }
     }
 }
 

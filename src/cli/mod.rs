@@ -223,13 +223,25 @@ fn spec_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
 
 /// Loads and selects specs; a missing path gets the CLI's own hint.
 fn load_specs(paths: &[PathBuf], rollout: Option<&str>) -> anyhow::Result<Vec<RolloutSpec>> {
-    let specs = app::load_specs(paths).map_err(|e| match e {
+    let root = std::env::current_dir().context("cannot read the current directory")?;
+    let specs = app::load_specs_in(paths, &root).map_err(|e| match e {
         AppError::NoSuchSpecPath(_) => anyhow::Error::new(e).context(format!(
             "pass spec files or directories (the default is {DEFAULT_SPEC_DIR})"
         )),
         e => e.into(),
     })?;
     Ok(app::select(specs, rollout)?)
+}
+
+/// The workflow run, when the CLI runs in a GitHub Actions job: notifications link to it.
+fn actions_run_url() -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        var("GITHUB_SERVER_URL")?,
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?
+    ))
 }
 
 fn print(text: &str) -> anyhow::Result<()> {
@@ -243,6 +255,16 @@ fn print(text: &str) -> anyhow::Result<()> {
 /// Prints decisions; the text passes the runner's secrets once more on its way out.
 fn print_decisions(decided: Vec<Decided>, format: Format, secrets: &Secrets) -> anyhow::Result<ExitCode> {
     flagramp::crashpoint::pause_at("during-report");
+    // Problems after the decisions were recorded (a notification not sent) change no decision
+    // and no exit code: they go to stderr, beside the output.
+    for d in &decided {
+        for warning in &d.warnings {
+            say_error(
+                secrets,
+                &format!("flagramp: warning: {}: {}", plain(&d.record.rollout), plain(warning)),
+            );
+        }
+    }
     let records: Vec<DecisionRecord> = decided.into_iter().map(|d| d.record).collect();
     let records = records.as_slice();
     match format {
@@ -313,6 +335,7 @@ fn base_request(
         budget: Some(Deadline::after(budget.to_std())),
         include_orphans: false,
         concurrency: global.concurrency,
+        run_url: actions_run_url(),
     })
 }
 

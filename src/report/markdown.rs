@@ -31,6 +31,9 @@ pub struct RolloutReport {
     pub stages: Vec<Percent>,
     /// Earlier decisions, newest last.
     pub history: Vec<DecisionRecord>,
+    /// What went wrong after the decision was recorded (a notification not sent): shown as
+    /// warnings; the decision stands.
+    pub warnings: Vec<String>,
 }
 
 /// Counts per decision kind, every kind present (zeros included) so consumers can rely on keys.
@@ -191,6 +194,9 @@ pub(super) fn section(report: &RolloutReport) -> String {
     );
     if let Some(since) = r.unchanged_since {
         let _ = writeln!(out, "Unchanged since {}.\n", crate::window::human_time(since));
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "> [!WARNING]\n> {}\n", markdown(warning));
     }
     if let Some(at) = r.eligible_at {
         let _ = writeln!(out, "Eligible to move on at **{}**.\n", when(at, r.at));

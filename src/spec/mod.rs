@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, SpecErrors};
-pub use parse::{parse_spec, NameAt, KNOWN_FIELDS, MAX_FAILURES_TO_ROLLBACK, WINDOW_PLACEHOLDER};
+pub use parse::{parse_repo_config, parse_spec, NameAt, KNOWN_FIELDS, MAX_FAILURES_TO_ROLLBACK, WINDOW_PLACEHOLDER};
 
 use crate::check::Condition;
 use crate::duration::SpecDuration;
@@ -50,6 +50,9 @@ pub struct RolloutSpec {
     pub policy: Policy,
     /// Where reports go.
     pub report: ReportSpec,
+    /// Who is told about which decisions: the spec's own `notify:`, else the repository's
+    /// default (`.github/flagramp.yml`); `None`: nobody.
+    pub notify: Option<NotifySpec>,
 }
 
 /// The flag and where it lives.
@@ -565,6 +568,87 @@ pub enum PullRequestRef {
     Number(u64),
     /// No comment.
     None,
+}
+
+/// Who is told about which decisions (docs/rules.md §5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySpec {
+    /// The decisions that notify.
+    pub events: std::collections::BTreeSet<crate::record::DecisionKind>,
+    /// Where notifications go.
+    pub to: Vec<NotifyTarget>,
+}
+
+/// The decisions that notify when `events` is not given.
+pub const DEFAULT_NOTIFY_EVENTS: &[crate::record::DecisionKind] = &[
+    crate::record::DecisionKind::Rollback,
+    crate::record::DecisionKind::Disable,
+    crate::record::DecisionKind::Complete,
+    crate::record::DecisionKind::Drift,
+    crate::record::DecisionKind::Error,
+];
+
+/// The decisions `events` may name: those that change a rollout, and drift and error.
+pub const NOTIFY_EVENTS: &[crate::record::DecisionKind] = &[
+    crate::record::DecisionKind::Start,
+    crate::record::DecisionKind::Advance,
+    crate::record::DecisionKind::Rollback,
+    crate::record::DecisionKind::Disable,
+    crate::record::DecisionKind::Complete,
+    crate::record::DecisionKind::Drift,
+    crate::record::DecisionKind::Error,
+];
+
+/// One place notifications go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifyTarget {
+    /// A Slack incoming webhook; its URL is a secret, read from the variable.
+    Slack {
+        /// The variable holding the webhook URL.
+        webhook_env: String,
+    },
+    /// Any HTTPS endpoint: the decision record as JSON, signed.
+    Webhook {
+        /// Where to POST (https, or http to loopback).
+        url: String,
+        /// The variable holding the HMAC-SHA256 key.
+        secret_env: String,
+    },
+}
+
+/// The repository's settings for every spec (`.github/flagramp.yml`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RepoConfig {
+    /// The `notify:` of specs that have none of their own.
+    pub notify: Option<NotifySpec>,
+}
+
+/// Where the repository's settings live, relative to its root: outside the spec directory, so
+/// that it is never read as a spec.
+pub const REPO_CONFIG_FILE: &str = ".github/flagramp.yml";
+
+/// Reads the repository's settings at `path`: `Ok(None)` when there is no such file, every
+/// problem with its position when it is invalid.
+pub fn load_repo_config(path: &Path) -> Result<Option<RepoConfig>, SpecErrors> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = read_spec(path).map_err(|d| SpecErrors { diagnostics: vec![*d] })?;
+    let (config, diagnostics) = parse::parse_repo_config(path, &text);
+    match config {
+        Some(config) if diagnostics.is_empty() => Ok(Some(config)),
+        _ => Err(SpecErrors { diagnostics }),
+    }
+}
+
+impl RolloutSpec {
+    /// Gives the repository's `notify:` to a spec that has none of its own: a spec's own
+    /// `notify:` replaces the default whole.
+    pub fn apply_defaults(&mut self, config: &RepoConfig) {
+        if self.notify.is_none() {
+            self.notify = config.notify.clone();
+        }
+    }
 }
 
 impl RolloutSpec {

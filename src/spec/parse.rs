@@ -4,6 +4,7 @@
 //! then walked by hand: a serde derive stops at the first error, and users fixing a spec in CI
 //! want the whole list at once.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
@@ -17,11 +18,12 @@ pub use checks::WINDOW_PLACEHOLDER;
 use super::shape::{self, Problem};
 use super::text;
 use super::{
-    Diagnostic, FlagSpec, Policy, ProviderSpec, PullRequestRef, ReportSpec, RollbackPolicy, RolloutSpec, Stage,
-    DEFAULT_BAKE, MAX_SPEC_BYTES,
+    Diagnostic, FlagSpec, NotifySpec, NotifyTarget, Policy, ProviderSpec, PullRequestRef, RepoConfig, ReportSpec,
+    RollbackPolicy, RolloutSpec, Stage, DEFAULT_BAKE, DEFAULT_NOTIFY_EVENTS, MAX_SPEC_BYTES, NOTIFY_EVENTS,
 };
 use crate::duration::SpecDuration;
 use crate::percent::Percent;
+use crate::record::DecisionKind;
 use crate::window::{self, Window};
 
 /// The fields each part of a spec accepts; the JSON Schema is tested against this list.
@@ -38,6 +40,7 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
             "checks",
             "policy",
             "report",
+            "notify",
         ],
     ),
     ("flag", &["provider", "key", "flagd", "unleash", "launchdarkly"]),
@@ -109,7 +112,14 @@ pub const KNOWN_FIELDS: &[(&str, &[&str])] = &[
     ("policy", &["failures_to_rollback", "rollback", "window", "time_only"]),
     ("window", &["days", "hours", "timezone"]),
     ("report", &["pull_request"]),
+    ("notify", &["events", "to"]),
+    ("notify_target", &["slack", "webhook"]),
+    ("slack", &["webhook_env"]),
+    ("webhook", &["url", "secret_env"]),
 ];
+
+/// The fields of the repository's settings file (`.github/flagramp.yml`).
+pub const REPO_CONFIG_FIELDS: &[&str] = &["notify"];
 
 /// A rollout name with the line and column where it is set (1:1 when it comes from the file name).
 pub type NameAt = (String, usize, usize);
@@ -121,6 +131,9 @@ const NAME_RULE: &str = "a name is 1 to 64 letters, digits, `.`, `_` or `-`, sta
 const NAME_WHY: &str = "names become file names, report headings and log lines";
 
 fn fields(part: &str) -> &'static [&'static str] {
+    if part == "config" {
+        return REPO_CONFIG_FIELDS;
+    }
     KNOWN_FIELDS
         .iter()
         .find(|(name, _)| *name == part)
@@ -142,42 +155,8 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
         file,
         diags: Vec::new(),
     };
-    if text.len() as u64 > MAX_SPEC_BYTES {
-        walker.diags.push(too_large(file));
+    let Some(root) = walker.load(text) else {
         return (None, None, walker.diags);
-    }
-    if let Some((index, c)) = text.char_indices().find(|(_, c)| !allowed_in_yaml(*c)) {
-        // The YAML scanner takes a NUL for the end of the file and would read only what is before it.
-        let head = &text[..index];
-        walker.report_at(
-            head.matches('\n').count() + 1,
-            head.rsplit('\n').next().unwrap_or_default().chars().count() + 1,
-            &format!(
-                "the spec contains {}, a control character YAML does not allow",
-                text::code_point(c)
-            ),
-            "remove it (most editors do not show it); to put one in a value, write it as an escape in double quotes, e.g. \"\\t\"",
-        );
-        return (None, None, walker.diags);
-    }
-    if let Some(problem) = shape::check(text) {
-        let stops = problem.stops_loading();
-        walker.shape_problem(problem, text);
-        if stops {
-            return (None, None, walker.diags);
-        }
-    }
-    let root = match marked_yaml::parse_yaml_with_options(
-        0,
-        text,
-        marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
-    ) {
-        Ok(root) => root,
-        Err(err) => {
-            walker.load_error(&err, text);
-            walker.diags.sort_by_key(|d| (d.line, d.column));
-            return (None, None, walker.diags);
-        }
     };
     if root.as_mapping().is_some_and(|m| m.is_empty()) {
         // An empty file (or one with only comments) loads as an empty mapping: say so once
@@ -204,6 +183,31 @@ pub fn parse_spec(file: &Path, text: &str) -> (Option<RolloutSpec>, Option<NameA
     // Reported in the order they appear in the file (SpecErrors promises file order then position).
     walker.diags.sort_by_key(|d| (d.line, d.column));
     (spec, name_at, walker.diags)
+}
+
+/// Parses the repository's settings file (`.github/flagramp.yml`, docs/rules.md §5): the same
+/// limits, positions and unknown-field errors as a spec.
+pub fn parse_repo_config(file: &Path, text: &str) -> (Option<RepoConfig>, Vec<Diagnostic>) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut walker = Walker {
+        file,
+        diags: Vec::new(),
+    };
+    let Some(root) = walker.load(text) else {
+        return (None, walker.diags);
+    };
+    if root.as_mapping().is_some_and(|m| m.is_empty()) {
+        return (Some(RepoConfig::default()), walker.diags);
+    }
+    let config = walker
+        .mapping(&root, super::REPO_CONFIG_FILE, "config")
+        .and_then(|top| {
+            let notify = walker.notify(walker.get(top, "notify"));
+            Some(RepoConfig { notify: notify? })
+        });
+    walker.diags.sort_by_key(|d| (d.line, d.column));
+    let config = if walker.diags.is_empty() { config } else { None };
+    (config, walker.diags)
 }
 
 const TOO_DEEP_HINT: &str =
@@ -327,6 +331,48 @@ fn is_null(node: &Node) -> bool {
 }
 
 impl Walker<'_> {
+    /// The text loaded as YAML, once it passed the size, character and shape limits; `None`
+    /// (with the problems reported) when it cannot be loaded.
+    fn load(&mut self, text: &str) -> Option<Node> {
+        if text.len() as u64 > MAX_SPEC_BYTES {
+            self.diags.push(too_large(self.file));
+            return None;
+        }
+        if let Some((index, c)) = text.char_indices().find(|(_, c)| !allowed_in_yaml(*c)) {
+            // The YAML scanner takes a NUL for the end of the file and would read only what is before it.
+            let head = &text[..index];
+            self.report_at(
+                head.matches('\n').count() + 1,
+                head.rsplit('\n').next().unwrap_or_default().chars().count() + 1,
+                &format!(
+                    "the spec contains {}, a control character YAML does not allow",
+                    text::code_point(c)
+                ),
+                "remove it (most editors do not show it); to put one in a value, write it as an escape in double quotes, e.g. \"\\t\"",
+            );
+            return None;
+        }
+        if let Some(problem) = shape::check(text) {
+            let stops = problem.stops_loading();
+            self.shape_problem(problem, text);
+            if stops {
+                return None;
+            }
+        }
+        match marked_yaml::parse_yaml_with_options(
+            0,
+            text,
+            marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
+        ) {
+            Ok(root) => Some(root),
+            Err(err) => {
+                self.load_error(&err, text);
+                self.diags.sort_by_key(|d| (d.line, d.column));
+                None
+            }
+        }
+    }
+
     fn report(&mut self, span: &Span, message: impl Into<String>, hint: impl Into<String>) {
         let (line, column) = position(span);
         self.report_at(line, column, &message.into(), &hint.into());
@@ -658,6 +704,7 @@ impl Walker<'_> {
         };
         let checks = self.checks(top, &sources, time_only);
         let report = self.report_spec(self.get(top, "report"));
+        let notify = self.notify(self.get(top, "notify"));
 
         let name_out = name_at.as_ref().map(|(n, (l, c))| (n.clone(), *l, *c));
         let spec = (|| {
@@ -671,6 +718,7 @@ impl Walker<'_> {
                 checks: checks?,
                 policy: policy?,
                 report: report?,
+                notify: notify?,
             })
         })();
         (spec, name_out)
@@ -830,7 +878,11 @@ impl Walker<'_> {
                     "`{field}` uses plain http to {}: tokens, answers and flag changes would cross the network unencrypted",
                     url.host_str().unwrap_or_default()
                 ),
-                format!("use https; if this network is trusted (e.g. a cluster-internal address), set `allow_insecure_http: true` in `{path}`"),
+                if !path.starts_with("notify.") {
+                    format!("use https; if this network is trusted (e.g. a cluster-internal address), set `allow_insecure_http: true` in `{path}`")
+                } else {
+                    "use https (plain http only to loopback, for tests)".to_string()
+                },
             );
             return None;
         }
@@ -1197,6 +1249,115 @@ impl Walker<'_> {
             }
         };
         Some(ReportSpec { pull_request })
+    }
+}
+
+impl Walker<'_> {
+    /// `notify:` (docs/rules.md §5): `Some(None)` when absent, `None` when invalid.
+    fn notify(&mut self, node: Option<&Node>) -> Option<Option<NotifySpec>> {
+        let Some(node) = node else {
+            return Some(None);
+        };
+        let map = self.mapping(node, "notify", "notify")?;
+        let events = match self.get(map, "events") {
+            None => Some(DEFAULT_NOTIFY_EVENTS.iter().copied().collect()),
+            Some(n) => self.notify_events(n),
+        };
+        let to = self
+            .required(
+                map,
+                "to",
+                "notify",
+                "to: [{ slack: { webhook_env: SLACK_ROLLOUTS_WEBHOOK } }]",
+            )
+            .and_then(|n| self.notify_targets(n));
+        Some(Some(NotifySpec {
+            events: events?,
+            to: to?,
+        }))
+    }
+
+    fn notify_events(&mut self, node: &Node) -> Option<BTreeSet<DecisionKind>> {
+        let names: Vec<&'static str> = NOTIFY_EVENTS.iter().map(|k| k.as_str()).collect();
+        let Some(seq) = node.as_sequence() else {
+            self.report(
+                node.span(),
+                "`notify.events` must be a list",
+                format!(
+                    "write e.g. `events: [rollback, disable, complete, drift, error]`; events are {}",
+                    names.join(", ")
+                ),
+            );
+            return None;
+        };
+        let mut events = BTreeSet::new();
+        let mut ok = true;
+        for item in seq.iter() {
+            match self.one_of(item, "notify.events", &names) {
+                Some(name) => events.extend(NOTIFY_EVENTS.iter().copied().filter(|k| k.as_str() == name)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(events)
+    }
+
+    fn notify_targets(&mut self, node: &Node) -> Option<Vec<NotifyTarget>> {
+        let Some(seq) = node.as_sequence() else {
+            self.report(
+                node.span(),
+                "`notify.to` must be a list",
+                "write e.g. `to: [{ slack: { webhook_env: SLACK_ROLLOUTS_WEBHOOK } }]`",
+            );
+            return None;
+        };
+        let mut targets = Vec::new();
+        let mut ok = true;
+        for item in seq.iter() {
+            match self.notify_target(item) {
+                Some(target) => targets.push(target),
+                None => ok = false,
+            }
+        }
+        ok.then_some(targets)
+    }
+
+    fn notify_target(&mut self, node: &Node) -> Option<NotifyTarget> {
+        let map = self.mapping(node, "notify.to[]", "notify_target")?;
+        let (slack, webhook) = (self.get(map, "slack"), self.get(map, "webhook"));
+        match (slack, webhook) {
+            (Some(slack), None) => {
+                let map = self.mapping(slack, "notify.to[].slack", "slack")?;
+                // The URL of an incoming webhook is itself the credential: it is read from the
+                // environment only, like every secret.
+                let webhook_env = self.env_name(map, "webhook_env", "notify.to[].slack", true)?;
+                Some(NotifyTarget::Slack { webhook_env })
+            }
+            (None, Some(webhook)) => {
+                let path = "notify.to[].webhook";
+                let map = self.mapping(webhook, path, "webhook")?;
+                let url = self.required(map, "url", path, "url: https://hooks.example.com/rollouts");
+                // Checked as every URL is, and then kept as written: a base URL loses its
+                // trailing `/`, a hook's path must not.
+                let url = url
+                    .and_then(|node| Some((self.url_at(map, "url", path)?, node)))
+                    .and_then(|(_, node)| node.as_scalar().map(|s| s.as_str().trim().to_string()));
+                let secret_env = self.env_name(map, "secret_env", path, true);
+                Some(NotifyTarget::Webhook {
+                    url: url?,
+                    secret_env: secret_env?,
+                })
+            }
+            // Neither, with a field of its own: that field was reported as unknown already.
+            (None, None) if !map.is_empty() => None,
+            _ => {
+                self.report(
+                    node.span(),
+                    "each entry of `notify.to` is one `slack:` or one `webhook:`",
+                    "write e.g. `- slack: { webhook_env: SLACK_ROLLOUTS_WEBHOOK }` or `- webhook: { url: https://hooks.example.com/rollouts, secret_env: ROLLOUT_HOOK_SECRET }`",
+                );
+                None
+            }
+        }
     }
 }
 

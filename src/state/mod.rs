@@ -125,6 +125,23 @@ pub struct RolloutState {
     /// Each `compare` check's looks at the current stage, by check name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub compare: BTreeMap<String, CompareLooks>,
+    /// The last notification sent (docs/rules.md §5): written only when one was sent, so a
+    /// repeated hold still writes nothing. Absent in state written before notifications, and in
+    /// the state of a rollout that never notified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_notified: Option<LastNotified>,
+}
+
+/// What was last notified, and when: an unchanged error is sent again only once a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastNotified {
+    /// The decision notified.
+    pub decision: crate::record::DecisionKind,
+    /// The decision's time (the run's evaluation time).
+    pub at: DateTime<Utc>,
+    /// Its reason (redacted), which tells one error from another.
+    pub reason: String,
 }
 
 /// How many start points of a stage a `compare` check keeps: a day of evaluations every 15
@@ -188,6 +205,7 @@ impl RolloutState {
             pending: None,
             history: Vec::new(),
             compare: BTreeMap::new(),
+            last_notified: None,
         }
     }
 
@@ -195,6 +213,9 @@ impl RolloutState {
     pub fn scrub(&mut self, secrets: &crate::secrets::Secrets) {
         for record in &mut self.history {
             record.scrub(secrets);
+        }
+        if let Some(last) = &mut self.last_notified {
+            last.reason = secrets.admit(&last.reason);
         }
         if let Some(pending) = &mut self.pending {
             pending.then.scrub(secrets);
