@@ -198,6 +198,9 @@ pub(super) fn section(report: &RolloutReport) -> String {
     if let Some(step) = next_step(r) {
         let _ = writeln!(out, "Next: {}.\n", step.say(&r.rollout, Target::GitHub));
     }
+    if let Some(chart) = super::chart::section(report) {
+        out.push_str(&chart);
+    }
     if !r.checks.is_empty() {
         out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
         for c in &r.checks {
