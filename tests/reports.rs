@@ -473,3 +473,30 @@ fn every_chart_in_the_reports_parses_with_mermaid() {
         charts.last().unwrap()
     );
 }
+
+/// The job summary of a scheduled run, from the recorded shape of a `schedule` payload
+/// (tests/fixtures/github/schedule.synthetic.json, cron `*/15 * * * *`) and a fixed start.
+#[test]
+fn a_scheduled_runs_summary_says_how_late_it_started() {
+    let event: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/github/schedule.synthetic.json")).unwrap();
+    let lag = flagramp::schedule::from_event(&event, t("2026-11-24T10:29:30Z"));
+    let note = report::summary::schedule_note(&lag, Some(flagramp::SpecDuration::from_secs(3600)));
+    assert_eq!(
+        note,
+        "This scheduled run started 14 min after its slot 10:15 UTC (cron <code>*/15 * * * *</code>).\n\n"
+    );
+    let summary = report::summary::summary_ending(&reports(), &[], RUN, &note, None);
+    let mut lines = summary.lines();
+    assert!(
+        lines.next().unwrap().starts_with("**flagramp** · 3 rollouts"),
+        "{summary}"
+    );
+    assert_eq!(lines.nth(1), Some(note.trim_end()), "{summary}");
+    // Past a 10-minute bake, the summary warns.
+    let warned = report::summary::schedule_note(&lag, Some(flagramp::SpecDuration::from_secs(600)));
+    assert!(
+        warned.contains("⚠️ The lag (14 min) is longer than the shortest bake of these rollouts (10m)"),
+        "{warned}"
+    );
+}
