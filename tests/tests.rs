@@ -28,6 +28,7 @@ mod launchdarkly;
 mod list;
 mod manual_commands;
 mod outputs;
+mod progress;
 mod prometheus_answers;
 mod prometheus_live;
 mod races;

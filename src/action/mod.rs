@@ -908,6 +908,8 @@ async fn decide(
         budget: Some(Deadline::since(renv.started, inputs.time_budget.to_std())),
         include_orphans: false,
         concurrency: crate::runner::DEFAULT_CONCURRENCY,
+        // The step log is no terminal: a progress bar there is noise.
+        progress: None,
     };
     let runner = app::runner(&run, secrets).await?;
     let provider = |spec: &RolloutSpec| provider_text(spec, default_branch);

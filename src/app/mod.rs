@@ -19,7 +19,7 @@ use crate::github::{GitHub, GitHubError};
 use crate::http::Deadline;
 use crate::provider::FlagFiles;
 use crate::record::Status;
-use crate::runner::{Decided, Mode, Runner};
+use crate::runner::{Decided, Mode, NoProgress, Progress, Runner};
 use crate::secrets::Secrets;
 use crate::spec::{self, PullRequestRef, RolloutSpec, SpecErrors};
 use crate::state::{GitHubStateStore, LocalStateStore, StateError, StateStore};
@@ -109,6 +109,8 @@ pub struct RunRequest {
     pub include_orphans: bool,
     /// How many rollouts are decided at once.
     pub concurrency: usize,
+    /// Told as each rollout is decided (`None`: nobody).
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl RunRequest {
@@ -286,7 +288,12 @@ pub async fn run_with(runner: &Runner, request: &RunRequest, specs: &[RolloutSpe
     match request.operation {
         Operation::Validate | Operation::List => Ok(Outcome::Validated),
         Operation::Status => Ok(Outcome::Statuses(runner.status(specs, request.include_orphans).await?)),
-        _ => Ok(Outcome::Decided(runner.decide_all(specs, &request.mode()).await)),
+        _ => {
+            let progress: &dyn Progress = request.progress.as_deref().unwrap_or(&NoProgress);
+            Ok(Outcome::Decided(
+                runner.decide_all_with(specs, &request.mode(), progress).await,
+            ))
+        }
     }
 }
 
