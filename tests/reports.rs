@@ -500,3 +500,24 @@ fn a_scheduled_runs_summary_says_how_late_it_started() {
         "{warned}"
     );
 }
+
+#[test]
+fn a_section_cut_to_fit_never_leaves_a_chart_open() {
+    let mut cut_in_chart = 0;
+    let mut huge = charted();
+    for pad in (COMMENT_LIMIT - 1400..COMMENT_LIMIT - 200).step_by(13) {
+        huge.record.reason = "x".repeat(pad);
+        let body = report::comment(MARKER, "status", std::slice::from_ref(&huge), &[], RUN);
+        assert!(body.len() <= COMMENT_LIMIT, "{}", body.len());
+        let opened = body.matches("```mermaid\n").count();
+        let closed = mermaid_blocks(&body)
+            .iter()
+            .filter(|c| body.contains(&format!("{c}```\n")))
+            .count();
+        assert_eq!(opened, closed, "an open chart at pad {pad}");
+        // The reason ends just before the chart: a cut after it fell inside the chart.
+        let cut = body.contains("…cut to stay under");
+        cut_in_chart += usize::from(cut && opened == 0 && body.contains("xxx\n\n"));
+    }
+    assert!(cut_in_chart > 0, "some cut fell inside the chart and dropped it");
+}
