@@ -9,6 +9,8 @@
 //! - [`markdown`] and [`markdown_block`]: the job summary and pull request comments — no raw
 //!   HTML, no mention, no link, no way out of a table cell or a code block.
 //! - [`slack`]: Slack's mrkdwn (notifications) — no link, mention or channel ping.
+//! - [`mermaid_string`]: a quoted string of a Mermaid chart (a title) inside a fenced block of
+//!   the job summary or a pull request comment.
 //! - JSON needs none of its own: every JSON flagramp writes is serialized by serde.
 
 /// Unicode format characters (general category Cf), which reorder or hide text (U+202E
@@ -160,6 +162,29 @@ pub fn markdown_block(text: &str) -> String {
     format!("{fence}\n{}\n{fence}\n", body.join("\n"))
 }
 
+/// The inside of a double-quoted Mermaid string (a chart's title), on one line: Mermaid has no
+/// backslash escapes, so `"` (which would end the string), `#` (which starts Mermaid's own
+/// entity codes), `` ` `` (which could close the Markdown fence around the chart), `<`, `>` and
+/// `&` become Mermaid entity codes (`#quot;`, `#35;`, `#96;`, …); line breaks become spaces
+/// and other control and format characters visible escapes.
+pub fn mermaid_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '#' => out.push_str("#35;"),
+            '"' => out.push_str("#quot;"),
+            '`' => out.push_str("#96;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if is_control_or_format(c) => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +235,15 @@ mod tests {
         let out = markdown_block("a\n```\n<b>\n````x");
         assert!(out.starts_with("`````\n"), "{out}");
         assert!(out.ends_with("\n`````\n"), "{out}");
+    }
+
+    #[test]
+    fn mermaid_strings_stay_inside_their_quotes_and_the_fence() {
+        let out = mermaid_string("a\"b\n```\r#quot; <x>&\u{202E}");
+        for bad in ['"', '\n', '\r', '`', '<', '>', '\u{202E}'] {
+            assert!(!out.contains(bad), "{bad:?} in {out}");
+        }
+        assert_eq!(mermaid_string("new-checkout.v2"), "new-checkout.v2");
+        assert_eq!(mermaid_string("#quot;"), "#35;quot;");
     }
 }

@@ -44,6 +44,8 @@ pub mod provider;
 pub mod record;
 pub mod report;
 pub mod runner;
+#[doc(hidden)]
+pub mod schedule;
 pub mod schema;
 pub mod secrets;
 pub mod simulate;

@@ -201,6 +201,28 @@ pub struct Runner {
 /// How many rollouts a run decides at once unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
+/// Told how far a run has come, for a front end to show (a progress bar on a terminal); the
+/// runner knows nothing of how, or whether, it is shown.
+pub trait Progress: std::fmt::Debug + Send + Sync {
+    /// The run will decide `rollouts` rollouts.
+    fn start(&self, rollouts: usize);
+    /// One more rollout was decided (its first round; one decided again after losing a race to
+    /// another run does not count twice).
+    fn decided(&self);
+    /// Every decision was carried out: the run is about to report.
+    fn finish(&self);
+}
+
+/// Shows nothing.
+#[derive(Debug)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: usize) {}
+    fn decided(&self) {}
+    fn finish(&self) {}
+}
+
 impl Runner {
     /// Decides every rollout and carries the decisions out together, in the order of
     /// docs/rules.md §3 rule 1, one phase for all rollouts at a time: every claim (and every
@@ -216,6 +238,12 @@ impl Runner {
     /// Every secret the specs name is registered first, and a person's reason is admitted like
     /// any text from outside, so that nothing this run stores or returns carries a secret.
     pub async fn decide_all(&self, specs: &[RolloutSpec], mode: &Mode) -> Vec<Decided> {
+        self.decide_all_with(specs, mode, &NoProgress).await
+    }
+
+    /// [`Runner::decide_all`], telling `progress` as each rollout is decided.
+    pub async fn decide_all_with(&self, specs: &[RolloutSpec], mode: &Mode, progress: &dyn Progress) -> Vec<Decided> {
+        progress.start(specs.len());
         for spec in specs {
             self.secrets.learn(spec);
         }
@@ -251,7 +279,13 @@ impl Runner {
             // Each rollout's reads and queries are its own, so rollouts are decided side by
             // side, at most `concurrency` at once; `buffered` keeps them in spec order.
             let prepared: Vec<Prepared<'_>> = futures::stream::iter(open.clone())
-                .map(|i| self.prepare_guarded(&specs[i], mode))
+                .map(|i| async move {
+                    let prepared = self.prepare_guarded(&specs[i], mode).await;
+                    if round == 1 {
+                        progress.decided();
+                    }
+                    prepared
+                })
                 .buffered(self.concurrency.max(1))
                 .collect()
                 .await;
@@ -275,7 +309,7 @@ impl Runner {
             let why = lost[i].take().unwrap_or_else(|| Lost::state(""));
             decided[i] = Some(self.lost_race(&specs[i], mode, why).await);
         }
-        decided
+        let decided = decided
             .into_iter()
             .zip(specs)
             .map(|(d, spec)| {
@@ -287,7 +321,9 @@ impl Runner {
                 });
                 self.finish(d, mode)
             })
-            .collect()
+            .collect();
+        progress.finish();
+        decided
     }
 
     /// Decides one rollout and carries the decision out: [`Runner::decide_all`] of one.

@@ -332,6 +332,18 @@ async fn a_scheduled_run_starts_the_rollout_on_the_branch_and_reports_everywhere
         summary.contains("https://github.com/octo-org/octo-repo/actions/runs/4242"),
         "{summary}"
     );
+    // The event's cron fires every 15 minutes: the run belongs to the latest slot before it,
+    // which is less than the shortest bake (1h) ago.
+    let lag_line = summary
+        .lines()
+        .find(|l| l.starts_with("This scheduled run started "))
+        .unwrap_or_else(|| panic!("no schedule line: {summary}"));
+    assert!(
+        lag_line.ends_with(" UTC (cron <code>*/15 * * * *</code>)."),
+        "{lag_line}"
+    );
+    assert!(!summary.contains("shortest bake"), "{summary}");
+    assert!(!log.contains("started late"), "{log}");
 
     // The state changed, so the pull request that last changed the spec hears about it.
     let comments = fake.comments(7);
@@ -1760,4 +1772,47 @@ async fn the_rollouts_input_runs_only_the_rollouts_it_names() {
             "{inputs:?}: {log}"
         );
     }
+}
+
+/// A scheduled run late by more than the shortest bake warns in the summary and the step log;
+/// a schedule that is no cron says the lag is not known, escaped, and decides as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_says_how_late_it_started_and_warns_past_the_shortest_bake() {
+    let fake = octo_repo().await;
+    // Once a year, on 1 January: whenever this test runs, its slot is hours to months ago.
+    let mut event = fixture("schedule.synthetic.json");
+    event["schedule"] = "0 0 1 1 *".into();
+    let job = Job::new(&spec(""));
+    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[], &[]).await;
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let summary = job.summary();
+    assert!(
+        summary.contains("after its slot ") && summary.contains("-01-01 00:00 UTC (cron <code>0 0 1 1 *</code>)."),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("⚠️ The lag (")
+            && summary.contains(") is longer than the shortest bake of these rollouts (1h)"),
+        "{summary}"
+    );
+    assert!(
+        log.contains("::warning title=flagramp%3A scheduled run started late::The lag ("),
+        "{log}"
+    );
+
+    let fake = octo_repo().await;
+    event["schedule"] = "<b>`not` a cron</b>".into();
+    let job = Job::new(&spec(""));
+    let out = job.run(&fake, "octo-org/octo-repo", "schedule", &event, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let summary = job.summary();
+    assert!(
+        summary.contains(
+            "This scheduled run's lag behind its slot is not known: the event's schedule is not a 5-field cron"
+        ),
+        "{summary}"
+    );
+    assert!(!summary.contains("<b>") && !summary.contains("`not`"), "{summary}");
+    assert!(summary.contains("**flagramp** · 1 rollout · 1 advanced"), "{summary}");
 }

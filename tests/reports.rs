@@ -342,3 +342,186 @@ fn progress_bolds_where_the_flag_really_is_not_a_stale_stage_index() {
     let off = record("new-checkout", DecisionKind::Disable, 10, 0, Some(0), "turned off");
     assert_eq!(report::progress(&stages, &off), "**off** · 5% → 25% → 100%");
 }
+
+/// A rollout's life in history (a record every 30 minutes from 08:00): started, held, advanced,
+/// rolled back, advanced again by a person, and this run's hold at 50%.
+fn charted() -> RolloutReport {
+    let at = |i: i64| t("2026-11-24T08:00:00Z") + chrono::TimeDelta::minutes(30 * i);
+    let entry = |i: i64, decision: DecisionKind, from: u32, to: u32| DecisionRecord {
+        at: at(i),
+        ..record("new-checkout", decision, from, to, None, "…")
+    };
+    let history = vec![
+        entry(0, DecisionKind::Start, 0, 10),
+        entry(1, DecisionKind::Hold, 10, 10),
+        entry(2, DecisionKind::Advance, 10, 50),
+        entry(3, DecisionKind::Rollback, 50, 10),
+        entry(4, DecisionKind::Hold, 10, 10),
+        DecisionRecord {
+            actor: "octocat".into(),
+            ..entry(5, DecisionKind::Advance, 10, 50)
+        },
+    ];
+    let mut now = record(
+        "new-checkout",
+        DecisionKind::Hold,
+        50,
+        50,
+        Some(1),
+        "the check passes; stage 2 of 3 (50%) baked 30m of 1h",
+    );
+    now.at = at(6);
+    now.rule = Some(Rule::Bake);
+    RolloutReport {
+        record: now,
+        provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
+        stages: vec![pct(10), pct(50), pct(100)],
+        history,
+    }
+}
+
+/// The text inside each ```` ```mermaid ```` fence of a report.
+fn mermaid_blocks(markdown: &str) -> Vec<String> {
+    markdown
+        .split("```mermaid\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn the_comment_shows_each_rollouts_path_as_a_chart() {
+    let body = report::comment(MARKER, "flagramp status", &[charted()], &[], RUN);
+    let charts = mermaid_blocks(&body);
+    assert_eq!(charts.len(), 1, "{body}");
+    // Holds repeat a level and are no points; the rollback is a bar as high as where it fell from.
+    assert!(charts[0].contains("\n  line [10, 50, 10, 50, 50]\n"), "{}", charts[0]);
+    assert!(charts[0].contains("\n  bar [0, 0, 50, 0, 0]\n"), "{}", charts[0]);
+    assert!(body.contains("bars: rollbacks"), "{body}");
+    insta::assert_snapshot!("comment_with_chart", body);
+}
+
+/// What `tests/node/mermaid-parse.mjs` says of each chart: `None` when Mermaid parsed it, or
+/// the parse error.
+fn mermaid_parse(charts: &[String]) -> Vec<Option<String>> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    match std::env::var_os("FLAGRAMP_TEST_NODE_MODULES") {
+        Some(dir) if std::path::Path::new(&dir).join("mermaid").is_dir() => {}
+        _ => panic!(
+            "FLAGRAMP_TEST_NODE_MODULES is not set or holds no mermaid: run these tests with scripts/test \
+             (or `eval \"$(scripts/services start)\"` first, after `scripts/services install`)"
+        ),
+    }
+    // The script imports mermaid and jsdom from its own directory: tests/node/node_modules,
+    // which is where scripts/services installs them.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/mermaid-parse.mjs");
+    let mut child = Command::new("node")
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (scripts/services install installs it)");
+    let input = serde_json::to_vec(charts).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "mermaid-parse.mjs failed ({}):\n{stderr}",
+        output.status
+    );
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("mermaid-parse.mjs printed no JSON ({e}): {stderr}"));
+    assert_eq!(results.len(), charts.len());
+    results
+        .into_iter()
+        .map(|r| match r["ok"].as_bool() {
+            Some(true) => None,
+            _ => Some(r["error"].as_str().unwrap_or("no error given").to_string()),
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs services: run scripts/test"]
+fn every_chart_in_the_reports_parses_with_mermaid() {
+    // A name no spec may have (docs/rules.md §2) still makes a chart Mermaid reads: the title's
+    // escaping is the only thing between it and the parser.
+    let mut hostile = charted();
+    hostile.record.rollout = "a\"b`c#quot;\n```\n<img src=x>&amp; %% --> ; [1]".into();
+    let mut planned_rollback = reports()[0].clone();
+    planned_rollback.record.planned = true;
+    let reports = vec![charted(), hostile, reports()[0].clone(), planned_rollback];
+    let mut charts = mermaid_blocks(&report::comment(MARKER, "flagramp status", &reports, &[], RUN));
+    charts.extend(mermaid_blocks(&report::summary(&reports, &[], RUN)));
+    assert_eq!(
+        charts.len(),
+        8,
+        "every report has a chart, in the comment and the summary"
+    );
+    // The parser is strict enough to catch what escaping prevents: a raw quote in the title.
+    let unescaped = charts[0].replacen("title \"new-checkout\"", "title \"new\"checkout\"", 1);
+    assert_ne!(unescaped, charts[0]);
+    charts.push(unescaped);
+    let verdicts = mermaid_parse(&charts);
+    let (last, rendered) = verdicts.split_last().unwrap();
+    for (chart, verdict) in charts.iter().zip(rendered) {
+        assert_eq!(verdict, &None, "Mermaid rejects:\n{chart}");
+    }
+    assert!(
+        last.is_some(),
+        "an unescaped quote must not parse:\n{}",
+        charts.last().unwrap()
+    );
+}
+
+/// The job summary of a scheduled run, from the recorded shape of a `schedule` payload
+/// (tests/fixtures/github/schedule.synthetic.json, cron `*/15 * * * *`) and a fixed start.
+#[test]
+fn a_scheduled_runs_summary_says_how_late_it_started() {
+    let event: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/github/schedule.synthetic.json")).unwrap();
+    let lag = flagramp::schedule::from_event(&event, t("2026-11-24T10:29:30Z"));
+    let note = report::summary::schedule_note(&lag, Some(flagramp::SpecDuration::from_secs(3600)));
+    assert_eq!(
+        note,
+        "This scheduled run started 14 min after its slot 10:15 UTC (cron <code>*/15 * * * *</code>).\n\n"
+    );
+    let summary = report::summary::summary_ending(&reports(), &[], RUN, &note, None);
+    let mut lines = summary.lines();
+    assert!(
+        lines.next().unwrap().starts_with("**flagramp** · 3 rollouts"),
+        "{summary}"
+    );
+    assert_eq!(lines.nth(1), Some(note.trim_end()), "{summary}");
+    // Past a 10-minute bake, the summary warns.
+    let warned = report::summary::schedule_note(&lag, Some(flagramp::SpecDuration::from_secs(600)));
+    assert!(
+        warned.contains("⚠️ The lag (14 min) is longer than the shortest bake of these rollouts (10m)"),
+        "{warned}"
+    );
+}
+
+#[test]
+fn a_section_cut_to_fit_never_leaves_a_chart_open() {
+    let mut cut_in_chart = 0;
+    let mut huge = charted();
+    for pad in (COMMENT_LIMIT - 1400..COMMENT_LIMIT - 200).step_by(13) {
+        huge.record.reason = "x".repeat(pad);
+        let body = report::comment(MARKER, "status", std::slice::from_ref(&huge), &[], RUN);
+        assert!(body.len() <= COMMENT_LIMIT, "{}", body.len());
+        let opened = body.matches("```mermaid\n").count();
+        let closed = mermaid_blocks(&body)
+            .iter()
+            .filter(|c| body.contains(&format!("{c}```\n")))
+            .count();
+        assert_eq!(opened, closed, "an open chart at pad {pad}");
+        // The reason ends just before the chart: a cut after it fell inside the chart.
+        let cut = body.contains("…cut to stay under");
+        cut_in_chart += usize::from(cut && opened == 0 && body.contains("xxx\n\n"));
+    }
+    assert!(cut_in_chart > 0, "some cut fell inside the chart and dropped it");
+}

@@ -31,6 +31,7 @@ mod list;
 mod manual_commands;
 mod notify;
 mod outputs;
+mod progress;
 mod prometheus_answers;
 mod prometheus_live;
 mod quickstart;

@@ -555,6 +555,9 @@ pub struct ActionEnv {
     pub output: Option<PathBuf>,
     /// When the run began: its time budget counts from here.
     pub started: tokio::time::Instant,
+    /// The same moment on the clock: a scheduled run's lag behind its cron slot is counted to
+    /// here (`crate::schedule`).
+    pub started_at: chrono::DateTime<chrono::Utc>,
     /// The checked-out repository (`GITHUB_WORKSPACE`, or the working directory).
     pub workspace: PathBuf,
 }
@@ -757,6 +760,26 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
         }
     }
 
+    // A scheduled run says how late it started; the step log warns when that outlasts a bake.
+    let schedule_note = if renv.event_name == "schedule" {
+        let lag = crate::schedule::from_event(&renv.event, renv.started_at);
+        let shortest_bake = shortest_bake(&specs);
+        if let (Ok(lag), Some(bake)) = (&lag, shortest_bake) {
+            if lag.exceeds(bake) {
+                command(
+                    log,
+                    secrets,
+                    &commands::warning(
+                        "flagramp: scheduled run started late",
+                        &report::summary::schedule_warning(lag, bake),
+                    ),
+                );
+            }
+        }
+        report::summary::schedule_note(&lag, shortest_bake)
+    } else {
+        String::new()
+    };
     // The summary comes after the comments, so the API use it ends with is the whole run's.
     let summary = if op == Operation::Validate && problems.is_empty() {
         format!("**flagramp** · {} rollout spec(s) valid\n", specs.len())
@@ -765,6 +788,7 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
             &reports,
             &problems,
             &renv.run_url,
+            &schedule_note,
             Some(&github.api_use()),
         ))
     };
@@ -822,6 +846,17 @@ pub async fn act(inputs: &Inputs, renv: &ActionEnv, secrets: &Secrets, log: Step
         );
     }
     Ok(exit_code(inputs.fail_on, &problems, &counted))
+}
+
+/// The shortest bake of any stage of `specs` that bakes at all: a run later than that lets such
+/// a stage bake longer than its spec says. Stages with a zero bake move on whenever a run comes.
+fn shortest_bake(specs: &[RolloutSpec]) -> Option<SpecDuration> {
+    specs
+        .iter()
+        .flat_map(|s| &s.stages)
+        .map(|stage| stage.bake)
+        .filter(|bake| bake.as_secs() > 0)
+        .min()
 }
 
 /// The step's outputs (action.yml `outputs:`). A plan or dry run did nothing, so it counts
@@ -969,6 +1004,8 @@ async fn decide(
         include_orphans: false,
         concurrency: crate::runner::DEFAULT_CONCURRENCY,
         run_url: Some(renv.run_url.clone()),
+        // The step log is no terminal: a progress bar there is noise.
+        progress: None,
     };
     let runner = app::runner(&run, secrets).await?;
     let provider = |spec: &RolloutSpec| provider_text(spec, default_branch);

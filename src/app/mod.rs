@@ -19,7 +19,7 @@ use crate::github::{GitHub, GitHubError};
 use crate::http::Deadline;
 use crate::provider::FlagFiles;
 use crate::record::Status;
-use crate::runner::{Decided, Mode, Runner};
+use crate::runner::{Decided, Mode, NoProgress, Progress, Runner};
 use crate::secrets::Secrets;
 use crate::spec::{self, PullRequestRef, RolloutSpec, SpecErrors};
 use crate::state::{GitHubStateStore, LocalStateStore, StateError, StateStore};
@@ -111,6 +111,8 @@ pub struct RunRequest {
     pub concurrency: usize,
     /// The workflow run, when in GitHub Actions: notifications link to it.
     pub run_url: Option<String>,
+    /// Told as each rollout is decided (`None`: nobody).
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl RunRequest {
@@ -320,7 +322,8 @@ pub async fn run_with(runner: &Runner, request: &RunRequest, specs: &[RolloutSpe
         Operation::Validate | Operation::List => Ok(Outcome::Validated),
         Operation::Status => Ok(Outcome::Statuses(runner.status(specs, request.include_orphans).await?)),
         _ => {
-            let mut decided = runner.decide_all(specs, &request.mode()).await;
+            let progress: &dyn Progress = request.progress.as_deref().unwrap_or(&NoProgress);
+            let mut decided = runner.decide_all_with(specs, &request.mode(), progress).await;
             // After the last state batch: a notification is about a recorded decision.
             if request.writes() {
                 crate::notify::notify_all(runner, specs, &mut decided, request.run_url.as_deref()).await;

@@ -58,6 +58,7 @@ fn read_runner_env() -> Result<ActionEnv, String> {
         summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         output: env("GITHUB_OUTPUT").map(PathBuf::from),
         started: tokio::time::Instant::now(),
+        started_at: chrono::Utc::now(),
         workspace: PathBuf::new(),
     })
 }

@@ -336,7 +336,36 @@ fn base_request(
         include_orphans: false,
         concurrency: global.concurrency,
         run_url: actions_run_url(),
+        progress: None,
     })
+}
+
+/// A progress bar on stderr as a run decides its rollouts (`report::text::should_show_progress`
+/// says when).
+#[derive(Debug)]
+struct TerminalProgress(indicatif::ProgressBar);
+
+impl TerminalProgress {
+    fn new() -> TerminalProgress {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts decided ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        TerminalProgress(bar)
+    }
+}
+
+impl flagramp::runner::Progress for TerminalProgress {
+    fn start(&self, rollouts: usize) {
+        self.0.set_length(rollouts as u64);
+    }
+    fn decided(&self) {
+        self.0.inc(1);
+    }
+    /// Gone before the report is printed.
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
 }
 
 async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
@@ -366,13 +395,32 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
         Command::Pause(named) => manual_request(&global, ManualOp::Pause, named)?,
         Command::Resume(named) => manual_request(&global, ManualOp::Resume, named)?,
     };
-    let Request { run, format } = request;
+    let Request { mut run, format } = request;
     let specs = load_specs(&run.spec_paths, run.rollout.as_deref())?;
+    let ci = std::env::var("CI").ok();
+    if report::text::should_show_progress(
+        std::io::stderr().is_terminal(),
+        ci.as_deref(),
+        format == Format::Json,
+        specs.len(),
+    ) {
+        run.progress = Some(std::sync::Arc::new(TerminalProgress::new()));
+    }
     match app::execute(&run, &specs, &secrets).await? {
         Outcome::Decided(decided) => print_decisions(decided, format, &secrets),
         Outcome::Statuses(statuses) => {
             match format {
                 Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(&statuses)? + "\n")))?,
+                // A terminal gets each rollout's progress as a bar; pipes and files keep the
+                // plain stages line, for scripts that read it.
+                Format::Text if std::io::stdout().is_terminal() => {
+                    let bakes = |name: &str| {
+                        let spec = specs.iter().find(|s| s.name == name)?;
+                        Some(spec.stages.iter().map(|stage| stage.bake).collect())
+                    };
+                    let now = run.now.unwrap_or_else(Utc::now);
+                    print(&secrets.redact(&report::text::statuses_on_terminal(&statuses, &bakes, now)))?
+                }
                 Format::Text => print(&secrets.redact(&report::text::statuses(&statuses)))?,
             }
             Ok(ExitCode::from(exit::DECIDED))

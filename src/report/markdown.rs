@@ -204,6 +204,9 @@ pub(super) fn section(report: &RolloutReport) -> String {
     if let Some(step) = next_step(r) {
         let _ = writeln!(out, "Next: {}.\n", step.say(&r.rollout, Target::GitHub));
     }
+    if let Some(chart) = super::chart::section(report) {
+        out.push_str(&chart);
+    }
     if !r.checks.is_empty() {
         out.push_str("| check | value | condition | verdict |\n| --- | --- | --- | --- |\n");
         for c in &r.checks {
@@ -270,6 +273,15 @@ fn cut(text: &str, limit: usize) -> &str {
     &text[..end]
 }
 
+/// `text` without a chart its cut left open: an unclosed fence would turn the rest of the
+/// report into code, and the chart into a Mermaid error.
+fn without_open_chart(text: &str) -> &str {
+    match text.rfind("```mermaid\n") {
+        Some(start) if !text[start..].contains("\n```\n") => &text[..start],
+        _ => text,
+    }
+}
+
 /// Assembles header, sections and footer under `limit`: sections that do not fit are left out
 /// with a note; a first section too large on its own is cut on a character boundary.
 pub(super) fn assemble(header: String, sections: Vec<String>, footer: String, run_url: &str, limit: usize) -> String {
@@ -284,7 +296,7 @@ pub(super) fn assemble(header: String, sections: Vec<String>, footer: String, ru
         }
         let mut left_out = total - i;
         if i == 0 {
-            out.push_str(cut(&s, room));
+            out.push_str(without_open_chart(cut(&s, room)));
             let _ = writeln!(
                 out,
                 "\n\n_…cut to stay under GitHub's size limit: see [the run]({run_url})._\n"

@@ -1,12 +1,14 @@
 //! Reports for people, rendered from decision records and never recomputed: one renderer per
 //! target, [`text`] (the terminal and the step log), [`summary()`] (the job summary) and
-//! [`comment()`] (the pull request comment), the last two sharing their Markdown sections.
+//! [`comment()`] (the pull request comment), the last two sharing their Markdown sections and
+//! each rollout's path as a Mermaid chart ([`chart`]).
 //!
 //! What every target says the same way lives here: what a decision did, or for a plan or dry
 //! run what it *would* do (docs/rules.md §4), when the rollout may move on, and what a person
 //! can do next, which each target names in its own terms (a CLI command, or the manual
 //! workflow run with its inputs).
 
+pub mod chart;
 pub mod comment;
 mod markdown;
 pub mod summary;
