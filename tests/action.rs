@@ -1221,6 +1221,7 @@ mod concurrency {
             include_orphans: false,
             concurrency: 4,
             run_url: Some("https://github.com/octo-org/octo-repo/actions/runs/4242".into()),
+            progress: None,
         };
         let run = |minute: i64| {
             let fake = &fake;

@@ -87,6 +87,7 @@ async fn run_op(repo: &TempRepo, minute: i64, operation: Operation, reason: &str
         include_orphans: false,
         concurrency: 4,
         run_url: Some(RUN_URL.into()),
+        progress: None,
     };
     match app::run_with(&runner, &request, &specs).await.expect("run") {
         Outcome::Decided(decided) => decided,

@@ -377,6 +377,7 @@ fn charted() -> RolloutReport {
         provider: "flagd file `flags/flags.flagd.json` on `main`".into(),
         stages: vec![pct(10), pct(50), pct(100)],
         history,
+        warnings: Vec::new(),
     }
 }
 

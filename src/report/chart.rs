@@ -138,6 +138,7 @@ mod tests {
             provider: String::new(),
             stages: vec![pct(10), pct(50), pct(100)],
             history,
+            warnings: Vec::new(),
         }
     }
 
