@@ -55,7 +55,7 @@ pub const WITHHELD_PROVIDER: &str = "not run on a pull-request plan: this PR cha
 pub type MaskSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The variables a command check inherits from flagramp's own environment: enough to find
-/// programs and run a shell, nothing that could carry a secret (README "Checks").
+/// programs and run a shell, nothing that could carry a secret (README "Command checks").
 const INHERITED_BY_COMMANDS: &[&str] = &["PATH", "HOME", "LANG"];
 
 #[derive(Default)]
