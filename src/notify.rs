@@ -31,6 +31,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// (a flag system down for all of them) must not go on for long after its decisions are made.
 pub const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How much of a refusing hook's answer a warning quotes (after redaction).
+const STATUS_EXCERPT: usize = 200;
+
 /// How many notifications are sent at once.
 pub const SEND_CONCURRENCY: usize = 8;
 
@@ -131,10 +134,18 @@ pub trait Sink: std::fmt::Debug + Send + Sync {
 }
 
 /// A webhook: the decision record as JSON, signed with [`SIGNATURE_HEADER`].
-#[derive(Debug)]
 pub struct Webhook {
     url: String,
     secret: String,
+}
+
+// By hand: the key must not show in any `{:?}`.
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Webhook {
@@ -181,10 +192,18 @@ impl Sink for Webhook {
 }
 
 /// A Slack incoming webhook: a short message with the evidence and a link to the run.
-#[derive(Debug)]
 pub struct Slack {
     variable: String,
     url: String,
+}
+
+// By hand: Slack's URL is the credential, so only the variable it came from shows.
+impl std::fmt::Debug for Slack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slack")
+            .field("variable", &self.variable)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Slack {
@@ -215,9 +234,11 @@ fn answered(answer: http::Answer) -> Result<(), NotifyError> {
     if answer.is_success() {
         Ok(())
     } else {
+        // Whole (the HTTP layer caps what it reads): it is redacted before it is cut short
+        // (`notify_all`), so that no cut leaves the start of a secret in a warning.
         Err(NotifyError::Status {
             status: answer.status,
-            body: crate::secrets::cap(&answer.text(), 200),
+            body: answer.text(),
         })
     }
 }
@@ -369,32 +390,56 @@ pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [D
         .buffer_unordered(SEND_CONCURRENCY)
         .collect()
         .await;
+    // A rollout counts as notified only when every one of its sinks took it: one that failed
+    // must get it again from a later run, not wait out a day behind `last_notified`.
     let mut sent = BTreeSet::new();
+    let mut failed = BTreeSet::new();
     for (index, name, result) in results {
         match result {
             Ok(()) => {
                 sent.insert(index);
             }
-            Err(e) => decided[index].warnings.push(
-                runner
-                    .secrets
-                    .admit(&format!("notification to {name} not sent: {e}; the decision stands")),
-            ),
+            Err(e) => {
+                failed.insert(index);
+                let e = match e {
+                    NotifyError::Status { status, body } => NotifyError::Status {
+                        status,
+                        body: crate::secrets::cap(&runner.secrets.redact(&body), STATUS_EXCERPT),
+                    },
+                    e => e,
+                };
+                decided[index].warnings.push(
+                    runner
+                        .secrets
+                        .admit(&format!("notification to {name} not sent: {e}; the decision stands")),
+                );
+            }
         }
     }
+    let sent: BTreeSet<usize> = sent.difference(&failed).copied().collect();
 
     let mut writes = Vec::new();
     let mut written = Vec::new();
     for d in due.into_iter().filter(|d| sent.contains(&d.index)) {
         let spec = &specs[d.index];
-        let record = &decided[d.index].record;
         let (mut state, expected) = match d.state {
+            // Another run's claim: writing now would change the version its record is about
+            // to be written against and make its write fail. What was notified goes unrecorded
+            // (the next run may notify again) rather than break a change in flight.
+            Some((state, _)) if state.pending.is_some() => {
+                decided[d.index].warnings.push(runner.secrets.admit(&format!(
+                    "notified, but another run is changing {} right now, so the notification is not recorded; the next run may notify again",
+                    spec.name
+                )));
+                continue;
+            }
             Some((state, version)) => (state, Some(version)),
             None => (
                 RolloutState::new(&spec.name, &spec.flag.key, spec.stage_percents()),
                 None,
             ),
         };
+        let record = &decided[d.index].record;
         state.last_notified = Some(LastNotified {
             decision: record.decision,
             at: record.at,

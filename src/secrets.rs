@@ -268,12 +268,22 @@ impl Secrets {
         }
         // A Slack webhook's URL is its credential; a webhook's key signs every body.
         for target in spec.notify.iter().flat_map(|n| &n.to) {
-            let var = match target {
-                crate::spec::NotifyTarget::Slack { webhook_env } => webhook_env,
-                crate::spec::NotifyTarget::Webhook { secret_env, .. } => secret_env,
-            };
-            if let Some(value) = set(var) {
-                self.remember(&value);
+            match target {
+                crate::spec::NotifyTarget::Slack { webhook_env } => {
+                    if let Some(value) = set(webhook_env) {
+                        // Its path (`/services/T…/B…/…`) is the credential too: a proxy's error
+                        // page may echo the path alone.
+                        if let Ok(url) = reqwest::Url::parse(value.trim()) {
+                            self.remember(url.path());
+                        }
+                        self.remember(&value);
+                    }
+                }
+                crate::spec::NotifyTarget::Webhook { secret_env, .. } => {
+                    if let Some(value) = set(secret_env) {
+                        self.remember(&value);
+                    }
+                }
             }
         }
         for check in &spec.checks {

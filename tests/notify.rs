@@ -275,6 +275,58 @@ async fn a_500_from_the_hook_leaves_the_decision_as_it_was_and_warns() {
     assert_eq!(flags["flags"]["unheard"]["state"], "ENABLED");
 }
 
+/// A rollout is notified only when every place it names took the notification: an error
+/// that reached one hook but not the other is not recorded, so the next run sends it again
+/// rather than keeping it from the failed hook for a day.
+#[tokio::test]
+async fn a_notification_one_hook_refused_is_sent_again_by_the_next_run() {
+    let server = MockServer::start().await;
+    hook(&server, "/ok", 200, 2).await;
+    hook(&server, "/down", 500, 2).await;
+    set_secret("NOTIFY_T13_SECRET", "t13-hook-key-0123456789");
+    let block = format!(
+        "notify:\n  events: [error]\n  to:\n    - webhook: {{ url: \"{0}/ok\", secret_env: NOTIFY_T13_SECRET }}\n    - webhook: {{ url: \"{0}/down\", secret_env: NOTIFY_T13_SECRET }}\n",
+        server.uri()
+    );
+    let repo = repo(&[("halfheard", &block)]);
+    repo.write("flags.json", "{ not json");
+
+    let first = run(&repo, 0).await;
+    assert_eq!(first[0].record.decision, DecisionKind::Error);
+    assert_eq!(first[0].warnings.len(), 1, "{:?}", first[0].warnings);
+    let state = repo.state_dir().join("halfheard.json");
+    assert!(
+        !state.exists() || state_of(&repo, "halfheard").get("last_notified").is_none(),
+        "one hook did not get it: nothing is recorded"
+    );
+    assert_eq!(run(&repo, 30).await[0].record.decision, DecisionKind::Error);
+    // `expect(2)` on both hooks: the second run sent the unchanged error again.
+}
+
+/// A refusing hook's answer is redacted before a warning quotes a part of it, so a secret the
+/// answer echoes near the cut leaves no prefix behind.
+#[tokio::test]
+async fn a_refusing_hooks_answer_is_redacted_before_it_is_cut() {
+    let server = MockServer::start().await;
+    let secret = "t14-hook-key-abcdefghijklmnop";
+    Mock::given(method("POST"))
+        .and(path("/echo"))
+        .respond_with(ResponseTemplate::new(500).set_body_string(format!("{}{secret}", "x".repeat(190))))
+        .expect(1)
+        .mount(&server)
+        .await;
+    set_secret("NOTIFY_T14_SECRET", secret);
+    let block = webhook_block("[start]", &format!("{}/echo", server.uri()), "NOTIFY_T14_SECRET");
+    let repo = repo(&[("echoed", &block)]);
+    let decided = run(&repo, 0).await;
+    let warning = decided[0].warnings.join("\n");
+    assert!(warning.contains("HTTP 500"), "{warning}");
+    assert!(
+        !warning.contains(&secret[..8]),
+        "a prefix of the key is left: {warning}"
+    );
+}
+
 #[tokio::test]
 async fn an_unchanged_error_is_sent_again_only_after_24_hours() {
     let server = MockServer::start().await;

@@ -432,6 +432,11 @@ pub fn operation(inputs: &Inputs, event_name: &str, event: &Value) -> Result<Req
             })
         }
     };
+    // Whatever named it (the payload, or a step `command:` set from it or fixed), an advance on
+    // a repository_dispatch event would run outside the job whose environment gates it.
+    if event_name == "repository_dispatch" && matches!(op, Operation::Manual(ManualOp::Advance { .. })) {
+        return Err(ActionError::DispatchAdvance);
+    }
     if let Some(r) = rollout.as_deref().filter(|r| !spec::text::is_name(r)) {
         return Err(ActionError::NotARolloutName(spec::text::shown(r).into_owned()));
     }
@@ -1218,5 +1223,26 @@ mod tests {
             matches!(err, ActionError::ForceWithout(ref c) if c == "rollback"),
             "{err:?}"
         );
+    }
+
+    /// A step whose `command:` says advance (fixed, or taken from the payload by an expression)
+    /// is refused on a repository_dispatch event like a payload that says it.
+    #[test]
+    fn an_advance_never_runs_on_a_repository_dispatch_whoever_names_it() {
+        let event = serde_json::json!({
+            "action": REPOSITORY_DISPATCH_TYPE,
+            "client_payload": { "command": "rollback", "rollout": "checkout" }
+        });
+        let inputs = read(&[
+            ("INPUT_GITHUB_TOKEN", "t"),
+            ("INPUT_COMMAND", "advance"),
+            ("INPUT_ROLLOUT", "checkout"),
+        ])
+        .unwrap();
+        let err = operation(&inputs, "repository_dispatch", &event).unwrap_err();
+        assert!(matches!(err, ActionError::DispatchAdvance), "{err:?}");
+        // The same step on a workflow_dispatch event is the gated job's own advance.
+        let request = operation(&inputs, "workflow_dispatch", &serde_json::json!({})).unwrap();
+        assert!(matches!(request.op, Operation::Manual(ManualOp::Advance { .. })));
     }
 }
