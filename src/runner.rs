@@ -346,7 +346,15 @@ impl Runner {
     fn finish(&self, mut decided: Decided, mode: &Mode) -> Decided {
         // A plan or dry run did nothing: its record says what the next run would do
         // (docs/rules.md §4, `planned`).
-        decided.record.planned = mode.changes_nothing();
+        let planned = mode.changes_nothing();
+        // The history "as it would be" ends with this very decision: it is as planned as the
+        // record, so no report takes it for a change that happened.
+        if planned {
+            if let Some(last) = decided.history.last_mut().filter(|last| **last == decided.record) {
+                last.planned = true;
+            }
+        }
+        decided.record.planned = planned;
         decided.record.scrub(&self.secrets);
         for record in &mut decided.history {
             record.scrub(&self.secrets);

@@ -526,3 +526,52 @@ fn a_section_cut_to_fit_never_leaves_a_chart_open() {
     }
     assert!(cut_in_chart > 0, "some cut fell inside the chart and dropped it");
 }
+
+/// A plan's history "as it would be" ends with the planned decision, marked planned like the
+/// record: the chart of a plan that would advance draws the flag where it is, never the advance
+/// as if it had happened (docs/rules.md §4, `planned`).
+#[tokio::test]
+async fn a_plans_chart_never_draws_the_change_it_only_plans() {
+    use crate::support::bench::{at_minute, lock_state, runner};
+    use flagramp::runner::Mode;
+    let repo = crate::support::repo::TempRepo::new();
+    repo.write(
+        "flags.json",
+        r#"{ "flags": { "ramp": { "state": "DISABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" } } }"#,
+    );
+    repo.script("check.sh", "echo 1");
+    let text = "version: 1\nname: ramp\nflag: { provider: flagd, key: ramp, flagd: { path: flags.json } }\nstages: [{ percent: 10, bake: 0s }, 50, 100]\nchecks:\n  - { name: ok, command: [\"./check.sh\"], pass: \"== 1\" }\n";
+    let (spec, _, problems) = flagramp::spec::parse_spec(std::path::Path::new("ramp.yml"), text);
+    let spec = spec.unwrap_or_else(|| panic!("{problems:?}"));
+    let decide = |minute: i64, mode: Mode| {
+        let repo = &repo;
+        let spec = spec.clone();
+        async move {
+            let store = lock_state(&repo.state_dir()).await;
+            runner(repo.root(), repo.root(), at_minute(minute), Box::new(store))
+                .decide(&spec, &mode)
+                .await
+        }
+    };
+    assert_eq!(decide(0, Mode::Run).await.record.decision, DecisionKind::Start);
+    let plan = decide(5, Mode::Plan).await;
+    assert_eq!(plan.record.decision, DecisionKind::Advance, "{}", plan.record.reason);
+    assert!(plan.record.planned);
+    let last = plan.history.last().unwrap();
+    assert_eq!(last.decision, DecisionKind::Advance);
+    assert!(last.planned, "the would-be entry is planned too");
+
+    let report = RolloutReport {
+        record: plan.record.clone(),
+        provider: String::new(),
+        stages: vec![pct(10), pct(50), pct(100)],
+        history: plan.history.clone(),
+        warnings: Vec::new(),
+    };
+    let chart = report::chart::mermaid(&report).expect("two points: the start, and now");
+    let line = chart.lines().find(|l| l.trim_start().starts_with("line")).unwrap();
+    assert!(
+        line.contains("[10, 10]"),
+        "at 10% since the start, never at 50%: {chart}"
+    );
+}

@@ -347,7 +347,9 @@ struct TerminalProgress(indicatif::ProgressBar);
 
 impl TerminalProgress {
     fn new() -> TerminalProgress {
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+            // Gone when dropped, however the run ends (an error before `finish` included).
+            .with_finish(indicatif::ProgressFinish::AndClear);
         let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts decided ({elapsed})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         bar.set_style(style);
@@ -398,12 +400,17 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
     let Request { mut run, format } = request;
     let specs = load_specs(&run.spec_paths, run.rollout.as_deref())?;
     let ci = std::env::var("CI").ok();
-    if report::text::should_show_progress(
-        std::io::stderr().is_terminal(),
-        ci.as_deref(),
-        format == Format::Json,
-        specs.len(),
-    ) {
+    // Only what decides rollouts ticks the bar: a bar made for `status` would be drawn, empty,
+    // when it is dropped.
+    let decides = !matches!(run.operation, Operation::Status | Operation::Validate | Operation::List);
+    if decides
+        && report::text::should_show_progress(
+            std::io::stderr().is_terminal(),
+            ci.as_deref(),
+            format == Format::Json,
+            specs.len(),
+        )
+    {
         run.progress = Some(std::sync::Arc::new(TerminalProgress::new()));
     }
     match app::execute(&run, &specs, &secrets).await? {
@@ -413,7 +420,7 @@ async fn run(cli: Cli, secrets: Secrets) -> anyhow::Result<ExitCode> {
                 Format::Json => print(&secrets.redact(&(serde_json::to_string_pretty(&statuses)? + "\n")))?,
                 // A terminal gets each rollout's progress as a bar; pipes and files keep the
                 // plain stages line, for scripts that read it.
-                Format::Text if std::io::stdout().is_terminal() => {
+                Format::Text if std::io::stdout().is_terminal() && !report::text::in_ci(ci.as_deref()) => {
                     let bakes = |name: &str| {
                         let spec = specs.iter().find(|s| s.name == name)?;
                         Some(spec.stages.iter().map(|stage| stage.bake).collect())

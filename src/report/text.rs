@@ -84,8 +84,13 @@ pub const PROGRESS_AFTER: usize = 20;
 /// CI systems set to `true`; a log there would fill with redraws), nor beside JSON output
 /// (read by programs).
 pub fn should_show_progress(stderr_is_terminal: bool, ci: Option<&str>, json: bool, rollouts: usize) -> bool {
-    let in_ci = ci.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
-    stderr_is_terminal && !in_ci && !json && rollouts > PROGRESS_AFTER
+    stderr_is_terminal && !in_ci(ci) && !json && rollouts > PROGRESS_AFTER
+}
+
+/// Whether the `CI` variable (its value, if set) says this runs in CI, where neither drawing
+/// (the progress bar, the status bar) belongs in the log.
+pub fn in_ci(ci: Option<&str>) -> bool {
+    ci.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
 }
 
 /// One block per rollout: where it is, its stages, and its latest decisions.
