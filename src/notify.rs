@@ -5,8 +5,9 @@
 //! A notification is about a decision already stored, so it is sent after the run's last state
 //! batch, and never changes the decision: a failure becomes a warning on the rollout's
 //! [`Decided`]. `last_notified` is written in one more state batch, only for the rollouts a
-//! notification went out for; a crash between sending and that write means a notification may
-//! go out twice (at least once, never lost in silence).
+//! notification went out for; a change it does not cover is still owed ([`owed`]) and a later
+//! run sends it, so a change is notified at least once (twice after a crash between sending and
+//! that write).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -81,6 +82,33 @@ pub fn is_due(
         },
         DecisionKind::Hold | DecisionKind::Paused => false,
     }
+}
+
+/// How far back a rollout that has never been notified looks for a change it is owed:
+/// turning notifications on must not replay a rollout's past.
+pub const OWED_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// The change a rollout is still owed a notification for: the newest change or drift in its
+/// `history` that `events` names and that is newer than what was last notified (without any,
+/// no older than [`OWED_WINDOW`]). A send that failed, or a run stopped between recording a
+/// decision and sending it, leaves one; the next run sends it (docs/rules.md §5). Pure.
+pub fn owed<'h>(
+    history: &'h [DecisionRecord],
+    events: &BTreeSet<DecisionKind>,
+    last: Option<&LastNotified>,
+    now: DateTime<Utc>,
+) -> Option<&'h DecisionRecord> {
+    let newest = history.iter().rev().find(|r| {
+        !r.planned
+            && !r.refused
+            && events.contains(&r.decision)
+            && (r.decision.changes_flag() || matches!(r.decision, DecisionKind::Complete | DecisionKind::Drift))
+    })?;
+    let unsent = match last {
+        Some(last) => newest.at > last.at,
+        None => now - newest.at <= OWED_WINDOW,
+    };
+    unsent.then_some(newest)
 }
 
 /// `sha256=<hex>`: the HMAC-SHA256 of `body` keyed with `secret`, as [`SIGNATURE_HEADER`] carries
@@ -317,6 +345,8 @@ fn is_safe_url(text: &str) -> bool {
 struct Due {
     index: usize,
     state: Option<(RolloutState, StateVersion)>,
+    /// What to send: this run's decision, or an earlier change it is still owed ([`owed`]).
+    record: DecisionRecord,
 }
 
 /// Sends the notifications `decided` are due (in spec order with `specs`), at most
@@ -324,19 +354,13 @@ struct Due {
 /// the rollouts one went out for, in one state batch. Every failure is a warning on its
 /// rollout's [`Decided`]; no decision changes.
 pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [Decided], run_url: Option<&str>) {
-    // Nothing that is not due reads state: only whether an error is due depends on what was
-    // last notified, and those due need the state's version to record that they were.
+    // Every rollout that notifies reads its state: what was last notified decides whether an
+    // error is due, and whether an earlier change is still owed a notification.
     let candidates: Vec<usize> = (0..specs.len().min(decided.len()))
-        .filter(|&i| {
-            let d = &decided[i];
-            specs[i]
-                .notify
-                .as_ref()
-                .is_some_and(|n| is_due(&d.record, d.changed_state, &n.events, None, runner.now))
-        })
+        .filter(|&i| specs[i].notify.is_some() && !decided[i].record.planned)
         .collect();
-    // What was last notified is in the state the record was written to; a state that cannot be
-    // read notifies (and says so once it cannot be written either).
+    // A state that cannot be read notifies this run's decision if it is due (and says so once
+    // it cannot be written either).
     let loaded: Vec<Option<(RolloutState, StateVersion)>> = futures::stream::iter(candidates.iter().copied())
         .map(|i| async move {
             match runner.store.load(&specs[i].name).await {
@@ -349,10 +373,20 @@ pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [D
         .await;
     let mut due = Vec::new();
     for (index, state) in candidates.into_iter().zip(loaded) {
-        let (d, notify) = (&decided[index], specs[index].notify.as_ref());
+        let (d, Some(notify)) = (&decided[index], specs[index].notify.as_ref()) else {
+            continue;
+        };
         let last = state.as_ref().and_then(|(s, _)| s.last_notified.as_ref());
-        if notify.is_some_and(|n| is_due(&d.record, d.changed_state, &n.events, last, runner.now)) {
-            due.push(Due { index, state });
+        let record = if is_due(&d.record, d.changed_state, &notify.events, last, runner.now) {
+            Some(d.record.clone())
+        } else {
+            state
+                .as_ref()
+                .and_then(|(s, _)| owed(&s.history, &notify.events, last, runner.now))
+                .cloned()
+        };
+        if let Some(record) = record {
+            due.push(Due { index, state, record });
         }
     }
     if due.is_empty() {
@@ -366,7 +400,7 @@ pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [D
         let (built, warnings) = sinks(notify, &runner.secrets);
         decided[d.index].warnings.extend(warnings);
         // Scrubbed again with the secrets just read: the record may carry one of them.
-        let mut record = decided[d.index].record.clone();
+        let mut record = d.record.clone();
         record.scrub(&runner.secrets);
         for sink in built {
             jobs.push((d.index, record.clone(), sink));
@@ -439,7 +473,7 @@ pub async fn notify_all(runner: &Runner, specs: &[RolloutSpec], decided: &mut [D
                 None,
             ),
         };
-        let record = &decided[d.index].record;
+        let record = &d.record;
         state.last_notified = Some(LastNotified {
             decision: record.decision,
             at: record.at,
@@ -495,6 +529,36 @@ mod tests {
         // A change that was not carried out (a complete rollout reported again) does not either.
         assert!(!is_due(&record(DecisionKind::Complete, "x"), false, &all(), None, now));
         assert!(is_due(&record(DecisionKind::Complete, "x"), true, &all(), None, now));
+    }
+
+    #[test]
+    fn the_newest_change_newer_than_the_last_notification_is_owed_and_no_older_past() {
+        let at: DateTime<Utc> = "2026-11-24T09:00:00Z".parse().unwrap();
+        let rollback = record(DecisionKind::Rollback, "errors");
+        let mut hold = record(DecisionKind::Hold, "locked");
+        hold.at = at + chrono::Duration::minutes(30);
+        let history = vec![record(DecisionKind::Start, "go"), rollback.clone(), hold];
+        let hours = |h| at + chrono::Duration::hours(h);
+        // Never notified: owed within a day of the change, not after.
+        assert_eq!(owed(&history, &all(), None, hours(1)), Some(&rollback));
+        assert_eq!(owed(&history, &all(), None, hours(25)), None);
+        // Notified at the rollback's time: paid; notified before it: still owed.
+        let notified = |at| LastNotified {
+            decision: DecisionKind::Start,
+            at,
+            reason: String::new(),
+        };
+        assert_eq!(owed(&history, &all(), Some(&notified(at)), hours(1)), None);
+        let earlier = notified(at - chrono::Duration::minutes(5));
+        assert_eq!(owed(&history, &all(), Some(&earlier), hours(1)), Some(&rollback));
+        // Events it does not name, and errors, are never owed.
+        let only_start: BTreeSet<_> = [DecisionKind::Start].into();
+        assert_eq!(
+            owed(&history, &only_start, Some(&earlier), hours(1)).map(|r| r.decision),
+            Some(DecisionKind::Start)
+        );
+        let errors = vec![record(DecisionKind::Error, "down")];
+        assert_eq!(owed(&errors, &all(), None, hours(1)), None);
     }
 
     #[test]

@@ -303,6 +303,45 @@ async fn a_notification_one_hook_refused_is_sent_again_by_the_next_run() {
     // `expect(2)` on both hooks: the second run sent the unchanged error again.
 }
 
+/// A change whose notification failed is owed: the next run, which changes nothing, sends it
+/// (and records it), and the run after sends nothing more.
+#[tokio::test]
+async fn a_change_whose_notification_failed_is_sent_by_the_next_run() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/flaky"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .named("POST /flaky refused once")
+        .mount(&server)
+        .await;
+    hook(&server, "/flaky", 200, 1).await;
+    set_secret("NOTIFY_T15_SECRET", "t15-hook-key-0123456789");
+    let block = webhook_block("[start]", &format!("{}/flaky", server.uri()), "NOTIFY_T15_SECRET");
+    let repo = repo(&[("owed", &block)]);
+
+    let first = run(&repo, 0).await;
+    assert_eq!(first[0].record.decision, DecisionKind::Start);
+    assert_eq!(first[0].warnings.len(), 1, "{:?}", first[0].warnings);
+    assert!(state_of(&repo, "owed").get("last_notified").is_none());
+    // The next run holds (the stage bakes an hour) and owes the start: it sends it now.
+    let second = run(&repo, 5).await;
+    assert_ne!(second[0].record.decision, DecisionKind::Start);
+    assert!(second[0].warnings.is_empty(), "{:?}", second[0].warnings);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(events_received(&requests), ["start", "start"]);
+    let body: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(
+        body["at"],
+        first[0].record.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    assert_eq!(state_of(&repo, "owed")["last_notified"]["decision"], "start");
+    // Paid: nothing more.
+    run(&repo, 10).await;
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
 /// A refusing hook's answer is redacted before a warning quotes a part of it, so a secret the
 /// answer echoes near the cut leaves no prefix behind.
 #[tokio::test]
