@@ -489,7 +489,7 @@ fn a_scheduled_runs_summary_says_how_late_it_started() {
     let note = report::summary::schedule_note(&lag, Some(flagramp::SpecDuration::from_secs(3600)));
     assert_eq!(
         note,
-        "This scheduled run started 14 min after its slot 10:15 UTC (cron <code>*/15 * * * *</code>).\n\n"
+        "This scheduled run started 14 min after its cron's latest slot 10:15 UTC (cron <code>*/15 * * * *</code>): at least that late.\n\n"
     );
     let summary = report::summary::summary_ending(&reports(), &[], RUN, &note, None);
     let mut lines = summary.lines();

@@ -87,7 +87,9 @@ pub fn schedule_note(lag: &Result<ScheduleLag, ScheduleError>, shortest_bake: Op
         }
     };
     let mut out = format!(
-        "This scheduled run started {} after its slot {} (cron <code>{}</code>).\n\n",
+        // The payload names the cron, not the slot: a run more than one period late is
+        // measured from a later slot than its own, so this is how late it is at least.
+        "This scheduled run started {} after its cron's latest slot {} (cron <code>{}</code>): at least that late.\n\n",
         lag.lag_text(),
         lag.slot_text(),
         markdown(&lag.cron)
