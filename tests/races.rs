@@ -50,21 +50,24 @@ fn trial(root: &Path) {
     let mut children = Vec::new();
     for i in 0..RUNS_PER_ROLLOUT * 2 {
         let name = if i % 2 == 0 { "a" } else { "b" };
+        // Output to files, not pipes: reading ten children's pipes at once (`wait_with_output`)
+        // failed once with EAGAIN inside the standard library on a loaded machine.
+        let (out_path, err_path) = (root.join(format!("run-{i}.out")), root.join(format!("run-{i}.err")));
         let child = flagramp_in(root)
             .args(["run", name, "--now", "2026-11-24T09:00:00Z", "--output", "json"])
             .args(["--state-dir", &format!("state-{name}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
             .spawn()
             .unwrap();
-        children.push((name, child));
+        children.push((name, child, out_path, err_path));
     }
     let mut starts = std::collections::BTreeMap::<&str, usize>::new();
-    for (name, child) in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
-        let records: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, mut child, out_path, err_path) in children {
+        let status = child.wait().unwrap();
+        let stderr = String::from_utf8_lossy(&std::fs::read(&err_path).unwrap()).into_owned();
+        assert_eq!(status.code(), Some(0), "{name}: {stderr}");
+        let records: Value = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
         let decision = records[0]["decision"].as_str().unwrap().to_string();
         match decision.as_str() {
             "start" => *starts.entry(name).or_default() += 1,
